@@ -1,0 +1,183 @@
+// The bulkhead: bounds the work running at once (not just the waiting) with a bounded FIFO queue.
+import type { TimerHandle } from '../clock/clock.ts';
+import { BulkheadRejectedError, withoutStack } from '../errors.ts';
+import { PolicyBase } from '../pipeline/base.ts';
+import type { Lease, Scope } from '../pipeline/context.ts';
+import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
+import { type BulkheadOptions, type NormalizedBulkheadOptions, normalizeBulkheadOptions } from './options.ts';
+
+export interface BulkheadStats {
+  maxConcurrent: number;
+  /** Slots taken, including those held by work whose caller already gave up. */
+  active: number;
+  /** Free slots: `maxConcurrent - active`. */
+  available: number;
+  queued: number;
+  /** Slots still held by work that a timeout inside the bulkhead abandoned but that has not settled. */
+  lingering: number;
+  /** Calls refused since creation (queue full or queue timeout). */
+  rejected: number;
+}
+
+/** A caller waiting for a slot: a node of the doubly linked queue, so leaving it is O(1). */
+class Waiter {
+  prev: Waiter | undefined;
+  next: Waiter | undefined;
+  timer: TimerHandle | undefined;
+  signal: AbortSignal | undefined;
+  constructor(
+    readonly bulkhead: BulkheadPolicy,
+    readonly scope: Scope,
+    readonly run: Next,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (reason: unknown) => void,
+  ) {}
+  /** Abort while queued: leave the queue and reject with the caller's reason. */
+  handleEvent(): void {
+    this.bulkhead.leave(this);
+    this.reject(this.signal!.reason);
+  }
+}
+
+/** One taken slot. It is given back when the work settles and no abandoned work still holds it. */
+class Slot implements Lease {
+  holds = 0;
+  done = false;
+  constructor(
+    readonly bulkhead: BulkheadPolicy,
+    readonly outer: Lease | undefined,
+  ) {}
+  hold(work: Promise<unknown>): void {
+    this.holds++;
+    const release = () => {
+      this.holds--;
+      if (this.done && this.holds === 0) this.bulkhead.release(true);
+    };
+    work.then(release, release);
+  }
+}
+
+export class BulkheadPolicy extends PolicyBase {
+  readonly kind = 'bulkhead';
+  readonly #o: NormalizedBulkheadOptions;
+  #active = 0;
+  #queued = 0;
+  #lingering = 0;
+  #rejected = 0;
+  #head: Waiter | undefined;
+  #tail: Waiter | undefined;
+
+  constructor(options: BulkheadOptions) {
+    const o = normalizeBulkheadOptions(options);
+    super(o.name);
+    this.#o = o;
+  }
+
+  stats(): BulkheadStats {
+    return {
+      maxConcurrent: this.#o.maxConcurrent,
+      active: this.#active,
+      available: this.#o.maxConcurrent - this.#active,
+      queued: this.#queued,
+      lingering: this.#lingering,
+      rejected: this.#rejected,
+    };
+  }
+
+  describe(): PolicyDescription {
+    const o = this.#o;
+    return {
+      kind: 'bulkhead',
+      name: this.name,
+      options: { maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue, queueTimeoutMs: o.queueTimeoutMs },
+    };
+  }
+
+  [kRun](scope: Scope, next: Next): Promise<unknown> {
+    if (this.#active < this.#o.maxConcurrent) {
+      this.#active++;
+      return this.#runAdmitted(scope, next);
+    }
+    if (this.#queued >= this.#o.maxQueue) return this.#refuse(scope, 'queue-full');
+    if (scope.aborted) return Promise.reject(scope.abortReason);
+    return new Promise((resolve, reject) => {
+      const waiter = new Waiter(this, scope, next, resolve, reject);
+      this.#enqueue(waiter);
+      if (this.#o.queueTimeoutMs !== Number.POSITIVE_INFINITY) {
+        waiter.timer = this.#o.clock.setTimeout(() => {
+          this.leave(waiter);
+          this.#refuse(scope, 'queue-timeout').catch(reject);
+        }, this.#o.queueTimeoutMs);
+      }
+      if (scope.canAbort) {
+        waiter.signal = scope.signal;
+        waiter.signal.addEventListener('abort', waiter, { once: true });
+      }
+    });
+  }
+
+  async #runAdmitted(scope: Scope, next: Next): Promise<unknown> {
+    const slot = new Slot(this, scope.lease);
+    scope.lease = slot;
+    try {
+      return await next(scope);
+    } finally {
+      scope.lease = slot.outer;
+      slot.done = true;
+      if (slot.holds === 0) this.release(false);
+      else this.#lingering++;
+    }
+  }
+
+  /** Gives a slot back and admits the next waiter. @internal */
+  release(wasLingering: boolean): void {
+    if (wasLingering) this.#lingering--;
+    this.#active--;
+    const waiter = this.#head;
+    if (waiter === undefined) return;
+    this.leave(waiter);
+    this.#active++;
+    this.#runAdmitted(waiter.scope, waiter.run).then(waiter.resolve, waiter.reject);
+  }
+
+  /** Removes a waiter from the queue and drops its timer and abort listener. @internal */
+  leave(waiter: Waiter): void {
+    if (waiter.prev === undefined && this.#head !== waiter) return; // already gone
+    if (waiter.prev !== undefined) waiter.prev.next = waiter.next;
+    else this.#head = waiter.next;
+    if (waiter.next !== undefined) waiter.next.prev = waiter.prev;
+    else this.#tail = waiter.prev;
+    waiter.prev = waiter.next = undefined;
+    this.#queued--;
+    if (waiter.timer !== undefined) this.#o.clock.clearTimeout(waiter.timer);
+    waiter.signal?.removeEventListener('abort', waiter);
+  }
+
+  #enqueue(waiter: Waiter): void {
+    waiter.prev = this.#tail;
+    if (this.#tail !== undefined) this.#tail.next = waiter;
+    else this.#head = waiter;
+    this.#tail = waiter;
+    this.#queued++;
+  }
+
+  #refuse(scope: Scope, reason: 'queue-full' | 'queue-timeout'): Promise<never> {
+    this.#rejected++;
+    if (this.events.demand !== 0) {
+      this.events.emit({
+        type: 'bulkhead:rejected',
+        policy: this.name,
+        operation: scope.operation,
+        reason,
+        active: this.#active,
+        queued: this.#queued,
+      });
+    }
+    return Promise.reject(withoutStack(() => new BulkheadRejectedError(this.name, reason)));
+  }
+}
+
+/** A bulkhead. See {@link BulkheadOptions} for the defaults. */
+export function bulkhead(options: BulkheadOptions | number): BulkheadPolicy {
+  return new BulkheadPolicy(typeof options === 'number' ? { maxConcurrent: options } : options);
+}

@@ -1,0 +1,53 @@
+// The one source of time for every policy: injected, so tests run on a virtual clock.
+
+/** An opaque timer handle returned by {@link Clock.setTimeout}. */
+export type TimerHandle = { readonly __timer: unique symbol } | object;
+
+export interface Clock {
+  /** Milliseconds since the epoch (wall time, so state can be exported across processes). */
+  now(): number;
+  /** Runs `fn` once after `ms`; the returned handle cancels it. */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+  /** Resolves after `ms`; rejects with the signal's reason as soon as `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Shared by both clocks: a sleep built from the clock's own timers. */
+export function sleepOn(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) {
+    return new Promise((resolve) => {
+      clock.setTimeout(resolve, ms);
+    });
+  }
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = clock.setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+class SystemClock implements Clock {
+  now(): number {
+    return Date.now();
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return setTimeout(fn, ms);
+  }
+  clearTimeout(handle: TimerHandle): void {
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+}
+
+/** The real clock: `Date.now()` and Node's timers. The default of every policy. */
+export const systemClock: Clock = new SystemClock();

@@ -1,0 +1,119 @@
+// One typed event stream per policy and per pipeline; emitting costs a single integer check
+// when nobody listens, because emit sites test `demand` before building an event object.
+
+/** Fields every event carries. */
+export interface EventBase {
+  /** The policy's name (its kind unless named in its options). */
+  readonly policy: string;
+  /** The `operation` given to `execute`, if any. */
+  readonly operation: string | undefined;
+}
+
+export interface BulwarkEventMap {
+  /** An attempt failed and the retry policy will try again after `delayMs`. `attempt` is the one that failed. */
+  'retry:scheduled': EventBase & { attempt: number; delayMs: number; error: unknown; result: unknown };
+  /** The retry policy gave up. */
+  'retry:exhausted': EventBase & { attempts: number; error: unknown };
+  /** The timeout fired; the attempt's signal was aborted. */
+  'timeout:fired': EventBase & { timeoutMs: number };
+  /** 75% or 90% of a timeout's budget has passed while the operation is still running. */
+  'timeout:warning': EventBase & { fraction: 0.75 | 0.9; timeoutMs: number; elapsedMs: number };
+  'breaker:opened': EventBase & {
+    reason: 'failure-rate' | 'slow-call-rate' | 'consecutive-failures' | 'probe-failed';
+    openMs: number;
+    failureRate: number;
+    slowCallRate: number;
+  };
+  'breaker:half-opened': EventBase;
+  'breaker:closed': EventBase;
+  'breaker:isolated': EventBase;
+  /** A call was refused because the circuit is open, isolated, or half-open with its probes taken. */
+  'breaker:rejected': EventBase & { state: 'open' | 'half-open' | 'isolated'; retryAfterMs: number };
+  'bulkhead:rejected': EventBase & { reason: 'queue-full' | 'queue-timeout'; active: number; queued: number };
+  'fallback:used': EventBase & { error: unknown };
+}
+
+export type BulwarkEventType = keyof BulwarkEventMap;
+/** Any event, discriminated by `type`. */
+export type BulwarkEvent = { [K in BulwarkEventType]: { type: K } & BulwarkEventMap[K] }[BulwarkEventType];
+
+type AnyListener = (event: BulwarkEvent) => void;
+
+/**
+ * A stream of events. Policies emit into their own stream; a pipeline's stream receives the
+ * events of all its policies. `on` and `onAny` return a function that unsubscribes.
+ */
+export class EventStream {
+  /** How many listeners would receive an event emitted here (own and downstream). @internal */
+  demand = 0;
+  #listeners: Map<string, AnyListener[]> = new Map();
+  #sinks: EventStream[] = [];
+  #sources: EventStream[] = [];
+
+  on<K extends BulwarkEventType>(
+    type: K,
+    listener: (event: { type: K } & BulwarkEventMap[K]) => void,
+  ): () => void {
+    return this.#add(type, listener as AnyListener);
+  }
+
+  /** Every event, whatever its type. */
+  onAny(listener: (event: BulwarkEvent) => void): () => void {
+    return this.#add('*', listener);
+  }
+
+  /** Emit an event. Call sites check `demand !== 0` first so that no event is built for nobody. @internal */
+  emit(event: BulwarkEvent): void {
+    if (this.demand === 0) return;
+    this.#deliver(event);
+  }
+
+  /** Forward everything emitted here to `sink` as well. @internal */
+  forwardTo(sink: EventStream): void {
+    if (this.#sinks.includes(sink)) return;
+    this.#sinks.push(sink);
+    sink.#sources.push(this);
+    this.#addDemand(sink.demand);
+  }
+
+  #deliver(event: BulwarkEvent): void {
+    const typed = this.#listeners.get(event.type);
+    if (typed !== undefined) for (const l of typed) call(l, event);
+    const any = this.#listeners.get('*');
+    if (any !== undefined) for (const l of any) call(l, event);
+    for (const sink of this.#sinks) if (sink.demand !== 0) sink.#deliver(event);
+  }
+
+  #add(key: string, listener: AnyListener): () => void {
+    // A copy per change keeps delivery safe while a listener unsubscribes itself.
+    this.#listeners.set(key, [...(this.#listeners.get(key) ?? []), listener]);
+    this.#addDemand(1);
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      const list = (this.#listeners.get(key) ?? []).filter((l) => l !== listener);
+      if (list.length === 0) this.#listeners.delete(key);
+      else this.#listeners.set(key, list);
+      this.#addDemand(-1);
+    };
+  }
+
+  #addDemand(delta: number): void {
+    if (delta === 0) return;
+    this.demand += delta;
+    for (const source of this.#sources) source.#addDemand(delta);
+  }
+}
+
+function call(listener: AnyListener, event: BulwarkEvent): void {
+  try {
+    listener(event);
+  } catch (error) {
+    // A faulty listener must not fail the call it observes; surface it without crashing.
+    process.emitWarning(
+      `Bulwark event listener for '${event.type}' threw: ${String(error)}`,
+      'BulwarkListenerError',
+    );
+  }
+}

@@ -1,0 +1,49 @@
+// The fallback policy: replaces a failure with a substitute and marks the outcome degraded.
+import { PolicyBase } from '../pipeline/base.ts';
+import type { Scope } from '../pipeline/context.ts';
+import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
+import { type FallbackOptions, type NormalizedFallbackOptions, normalizeFallbackOptions } from './options.ts';
+
+export interface FallbackStats {
+  /** Calls answered by the substitute. */
+  used: number;
+}
+
+export class FallbackPolicy<R> extends PolicyBase<R> {
+  readonly kind = 'fallback';
+  readonly #o: NormalizedFallbackOptions;
+  #used = 0;
+
+  constructor(options: FallbackOptions<R>) {
+    const o = normalizeFallbackOptions(options as FallbackOptions<unknown>);
+    super(o.name);
+    this.#o = o;
+  }
+
+  stats(): FallbackStats {
+    return { used: this.#used };
+  }
+
+  describe(): PolicyDescription {
+    return { kind: 'fallback', name: this.name, options: { substitute: this.#o.hasValue ? 'value' : 'fn' } };
+  }
+
+  async [kRun](scope: Scope, next: Next): Promise<unknown> {
+    try {
+      return await next(scope);
+    } catch (error) {
+      if (scope.aborted || !this.#o.shouldHandle(error)) throw error;
+      this.#used++;
+      scope.root.degraded = true;
+      if (this.events.demand !== 0) {
+        this.events.emit({ type: 'fallback:used', policy: this.name, operation: scope.operation, error });
+      }
+      return this.#o.substitute(error, scope);
+    }
+  }
+}
+
+/** A fallback: `fallback({ value })` or `fallback({ fn: (error) => substitute })`. */
+export function fallback<R>(options: FallbackOptions<R>): FallbackPolicy<R> {
+  return new FallbackPolicy(options);
+}

@@ -1,0 +1,90 @@
+// Retry options, their defaults, and their one-time normalisation.
+import { isTransient, retryAfterOf } from '../classify.ts';
+import { type Clock, systemClock } from '../clock/clock.ts';
+import { fail, func, isRecord, knownKeys, num, optionsObject, str } from '../internal/validate.ts';
+import { type Backoff, exponential, isBackoff } from './backoff.ts';
+
+export interface RetryOptions {
+  /** Every call counts, the first included: `maxAttempts: 3` makes at most 3 calls. @default 3 */
+  maxAttempts?: number;
+  /** No retry starts if it would begin later than this after the first call began. @default Infinity */
+  maxDurationMs?: number;
+  /** @default exponential({ baseMs: 200, maxMs: 30_000, jitter: 0.2 }) */
+  backoff?: Backoff;
+  /** Whether a failure is worth another attempt. @default isTransient */
+  shouldRetry?: (error: unknown, attempt: number) => boolean;
+  /** Whether a successful result should be retried (for example a 503 response object). @default never */
+  shouldRetryResult?: (result: unknown, attempt: number) => boolean;
+  /**
+   * Honour retry-after hints (a `Retry-After` header, an open breaker's `retryAfterMs`): wait the
+   * longer of the backoff and the hint, the hint capped at `maxMs`. `false` ignores hints.
+   * @default { maxMs: 30_000 }
+   */
+  retryAfter?: { maxMs: number } | false;
+  /** Source of randomness for jitter, for deterministic tests. @default Math.random */
+  random?: () => number;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Names the policy in events and statistics. @default 'retry' */
+  name?: string;
+}
+
+/** @internal */
+export interface NormalizedRetryOptions {
+  maxAttempts: number;
+  maxDurationMs: number;
+  backoff: Backoff;
+  shouldRetry: (error: unknown, attempt: number) => boolean;
+  shouldRetryResult: ((result: unknown, attempt: number) => boolean) | undefined;
+  retryAfterMaxMs: number;
+  readHint: ((error: unknown, nowMs: number) => number | undefined) | undefined;
+  random: () => number;
+  clock: Clock;
+  name: string;
+}
+
+const KEYS = [
+  'maxAttempts',
+  'maxDurationMs',
+  'backoff',
+  'shouldRetry',
+  'shouldRetryResult',
+  'retryAfter',
+  'random',
+  'clock',
+  'name',
+] as const;
+
+/** @internal */
+export function normalizeRetryOptions(options: RetryOptions | undefined): NormalizedRetryOptions {
+  const o = optionsObject('retry', options);
+  knownKeys('retry', o, KEYS);
+  if (o.backoff !== undefined && !isBackoff(o.backoff)) {
+    fail('retry.backoff', 'expected a backoff such as exponential({ baseMs: 200 })');
+  }
+  let retryAfterMaxMs = 30_000;
+  let readHint: NormalizedRetryOptions['readHint'] = retryAfterOf;
+  if (o.retryAfter === false) {
+    readHint = undefined;
+    retryAfterMaxMs = 0;
+  } else if (o.retryAfter !== undefined) {
+    if (!isRecord(o.retryAfter)) fail('retry.retryAfter', 'expected { maxMs } or false');
+    knownKeys('retry.retryAfter', o.retryAfter, ['maxMs']);
+    retryAfterMaxMs = num('retry.retryAfter.maxMs', o.retryAfter.maxMs, 30_000, { min: 0, infinite: true });
+  }
+  return {
+    maxAttempts: num('retry.maxAttempts', o.maxAttempts, 3, { min: 1, integer: true, infinite: true }),
+    maxDurationMs: num('retry.maxDurationMs', o.maxDurationMs, Number.POSITIVE_INFINITY, {
+      min: 0,
+      infinite: true,
+    }),
+    backoff: (o.backoff as Backoff | undefined) ?? exponential({ baseMs: 200, maxMs: 30_000, jitter: 0.2 }),
+    shouldRetry: func('retry.shouldRetry', o.shouldRetry, isTransient),
+    shouldRetryResult: func('retry.shouldRetryResult', o.shouldRetryResult),
+    retryAfterMaxMs,
+    readHint,
+    random: func('retry.random', o.random, Math.random),
+    clock: (o.clock as Clock | undefined) ?? systemClock,
+    name: str('retry.name', o.name, 'retry'),
+  };
+}

@@ -1,0 +1,144 @@
+// The retry policy: runs the inner layers again after transient failures, with backoff.
+import { RetriesExhaustedError } from '../errors.ts';
+import { PolicyBase } from '../pipeline/base.ts';
+import type { Scope } from '../pipeline/context.ts';
+import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
+import type { BackoffMemo } from './backoff.ts';
+import { type NormalizedRetryOptions, normalizeRetryOptions, type RetryOptions } from './options.ts';
+
+/** Counters by outcome, shaped like resilience4j's retry metrics. */
+export interface RetryStats {
+  successfulWithoutRetry: number;
+  successfulWithRetry: number;
+  failedWithoutRetry: number;
+  failedWithRetry: number;
+}
+
+export class RetryPolicy extends PolicyBase {
+  readonly kind = 'retry';
+  readonly #o: NormalizedRetryOptions;
+  #successWithout = 0;
+  #successWith = 0;
+  #failedWithout = 0;
+  #failedWith = 0;
+
+  constructor(options?: RetryOptions) {
+    const o = normalizeRetryOptions(options);
+    super(o.name);
+    this.#o = o;
+  }
+
+  stats(): RetryStats {
+    return {
+      successfulWithoutRetry: this.#successWithout,
+      successfulWithRetry: this.#successWith,
+      failedWithoutRetry: this.#failedWithout,
+      failedWithRetry: this.#failedWith,
+    };
+  }
+
+  describe(): PolicyDescription {
+    const o = this.#o;
+    return {
+      kind: 'retry',
+      name: this.name,
+      options: {
+        maxAttempts: o.maxAttempts,
+        maxDurationMs: o.maxDurationMs,
+        backoff: o.backoff.describe(),
+        retryAfterMaxMs: o.readHint ? o.retryAfterMaxMs : false,
+      },
+    };
+  }
+
+  async [kRun](scope: Scope, next: Next): Promise<unknown> {
+    const o = this.#o;
+    const bounded = o.maxDurationMs !== Number.POSITIVE_INFINITY;
+    const startedAt = bounded ? o.clock.now() : 0;
+    let memo: BackoffMemo | undefined;
+    for (let attempt = 1; ; attempt++) {
+      scope.attempt = attempt;
+      scope.root.attempt = attempt;
+      let error: unknown;
+      let result: unknown;
+      let failed = false;
+      try {
+        result = await next(scope);
+      } catch (e) {
+        error = e;
+        failed = true;
+      }
+      if (!failed) {
+        if (o.shouldRetryResult === undefined || !o.shouldRetryResult(result, attempt)) {
+          if (attempt === 1) this.#successWithout++;
+          else this.#successWith++;
+          return result;
+        }
+      } else if (scope.aborted) {
+        // The caller (or a timeout around this retry) gave up: surface its reason, never retry.
+        this.#countFailure(attempt);
+        throw scope.abortReason;
+      } else if (!o.shouldRetry(error, attempt)) {
+        this.#countFailure(attempt);
+        throw error;
+      }
+
+      let delay = 0;
+      let give = attempt >= o.maxAttempts;
+      if (!give) {
+        memo ??= { prev: 0 };
+        delay = o.backoff.delayMs(attempt, o.random, memo);
+        if (failed && o.readHint !== undefined) {
+          const hint = o.readHint(error, o.clock.now());
+          if (hint !== undefined) delay = Math.max(delay, Math.min(hint, o.retryAfterMaxMs));
+        }
+        if (bounded && o.clock.now() + delay - startedAt > o.maxDurationMs) give = true;
+      }
+      if (give) {
+        this.#countFailure(attempt);
+        if (this.events.demand !== 0) {
+          this.events.emit({
+            type: 'retry:exhausted',
+            policy: this.name,
+            operation: scope.operation,
+            attempts: attempt,
+            error,
+          });
+        }
+        throw new RetriesExhaustedError(attempt, error, failed ? undefined : result);
+      }
+      if (this.events.demand !== 0) {
+        this.events.emit({
+          type: 'retry:scheduled',
+          policy: this.name,
+          operation: scope.operation,
+          attempt,
+          delayMs: delay,
+          error,
+          result: failed ? undefined : result,
+        });
+      }
+      if (delay > 0) {
+        try {
+          await o.clock.sleep(delay, scope.canAbort ? scope.signal : undefined);
+        } catch (reason) {
+          this.#countFailure(attempt);
+          throw reason;
+        }
+      } else if (scope.aborted) {
+        this.#countFailure(attempt);
+        throw scope.abortReason;
+      }
+    }
+  }
+
+  #countFailure(attempt: number): void {
+    if (attempt === 1) this.#failedWithout++;
+    else this.#failedWith++;
+  }
+}
+
+/** A retry policy. See {@link RetryOptions} for the defaults. */
+export function retry(options?: RetryOptions): RetryPolicy {
+  return new RetryPolicy(options);
+}
