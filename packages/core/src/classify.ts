@@ -3,6 +3,7 @@
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
+  InvalidOptionsError,
   IsolatedCircuitError,
   RateLimitedError,
   TimeoutError,
@@ -33,8 +34,8 @@ const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 /**
  * Classifies a failure. In order:
  * 1. an explicit `transient: boolean` property on the error wins;
- * 2. aborts (`AbortError`) and isolated circuits are permanent; Bulwark's timeout, open-circuit,
- *    bulkhead and rate-limit rejections are transient;
+ * 2. aborts (`AbortError`), isolated circuits and invalid options are permanent; Bulwark's
+ *    timeout, open-circuit, bulkhead and rate-limit rejections are transient;
  * 3. an HTTP status (`status`, `statusCode` or `response.status`): 408, 425, 429 and 5xx gateway
  *    statuses 500/502/503/504 are transient, any other 4xx/5xx is permanent;
  * 4. a network error code (`code`, or the `cause`'s code, as undici's "fetch failed" carries):
@@ -55,7 +56,13 @@ export function classify(error: unknown): FailureKind {
   ) {
     return 'transient';
   }
-  if (error instanceof IsolatedCircuitError || e.name === 'AbortError') return 'permanent';
+  if (
+    error instanceof IsolatedCircuitError ||
+    error instanceof InvalidOptionsError ||
+    e.name === 'AbortError'
+  ) {
+    return 'permanent';
+  }
   if (e.code === 'BULWARK_RETRIES_EXHAUSTED') return classify(e.cause);
   const status = statusOf(e);
   if (status !== undefined) {
@@ -107,11 +114,26 @@ export function retryAfterOf(error: unknown, nowMs: number = Date.now()): number
   return header === undefined ? undefined : parseRetryAfter(header, nowMs);
 }
 
-/** Parses a `Retry-After` header value (delta-seconds or HTTP-date) into milliseconds from `nowMs`. */
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d{2}:\\d{2}:\\d{2}';
+/** The three HTTP-date forms of RFC 9110 §5.6.7; the last (asctime) carries no zone but means GMT. */
+const IMF_FIXDATE = new RegExp(`^${DAY}, \\d{1,2} ${MONTH} \\d{4} ${TIME} GMT$`, 'i');
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, \\d{1,2}-${MONTH}-\\d{2} ${TIME} GMT$`, 'i');
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} +\\d{1,2} ${TIME} \\d{4}$`, 'i');
+
+/**
+ * Parses a `Retry-After` header value (delta-seconds or HTTP-date) into milliseconds from `nowMs`.
+ * Anything else is `undefined`: `Date.parse` alone would read "-5" or "soon 1" as dates in 2001.
+ */
 export function parseRetryAfter(value: string, nowMs: number): number | undefined {
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
+  let at: number;
+  if (IMF_FIXDATE.test(trimmed) || RFC850_DATE.test(trimmed)) at = Date.parse(trimmed);
+  else if (ASCTIME_DATE.test(trimmed)) at = Date.parse(`${trimmed} GMT`);
+  else return undefined;
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowMs);
 }

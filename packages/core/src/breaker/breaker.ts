@@ -141,6 +141,12 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (!['closed', 'open', 'half-open', 'isolated'].includes(snapshot.state)) {
       fail('breaker.state.state', `unknown state ${JSON.stringify(snapshot.state)}`);
     }
+    for (const key of ['openedAt', 'openForMs', 'openings'] as const) {
+      if (typeof snapshot[key] !== 'number' || !Number.isFinite(snapshot[key])) {
+        fail(`breaker.state.${key}`, `expected a finite number, got ${String(snapshot[key])}`);
+      }
+    }
+    if (!isRecord(snapshot.window)) fail('breaker.state.window', 'expected the exported window');
     this.#window.import(snapshot.window);
     this.#state = snapshot.state;
     this.#openedAt = snapshot.openedAt;
@@ -205,14 +211,16 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (probe) {
       this.#probesInFlight--;
       if (slow) {
-        this.#open('slow-call-rate', now);
+        this.#open('slow-call-rate');
         return;
       }
       if (++this.#probeSuccesses >= this.#o.successes) this.#close();
       return;
     }
     this.#window.record(now, false, slow);
-    if (slow) this.#judge(now);
+    // A success can trip the circuit too: it may bring the window up to `minimumCalls` while
+    // the failure rate is at the threshold, or arrive when expired successes left it there.
+    this.#judge(now);
   }
 
   #onFailure(scope: Scope, error: unknown, generation: number, startedAt: number, probe: boolean): void {
@@ -228,25 +236,25 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const now = this.#o.clock.now();
     if (probe) {
       this.#probesInFlight--;
-      this.#open('probe-failed', now);
+      this.#open('probe-failed');
       return;
     }
     this.#window.record(now, true, now - startedAt >= this.#o.slowThresholdMs);
     this.#judge(now);
   }
 
-  /** Opens the circuit if the window's counts call for it. */
+  /** Opens the circuit if the window's counts call for it. `now` is 0 for an untimed window. */
   #judge(now: number): void {
     const o = this.#o;
     const c = this.#window.counts(now);
     if (o.window.kind === 'consecutive') {
-      if (c.failures >= o.window.failures) this.#open('consecutive-failures', now);
-      else if (c.slow >= o.window.failures) this.#open('slow-call-rate', now);
+      if (c.failures >= o.window.failures) this.#open('consecutive-failures');
+      else if (c.slow >= o.window.failures) this.#open('slow-call-rate');
       return;
     }
     if (c.calls < o.minimumCalls) return;
-    if (c.failures / c.calls >= o.failureRate) this.#open('failure-rate', now);
-    else if (c.slow / c.calls >= o.slowRate) this.#open('slow-call-rate', now);
+    if (c.failures / c.calls >= o.failureRate) this.#open('failure-rate');
+    else if (c.slow / c.calls >= o.slowRate) this.#open('slow-call-rate');
   }
 
   #refresh(now: number): void {
@@ -256,8 +264,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
     }
   }
 
-  #open(reason: OpenReason, now: number): void {
+  /** Opens the circuit now (read from the clock: callers may judge an untimed window at 0). */
+  #open(reason: OpenReason): void {
     const o = this.#o;
+    const now = o.clock.now();
     const c = this.#window.counts(now);
     this.#openings++;
     this.#openForMs = Math.min(o.openMaxMs, o.openMs * o.openFactor ** (this.#openings - 1));

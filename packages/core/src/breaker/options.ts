@@ -1,7 +1,18 @@
 // Circuit breaker options, their defaults, and their one-time normalisation.
 import { isTransient } from '../classify.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
-import { fail, func, isRecord, knownKeys, num, oneOf, optionsObject, str } from '../internal/validate.ts';
+import { BrokenCircuitError, BulkheadRejectedError, RateLimitedError } from '../errors.ts';
+import {
+  clockOption,
+  fail,
+  func,
+  isRecord,
+  knownKeys,
+  num,
+  oneOf,
+  optionsObject,
+  str,
+} from '../internal/validate.ts';
 import type { BreakerStateStore } from './store.ts';
 
 export type BreakerWindowOptions =
@@ -15,7 +26,7 @@ export type BreakerWindowOptions =
 export interface CircuitBreakerOptions {
   /** @default { kind: 'consecutive', failures: 5 } */
   window?: BreakerWindowOptions;
-  /** Count and time windows: open when failures / calls is at or above this. @default 0.5 */
+  /** Count and time windows: open when failures / calls is at or above this (above 0, at most 1). @default 0.5 */
   failureRate?: number;
   /** Count and time windows: judge the rates only once the window holds this many calls. @default 10 */
   minimumCalls?: number;
@@ -33,7 +44,11 @@ export interface CircuitBreakerOptions {
     /** `retryAfterMs` given to callers refused while the probes run. @default min(openMs, 1_000) */
     retryAfterMs?: number;
   };
-  /** Which failures count against the circuit; others are not recorded at all. @default isTransient */
+  /**
+   * Which failures count against the circuit; others are not recorded at all.
+   * @default transient failures, except Bulwark's own local rejections (a full bulkhead, a rate
+   * limit, another open breaker): those say the caller is overloaded, not that the dependency is sick.
+   */
   shouldRecord?: (error: unknown) => boolean;
   /** Where state transitions are saved and loaded (for sharing them across processes). */
   store?: BreakerStateStore;
@@ -102,7 +117,7 @@ export function normalizeBreakerOptions(
     knownKeys('circuitBreaker.slowCall', s, ['thresholdMs', 'rate']);
     if (s.thresholdMs === undefined) fail('circuitBreaker.slowCall.thresholdMs', 'is required');
     slowThresholdMs = num('circuitBreaker.slowCall.thresholdMs', s.thresholdMs, 0, { min: 0 });
-    slowRate = num('circuitBreaker.slowCall.rate', s.rate, 1, { min: 0, max: 1 });
+    slowRate = rate('circuitBreaker.slowCall.rate', s.rate, 1);
   }
   const h = optionsObject('circuitBreaker.halfOpen', o.halfOpen);
   knownKeys('circuitBreaker.halfOpen', h, ['probes', 'successes', 'retryAfterMs']);
@@ -110,7 +125,7 @@ export function normalizeBreakerOptions(
   const maxMinimum = window.kind === 'count' ? window.size : Number.POSITIVE_INFINITY;
   return {
     window,
-    failureRate: num('circuitBreaker.failureRate', o.failureRate, 0.5, { min: 0, max: 1 }),
+    failureRate: rate('circuitBreaker.failureRate', o.failureRate, 0.5),
     minimumCalls: Math.min(
       maxMinimum,
       num('circuitBreaker.minimumCalls', o.minimumCalls, 10, { min: 1, integer: true }),
@@ -130,11 +145,21 @@ export function normalizeBreakerOptions(
         min: 0,
       },
     ),
-    shouldRecord: func('circuitBreaker.shouldRecord', o.shouldRecord, isTransient),
+    shouldRecord: func('circuitBreaker.shouldRecord', o.shouldRecord, recordsByDefault),
     store: normalizeStore(o.store),
-    clock: (o.clock as Clock | undefined) ?? systemClock,
+    clock: clockOption('circuitBreaker.clock', o.clock, systemClock),
     name: str('circuitBreaker.name', o.name, 'breaker'),
   };
+}
+
+/**
+ * A rate threshold in (0, 1]. Every outcome is judged, so a threshold of 0 ("at or above 0%")
+ * would open the circuit on the minimumCalls-th call even if every call succeeded.
+ */
+function rate(path: string, value: unknown, fallback: number): number {
+  const r = num(path, value, fallback, { min: 0, max: 1 });
+  if (r === 0) fail(path, 'must be above 0 (a rate of 0 would open the circuit on successes)');
+  return r;
 }
 
 function normalizeWindow(value: unknown): NormalizedBreakerOptions['window'] {
@@ -178,4 +203,16 @@ function normalizeStore(value: unknown): BreakerStateStore | undefined {
     fail('circuitBreaker.store', 'expected a store with load(name) and save(name, state)');
   }
   return s;
+}
+
+/** The default of `shouldRecord`. */
+function recordsByDefault(error: unknown): boolean {
+  if (
+    error instanceof BulkheadRejectedError ||
+    error instanceof RateLimitedError ||
+    error instanceof BrokenCircuitError
+  ) {
+    return false;
+  }
+  return isTransient(error);
 }

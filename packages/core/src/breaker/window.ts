@@ -17,7 +17,11 @@ export type WindowState =
 /** @internal */
 export interface OutcomeWindow {
   record(now: number, failure: boolean, slow: boolean): void;
-  counts(now: number): WindowCounts;
+  /**
+   * The counts at `now`, in an object the window reuses (the breaker judges every call, so
+   * this allocates nothing): read it at once, before the window changes again.
+   */
+  counts(now: number): Readonly<WindowCounts>;
   reset(): void;
   export(): WindowState;
   import(state: WindowState): void;
@@ -30,12 +34,17 @@ const SLOW = 2;
 export class ConsecutiveWindow implements OutcomeWindow {
   #failures = 0;
   #slow = 0;
+  readonly #view: WindowCounts = { calls: 0, failures: 0, slow: 0 };
   record(_now: number, failure: boolean, slow: boolean): void {
     this.#failures = failure ? this.#failures + 1 : 0;
     this.#slow = slow ? this.#slow + 1 : 0;
   }
-  counts(): WindowCounts {
-    return { calls: Math.max(this.#failures, this.#slow), failures: this.#failures, slow: this.#slow };
+  counts(): Readonly<WindowCounts> {
+    const v = this.#view;
+    v.calls = Math.max(this.#failures, this.#slow);
+    v.failures = this.#failures;
+    v.slow = this.#slow;
+    return v;
   }
   reset(): void {
     this.#failures = 0;
@@ -46,9 +55,9 @@ export class ConsecutiveWindow implements OutcomeWindow {
   }
   import(state: WindowState): void {
     if (state.kind !== 'consecutive')
-      fail('breaker.state.window', `expected a consecutive window, got ${state.kind}`);
-    this.#failures = state.failures;
-    this.#slow = state.slow;
+      fail('breaker.state.window', `expected a consecutive window, got ${String(state.kind)}`);
+    this.#failures = count('breaker.state.window.failures', state.failures);
+    this.#slow = count('breaker.state.window.slow', state.slow);
   }
 }
 
@@ -59,6 +68,7 @@ export class CountWindow implements OutcomeWindow {
   #filled = 0;
   #failures = 0;
   #slow = 0;
+  readonly #view: WindowCounts = { calls: 0, failures: 0, slow: 0 };
   constructor(size: number) {
     this.#ring = new Uint8Array(size);
   }
@@ -76,8 +86,12 @@ export class CountWindow implements OutcomeWindow {
     if (slow) this.#slow++;
     this.#next = (this.#next + 1) % ring.length;
   }
-  counts(): WindowCounts {
-    return { calls: this.#filled, failures: this.#failures, slow: this.#slow };
+  counts(): Readonly<WindowCounts> {
+    const v = this.#view;
+    v.calls = this.#filled;
+    v.failures = this.#failures;
+    v.slow = this.#slow;
+    return v;
   }
   reset(): void {
     this.#ring.fill(0);
@@ -87,13 +101,19 @@ export class CountWindow implements OutcomeWindow {
     return { kind: 'count', outcomes: Array.from(this.#ring), next: this.#next, filled: this.#filled };
   }
   import(state: WindowState): void {
-    if (state.kind !== 'count' || state.outcomes.length !== this.#ring.length) {
-      fail('breaker.state.window', `expected a count window of ${this.#ring.length} calls`);
+    const size = this.#ring.length;
+    if (state.kind !== 'count' || !Array.isArray(state.outcomes) || state.outcomes.length !== size) {
+      fail('breaker.state.window', `expected a count window of ${size} calls`);
+    }
+    const next = count('breaker.state.window.next', state.next, size - 1);
+    const filled = count('breaker.state.window.filled', state.filled, size);
+    if (filled < size && next !== filled) {
+      fail('breaker.state.window.next', `expected ${filled} (the ring is not full), got ${next}`);
     }
     this.reset();
-    this.#ring.set(state.outcomes);
-    this.#next = state.next;
-    this.#filled = state.filled;
+    for (let i = 0; i < size; i++) this.#ring[i] = state.outcomes[i]! & (FAILURE | SLOW);
+    this.#next = next;
+    this.#filled = filled;
     for (let i = 0; i < this.#filled; i++) {
       const v = this.#ring[i]!;
       if (v & FAILURE) this.#failures++;
@@ -112,9 +132,9 @@ export class TimeWindow implements OutcomeWindow {
   readonly #calls: Uint32Array;
   readonly #failures: Uint32Array;
   readonly #slow: Uint32Array;
-  /** Index of the newest interval the buckets hold. */
+  /** Index of the newest interval the buckets hold (-Infinity while every bucket is empty). */
   #head = Number.NEGATIVE_INFINITY;
-  #totals: WindowCounts = { calls: 0, failures: 0, slow: 0 };
+  readonly #totals: WindowCounts = { calls: 0, failures: 0, slow: 0 };
 
   constructor(ms: number, buckets: number) {
     this.#width = ms / buckets;
@@ -159,23 +179,24 @@ export class TimeWindow implements OutcomeWindow {
     }
   }
 
-  counts(now: number): WindowCounts {
+  counts(now: number): Readonly<WindowCounts> {
     this.#roll(now);
-    const t = this.#totals;
-    return { calls: t.calls, failures: t.failures, slow: t.slow };
+    return this.#totals;
   }
 
   reset(): void {
     this.#calls.fill(0);
     this.#failures.fill(0);
     this.#slow.fill(0);
-    this.#totals = { calls: 0, failures: 0, slow: 0 };
+    const t = this.#totals;
+    t.calls = t.failures = t.slow = 0;
   }
 
   export(): WindowState {
     return {
       kind: 'time',
-      start: this.#head,
+      // -Infinity is not JSON (it would come back as null); with every bucket empty any start will do.
+      start: Number.isFinite(this.#head) ? this.#head : 0,
       calls: Array.from(this.#calls),
       failures: Array.from(this.#failures),
       slow: Array.from(this.#slow),
@@ -183,18 +204,36 @@ export class TimeWindow implements OutcomeWindow {
   }
 
   import(state: WindowState): void {
-    if (state.kind !== 'time' || state.calls.length !== this.#calls.length) {
-      fail('breaker.state.window', `expected a time window of ${this.#calls.length} buckets`);
+    const n = this.#calls.length;
+    const sized = (a: unknown) => Array.isArray(a) && a.length === n;
+    if (state.kind !== 'time' || !sized(state.calls) || !sized(state.failures) || !sized(state.slow)) {
+      fail('breaker.state.window', `expected a time window of ${n} buckets`);
+    }
+    const empty = state.calls.every((c) => c === 0);
+    // An empty window has no interval to keep, so its start may be anything (even null, which is
+    // what JSON makes of the -Infinity that earlier versions exported).
+    if (!empty && !Number.isFinite(state.start)) {
+      fail('breaker.state.window.start', `expected a finite number, got ${String(state.start)}`);
     }
     this.reset();
-    this.#head = state.start;
     this.#calls.set(state.calls);
     this.#failures.set(state.failures);
     this.#slow.set(state.slow);
-    for (let i = 0; i < this.#calls.length; i++) {
-      this.#totals.calls += this.#calls[i]!;
-      this.#totals.failures += this.#failures[i]!;
-      this.#totals.slow += this.#slow[i]!;
+    const t = this.#totals;
+    for (let i = 0; i < n; i++) {
+      t.calls += this.#calls[i]!;
+      t.failures += this.#failures[i]!;
+      t.slow += this.#slow[i]!;
     }
+    // With every bucket empty, the first record after the import sets the head.
+    this.#head = empty ? Number.NEGATIVE_INFINITY : state.start;
   }
+}
+
+/** A whole number of calls in [0, max], from a snapshot that may have come from anywhere. */
+function count(path: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    fail(path, `expected a whole number from 0 to ${max}, got ${String(value)}`);
+  }
+  return value;
 }

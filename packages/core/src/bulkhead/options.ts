@@ -1,6 +1,6 @@
 // Bulkhead options and their one-time normalisation.
 import { type Clock, systemClock } from '../clock/clock.ts';
-import { fail, knownKeys, num, optionsObject, str } from '../internal/validate.ts';
+import { clockOption, fail, knownKeys, num, optionsObject, str } from '../internal/validate.ts';
 
 export interface BulkheadOptions {
   /** Calls allowed to run at once. */
@@ -36,7 +36,7 @@ export function normalizeBulkheadOptions(options: BulkheadOptions): NormalizedBu
       min: 0,
       infinite: true,
     }),
-    clock: (o.clock as Clock | undefined) ?? systemClock,
+    clock: clockOption('bulkhead.clock', o.clock, systemClock),
     name: str('bulkhead.name', o.name, 'bulkhead'),
   };
 }

@@ -34,15 +34,43 @@ export function sleepOn(clock: Clock, ms: number, signal: AbortSignal | undefine
   });
 }
 
+/**
+ * Node fires a timer of more than 2^31 − 1 ms (about 24.8 days) after 1 ms, with a warning.
+ * Longer delays (a long `Retry-After`, an uncapped backoff) are split into chunks instead.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A timer longer than Node can arm at once: re-armed chunk by chunk against its absolute due
+ * time, so a late chunk does not push the end back.
+ */
+class LongTimer {
+  #handle: ReturnType<typeof setTimeout> | undefined;
+  constructor(fn: () => void, ms: number) {
+    const due = Date.now() + ms;
+    const arm = () => {
+      const left = due - Date.now();
+      if (left > MAX_TIMER_MS) this.#handle = setTimeout(arm, MAX_TIMER_MS);
+      else this.#handle = setTimeout(fn, Math.max(0, left));
+    };
+    arm();
+  }
+  clear(): void {
+    if (this.#handle !== undefined) clearTimeout(this.#handle);
+    this.#handle = undefined;
+  }
+}
+
 class SystemClock implements Clock {
   now(): number {
     return Date.now();
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    return setTimeout(fn, ms);
+    return ms > MAX_TIMER_MS ? new LongTimer(fn, ms) : setTimeout(fn, ms);
   }
   clearTimeout(handle: TimerHandle): void {
-    clearTimeout(handle as ReturnType<typeof setTimeout>);
+    if (handle instanceof LongTimer) handle.clear();
+    else clearTimeout(handle as ReturnType<typeof setTimeout>);
   }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);

@@ -26,7 +26,9 @@ export class VirtualClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer: VirtualTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn };
+    // Like Node, a NaN or negative delay means "as soon as possible"; Infinity never falls due.
+    const delay = Number.isNaN(ms) ? 0 : Math.max(0, ms);
+    const timer: VirtualTimer = { at: this.#now + delay, seq: this.#seq++, fn };
     let i = this.#timers.length;
     while (i > 0 && this.#timers[i - 1]!.at > timer.at) i--;
     this.#timers.splice(i, 0, timer);
@@ -49,6 +51,9 @@ export class VirtualClock implements Clock {
 
   /** Moves time forward by `ms`, firing every timer that falls due, in order. */
   async advance(ms: number): Promise<void> {
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw new RangeError(`VirtualClock.advance: expected a finite number of ms >= 0, got ${ms}`);
+    }
     const target = this.#now + ms;
     await flushMicrotasks();
     for (;;) {
@@ -63,12 +68,15 @@ export class VirtualClock implements Clock {
     await flushMicrotasks();
   }
 
-  /** Fires timers until none is left (bounded, so a policy that reschedules forever fails the test). */
+  /**
+   * Fires timers until none is left (bounded, so a policy that reschedules forever fails the
+   * test). Timers of infinite delay never fall due; they stay pending.
+   */
   async runAll(maxTimers = 10_000): Promise<void> {
     for (let fired = 0; ; fired++) {
       await flushMicrotasks();
       const next = this.#timers[0];
-      if (next === undefined) return;
+      if (next === undefined || next.at === Number.POSITIVE_INFINITY) return;
       if (fired >= maxTimers) throw new Error(`VirtualClock.runAll: still busy after ${maxTimers} timers`);
       await this.advance(next.at - this.#now);
     }

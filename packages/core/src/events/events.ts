@@ -92,7 +92,10 @@ export class EventStream {
     return () => {
       if (!active) return;
       active = false;
-      const list = (this.#listeners.get(key) ?? []).filter((l) => l !== listener);
+      // Remove this subscription only: the same function subscribed twice stays subscribed once.
+      const list = [...(this.#listeners.get(key) ?? [])];
+      const at = list.indexOf(listener);
+      if (at >= 0) list.splice(at, 1);
       if (list.length === 0) this.#listeners.delete(key);
       else this.#listeners.set(key, list);
       this.#addDemand(-1);

@@ -32,7 +32,10 @@ export class FallbackPolicy<R> extends PolicyBase<R> {
     try {
       return await next(scope);
     } catch (error) {
-      if (scope.aborted || !this.#o.shouldHandle(error)) throw error;
+      // The caller gave up: never answer for them, and surface their reason (as retry does),
+      // whatever the operation rejected with on its way out.
+      if (scope.aborted) throw scope.abortReason;
+      if (!this.#o.shouldHandle(error)) throw error;
       this.#used++;
       scope.root.degraded = true;
       if (this.events.demand !== 0) {

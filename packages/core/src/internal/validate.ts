@@ -1,4 +1,5 @@
 // Option checks shared by every policy: run once at construction, each naming the field it rejects.
+import type { Clock } from '../clock/clock.ts';
 import { InvalidOptionsError } from '../errors.ts';
 
 export function fail(path: string, message: string): never {
@@ -80,6 +81,23 @@ export function oneOf<T extends string>(path: string, value: unknown, allowed: r
     fail(path, `expected one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`);
   }
   return value as T;
+}
+
+/** A `Clock`: checked here so that a wrong value fails at construction, not on the first timer. */
+export function clockOption(path: string, value: unknown, fallback: Clock): Clock {
+  if (value === undefined) return fallback;
+  const c = value as Partial<Record<keyof Clock, unknown>> | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.now !== 'function' ||
+    typeof c.setTimeout !== 'function' ||
+    typeof c.clearTimeout !== 'function' ||
+    typeof c.sleep !== 'function'
+  ) {
+    fail(path, `expected a Clock (now, setTimeout, clearTimeout, sleep), got ${describe(value)}`);
+  }
+  return value as Clock;
 }
 
 function nearest(key: string, keys: readonly string[]): string | undefined {

@@ -9,6 +9,8 @@ export abstract class PolicyBase<R = never> implements Policy<R> {
   abstract readonly kind: string;
   readonly name: string;
   readonly events: EventStream = new EventStream();
+  /** Type-only marker of the substitute result, so `pipeline()` can infer it (never set). @internal */
+  declare readonly __result?: readonly [R];
 
   constructor(name: string) {
     this.name = name;

@@ -53,6 +53,7 @@ export class Scope implements ExecutionContext {
   #abortReason: unknown;
   #aborted = false;
   #unlink: (() => void) | undefined;
+  #disposed = false;
 
   constructor(
     fn: Operation<unknown>,
@@ -87,7 +88,8 @@ export class Scope implements ExecutionContext {
       const parentSignal = this.parent.signal;
       if (parentSignal.aborted) {
         controller.abort(parentSignal.reason);
-      } else {
+      } else if (!this.#disposed) {
+        // Once disposed (the scope settled), a first read must not leave a listener on the parent.
         const onAbort = () => controller.abort(parentSignal.reason);
         parentSignal.addEventListener('abort', onAbort, { once: true });
         this.#unlink = () => parentSignal.removeEventListener('abort', onAbort);
@@ -131,6 +133,7 @@ export class Scope implements ExecutionContext {
 
   /** Drops the link to the parent's signal once this scope has settled. */
   dispose(): void {
+    this.#disposed = true;
     this.#unlink?.();
     this.#unlink = undefined;
   }

@@ -8,7 +8,7 @@ export type Outcome<T> =
   | { readonly ok: true; readonly value: T; readonly degraded: boolean; readonly attempts: number }
   | { readonly ok: false; readonly error: unknown; readonly attempts: number };
 
-type SubstituteOf<P> = P extends Policy<infer R> ? R : never;
+type SubstituteOf<P> = P extends { readonly __result?: readonly [infer R] } ? R : never;
 
 /** A composition of policies; it is itself a policy, so pipelines nest. */
 export class Pipeline<R = never> implements Policy<R> {
@@ -16,6 +16,8 @@ export class Pipeline<R = never> implements Policy<R> {
   readonly name: string;
   readonly events: EventStream = new EventStream();
   readonly policies: readonly Policy<unknown>[];
+  /** Type-only marker of the substitute result (never set). @internal */
+  declare readonly __result?: readonly [R];
   readonly #chain: Next;
 
   constructor(policies: readonly Policy<unknown>[], name = 'pipeline') {

@@ -30,5 +30,5 @@ export interface Policy<R = never> {
   /** @internal */
   [kRun](scope: Scope, next: Next): Promise<unknown>;
   /** Marker for the type of substitute results. @internal */
-  readonly __result?: R;
+  readonly __result?: readonly [R];
 }

@@ -54,6 +54,8 @@ export interface DecorrelatedJitterOptions {
 
 /** Applies ±`jitter` around `delay`, then caps at `maxMs`. */
 function jittered(delay: number, jitter: number, maxMs: number, random: () => number): number {
+  // An uncapped delay that overflowed stays infinite (Infinity · 0 would make NaN).
+  if (delay === Number.POSITIVE_INFINITY) return maxMs;
   const d = jitter === 0 ? delay : delay * (1 + jitter * (2 * random() - 1));
   return Math.min(maxMs, Math.max(0, Math.round(d)));
 }
@@ -98,7 +100,8 @@ export function exponential(options: ExponentialBackoffOptions): Backoff {
   return {
     kind: 'exponential',
     delayMs: (retry, random) =>
-      jittered(Math.min(maxMs, baseMs * factor ** (retry - 1)), jitter, maxMs, random),
+      // baseMs 0 stays 0 even when factor ** n overflows (0 · Infinity is NaN).
+      jittered(baseMs === 0 ? 0 : Math.min(maxMs, baseMs * factor ** (retry - 1)), jitter, maxMs, random),
     describe: () => ({ kind: 'exponential', baseMs, factor, maxMs, jitter }),
   };
 }
@@ -121,8 +124,9 @@ export function decorrelatedJitter(options: DecorrelatedJitterOptions): Backoff 
       const t = retry - 1 + random();
       const next = 2 ** t * Math.tanh(Math.sqrt(4 * t));
       if (!Number.isFinite(next)) {
+        // Past t ≈ 1024, 2^t overflows: Polly answers the cap (App-vNext/Polly#2163).
         memo.prev = next;
-        return maxMs;
+        return baseMs === 0 ? 0 : maxMs;
       }
       const delay = ((next - memo.prev) / 1.4) * baseMs;
       memo.prev = next;

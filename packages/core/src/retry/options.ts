@@ -1,7 +1,16 @@
 // Retry options, their defaults, and their one-time normalisation.
 import { isTransient, retryAfterOf } from '../classify.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
-import { fail, func, isRecord, knownKeys, num, optionsObject, str } from '../internal/validate.ts';
+import {
+  clockOption,
+  fail,
+  func,
+  isRecord,
+  knownKeys,
+  num,
+  optionsObject,
+  str,
+} from '../internal/validate.ts';
 import { type Backoff, exponential, isBackoff } from './backoff.ts';
 
 export interface RetryOptions {
@@ -16,8 +25,9 @@ export interface RetryOptions {
   /** Whether a successful result should be retried (for example a 503 response object). @default never */
   shouldRetryResult?: (result: unknown, attempt: number) => boolean;
   /**
-   * Honour retry-after hints (a `Retry-After` header, an open breaker's `retryAfterMs`): wait the
-   * longer of the backoff and the hint, the hint capped at `maxMs`. `false` ignores hints.
+   * Honour retry-after hints (a `Retry-After` header, an open breaker's `retryAfterMs`), read from
+   * the error or from a result that `shouldRetryResult` rejected: wait the longer of the backoff
+   * and the hint, the hint capped at `maxMs`. `false` ignores hints.
    * @default { maxMs: 30_000 }
    */
   retryAfter?: { maxMs: number } | false;
@@ -84,7 +94,7 @@ export function normalizeRetryOptions(options: RetryOptions | undefined): Normal
     retryAfterMaxMs,
     readHint,
     random: func('retry.random', o.random, Math.random),
-    clock: (o.clock as Clock | undefined) ?? systemClock,
+    clock: clockOption('retry.clock', o.clock, systemClock),
     name: str('retry.name', o.name, 'retry'),
   };
 }

@@ -59,6 +59,8 @@ export class RetryPolicy extends PolicyBase {
     for (let attempt = 1; ; attempt++) {
       scope.attempt = attempt;
       scope.root.attempt = attempt;
+      // A fallback inside may have answered an earlier attempt; this attempt starts undegraded.
+      if (attempt > 1) scope.root.degraded = false;
       let error: unknown;
       let result: unknown;
       let failed = false;
@@ -88,8 +90,9 @@ export class RetryPolicy extends PolicyBase {
       if (!give) {
         memo ??= { prev: 0 };
         delay = o.backoff.delayMs(attempt, o.random, memo);
-        if (failed && o.readHint !== undefined) {
-          const hint = o.readHint(error, o.clock.now());
+        if (o.readHint !== undefined) {
+          // A retryable result can carry the hint too (a 429 or 503 response with Retry-After).
+          const hint = o.readHint(failed ? error : result, o.clock.now());
           if (hint !== undefined) delay = Math.max(delay, Math.min(hint, o.retryAfterMaxMs));
         }
         if (bounded && o.clock.now() + delay - startedAt > o.maxDurationMs) give = true;

@@ -1,6 +1,6 @@
 // Timeout options and their one-time normalisation.
 import { type Clock, systemClock } from '../clock/clock.ts';
-import { fail, knownKeys, num, optionsObject, str } from '../internal/validate.ts';
+import { clockOption, fail, knownKeys, num, optionsObject, str } from '../internal/validate.ts';
 
 export interface TimeoutOptions {
   /** The budget: the call rejects with `TimeoutError` and its signal aborts after this long. */
@@ -25,7 +25,7 @@ export function normalizeTimeoutOptions(options: TimeoutOptions): NormalizedTime
   if (o.ms === undefined) fail('timeout.ms', 'is required');
   return {
     ms: num('timeout.ms', o.ms, 0, { min: 1 }),
-    clock: (o.clock as Clock | undefined) ?? systemClock,
+    clock: clockOption('timeout.clock', o.clock, systemClock),
     name: str('timeout.name', o.name, 'timeout'),
   };
 }

@@ -9,7 +9,10 @@ import { type NormalizedTimeoutOptions, normalizeTimeoutOptions, type TimeoutOpt
 export interface TimeoutStats {
   /** Calls that reached the deadline. */
   timedOut: number;
-  /** Calls still running after their deadline passed (their results will be discarded). */
+  /**
+   * Calls still running after the timeout gave up on them, at their deadline or on the caller's
+   * abort (their results will be discarded).
+   */
   running: number;
 }
 
@@ -101,6 +104,7 @@ class TimedCall {
     const reason = this.parentSignal?.reason ?? this.scope.abortReason;
     this.scope.abort(reason);
     this.finish();
+    this.abandon();
     this.reject(reason);
   }
 
@@ -112,17 +116,7 @@ class TimedCall {
     policy.timedOut++;
     this.scope.abort(error);
     this.finish();
-    if (!this.innerDone && this.inner !== undefined) {
-      // The work goes on after we gave up on it: keep it visible, and let any bulkhead
-      // outside hold its slot until it really settles.
-      policy.overdue++;
-      const inner = this.inner;
-      const done = () => {
-        policy.overdue--;
-      };
-      inner.then(done, done);
-      for (let lease = this.scope.lease; lease !== undefined; lease = lease.outer) lease.hold(inner);
-    }
+    this.abandon();
     if (policy.events.demand !== 0) {
       policy.events.emit({
         type: 'timeout:fired',
@@ -132,6 +126,22 @@ class TimedCall {
       });
     }
     this.reject(error);
+  }
+
+  /**
+   * We settled before the work did (deadline or the caller's abort): the work goes on, so keep
+   * it visible in stats and let any bulkhead outside hold its slot until it really settles.
+   */
+  abandon(): void {
+    if (this.innerDone || this.inner === undefined) return;
+    const policy = this.policy;
+    policy.overdue++;
+    const inner = this.inner;
+    const done = () => {
+      policy.overdue--;
+    };
+    inner.then(done, done);
+    for (let lease = this.scope.lease; lease !== undefined; lease = lease.outer) lease.hold(inner);
   }
 
   onInner(ok: boolean, value: unknown): void {
