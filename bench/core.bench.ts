@@ -24,12 +24,12 @@ import CircuitBreaker from 'opossum';
 import pRetry from 'p-retry';
 
 // ---------------------------------------------------------------------------------------------
-// Settings. The whole run takes about a minute on a 2-core machine.
+// Settings. The whole run takes about a minute and a half on a 2-core machine.
 
 /** Measurement rounds per case; each case's figure is the median of its rounds. */
-const ROUNDS = 7;
+const ROUNDS = 11;
 /** Target wall time of one case in one round; iteration counts are calibrated to it once. */
-const ROUND_MS = 100;
+const ROUND_MS = 60;
 /** Warm-up per case before calibration (JIT tiers, inline caches). */
 const WARMUP_MS = 300;
 /** Calls in flight at once in the concurrent mode. */
@@ -62,7 +62,7 @@ rotation.setMaxListeners(0);
  * opossum in the throughput cases: its per-call path is the default one (10 s timeout timer per
  * call, a latency sample pushed per call), but its two per-breaker intervals are replaced by
  * `rotation`. With defaults, the snapshot interval sorts every latency sample of the last 10 s
- * once a second, which at millions of calls per second would stall the cases of other libraries.
+ * once a second, which at about a million calls a second would stall the cases of other libraries.
  */
 const opossumBenchOptions = { enableSnapshots: false, rotateBucketController: rotation };
 const opossumBreakers: CircuitBreaker[] = [];

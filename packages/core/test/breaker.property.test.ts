@@ -11,6 +11,7 @@ import {
   VirtualClock,
 } from '@bulwark/core';
 import fc from 'fast-check';
+import { permanent, transient } from './support.ts';
 
 type WindowConfig =
   | { kind: 'consecutive'; failures: number }
@@ -221,7 +222,7 @@ function optionsOf(c: Config, clock: VirtualClock): CircuitBreakerOptions {
 }
 
 function errorOf(outcome: 'failure' | 'permanent'): Error {
-  return Object.assign(new Error(outcome), { status: outcome === 'failure' ? 503 : 404 });
+  return outcome === 'failure' ? transient() : permanent();
 }
 
 async function check(config: Config, actions: Action[]): Promise<void> {

@@ -3,13 +3,11 @@ import { describe, test } from 'node:test';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
-  type BulwarkEvent,
   type CircuitBreakerOptions,
   type CircuitBreakerPolicy,
   circuitBreaker,
   ErrorCodes,
   flushMicrotasks,
-  InvalidOptionsError,
   IsolatedCircuitError,
   MemoryBreakerStateStore,
   pipeline,
@@ -18,80 +16,33 @@ import {
   timeout,
   VirtualClock,
 } from '@bulwark/core';
+import {
+  deferred,
+  failWith,
+  hang,
+  permanent,
+  recordEvents,
+  rejectsWith,
+  throwsInvalid,
+  track,
+  transient,
+  untilAborted,
+  withStatus,
+  withWarnings,
+} from './support.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-interface Deferred<T = unknown> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (reason: unknown) => void;
-}
-
-function deferred<T = unknown>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** A failure the breaker records by default (HTTP 503). */
-function transient(): Error {
-  return Object.assign(new Error('upstream unavailable'), { status: 503 });
-}
-
-/** A failure the breaker does not handle by default (HTTP 404). */
-function permanent(): Error {
-  return Object.assign(new Error('not found'), { status: 404 });
-}
-
-type ErrorClass = abstract new (...args: any[]) => Error;
-
-/** Awaits a rejection and checks its class and fields (never its message). */
-async function rejectsWith<E extends Error>(
-  promise: Promise<unknown>,
-  Class: ErrorClass,
-  fields: Record<string, unknown> = {},
-): Promise<E> {
-  const error = await promise.then(
-    (value) => assert.fail(`expected a ${Class.name}, got the result ${String(value)}`),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof Class, `expected a ${Class.name}, got ${String(error)}`);
-  for (const [key, value] of Object.entries(fields)) {
-    assert.deepEqual((error as unknown as Record<string, unknown>)[key], value, `error.${key}`);
-  }
-  return error as E;
-}
-
 /** Whether `promise` has settled after one turn of the event loop, with no clock movement. */
 async function settlesAtOnce(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  promise.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
+  const call = track(promise);
   await flushMicrotasks();
-  return settled;
+  return call.status !== 'pending';
 }
 
 async function succeed(b: CircuitBreakerPolicy): Promise<void> {
   assert.equal(await b.execute(() => 'ok'), 'ok');
-}
-
-/** A call that fails with `error` and must reach the operation (not be refused by the breaker). */
-async function failWith(b: CircuitBreakerPolicy, error: unknown = transient()): Promise<void> {
-  await assert.rejects(
-    b.execute(() => Promise.reject(error)),
-    (e) => e === error,
-  );
 }
 
 /** A call that takes `ms` on the virtual clock, then succeeds (or fails with `error`). */
@@ -126,12 +77,6 @@ async function refusedOpen(b: CircuitBreakerPolicy, retryAfterMs?: number): Prom
   );
   assert.equal(ran, false, 'an open circuit must not run the operation');
   if (retryAfterMs !== undefined) assert.equal(error.retryAfterMs, retryAfterMs);
-}
-
-function record(b: CircuitBreakerPolicy): BulwarkEvent[] {
-  const events: BulwarkEvent[] = [];
-  b.events.onAny((e) => events.push(e));
-  return events;
 }
 
 function breaker(clock: VirtualClock, options: CircuitBreakerOptions = {}): CircuitBreakerPolicy {
@@ -189,7 +134,7 @@ describe('circuit breaker: consecutive window', () => {
       window: { kind: 'consecutive', failures: 2 },
       slowCall: { thresholdMs: 100, rate: 1 },
     });
-    const events = record(b);
+    const events = recordEvents(b);
     await timed(b, clock, 100);
     await timed(b, clock, 99);
     await timed(b, clock, 100);
@@ -382,7 +327,7 @@ describe('circuit breaker: slow calls', () => {
   test('opens with reason slow-call-rate when the slow share reaches the rate', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options());
-    const events = record(b);
+    const events = recordEvents(b);
     await timed(b, clock, 10);
     await timed(b, clock, 100); // 1 of 2 slow = 0.5
     assert.equal(b.state, 'open');
@@ -459,7 +404,7 @@ describe('circuit breaker: open', () => {
   test('turns half-open at exactly openMs on a state read, with no timer', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options());
-    const events = record(b);
+    const events = recordEvents(b);
     await failWith(b);
     assert.equal(clock.pendingTimers, 0);
     await clock.advance(9_999);
@@ -482,7 +427,7 @@ describe('circuit breaker: open', () => {
   test('turns half-open on the next call at openMs, and that call is the probe', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options());
-    const events = record(b);
+    const events = recordEvents(b);
     await failWith(b);
     await clock.advance(10_000);
     await succeed(b);
@@ -510,7 +455,7 @@ describe('circuit breaker: half-open', () => {
   test('lets N probes run at once and rejects the others at once with retryAfterMs, never queued', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options({ halfOpen: { probes: 2, retryAfterMs: 250 } }));
-    const events = record(b);
+    const events = recordEvents(b);
     await halfOpen(b, clock);
     const first = deferred<string>();
     const second = deferred<string>();
@@ -563,7 +508,7 @@ describe('circuit breaker: half-open', () => {
   test('a failed probe reopens the circuit for openMs', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options({ halfOpen: { probes: 1, successes: 2 } }));
-    const events = record(b);
+    const events = recordEvents(b);
     await halfOpen(b, clock);
     await succeed(b);
     await failWith(b);
@@ -576,7 +521,7 @@ describe('circuit breaker: half-open', () => {
   test('a slow successful probe reopens the circuit with reason slow-call-rate', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options({ slowCall: { thresholdMs: 100, rate: 1 } }));
-    const events = record(b);
+    const events = recordEvents(b);
     await halfOpen(b, clock);
     await timed(b, clock, 100);
     assert.equal(b.state, 'open');
@@ -610,10 +555,7 @@ describe('circuit breaker: half-open', () => {
     const b = breaker(clock, options());
     await halfOpen(b, clock);
     const controller = new AbortController();
-    const probe = b.execute(
-      ({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(transient()))),
-      { signal: controller.signal },
-    );
+    const probe = b.execute(untilAborted(transient), { signal: controller.signal });
     controller.abort(new Error('caller left'));
     await assert.rejects(probe);
     assert.equal(b.state, 'half-open');
@@ -630,7 +572,7 @@ describe('circuit breaker: open backoff', () => {
       openMs: 1_000,
       openBackoff: { factor: 2, maxMs: 5_000 },
     });
-    const events = record(b);
+    const events = recordEvents(b);
     await failWith(b);
     const expected = [1_000, 2_000, 4_000, 5_000, 5_000];
     for (const [i, ms] of expected.entries()) {
@@ -677,10 +619,10 @@ describe('circuit breaker: which failures count', () => {
       shouldRecord: (e) => (e as { status?: number }).status === 500,
     });
     await failWith(b, transient()); // 503: not recorded under this predicate
-    await failWith(b, Object.assign(new Error('boom'), { status: 500 }));
+    await failWith(b, withStatus(500, 'boom'));
     await failWith(b, transient());
     assert.equal(b.state, 'closed');
-    await failWith(b, Object.assign(new Error('boom'), { status: 500 }));
+    await failWith(b, withStatus(500, 'boom'));
     assert.equal(b.state, 'open');
   });
 
@@ -688,7 +630,6 @@ describe('circuit breaker: which failures count', () => {
     const clock = new VirtualClock();
     const b = breaker(clock, { window: { kind: 'consecutive', failures: 2 } });
     const p = pipeline(b, timeout({ ms: 100, clock }));
-    const hang = () => new Promise<never>(() => {}); // ignores its signal
     for (let i = 0; i < 2; i++) {
       const call = rejectsWith(p.execute(hang), TimeoutError, { code: ErrorCodes.TIMEOUT });
       await clock.advance(100);
@@ -702,11 +643,7 @@ describe('circuit breaker: which failures count', () => {
     const b = breaker(new VirtualClock(), { window: { kind: 'consecutive', failures: 1 } });
     const controller = new AbortController();
     const reason = transient(); // would count if it were judged as a failure
-    const call = b.execute(
-      ({ signal }) =>
-        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
-      { signal: controller.signal },
-    );
+    const call = b.execute(untilAborted(), { signal: controller.signal });
     controller.abort(reason);
     await assert.rejects(call, (e) => e === reason);
     assert.equal(b.state, 'closed');
@@ -719,7 +656,7 @@ describe('circuit breaker: which failures count', () => {
     const p = pipeline(b, timeout({ ms: 1_000, clock }));
     const controller = new AbortController();
     const reason = transient();
-    const call = p.execute(() => new Promise<never>(() => {}), { signal: controller.signal });
+    const call = p.execute(hang, { signal: controller.signal });
     await clock.advance(10);
     controller.abort(reason);
     await assert.rejects(call, (e) => e === reason);
@@ -734,7 +671,7 @@ describe('circuit breaker: isolate and reset', () => {
   test('isolate() refuses every call with IsolatedCircuitError until reset()', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, { openMs: 1_000 });
-    const events = record(b);
+    const events = recordEvents(b);
     b.isolate();
     assert.equal(b.state, 'isolated');
     let ran = false;
@@ -921,19 +858,14 @@ describe('circuit breaker: state export and import', () => {
     const consecutive = breaker(clock);
     const count = breaker(clock, { window: { kind: 'count', size: 3 } });
     const countOf4 = breaker(clock, { window: { kind: 'count', size: 4 } });
-    const invalid = (fn: () => void, path: string) =>
-      assert.throws(
-        fn,
-        (e) => e instanceof InvalidOptionsError && e.code === ErrorCodes.INVALID_OPTIONS && e.path === path,
-      );
-    invalid(() => count.importState(consecutive.exportState()), 'breaker.state.window');
-    invalid(() => count.importState(countOf4.exportState()), 'breaker.state.window');
-    invalid(
+    throwsInvalid(() => count.importState(consecutive.exportState()), 'breaker.state.window');
+    throwsInvalid(() => count.importState(countOf4.exportState()), 'breaker.state.window');
+    throwsInvalid(
       () => count.importState({ ...count.exportState(), state: 'ajar' as never }),
       'breaker.state.state',
     );
-    invalid(() => count.importState({ ...count.exportState(), version: 2 as never }), 'breaker.state');
-    invalid(
+    throwsInvalid(() => count.importState({ ...count.exportState(), version: 2 as never }), 'breaker.state');
+    throwsInvalid(
       () => count.importState({ ...count.exportState(), openedAt: null as never }),
       'breaker.state.openedAt',
     );
@@ -945,11 +877,11 @@ describe('circuit breaker: state export and import', () => {
       failures: [1, 0],
       slow: [0, 0],
     };
-    invalid(
+    throwsInvalid(
       () => time.importState({ ...time.exportState(), window: timeWindow }),
       'breaker.state.window.start',
     );
-    invalid(
+    throwsInvalid(
       () =>
         count.importState({
           ...count.exportState(),
@@ -1001,10 +933,7 @@ describe('circuit breaker: state store', () => {
   });
 
   test('a store that fails to save warns and never fails the call', async () => {
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => warnings.push(w.name);
-    process.on('warning', onWarning);
-    try {
+    await withWarnings(async (warnings) => {
       const clock = new VirtualClock();
       const throwing = breaker(clock, {
         name: 'sync',
@@ -1027,19 +956,26 @@ describe('circuit breaker: state store', () => {
       assert.equal(rejecting.state, 'open');
       await flushMicrotasks();
       await flushMicrotasks();
-      assert.deepEqual(warnings, ['BulwarkStoreWarning', 'BulwarkStoreWarning']);
-    } finally {
-      process.off('warning', onWarning);
-    }
+      assert.deepEqual(
+        warnings.map((w) => w.name),
+        ['BulwarkStoreWarning', 'BulwarkStoreWarning'],
+      );
+    });
   });
 });
 
 describe('circuit breaker: honest counts under concurrency', () => {
+  /** Starts `n` calls whose work the test settles; `done` resolves when all have settled, either way. */
+  function inFlight(b: CircuitBreakerPolicy, n: number) {
+    const works = Array.from({ length: n }, () => deferred());
+    const done = Promise.all(works.map((w) => b.execute(() => w.promise).catch(() => undefined)));
+    return { works, done };
+  }
+
   test('calls started while closed that fail after it opened and half-opened do not reopen it', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, { window: { kind: 'consecutive', failures: 2 }, openMs: 1_000 });
-    const works = Array.from({ length: 4 }, () => deferred());
-    const calls = works.map((w) => b.execute(() => w.promise).catch(() => undefined));
+    const { works, done } = inFlight(b, 4);
     works[0]!.reject(transient());
     works[1]!.reject(transient());
     await flushMicrotasks();
@@ -1048,7 +984,7 @@ describe('circuit breaker: honest counts under concurrency', () => {
     assert.equal(b.state, 'half-open');
     works[2]!.reject(transient());
     works[3]!.reject(transient());
-    await Promise.all(calls);
+    await done;
     assert.equal(b.state, 'half-open', 'stale failures must not reopen the circuit');
     assert.equal(b.stats().failed, 4);
     await succeed(b); // the probe permit was not touched by the stale results
@@ -1103,14 +1039,13 @@ describe('circuit breaker: honest counts under concurrency', () => {
     });
     await failWith(b);
     await clock.advance(1_000);
-    const probes = [deferred(), deferred(), deferred()];
-    const calls = probes.map((p) => b.execute(() => p.promise).catch(() => undefined));
+    const { works: probes, done } = inFlight(b, 3);
     probes[0]!.reject(transient());
     await flushMicrotasks();
     assert.equal(b.state, 'open');
     probes[1]!.resolve('ok');
     probes[2]!.reject(transient());
-    await Promise.all(calls);
+    await done;
     assert.equal(b.state, 'open');
     await refusedOpen(b, 1_000);
   });
@@ -1121,11 +1056,10 @@ describe('circuit breaker: honest counts under concurrency', () => {
       minimumCalls: 2,
       failureRate: 0.5,
     });
-    const works = [deferred(), deferred()];
-    const calls = works.map((w) => b.execute(() => w.promise).catch(() => undefined));
+    const { works, done } = inFlight(b, 2);
     b.reset();
     for (const w of works) w.reject(transient());
-    await Promise.all(calls);
+    await done;
     assert.equal(b.stats().bufferedCalls, 0);
     assert.equal(b.state, 'closed');
   });
@@ -1138,14 +1072,13 @@ describe('circuit breaker: honest counts under concurrency', () => {
       failureRate: 1,
       openMs: 1_000,
     });
-    const works = Array.from({ length: 5 }, () => deferred());
-    const calls = works.map((w) => b.execute(() => w.promise).catch(() => undefined));
+    const { works, done } = inFlight(b, 5);
     works[0]!.reject(transient());
     works[1]!.reject(transient());
     await flushMicrotasks();
     assert.equal(b.state, 'open');
     for (const w of works.slice(2)) w.resolve('late');
-    await Promise.all(calls);
+    await done;
     assert.equal(b.stats().bufferedCalls, 2);
   });
 });
@@ -1160,7 +1093,7 @@ describe('circuit breaker: events', () => {
       failureRate: 0.5,
       openMs: 3_000,
     });
-    const events = record(b);
+    const events = recordEvents(b);
     await succeed(b);
     await failWith(b);
     await clock.advance(1_000);
@@ -1269,25 +1202,25 @@ describe('circuit breaker: stats', () => {
 
 describe('circuit breaker: options', () => {
   test('invalid options are rejected at construction, naming the field', () => {
-    const invalid = (options: unknown, path: string) =>
-      assert.throws(
-        () => circuitBreaker(options as CircuitBreakerOptions),
-        (e) => e instanceof InvalidOptionsError && e.code === ErrorCodes.INVALID_OPTIONS && e.path === path,
-      );
-    invalid({ failureRate: 1.5 }, 'circuitBreaker.failureRate');
-    invalid({ failureRate: 0 }, 'circuitBreaker.failureRate');
-    invalid({ slowCall: { thresholdMs: 100, rate: 0 } }, 'circuitBreaker.slowCall.rate');
-    invalid({ window: { kind: 'count' } }, 'circuitBreaker.window.size');
-    invalid({ window: { kind: 'time' } }, 'circuitBreaker.window.ms');
-    invalid({ window: { kind: 'sliding', size: 3 } }, 'circuitBreaker.window.kind');
-    invalid({ minimumCalls: 0 }, 'circuitBreaker.minimumCalls');
-    invalid({ openMs: 0 }, 'circuitBreaker.openMs');
-    invalid({ halfOpen: { probes: 0 } }, 'circuitBreaker.halfOpen.probes');
-    invalid({ openBackoff: { factor: 2, maxMs: 10 }, openMs: 100 }, 'circuitBreaker.openBackoff.maxMs');
-    invalid({ slowCall: { rate: 0.5 } }, 'circuitBreaker.slowCall.thresholdMs');
-    invalid({ openMS: 100 }, 'circuitBreaker.openMS');
-    invalid({ store: {} }, 'circuitBreaker.store');
-    invalid({ clock: { now: () => 0 } }, 'circuitBreaker.clock');
+    const cases: Array<[options: unknown, path: string]> = [
+      [{ failureRate: 1.5 }, 'circuitBreaker.failureRate'],
+      [{ failureRate: 0 }, 'circuitBreaker.failureRate'],
+      [{ slowCall: { thresholdMs: 100, rate: 0 } }, 'circuitBreaker.slowCall.rate'],
+      [{ window: { kind: 'count' } }, 'circuitBreaker.window.size'],
+      [{ window: { kind: 'time' } }, 'circuitBreaker.window.ms'],
+      [{ window: { kind: 'sliding', size: 3 } }, 'circuitBreaker.window.kind'],
+      [{ minimumCalls: 0 }, 'circuitBreaker.minimumCalls'],
+      [{ openMs: 0 }, 'circuitBreaker.openMs'],
+      [{ halfOpen: { probes: 0 } }, 'circuitBreaker.halfOpen.probes'],
+      [{ openBackoff: { factor: 2, maxMs: 10 }, openMs: 100 }, 'circuitBreaker.openBackoff.maxMs'],
+      [{ slowCall: { rate: 0.5 } }, 'circuitBreaker.slowCall.thresholdMs'],
+      [{ openMS: 100 }, 'circuitBreaker.openMS'],
+      [{ store: {} }, 'circuitBreaker.store'],
+      [{ clock: { now: () => 0 } }, 'circuitBreaker.clock'],
+    ];
+    for (const [options, path] of cases) {
+      throwsInvalid(() => circuitBreaker(options as CircuitBreakerOptions), path);
+    }
   });
 });
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  type BulkheadPolicy,
   BulkheadRejectedError,
-  type BulwarkEvent,
   bulkhead,
   constant,
   ErrorCodes,
+  type ExecuteOptions,
   flushMicrotasks,
-  InvalidOptionsError,
   pipeline,
   RetriesExhaustedError,
   retry,
@@ -15,63 +15,24 @@ import {
   timeout,
   VirtualClock,
 } from '@bulwark/core';
+import {
+  type Deferred,
+  deferred,
+  recordEvents,
+  rejectsWith,
+  type Tracked,
+  throwsInvalid,
+  track,
+} from './support.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-interface Deferred<T = unknown> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (reason: unknown) => void;
-}
-
-function deferred<T = unknown>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-type ErrorClass = abstract new (...args: any[]) => Error;
-
-/** Awaits a rejection and checks its class and fields (never its message). */
-async function rejectsWith(
-  promise: Promise<unknown>,
-  Class: ErrorClass,
-  fields: Record<string, unknown> = {},
-): Promise<void> {
-  const error = await promise.then(
-    (value) => assert.fail(`expected a ${Class.name}, got the result ${String(value)}`),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof Class, `expected a ${Class.name}, got ${String(error)}`);
-  for (const [key, value] of Object.entries(fields)) {
-    assert.deepEqual((error as unknown as Record<string, unknown>)[key], value, `error.${key}`);
-  }
-}
-
-/** Tracks whether a promise has settled, without leaving a rejection unhandled. */
-function track<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
-  let settled = false;
-  promise.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
-  return { promise, settled: () => settled };
-}
 
 /** One call whose operation runs until the test settles it; `started` says whether it ran. */
 class Job {
   readonly work = deferred<string>();
   started = false;
-  readonly call: ReturnType<typeof track<unknown>>;
+  readonly call: Tracked<unknown>;
   constructor(run: (fn: () => Promise<string>) => Promise<unknown>) {
     this.call = track(
       run(() => {
@@ -80,6 +41,14 @@ class Job {
       }),
     );
   }
+}
+
+/** Starts a Job that calls `policy.execute` (with `options`). */
+function start(
+  policy: { execute(fn: () => Promise<string>, options?: ExecuteOptions): Promise<unknown> },
+  options?: ExecuteOptions,
+): Job {
+  return new Job((fn) => policy.execute(fn, options));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,7 +88,7 @@ describe('bulkhead: concurrency and queue', () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 5, clock });
     const order: number[] = [];
-    const first = new Job((fn) => b.execute(fn));
+    const first = start(b);
     const jobs = Array.from({ length: 5 }, (_, i) => {
       const job = new Job((fn) =>
         b.execute(() => {
@@ -143,13 +112,12 @@ describe('bulkhead: concurrency and queue', () => {
   test('a full queue rejects at once with BulkheadRejectedError reason queue-full', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock, name: 'db' });
-    const events: BulwarkEvent[] = [];
-    b.events.onAny((e) => events.push(e));
-    const running = new Job((fn) => b.execute(fn));
-    const queued = new Job((fn) => b.execute(fn));
-    const refused = new Job((fn) => b.execute(fn, { operation: 'query' }));
+    const events = recordEvents(b);
+    const running = start(b);
+    const queued = start(b);
+    const refused = start(b, { operation: 'query' });
     await flushMicrotasks();
-    assert.equal(refused.call.settled(), true);
+    assert.notEqual(refused.call.status, 'pending');
     await rejectsWith(refused.call.promise, BulkheadRejectedError, {
       code: ErrorCodes.BULKHEAD_REJECTED,
       reason: 'queue-full',
@@ -175,7 +143,7 @@ describe('bulkhead: concurrency and queue', () => {
 
   test('with the default maxQueue of 0, a caller finding every slot taken is rejected at once', async () => {
     const b = bulkhead({ maxConcurrent: 1, clock: new VirtualClock() });
-    const running = new Job((fn) => b.execute(fn));
+    const running = start(b);
     await rejectsWith(
       b.execute(() => 'x'),
       BulkheadRejectedError,
@@ -212,14 +180,14 @@ describe('bulkhead: queue timeout', () => {
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 2, queueTimeoutMs: 500, clock });
     const events: string[] = [];
     b.events.on('bulkhead:rejected', (e) => events.push(`${e.reason}:${e.active}:${e.queued}`));
-    const running = new Job((fn) => b.execute(fn));
+    const running = start(b);
     await clock.advance(100);
-    const waiting = new Job((fn) => b.execute(fn));
+    const waiting = start(b);
     await clock.advance(499);
-    assert.equal(waiting.call.settled(), false);
+    assert.equal(waiting.call.status, 'pending');
     assert.equal(b.stats().queued, 1);
     await clock.advance(1);
-    assert.equal(waiting.call.settled(), true);
+    assert.notEqual(waiting.call.status, 'pending');
     await rejectsWith(waiting.call.promise, BulkheadRejectedError, {
       code: ErrorCodes.BULKHEAD_REJECTED,
       reason: 'queue-timeout',
@@ -237,8 +205,8 @@ describe('bulkhead: queue timeout', () => {
   test('admission cancels the queue timer', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeoutMs: 500, clock });
-    const running = new Job((fn) => b.execute(fn));
-    const waiting = new Job((fn) => b.execute(fn));
+    const running = start(b);
+    const waiting = start(b);
     assert.equal(clock.pendingTimers, 1);
     running.work.resolve('a');
     await flushMicrotasks();
@@ -252,7 +220,7 @@ describe('bulkhead: queue timeout', () => {
   test('callers admitted at once set no timer at all', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 2, maxQueue: 2, queueTimeoutMs: 500, clock });
-    const jobs = [new Job((fn) => b.execute(fn)), new Job((fn) => b.execute(fn))];
+    const jobs = [start(b), start(b)];
     assert.equal(clock.pendingTimers, 0);
     for (const j of jobs) j.work.resolve('x');
     await Promise.all(jobs.map((j) => j.call.promise));
@@ -263,10 +231,10 @@ describe('bulkhead: callers that abort while queued', () => {
   test('leave the queue at once and reject with their own abort reason', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 3, clock });
-    const running = new Job((fn) => b.execute(fn));
+    const running = start(b);
     const controller = new AbortController();
-    const waiting = new Job((fn) => b.execute(fn, { signal: controller.signal }));
-    const behind = new Job((fn) => b.execute(fn));
+    const waiting = start(b, { signal: controller.signal });
+    const behind = start(b);
     assert.equal(b.stats().queued, 2);
     const reason = new Error('user went away');
     controller.abort(reason);
@@ -283,16 +251,16 @@ describe('bulkhead: callers that abort while queued', () => {
   test('after every queued caller aborts, new callers still get every slot and the queue is empty', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 2, maxQueue: 4, clock });
-    const running = [new Job((fn) => b.execute(fn)), new Job((fn) => b.execute(fn))];
+    const running = [start(b), start(b)];
     const controllers = Array.from({ length: 4 }, () => new AbortController());
-    const queued = controllers.map((c) => new Job((fn) => b.execute(fn, { signal: c.signal })));
+    const queued = controllers.map((c) => start(b, { signal: c.signal }));
     for (const c of controllers) c.abort(new Error('gone'));
     await Promise.allSettled(queued.map((q) => q.call.promise));
     assert.deepEqual([b.stats().queued, b.stats().active], [0, 2]);
     for (const r of running) r.work.resolve('x');
     await Promise.all(running.map((r) => r.call.promise));
     assert.equal(b.stats().active, 0);
-    const fresh = [new Job((fn) => b.execute(fn)), new Job((fn) => b.execute(fn))];
+    const fresh = [start(b), start(b)];
     await flushMicrotasks();
     assert.deepEqual(
       fresh.map((f) => f.started),
@@ -307,9 +275,9 @@ describe('bulkhead: callers that abort while queued', () => {
   test('an aborted caller also drops its queue timer', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeoutMs: 1_000, clock });
-    const running = new Job((fn) => b.execute(fn));
+    const running = start(b);
     const controller = new AbortController();
-    const waiting = new Job((fn) => b.execute(fn, { signal: controller.signal }));
+    const waiting = start(b, { signal: controller.signal });
     assert.equal(clock.pendingTimers, 1);
     controller.abort(new Error('gone'));
     await assert.rejects(waiting.call.promise);
@@ -321,7 +289,7 @@ describe('bulkhead: callers that abort while queued', () => {
 
   test('a caller whose signal is already aborted is not queued', async () => {
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock: new VirtualClock() });
-    const running = new Job((fn) => b.execute(fn));
+    const running = start(b);
     const reason = new Error('already gone');
     let ran = false;
     await assert.rejects(
@@ -342,8 +310,8 @@ describe('bulkhead: callers that abort while queued', () => {
   test('aborting an admitted caller does not free its slot while its operation runs on', async () => {
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock: new VirtualClock() });
     const controller = new AbortController();
-    const running = new Job((fn) => b.execute(fn, { signal: controller.signal })); // ignores its signal
-    const waiting = new Job((fn) => b.execute(fn));
+    const running = start(b, { signal: controller.signal }); // ignores its signal
+    const waiting = start(b);
     controller.abort(new Error('gone'));
     await flushMicrotasks();
     assert.equal(b.stats().active, 1);
@@ -357,16 +325,16 @@ describe('bulkhead: callers that abort while queued', () => {
 
   test('a caller admitted from the queue and then aborted keeps its slot and its promise until the work settles', async () => {
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 2, clock: new VirtualClock() });
-    const first = new Job((fn) => b.execute(fn));
+    const first = start(b);
     const controller = new AbortController();
-    const admitted = new Job((fn) => b.execute(fn, { signal: controller.signal })); // ignores its signal
-    const last = new Job((fn) => b.execute(fn));
+    const admitted = start(b, { signal: controller.signal }); // ignores its signal
+    const last = start(b);
     first.work.resolve('first');
     await flushMicrotasks();
     assert.equal(admitted.started, true);
     controller.abort(new Error('too late to leave the queue'));
     await flushMicrotasks();
-    assert.equal(admitted.call.settled(), false, 'the bulkhead no longer answers for a caller it admitted');
+    assert.equal(admitted.call.status, 'pending', 'the bulkhead no longer answers for a caller it admitted');
     assert.deepEqual([b.stats().active, b.stats().queued], [1, 1]);
     admitted.work.resolve('done');
     assert.equal(await admitted.call.promise, 'done');
@@ -380,8 +348,8 @@ describe('bulkhead: callers that abort while queued', () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
     const p = pipeline(timeout({ ms: 300, clock }), b);
-    const running = new Job((fn) => b.execute(fn));
-    const waiting = new Job((fn) => p.execute(fn));
+    const running = start(b);
+    const waiting = start(p);
     await clock.advance(299);
     assert.equal(b.stats().queued, 1);
     await clock.advance(1);
@@ -397,13 +365,31 @@ describe('bulkhead: callers that abort while queued', () => {
 });
 
 describe('bulkhead: slots are held until the work really settles', () => {
+  /** A call through `b`, a retry of `maxAttempts`, then a 100 ms timeout; attempts' work is in `works`. */
+  function retriedThroughTimeout(b: BulkheadPolicy, clock: VirtualClock, maxAttempts: number) {
+    const works: Deferred<string>[] = [];
+    const p = pipeline(
+      b,
+      retry({ maxAttempts, backoff: constant({ ms: 10 }), clock }),
+      timeout({ ms: 100, clock }),
+    );
+    const call = track(
+      p.execute(() => {
+        const w = deferred<string>();
+        works.push(w);
+        return w.promise;
+      }),
+    );
+    return { p, call, works };
+  }
+
   test('after a timeout inside the bulkhead fires, the slot stays taken until the operation settles', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
     const t = timeout({ ms: 100, clock });
     const p = pipeline(b, t);
-    const first = new Job((fn) => p.execute(fn)); // ignores its signal
-    const second = new Job((fn) => p.execute(fn));
+    const first = start(p); // ignores its signal
+    const second = start(p);
     await flushMicrotasks();
     assert.deepEqual([b.stats().active, b.stats().queued], [1, 1]);
     await clock.advance(100);
@@ -435,7 +421,7 @@ describe('bulkhead: slots are held until the work really settles', () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, clock });
     const p = pipeline(b, timeout({ ms: 100, clock }));
-    const first = new Job((fn) => p.execute(fn));
+    const first = start(p);
     await clock.advance(100);
     await assert.rejects(first.call.promise);
     assert.equal(b.stats().lingering, 1);
@@ -447,20 +433,8 @@ describe('bulkhead: slots are held until the work really settles', () => {
   test('every attempt a retry abandons inside the bulkhead holds the slot until it settles', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
-    const works: Deferred<string>[] = [];
-    const p = pipeline(
-      b,
-      retry({ maxAttempts: 3, backoff: constant({ ms: 10 }), clock }),
-      timeout({ ms: 100, clock }),
-    );
-    const call = track(
-      p.execute(() => {
-        const w = deferred<string>();
-        works.push(w);
-        return w.promise;
-      }),
-    );
-    const next = new Job((fn) => p.execute(fn));
+    const { p, call, works } = retriedThroughTimeout(b, clock, 3);
+    const next = start(p);
     await clock.advance(100 + 10 + 100 + 10 + 100);
     await rejectsWith(call.promise, RetriesExhaustedError, { attempts: 3 });
     assert.equal(works.length, 3);
@@ -480,20 +454,8 @@ describe('bulkhead: slots are held until the work really settles', () => {
   test('an abandoned attempt that settles while the retry goes on does not free the slot early', async () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
-    const works: Deferred<string>[] = [];
-    const p = pipeline(
-      b,
-      retry({ maxAttempts: 2, backoff: constant({ ms: 10 }), clock }),
-      timeout({ ms: 100, clock }),
-    );
-    const call = track(
-      p.execute(() => {
-        const w = deferred<string>();
-        works.push(w);
-        return w.promise;
-      }),
-    );
-    const next = new Job((fn) => p.execute(fn));
+    const { p, call, works } = retriedThroughTimeout(b, clock, 2);
+    const next = start(p);
     await clock.advance(100); // attempt 1 abandoned; backoff of 10 ms
     works[0]!.resolve('late'); // the abandoned work settles while the call is still retrying
     await clock.advance(10); // attempt 2 starts
@@ -514,7 +476,7 @@ describe('bulkhead: slots are held until the work really settles', () => {
     const outer = bulkhead({ maxConcurrent: 1, clock, name: 'outer' });
     const inner = bulkhead({ maxConcurrent: 1, clock, name: 'inner' });
     const p = pipeline(outer, inner, timeout({ ms: 50, clock }));
-    const job = new Job((fn) => p.execute(fn));
+    const job = start(p);
     await clock.advance(50);
     await assert.rejects(job.call.promise);
     assert.deepEqual([outer.stats().lingering, inner.stats().lingering], [1, 1]);
@@ -535,7 +497,7 @@ describe('bulkhead: slots are held until the work really settles', () => {
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 1, clock });
     const p = pipeline(b, timeout({ ms: 100, clock }));
-    const job = new Job((fn) => p.execute(fn));
+    const job = start(p);
     await clock.advance(50);
     job.work.resolve('fast');
     assert.equal(await job.call.promise, 'fast');
@@ -548,8 +510,8 @@ describe('bulkhead: slots are held until the work really settles', () => {
     const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, clock });
     const p = pipeline(b, timeout({ ms: 1_000, clock }));
     const controller = new AbortController();
-    const first = new Job((fn) => p.execute(fn, { signal: controller.signal })); // ignores its signal
-    const second = new Job((fn) => p.execute(fn));
+    const first = start(p, { signal: controller.signal }); // ignores its signal
+    const second = start(p);
     controller.abort(new Error('gone'));
     await assert.rejects(first.call.promise);
     await flushMicrotasks();
@@ -574,11 +536,11 @@ describe('bulkhead: stats and options', () => {
       lingering: 0,
       rejected: 0,
     });
-    const a = new Job((fn) => b.execute(fn));
+    const a = start(b);
     assert.deepEqual([b.stats().active, b.stats().available], [1, 1]);
-    const c = new Job((fn) => b.execute(fn));
-    const queued = new Job((fn) => b.execute(fn));
-    const full = new Job((fn) => b.execute(fn));
+    const c = start(b);
+    const queued = start(b);
+    const full = start(b);
     await assert.rejects(full.call.promise);
     assert.deepEqual(b.stats(), {
       maxConcurrent: 2,
@@ -598,18 +560,16 @@ describe('bulkhead: stats and options', () => {
   });
 
   test('invalid options are rejected at construction, naming the field', () => {
-    const invalid = (options: unknown, path: string) =>
-      assert.throws(
-        () => bulkhead(options as never),
-        (e) => e instanceof InvalidOptionsError && e.code === ErrorCodes.INVALID_OPTIONS && e.path === path,
-      );
-    invalid({}, 'bulkhead.maxConcurrent');
-    invalid({ maxConcurrent: 0 }, 'bulkhead.maxConcurrent');
-    invalid({ maxConcurrent: 1.5 }, 'bulkhead.maxConcurrent');
-    invalid({ maxConcurrent: 1, maxQueue: -1 }, 'bulkhead.maxQueue');
-    invalid({ maxConcurrent: 1, queueTimeoutMs: -1 }, 'bulkhead.queueTimeoutMs');
-    invalid({ maxConcurrent: 1, maxQeue: 3 }, 'bulkhead.maxQeue');
-    invalid({ maxConcurrent: 1, clock: Date }, 'bulkhead.clock');
+    const cases: Array<[options: unknown, path: string]> = [
+      [{}, 'bulkhead.maxConcurrent'],
+      [{ maxConcurrent: 0 }, 'bulkhead.maxConcurrent'],
+      [{ maxConcurrent: 1.5 }, 'bulkhead.maxConcurrent'],
+      [{ maxConcurrent: 1, maxQueue: -1 }, 'bulkhead.maxQueue'],
+      [{ maxConcurrent: 1, queueTimeoutMs: -1 }, 'bulkhead.queueTimeoutMs'],
+      [{ maxConcurrent: 1, maxQeue: 3 }, 'bulkhead.maxQeue'],
+      [{ maxConcurrent: 1, clock: Date }, 'bulkhead.clock'],
+    ];
+    for (const [options, path] of cases) throwsInvalid(() => bulkhead(options as never), path);
     assert.equal(bulkhead({ maxConcurrent: 1, maxQueue: Infinity }).describe().options.maxQueue, Infinity);
   });
 });

@@ -15,9 +15,7 @@ import {
   retryAfterOf,
   TimeoutError,
 } from '@bulwark/core';
-
-const withCode = (code: string) => Object.assign(new Error(code), { code });
-const withStatus = (status: number) => Object.assign(new Error(`HTTP ${status}`), { status });
+import { withCode, withStatus } from './support.ts';
 
 describe('classify: network errors', () => {
   for (const code of [

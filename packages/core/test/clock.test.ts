@@ -4,23 +4,7 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { flushMicrotasks, systemClock, VirtualClock } from '@bulwark/core';
-
-function track<T>(promise: Promise<T>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; value?: T; error?: unknown } = {
-    status: 'pending',
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (error) => {
-      state.status = 'rejected';
-      state.error = error;
-    },
-  );
-  return state;
-}
+import { track } from './support.ts';
 
 describe('VirtualClock: time and timers', () => {
   test('starts at the given time (0 by default) and moves only when told', async () => {

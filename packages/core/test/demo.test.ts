@@ -2,20 +2,14 @@
 // promises: the breaker opens during the outage and closes after it, fallbacks answer, the
 // bulkhead sheds the flash sale, the statistics print, and nothing is left scheduled.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
-
-const root = join(import.meta.dirname, '..', '..', '..');
-const run = promisify(execFile);
+import { runTypeScript } from './support.ts';
 
 test('the petstore demo opens and closes the breaker, sheds load and exits cleanly', async () => {
-  const { stdout } = await run(
-    process.execPath,
-    ['--conditions=@bulwark/source', '--import', 'tsx', 'examples/petstore-demo.ts', '--fast'],
-    { cwd: root, timeout: 30_000, env: { ...process.env, NO_COLOR: '1' } },
-  );
+  const { stdout } = await runTypeScript('examples/petstore-demo.ts', ['--fast'], {
+    timeout: 30_000,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   const opened = stdout.indexOf('breaker opened');
   const closed = stdout.indexOf('breaker closed');
   assert.ok(opened >= 0, `the breaker never opened:\n${stdout}`);

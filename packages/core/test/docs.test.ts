@@ -8,10 +8,10 @@ import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { repoRoot, runTypeScript } from './support.ts';
 
-const root = join(import.meta.dirname, '..', '..', '..');
 // Inside the repository, so that `@bulwark/core` resolves through the workspace link.
-const outDir = join(root, 'test-output', 'doc-examples');
+const outDir = join(repoRoot, 'test-output', 'doc-examples');
 const run = promisify(execFile);
 /** Each example must finish well within this; the slowest take a fraction of a second. */
 const EXAMPLE_TIMEOUT_MS = 20_000;
@@ -24,14 +24,14 @@ interface Example {
 }
 
 function markdownFiles(): string[] {
-  const docs = readdirSync(join(root, 'docs'))
+  const docs = readdirSync(join(repoRoot, 'docs'))
     .filter((f) => f.endsWith('.md'))
-    .map((f) => join(root, 'docs', f));
-  return [join(root, 'README.md'), join(root, 'packages', 'core', 'README.md'), ...docs.sort()];
+    .map((f) => join(repoRoot, 'docs', f));
+  return [join(repoRoot, 'README.md'), join(repoRoot, 'packages', 'core', 'README.md'), ...docs.sort()];
 }
 
 function extract(path: string): Example[] {
-  const source = relative(root, path);
+  const source = relative(repoRoot, path);
   const lines = readFileSync(path, 'utf8').split('\n');
   const examples: Example[] = [];
   for (let i = 0; i < lines.length; i++) {
@@ -69,9 +69,9 @@ describe('documentation examples', { concurrency: Math.max(2, availableParalleli
   });
 
   test('every example type-checks', async () => {
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     try {
-      await run(process.execPath, [tsc, '-p', join(outDir, 'tsconfig.json')], { cwd: root });
+      await run(process.execPath, [tsc, '-p', join(outDir, 'tsconfig.json')], { cwd: repoRoot });
     } catch (error) {
       const { stdout = '' } = error as { stdout?: string };
       // Point at the markdown line rather than at the generated file.
@@ -87,10 +87,7 @@ describe('documentation examples', { concurrency: Math.max(2, availableParalleli
     if (!example.runnable) continue;
     test(`${example.source}:${example.line} runs`, async () => {
       try {
-        await run(process.execPath, ['--conditions=@bulwark/source', '--import', 'tsx', example.file], {
-          cwd: root,
-          timeout: EXAMPLE_TIMEOUT_MS,
-        });
+        await runTypeScript(example.file, [], { timeout: EXAMPLE_TIMEOUT_MS });
       } catch (error) {
         const {
           stdout = '',
@@ -99,7 +96,7 @@ describe('documentation examples', { concurrency: Math.max(2, availableParalleli
         } = error as { stdout?: string; stderr?: string; killed?: boolean };
         assert.fail(
           `${example.source}:${example.line} ${killed ? `did not finish within ${EXAMPLE_TIMEOUT_MS} ms` : 'failed'}` +
-            ` (${relative(root, example.file)})\n${stdout}${stderr}`,
+            ` (${relative(repoRoot, example.file)})\n${stdout}${stderr}`,
         );
       }
     });

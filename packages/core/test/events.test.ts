@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type BulwarkEvent, EventStream } from '@bulwark/core';
+import { withWarnings } from './support.ts';
 
 const used = (operation?: string): BulwarkEvent => ({
   type: 'fallback:used',
@@ -90,10 +91,7 @@ describe('EventStream: listeners', () => {
   });
 
   test('a throwing listener does not stop the others and is reported as a process warning', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    try {
+    await withWarnings(async (warnings) => {
       const s = new EventStream();
       const heard: string[] = [];
       s.on('timeout:fired', () => {
@@ -107,9 +105,7 @@ describe('EventStream: listeners', () => {
       const warning = warnings.find((w) => w.name === 'BulwarkListenerError');
       assert.ok(warning);
       assert.match(warning.message, /timeout:fired/);
-    } finally {
-      process.off('warning', onWarning);
-    }
+    });
   });
 });
 
@@ -127,16 +123,19 @@ describe('EventStream: demand', () => {
     assert.equal(s.demand, 0);
   });
 
-  test('emit with no demand delivers nothing', () => {
+  test('once the last listener leaves, demand is 0 again and emit reaches nobody', () => {
     const s = new EventStream();
     const sink = new EventStream();
     s.forwardTo(sink);
-    s.emit(fired); // nobody anywhere: returns at once
     let heard = 0;
     const off = sink.onAny(() => heard++);
-    off();
     s.emit(fired);
-    assert.equal(heard, 0);
+    assert.equal(heard, 1);
+    off();
+    assert.equal(s.demand, 0);
+    assert.equal(sink.demand, 0);
+    s.emit(fired);
+    assert.equal(heard, 1);
   });
 
   test("a sink's listeners add to the demand of its sources, now and later", () => {

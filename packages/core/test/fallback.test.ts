@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  type BulwarkEvent,
   constant,
   ErrorCodes,
   type ExecutionContext,
@@ -14,27 +13,23 @@ import {
   timeout,
   VirtualClock,
 } from '@bulwark/core';
-
-function track<T>(promise: Promise<T>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; value?: T; error?: unknown } = {
-    status: 'pending',
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (error) => {
-      state.status = 'rejected';
-      state.error = error;
-    },
-  );
-  return state;
-}
+import { hang, recordEvents, runToEnd, track, transient, untilAborted } from './support.ts';
 
 const down = () => {
   throw new Error('down');
 };
+
+/** A fallback that answers `answer` and keeps the errors it replaced, to check which ones reached it. */
+function answering(answer: string) {
+  const errors: unknown[] = [];
+  const f = fallback({
+    fn: (e) => {
+      errors.push(e);
+      return answer;
+    },
+  });
+  return { f, errors };
+}
 
 describe('fallback: substitutes', () => {
   test('the value form answers a failure with the value', async () => {
@@ -125,13 +120,7 @@ describe('fallback: which failures', () => {
         return 'substitute';
       },
     });
-    const call = f.execute(
-      ({ signal }) =>
-        new Promise((_, reject) => {
-          signal.addEventListener('abort', () => reject(signal.reason));
-        }),
-      { signal: controller.signal },
-    );
+    const call = f.execute(untilAborted(), { signal: controller.signal });
     controller.abort(reason);
     await assert.rejects(call, (e) => e === reason);
     assert.equal(computed, 0);
@@ -142,10 +131,7 @@ describe('fallback: which failures', () => {
     const controller = new AbortController();
     const f = fallback({ value: 'substitute' });
     const call = f.execute(
-      ({ signal }) =>
-        new Promise((_, reject) => {
-          signal.addEventListener('abort', () => reject(new Error('socket closed')));
-        }),
+      untilAborted(() => new Error('socket closed')),
       { signal: controller.signal },
     );
     controller.abort('caller reason');
@@ -156,7 +142,7 @@ describe('fallback: which failures', () => {
     const clock = new VirtualClock();
     const controller = new AbortController();
     const p = pipeline(fallback({ value: 'substitute' }), timeout({ ms: 1_000, clock }));
-    const call = track(p.execute(() => new Promise(() => {}), { signal: controller.signal }));
+    const call = track(p.execute(hang, { signal: controller.signal }));
     await clock.advance(10);
     controller.abort('stop');
     await clock.advance(0);
@@ -173,17 +159,9 @@ describe('fallback: which failures', () => {
 
   test("a timeout's TimeoutError inside the fallback is replaced (it is not the caller's abort)", async () => {
     const clock = new VirtualClock();
-    const errors: unknown[] = [];
-    const p = pipeline(
-      fallback({
-        fn: (e) => {
-          errors.push(e);
-          return 'late answer replaced';
-        },
-      }),
-      timeout({ ms: 100, clock }),
-    );
-    const call = track(p.execute(() => new Promise(() => {})));
+    const { f, errors } = answering('late answer replaced');
+    const p = pipeline(f, timeout({ ms: 100, clock }));
+    const call = track(p.execute(hang));
     await clock.advance(100);
     assert.equal(call.value, 'late answer replaced');
     assert.ok(errors[0] instanceof TimeoutError);
@@ -192,24 +170,16 @@ describe('fallback: which failures', () => {
 
   test('outside a retry it replaces RetriesExhaustedError once retries are spent', async () => {
     const clock = new VirtualClock();
-    const errors: unknown[] = [];
-    const p = pipeline(
-      fallback({
-        fn: (e) => {
-          errors.push(e);
-          return 'degraded';
-        },
-      }),
-      retry({ maxAttempts: 3, backoff: constant({ ms: 10 }), clock }),
-    );
+    const { f, errors } = answering('degraded');
+    const p = pipeline(f, retry({ maxAttempts: 3, backoff: constant({ ms: 10 }), clock }));
     let calls = 0;
-    const call = track(
+    const call = await runToEnd(
+      clock,
       p.execute(() => {
         calls++;
-        throw Object.assign(new Error('503'), { status: 503 });
+        throw transient();
       }),
     );
-    await clock.runAll();
     assert.equal(call.value, 'degraded');
     assert.equal(calls, 3);
     assert.equal((errors[0] as { code?: string }).code, ErrorCodes.RETRIES_EXHAUSTED);
@@ -217,25 +187,16 @@ describe('fallback: which failures', () => {
 });
 
 describe('fallback: outcome, events, stats', () => {
-  test('executeOutcome reports degraded: true when the substitute answered', async () => {
-    const p = pipeline(fallback({ value: 'cached' }));
-    assert.deepEqual(await p.executeOutcome(down), {
-      ok: true,
-      value: 'cached',
-      degraded: true,
-      attempts: 1,
+  const outcomes: Array<[name: string, operation: () => string, value: string, degraded: boolean]> = [
+    ['executeOutcome reports degraded: true when the substitute answered', down, 'cached', true],
+    ['executeOutcome reports degraded: false when the operation answered', () => 'fresh', 'fresh', false],
+  ];
+  for (const [name, operation, value, degraded] of outcomes) {
+    test(name, async () => {
+      const p = pipeline(fallback({ value: 'cached' }));
+      assert.deepEqual(await p.executeOutcome(operation), { ok: true, value, degraded, attempts: 1 });
     });
-  });
-
-  test('executeOutcome reports degraded: false when the operation answered', async () => {
-    const p = pipeline(fallback({ value: 'cached' }));
-    assert.deepEqual(await p.executeOutcome(() => 'fresh'), {
-      ok: true,
-      value: 'fresh',
-      degraded: false,
-      attempts: 1,
-    });
-  });
+  }
 
   test('degraded is per call: a later call answered for real is not degraded', async () => {
     const p = pipeline(fallback({ value: 'cached' }));
@@ -260,8 +221,7 @@ describe('fallback: outcome, events, stats', () => {
   test('fallback:used carries the error it replaced', async () => {
     const failure = new Error('down');
     const f = fallback({ value: 0, name: 'zero' });
-    const events: BulwarkEvent[] = [];
-    f.events.onAny((e) => events.push(e));
+    const events = recordEvents(f);
     await f.execute(
       () => {
         throw failure;

@@ -3,10 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  BulwarkError,
   constant,
   decorrelatedJitter,
-  ErrorCodes,
   exponential,
   fallback,
   InvalidOptionsError,
@@ -16,26 +14,7 @@ import {
   VirtualClock,
 } from '@bulwark/core';
 import { knownKeys, num, oneOf, optionsObject, str } from '../src/internal/validate.ts';
-
-/** Asserts that `build` throws InvalidOptionsError naming `path`, and returns the message. */
-function rejects(build: () => unknown, path: string): string {
-  let thrown: unknown;
-  try {
-    build();
-  } catch (error) {
-    thrown = error;
-  }
-  assert.ok(
-    thrown instanceof InvalidOptionsError,
-    `expected InvalidOptionsError for ${path}, got ${String(thrown)}`,
-  );
-  assert.ok(thrown instanceof BulwarkError);
-  assert.equal(thrown.code, ErrorCodes.INVALID_OPTIONS);
-  assert.equal(thrown.path, path);
-  // The message names the field first, so a log line alone says what to fix.
-  assert.ok(thrown.message.startsWith(`${path}: `), thrown.message);
-  return thrown.message;
-}
+import { throwsInvalid } from './support.ts';
 
 // Deliberately wrong options, typed loosely so the checks at run time are what is tested.
 const loose = <T>(value: unknown) => value as T;
@@ -43,7 +22,7 @@ const loose = <T>(value: unknown) => value as T;
 describe('retry options', () => {
   test('maxAttempts must be a whole number of at least 1 (Infinity allowed)', () => {
     for (const bad of [0, -1, 1.5, Number.NaN, '3', null, Number.NEGATIVE_INFINITY]) {
-      rejects(() => retry({ maxAttempts: loose(bad) }), 'retry.maxAttempts');
+      throwsInvalid(() => retry({ maxAttempts: loose(bad) }), 'retry.maxAttempts');
     }
     assert.equal(retry({ maxAttempts: 1 }).describe().options.maxAttempts, 1);
     assert.equal(
@@ -54,79 +33,79 @@ describe('retry options', () => {
 
   test('the message says what was expected and what was given', () => {
     assert.match(
-      rejects(() => retry({ maxAttempts: 0 }), 'retry.maxAttempts'),
+      throwsInvalid(() => retry({ maxAttempts: 0 }), 'retry.maxAttempts'),
       /at least 1, got 0/,
     );
     assert.match(
-      rejects(() => retry({ maxAttempts: loose('3') }), 'retry.maxAttempts'),
+      throwsInvalid(() => retry({ maxAttempts: loose('3') }), 'retry.maxAttempts'),
       /the string "3"/,
     );
     assert.match(
-      rejects(() => retry({ maxAttempts: 2.5 }), 'retry.maxAttempts'),
+      throwsInvalid(() => retry({ maxAttempts: 2.5 }), 'retry.maxAttempts'),
       /whole number/,
     );
   });
 
   test('maxDurationMs must be a number of at least 0', () => {
-    rejects(() => retry({ maxDurationMs: -1 }), 'retry.maxDurationMs');
-    rejects(() => retry({ maxDurationMs: loose('1s') }), 'retry.maxDurationMs');
+    throwsInvalid(() => retry({ maxDurationMs: -1 }), 'retry.maxDurationMs');
+    throwsInvalid(() => retry({ maxDurationMs: loose('1s') }), 'retry.maxDurationMs');
     assert.equal(retry({ maxDurationMs: 0 }).describe().options.maxDurationMs, 0);
   });
 
   test('backoff must be one of the backoff builders', () => {
-    rejects(() => retry({ backoff: loose({ ms: 100 }) }), 'retry.backoff');
-    rejects(() => retry({ backoff: loose(100) }), 'retry.backoff');
+    throwsInvalid(() => retry({ backoff: loose({ ms: 100 }) }), 'retry.backoff');
+    throwsInvalid(() => retry({ backoff: loose(100) }), 'retry.backoff');
   });
 
   test('predicates and random must be functions', () => {
-    rejects(() => retry({ shouldRetry: loose(true) }), 'retry.shouldRetry');
-    rejects(() => retry({ shouldRetryResult: loose('no') }), 'retry.shouldRetryResult');
-    rejects(() => retry({ random: loose(0.5) }), 'retry.random');
+    throwsInvalid(() => retry({ shouldRetry: loose(true) }), 'retry.shouldRetry');
+    throwsInvalid(() => retry({ shouldRetryResult: loose('no') }), 'retry.shouldRetryResult');
+    throwsInvalid(() => retry({ random: loose(0.5) }), 'retry.random');
   });
 
   test('retryAfter is { maxMs } or false', () => {
-    rejects(() => retry({ retryAfter: loose(true) }), 'retry.retryAfter');
-    rejects(() => retry({ retryAfter: loose(5_000) }), 'retry.retryAfter');
-    rejects(() => retry({ retryAfter: { maxMs: -1 } }), 'retry.retryAfter.maxMs');
-    rejects(() => retry({ retryAfter: loose({ maxMs: 1, max: 2 }) }), 'retry.retryAfter.max');
+    throwsInvalid(() => retry({ retryAfter: loose(true) }), 'retry.retryAfter');
+    throwsInvalid(() => retry({ retryAfter: loose(5_000) }), 'retry.retryAfter');
+    throwsInvalid(() => retry({ retryAfter: { maxMs: -1 } }), 'retry.retryAfter.maxMs');
+    throwsInvalid(() => retry({ retryAfter: loose({ maxMs: 1, max: 2 }) }), 'retry.retryAfter.max');
     assert.equal(retry({ retryAfter: loose({}) }).describe().options.retryAfterMaxMs, 30_000);
   });
 
   test('clock must be a Clock, checked at construction rather than on the first timer', () => {
-    rejects(() => retry({ clock: loose(Date) }), 'retry.clock');
-    rejects(() => retry({ clock: loose({ now: () => 0 }) }), 'retry.clock');
+    throwsInvalid(() => retry({ clock: loose(Date) }), 'retry.clock');
+    throwsInvalid(() => retry({ clock: loose({ now: () => 0 }) }), 'retry.clock');
     retry({ clock: new VirtualClock() });
   });
 
   test('name must be a non-empty string', () => {
-    rejects(() => retry({ name: '' }), 'retry.name');
-    rejects(() => retry({ name: loose(7) }), 'retry.name');
+    throwsInvalid(() => retry({ name: '' }), 'retry.name');
+    throwsInvalid(() => retry({ name: loose(7) }), 'retry.name');
   });
 
   test("an unknown key suggests the nearest one: did you mean 'maxAttempts'?", () => {
-    const message = rejects(() => retry(loose({ maxAttempt: 3 })), 'retry.maxAttempt');
+    const message = throwsInvalid(() => retry(loose({ maxAttempt: 3 })), 'retry.maxAttempt');
     assert.match(message, /unknown option; did you mean 'maxAttempts'\?/);
     assert.match(
-      rejects(() => retry(loose({ maxattempts: 3 })), 'retry.maxattempts'),
+      throwsInvalid(() => retry(loose({ maxattempts: 3 })), 'retry.maxattempts'),
       /'maxAttempts'/,
     );
     assert.match(
-      rejects(() => retry(loose({ shouldRetryResults: 3 })), 'retry.shouldRetryResults'),
+      throwsInvalid(() => retry(loose({ shouldRetryResults: 3 })), 'retry.shouldRetryResults'),
       /'shouldRetryResult'/,
     );
     assert.match(
-      rejects(() => retry(loose({ backof: constant({ ms: 1 }) })), 'retry.backof'),
+      throwsInvalid(() => retry(loose({ backof: constant({ ms: 1 }) })), 'retry.backof'),
       /'backoff'/,
     );
   });
 
   test('an unknown key far from every known one gets no suggestion', () => {
-    const message = rejects(() => retry(loose({ retries: 3 })), 'retry.retries');
+    const message = throwsInvalid(() => retry(loose({ retries: 3 })), 'retry.retries');
     assert.equal(message, 'retry.retries: unknown option');
   });
 
   test('options must be an object when given', () => {
-    for (const bad of [5, 'fast', null, [], true]) rejects(() => retry(loose(bad)), 'retry');
+    for (const bad of [5, 'fast', null, [], true]) throwsInvalid(() => retry(loose(bad)), 'retry');
     retry(undefined);
     retry({});
   });
@@ -149,31 +128,31 @@ describe('retry options', () => {
 
 describe('timeout options', () => {
   test('ms is required and must be a finite number of at least 1', () => {
-    rejects(() => timeout(loose({})), 'timeout.ms');
+    throwsInvalid(() => timeout(loose({})), 'timeout.ms');
     for (const bad of [0, -5, Number.NaN, Number.POSITIVE_INFINITY, '5s']) {
-      rejects(() => timeout({ ms: loose(bad) }), 'timeout.ms');
+      throwsInvalid(() => timeout({ ms: loose(bad) }), 'timeout.ms');
     }
-    rejects(() => timeout(0), 'timeout.ms');
+    throwsInvalid(() => timeout(0), 'timeout.ms');
     assert.deepEqual(timeout({ ms: 1 }).describe().options, { ms: 1 });
   });
 
   test('options must be a number or an object', () => {
-    rejects(() => timeout(loose('5s')), 'timeout');
-    rejects(() => timeout(loose(null)), 'timeout');
+    throwsInvalid(() => timeout(loose('5s')), 'timeout');
+    throwsInvalid(() => timeout(loose(null)), 'timeout');
   });
 
   test('clock and name are checked', () => {
-    rejects(() => timeout({ ms: 10, clock: loose({}) }), 'timeout.clock');
-    rejects(() => timeout({ ms: 10, name: '' }), 'timeout.name');
+    throwsInvalid(() => timeout({ ms: 10, clock: loose({}) }), 'timeout.clock');
+    throwsInvalid(() => timeout({ ms: 10, name: '' }), 'timeout.name');
   });
 
   test("an unknown key suggests the nearest one: did you mean 'ms'?", () => {
     assert.match(
-      rejects(() => timeout(loose({ ms: 1, nmae: 'x' })), 'timeout.nmae'),
+      throwsInvalid(() => timeout(loose({ ms: 1, nmae: 'x' })), 'timeout.nmae'),
       /did you mean 'name'\?/,
     );
     assert.match(
-      rejects(() => timeout(loose({ msec: 10 })), 'timeout.msec'),
+      throwsInvalid(() => timeout(loose({ msec: 10 })), 'timeout.msec'),
       /did you mean 'ms'\?/,
     );
   });
@@ -181,20 +160,20 @@ describe('timeout options', () => {
 
 describe('fallback options', () => {
   test('exactly one of value or fn', () => {
-    rejects(() => fallback(loose({})), 'fallback');
-    rejects(() => fallback(loose(undefined)), 'fallback');
-    rejects(() => fallback(loose({ value: 1, fn: () => 2 })), 'fallback');
+    throwsInvalid(() => fallback(loose({})), 'fallback');
+    throwsInvalid(() => fallback(loose(undefined)), 'fallback');
+    throwsInvalid(() => fallback(loose({ value: 1, fn: () => 2 })), 'fallback');
   });
 
   test('fn and shouldHandle must be functions', () => {
-    rejects(() => fallback(loose({ fn: 'x' })), 'fallback.fn');
-    rejects(() => fallback({ value: 1, shouldHandle: loose(false) }), 'fallback.shouldHandle');
+    throwsInvalid(() => fallback(loose({ fn: 'x' })), 'fallback.fn');
+    throwsInvalid(() => fallback({ value: 1, shouldHandle: loose(false) }), 'fallback.shouldHandle');
   });
 
   test('name is checked and unknown keys suggest the nearest', () => {
-    rejects(() => fallback({ value: 1, name: '' }), 'fallback.name');
+    throwsInvalid(() => fallback({ value: 1, name: '' }), 'fallback.name');
     assert.match(
-      rejects(() => fallback(loose({ vaule: 1 })), 'fallback.vaule'),
+      throwsInvalid(() => fallback(loose({ vaule: 1 })), 'fallback.vaule'),
       /did you mean 'value'\?/,
     );
   });
@@ -202,39 +181,39 @@ describe('fallback options', () => {
 
 describe('backoff options', () => {
   test('constant: ms is required and at least 0; jitter is within [0, 1]', () => {
-    rejects(() => constant(loose({})), 'constant.ms');
-    rejects(() => constant({ ms: -1 }), 'constant.ms');
-    rejects(() => constant({ ms: 10, jitter: 1.5 }), 'constant.jitter');
-    rejects(() => constant({ ms: 10, jitter: -0.1 }), 'constant.jitter');
-    rejects(() => constant(loose(100)), 'constant');
+    throwsInvalid(() => constant(loose({})), 'constant.ms');
+    throwsInvalid(() => constant({ ms: -1 }), 'constant.ms');
+    throwsInvalid(() => constant({ ms: 10, jitter: 1.5 }), 'constant.jitter');
+    throwsInvalid(() => constant({ ms: 10, jitter: -0.1 }), 'constant.jitter');
+    throwsInvalid(() => constant(loose(100)), 'constant');
   });
 
   test('linear: baseMs required; stepMs, maxMs at least 0', () => {
-    rejects(() => linear(loose({})), 'linear.baseMs');
-    rejects(() => linear({ baseMs: 10, stepMs: -1 }), 'linear.stepMs');
-    rejects(() => linear({ baseMs: 10, maxMs: -1 }), 'linear.maxMs');
-    rejects(() => linear({ baseMs: 10, jitter: 2 }), 'linear.jitter');
+    throwsInvalid(() => linear(loose({})), 'linear.baseMs');
+    throwsInvalid(() => linear({ baseMs: 10, stepMs: -1 }), 'linear.stepMs');
+    throwsInvalid(() => linear({ baseMs: 10, maxMs: -1 }), 'linear.maxMs');
+    throwsInvalid(() => linear({ baseMs: 10, jitter: 2 }), 'linear.jitter');
   });
 
   test('exponential: baseMs required; factor at least 1; maxMs at least 0', () => {
-    rejects(() => exponential(loose({})), 'exponential.baseMs');
-    rejects(() => exponential({ baseMs: 10, factor: 0.5 }), 'exponential.factor');
-    rejects(() => exponential({ baseMs: 10, maxMs: -1 }), 'exponential.maxMs');
-    rejects(() => exponential({ baseMs: Number.NaN }), 'exponential.baseMs');
+    throwsInvalid(() => exponential(loose({})), 'exponential.baseMs');
+    throwsInvalid(() => exponential({ baseMs: 10, factor: 0.5 }), 'exponential.factor');
+    throwsInvalid(() => exponential({ baseMs: 10, maxMs: -1 }), 'exponential.maxMs');
+    throwsInvalid(() => exponential({ baseMs: Number.NaN }), 'exponential.baseMs');
     assert.match(
-      rejects(() => exponential(loose({ baseMs: 1, jiter: 0.1 })), 'exponential.jiter'),
+      throwsInvalid(() => exponential(loose({ baseMs: 1, jiter: 0.1 })), 'exponential.jiter'),
       /'jitter'/,
     );
   });
 
   test('decorrelatedJitter: baseMs required; takes no jitter of its own', () => {
-    rejects(() => decorrelatedJitter(loose({})), 'decorrelatedJitter.baseMs');
-    rejects(() => decorrelatedJitter({ baseMs: 10, maxMs: -5 }), 'decorrelatedJitter.maxMs');
+    throwsInvalid(() => decorrelatedJitter(loose({})), 'decorrelatedJitter.baseMs');
+    throwsInvalid(() => decorrelatedJitter({ baseMs: 10, maxMs: -5 }), 'decorrelatedJitter.maxMs');
     assert.match(
-      rejects(() => decorrelatedJitter(loose({ baseMS: 10 })), 'decorrelatedJitter.baseMS'),
+      throwsInvalid(() => decorrelatedJitter(loose({ baseMS: 10 })), 'decorrelatedJitter.baseMS'),
       /did you mean 'baseMs'\?/,
     );
-    rejects(() => decorrelatedJitter(loose({ baseMs: 10, jitter: 0.2 })), 'decorrelatedJitter.jitter');
+    throwsInvalid(() => decorrelatedJitter(loose({ baseMs: 10, jitter: 0.2 })), 'decorrelatedJitter.jitter');
   });
 });
 

@@ -19,23 +19,7 @@ import {
 import { PolicyBase } from '../src/pipeline/base.ts';
 import { Scope } from '../src/pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../src/pipeline/policy.ts';
-
-function track<T>(promise: Promise<T>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; value?: T; error?: unknown } = {
-    status: 'pending',
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (error) => {
-      state.status = 'rejected';
-      state.error = error;
-    },
-  );
-  return state;
-}
+import { connectionReset, hang, runToEnd, track, withWarnings } from './support.ts';
 
 /** A layer that writes down when a call enters and leaves it. */
 class Recorder extends PolicyBase {
@@ -58,8 +42,6 @@ class Recorder extends PolicyBase {
     }
   }
 }
-
-const transient = () => Object.assign(new Error('reset'), { code: 'ECONNRESET' });
 
 /** Counts the emit calls of a stream, to prove that nothing is built or sent for nobody. */
 function countEmits(stream: EventStream): { count: number } {
@@ -92,14 +74,14 @@ describe('pipeline: composition', () => {
       retry({ maxAttempts: 3, backoff: constant({ ms: 1 }), clock }),
       new Recorder('inner', log),
     );
-    const call = track(
+    const call = await runToEnd(
+      clock,
       p.execute(({ attempt }) => {
         log.push(`attempt ${attempt}`);
-        if (attempt < 2) throw transient();
+        if (attempt < 2) throw connectionReset();
         return 'ok';
       }),
     );
-    await clock.runAll();
     assert.equal(call.value, 'ok');
     assert.deepEqual(log, [
       '> outer',
@@ -134,7 +116,7 @@ describe('pipeline: composition', () => {
       timeout({ ms: 1_000, clock }),
     );
     const outcome = p.executeOutcome(async ({ attempt }) => {
-      if (attempt < 3) throw transient();
+      if (attempt < 3) throw connectionReset();
       return 42;
     });
     await clock.runAll();
@@ -248,7 +230,7 @@ describe('pipeline: execute and executeOutcome', () => {
     const clock = new VirtualClock();
     const p = pipeline(retry({ maxAttempts: 3, backoff: constant({ ms: 1 }), clock }));
     const outcome = p.executeOutcome(({ attempt }) => {
-      if (attempt === 1) throw transient();
+      if (attempt === 1) throw connectionReset();
       return 'v';
     });
     await clock.runAll();
@@ -259,7 +241,7 @@ describe('pipeline: execute and executeOutcome', () => {
     const clock = new VirtualClock();
     const p = pipeline(retry({ maxAttempts: 3, backoff: constant({ ms: 1 }), clock }));
     const outcome = p.executeOutcome(() => {
-      throw transient();
+      throw connectionReset();
     });
     await clock.runAll();
     const o = await outcome;
@@ -279,7 +261,7 @@ describe('pipeline: execute and executeOutcome', () => {
       retry({ maxAttempts: 3, backoff: constant({ ms: 10 }), clock }),
     );
     const a = p.executeOutcome(({ attempt }) => {
-      if (attempt < 3) throw transient();
+      if (attempt < 3) throw connectionReset();
       return 'a';
     });
     const b = p.executeOutcome(() => {
@@ -301,8 +283,7 @@ describe('pipeline: events', () => {
     );
     const types: string[] = [];
     p.events.onAny((e) => types.push(e.type));
-    const call = track(p.execute(() => new Promise(() => {})));
-    await clock.runAll();
+    const call = await runToEnd(clock, p.execute(hang));
     assert.equal(call.value, 'fallback');
     assert.deepEqual(types, [
       'timeout:warning',
@@ -325,7 +306,7 @@ describe('pipeline: events', () => {
     );
     const types: string[] = [];
     p.events.onAny((e) => types.push(e.type));
-    const hold = track(p.execute(() => new Promise(() => {})));
+    const hold = track(p.execute(hang));
     const rejected = track(p.execute(() => 'x'));
     await clock.advance(0);
     assert.equal(hold.status, 'pending');
@@ -335,7 +316,7 @@ describe('pipeline: events', () => {
     const q = pipeline(circuitBreaker({ window: { kind: 'consecutive', failures: 1 }, clock }));
     const heard: string[] = [];
     q.events.onAny((e) => heard.push(e.type));
-    await assert.rejects(q.execute(() => Promise.reject(transient())));
+    await assert.rejects(q.execute(() => Promise.reject(connectionReset())));
     assert.ok(heard.includes('breaker:opened'), heard.join());
   });
 
@@ -379,8 +360,7 @@ describe('pipeline: events', () => {
 
     // Every kind of event would fire here: warnings, timeouts, retries, exhaustion, fallback.
     const run = async () => {
-      const call = track(p.execute(() => new Promise(() => {})));
-      await clock.runAll();
+      const call = await runToEnd(clock, p.execute(hang));
       assert.equal(call.value, 'fallback');
     };
     await run();
@@ -418,10 +398,7 @@ describe('pipeline: events', () => {
   });
 
   test('a throwing listener does not fail the call, and other listeners still hear the event', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    try {
+    await withWarnings(async (warnings) => {
       const p = pipeline(fallback({ value: 'substitute' }));
       const heard: string[] = [];
       p.events.on('fallback:used', () => {
@@ -433,9 +410,7 @@ describe('pipeline: events', () => {
       assert.deepEqual(heard, ['second']);
       await new Promise((resolve) => setImmediate(resolve));
       assert.ok(warnings.some((w) => w.name === 'BulwarkListenerError'));
-    } finally {
-      process.off('warning', onWarning);
-    }
+    });
   });
 });
 

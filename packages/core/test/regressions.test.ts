@@ -1,61 +1,41 @@
 // Regressions: bugs seen in the libraries Bulwark is measured against, and bugs found in its own
 // breaker and bulkhead. Each test names the bug it guards against.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  type BreakerWindowOptions,
   BrokenCircuitError,
   bulkhead,
-  type CircuitBreakerPolicy,
   circuitBreaker,
   ErrorCodes,
   flushMicrotasks,
   VirtualClock,
 } from '@bulwark/core';
-
-function transient(): Error {
-  return Object.assign(new Error('upstream unavailable'), { status: 503 });
-}
-
-async function failWith(b: CircuitBreakerPolicy): Promise<void> {
-  const error = transient();
-  await assert.rejects(
-    b.execute(() => Promise.reject(error)),
-    (e) => e === error,
-  );
-}
+import { deferred, failWith, hang, rejectsWith, runTypeScript } from './support.ts';
 
 describe('regressions: circuit breaker', () => {
-  test("cockatiel's sampling breaker: failures from before an idle spell do not count after it", async () => {
-    // cockatiel's SamplingBreaker kept stale windows across idle time: 4 failures, 5 quiet
-    // minutes, then 1 failure opened a breaker whose window is 5 s.
+  /** 4 failures, 5 quiet minutes, then 1 failure, on a breaker that needs 5 calls and trips at 50%. */
+  async function failuresAcrossAnIdleSpell(window: BreakerWindowOptions) {
     const clock = new VirtualClock(1_700_000_000_000);
-    const b = circuitBreaker({
-      clock,
-      window: { kind: 'time', ms: 5_000 },
-      minimumCalls: 5,
-      failureRate: 0.5,
-    });
+    const b = circuitBreaker({ clock, window, minimumCalls: 5, failureRate: 0.5 });
     for (let i = 0; i < 4; i++) await failWith(b);
     await clock.advance(5 * 60 * 1000);
     await failWith(b);
+    return { b, clock };
+  }
+
+  test("cockatiel's sampling breaker: failures from before an idle spell do not count after it", async () => {
+    // cockatiel's SamplingBreaker kept stale windows across idle time: 4 failures, 5 quiet
+    // minutes, then 1 failure opened a breaker whose window is 5 s.
+    const { b, clock } = await failuresAcrossAnIdleSpell({ kind: 'time', ms: 5_000 });
     assert.equal(b.state, 'closed');
     assert.equal(b.stats().bufferedCalls, 1);
     assert.equal(clock.pendingTimers, 0);
   });
 
   test('a count window, by contrast, keeps its last N calls across idle time (that is what it means)', async () => {
-    const clock = new VirtualClock(1_700_000_000_000);
-    const b = circuitBreaker({
-      clock,
-      window: { kind: 'count', size: 10 },
-      minimumCalls: 5,
-      failureRate: 0.5,
-    });
-    for (let i = 0; i < 4; i++) await failWith(b);
-    await clock.advance(5 * 60 * 1000);
-    await failWith(b);
+    const { b } = await failuresAcrossAnIdleSpell({ kind: 'count', size: 10 });
     assert.equal(b.state, 'open');
   });
 
@@ -86,10 +66,10 @@ describe('regressions: circuit breaker', () => {
     });
     await failWith(b);
     await b.execute(() => 'ok');
-    await assert.rejects(
+    await rejectsWith(
       b.execute(() => 'x'),
-      (e) =>
-        e instanceof BrokenCircuitError && e.code === ErrorCodes.BROKEN_CIRCUIT && e.retryAfterMs === 30_000,
+      BrokenCircuitError,
+      { code: ErrorCodes.BROKEN_CIRCUIT, retryAfterMs: 30_000 },
     );
   });
 
@@ -113,11 +93,8 @@ describe('regressions: bulkhead', () => {
     // rejected (or waited) although nothing was running.
     const clock = new VirtualClock();
     const b = bulkhead({ maxConcurrent: 2, maxQueue: 3, clock });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const running = [b.execute(() => gate), b.execute(() => gate)];
+    const gate = deferred<void>();
+    const running = [b.execute(() => gate.promise), b.execute(() => gate.promise)];
     for (let round = 0; round < 5; round++) {
       const controllers = [new AbortController(), new AbortController(), new AbortController()];
       const queued = controllers.map((c) => b.execute(() => 'never', { signal: c.signal }));
@@ -125,20 +102,17 @@ describe('regressions: bulkhead', () => {
       await Promise.allSettled(queued);
       assert.equal(b.stats().queued, 0);
     }
-    release();
+    gate.resolve();
     await Promise.all(running);
     assert.deepEqual([b.stats().active, b.stats().queued, b.stats().rejected], [0, 0, 0]);
     const fresh = await Promise.all([b.execute(() => 'a'), b.execute(() => 'b')]);
     assert.deepEqual(fresh, ['a', 'b']);
-    let gate2!: () => void;
-    const held = [
-      b.execute(() => new Promise<void>((r) => (gate2 = r))),
-      b.execute(() => new Promise<void>(() => {})),
-    ];
+    const gate2 = deferred<void>();
+    const held = [b.execute(() => gate2.promise), b.execute(hang)];
     await flushMicrotasks();
     const waiting = [b.execute(() => 'w1'), b.execute(() => 'w2'), b.execute(() => 'w3')];
     assert.equal(b.stats().queued, 3, 'the whole queue is available again');
-    gate2();
+    gate2.resolve();
     await held[0];
     assert.equal(await waiting[0], 'w1');
     assert.equal(clock.pendingTimers, 0);
@@ -148,29 +122,20 @@ describe('regressions: bulkhead', () => {
 describe('regressions: timers kept alive while idle', () => {
   test('a process with 10,000 breakers and busy bulkheads, retries and timeouts exits on its own', async () => {
     const fixture = fileURLToPath(new URL('./fixtures/idle-exit.ts', import.meta.url));
-    const root = fileURLToPath(new URL('../../../', import.meta.url));
     const started = performance.now();
-    const { code, signal, stdout, stderr } = await new Promise<{
-      code: number | null;
-      signal: NodeJS.Signals | null;
-      stdout: string;
-      stderr: string;
-    }>((resolve) => {
-      execFile(
-        process.execPath,
-        ['--conditions=@bulwark/source', '--import', 'tsx', fixture],
-        { cwd: root, timeout: 30_000, killSignal: 'SIGKILL' },
-        (error, stdout, stderr) => {
-          const e = error as (Error & { code?: number; signal?: NodeJS.Signals }) | null;
-          resolve({
-            code: e === null ? 0 : typeof e.code === 'number' ? e.code : null,
-            signal: e?.signal ?? null,
-            stdout,
-            stderr,
-          });
-        },
-      );
-    });
+    type Exit = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+    const { code, signal, stdout, stderr } = await runTypeScript(fixture, [], {
+      timeout: 30_000,
+      killSignal: 'SIGKILL',
+    }).then(
+      ({ stdout, stderr }): Exit => ({ code: 0, signal: null, stdout, stderr }),
+      (e: Error & Partial<Exit>): Exit => ({
+        code: typeof e.code === 'number' ? e.code : null,
+        signal: e.signal ?? null,
+        stdout: e.stdout ?? '',
+        stderr: e.stderr ?? '',
+      }),
+    );
     const elapsed = performance.now() - started;
     assert.equal(signal, null, `the child had to be killed after ${Math.round(elapsed)} ms: ${stderr}`);
     assert.equal(code, 0, stderr);

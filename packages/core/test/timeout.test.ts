@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import {
-  type BulwarkEvent,
   bulkhead,
   constant,
   ErrorCodes,
@@ -15,40 +14,21 @@ import {
   timeout,
   VirtualClock,
 } from '@bulwark/core';
+import {
+  assertError,
+  connectionReset,
+  deferred,
+  hang,
+  recordEvents,
+  runToEnd,
+  track,
+  untilAborted,
+  withCode,
+} from './support.ts';
 
-function track<T>(promise: Promise<T>) {
-  const state: { status: 'pending' | 'fulfilled' | 'rejected'; value?: T; error?: unknown } = {
-    status: 'pending',
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (error) => {
-      state.status = 'rejected';
-      state.error = error;
-    },
-  );
-  return state;
-}
-
-/** A promise the test settles by hand: an operation that ignores its signal entirely. */
-function deferred<T = unknown>() {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-function isTimeout(error: unknown, ms: number): boolean {
-  assert.ok(error instanceof TimeoutError, `expected TimeoutError, got ${String(error)}`);
-  assert.equal(error.code, ErrorCodes.TIMEOUT);
-  assert.equal(error.timeoutMs, ms);
-  return true;
+/** Checks that `error` is the TimeoutError of a `ms` budget. */
+function isTimeout(error: unknown, ms: number): void {
+  assertError(error, TimeoutError, { code: ErrorCodes.TIMEOUT, timeoutMs: ms });
 }
 
 describe('timeout: the deadline', () => {
@@ -70,7 +50,7 @@ describe('timeout: the deadline', () => {
     const call = track(
       timeout({ ms: 100, clock }).execute(({ signal: s }) => {
         signal = s;
-        return new Promise(() => {});
+        return hang();
       }),
     );
     assert.equal(signal?.aborted, false);
@@ -82,14 +62,7 @@ describe('timeout: the deadline', () => {
 
   test('an operation that rejects with its signal reason surfaces the TimeoutError', async () => {
     const clock = new VirtualClock();
-    const call = track(
-      timeout({ ms: 100, clock }).execute(
-        ({ signal }) =>
-          new Promise((_, reject) => {
-            signal.addEventListener('abort', () => reject(signal.reason));
-          }),
-      ),
-    );
+    const call = track(timeout({ ms: 100, clock }).execute(untilAborted()));
     await clock.advance(100);
     isTimeout(call.error, 100);
   });
@@ -106,14 +79,14 @@ describe('timeout: the deadline', () => {
     };
     try {
       const t = timeout({ ms: 50, clock });
-      const call = track(t.execute(() => new Promise(() => {})));
+      const call = track(t.execute(hang));
       await clock.advance(50);
       isTimeout(call.error, 50);
       assert.equal(created, 0);
       const reads = track(
         t.execute(({ signal }) => {
           assert.equal(signal.aborted, false);
-          return new Promise(() => {});
+          return hang();
         }),
       );
       await clock.advance(50);
@@ -188,10 +161,10 @@ describe('timeout: the deadline', () => {
 
   test('the inner of two nested timeouts cannot extend the outer one', async () => {
     const clock = new VirtualClock();
-    const call = track(
-      pipeline(timeout({ ms: 100, clock }), timeout({ ms: 500, clock })).execute(() => new Promise(() => {})),
+    const call = await runToEnd(
+      clock,
+      pipeline(timeout({ ms: 100, clock }), timeout({ ms: 500, clock })).execute(hang),
     );
-    await clock.runAll();
     isTimeout(call.error, 100);
     assert.equal(clock.now(), 100);
     assert.equal(clock.pendingTimers, 0);
@@ -209,7 +182,7 @@ describe('timeout: per attempt or overall by position', () => {
     const call = track(
       p.execute(({ signal, attempt }) => {
         contexts.push({ signal, attempt, at: clock.now() });
-        if (attempt < 3) return new Promise(() => {}); // hangs, ignoring the signal
+        if (attempt < 3) return hang();
         return 'third time lucky';
       }),
     );
@@ -240,8 +213,7 @@ describe('timeout: per attempt or overall by position', () => {
       retry({ maxAttempts: 2, backoff: constant({ ms: 10 }), clock }),
       timeout({ ms: 100, clock }),
     );
-    const call = track(p.execute(() => new Promise(() => {})));
-    await clock.runAll();
+    const call = await runToEnd(clock, p.execute(hang));
     assert.equal((call.error as { code?: string }).code, ErrorCodes.RETRIES_EXHAUSTED);
     isTimeout((call.error as Error).cause, 100);
     assert.equal(clock.now(), 210);
@@ -254,13 +226,13 @@ describe('timeout: per attempt or overall by position', () => {
       timeout({ ms: 1_000, clock }),
       retry({ maxAttempts: 100, backoff: constant({ ms: 300 }), clock }),
     );
-    const call = track(
+    const call = await runToEnd(
+      clock,
       p.execute(async () => {
         startedAt.push(clock.now());
-        throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+        throw connectionReset();
       }),
     );
-    await clock.runAll();
     isTimeout(call.error, 1_000);
     assert.deepEqual(startedAt, [0, 300, 600, 900]);
     assert.equal(clock.now(), 1_000);
@@ -274,14 +246,14 @@ describe('timeout: per attempt or overall by position', () => {
       timeout({ ms: 250, clock }),
       retry({ maxAttempts: 5, backoff: constant({ ms: 0 }), clock }),
     );
-    const call = track(
+    const call = await runToEnd(
+      clock,
       p.execute(async ({ signal }) => {
         signals.push(signal);
         await clock.sleep(100);
-        throw Object.assign(new Error('slow and failing'), { code: 'ETIMEDOUT' });
+        throw withCode('ETIMEDOUT', 'slow and failing');
       }),
     );
-    await clock.runAll();
     isTimeout(call.error, 250);
     assert.equal(signals.length, 3);
     assert.ok(signals.every((s) => s.aborted));
@@ -295,7 +267,7 @@ describe('timeout: per attempt or overall by position', () => {
     const slow = track(
       p.execute(({ signal }) => {
         slowSignal = signal;
-        return new Promise(() => {});
+        return hang();
       }),
     );
     await clock.advance(50);
@@ -321,9 +293,8 @@ describe('timeout: warnings', () => {
   test('timeout:warning fires at 75% and 90% of the budget when someone listens', async () => {
     const clock = new VirtualClock();
     const t = timeout({ ms: 1_000, clock, name: 'db-timeout' });
-    const events: BulwarkEvent[] = [];
-    t.events.onAny((e) => events.push(e));
-    const call = track(t.execute(() => new Promise(() => {}), { operation: 'query' }));
+    const events = recordEvents(t);
+    const call = track(t.execute(hang, { operation: 'query' }));
     await clock.advance(749);
     assert.deepEqual(events, []);
     await clock.advance(1);
@@ -354,7 +325,7 @@ describe('timeout: warnings', () => {
   test('no warning timers are scheduled when nobody listens', async () => {
     const clock = new VirtualClock();
     const t = timeout({ ms: 1_000, clock });
-    track(t.execute(() => new Promise(() => {})));
+    track(t.execute(hang));
     assert.equal(clock.pendingTimers, 1);
     await clock.runAll();
     assert.equal(clock.pendingTimers, 0);
@@ -384,8 +355,7 @@ describe('timeout: warnings', () => {
     const p = pipeline(timeout({ ms: 100, clock }));
     const fractions: number[] = [];
     p.events.on('timeout:warning', (e) => fractions.push(e.fraction));
-    track(p.execute(() => new Promise(() => {})));
-    await clock.runAll();
+    await runToEnd(clock, p.execute(hang));
     assert.deepEqual(fractions, [0.75, 0.9]);
   });
 });
@@ -400,7 +370,7 @@ describe('timeout: cancellation and cleanup', () => {
       timeout({ ms: 1_000, clock }).execute(
         (ctx) => {
           signal = ctx.signal;
-          return new Promise(() => {}); // ignores its signal
+          return hang(); // ignores its signal
         },
         { signal: controller.signal },
       ),
@@ -432,13 +402,13 @@ describe('timeout: cancellation and cleanup', () => {
     assert.equal(failed.status, 'rejected');
     assert.equal(clock.pendingTimers, 0);
 
-    const timedOut = track(t.execute(() => new Promise(() => {})));
+    const timedOut = track(t.execute(hang));
     await clock.advance(100);
     assert.equal(timedOut.status, 'rejected');
     assert.equal(clock.pendingTimers, 0);
 
     const controller = new AbortController();
-    const aborted = track(t.execute(() => new Promise(() => {}), { signal: controller.signal }));
+    const aborted = track(t.execute(hang, { signal: controller.signal }));
     await clock.advance(10);
     controller.abort();
     await clock.advance(0);
@@ -458,14 +428,13 @@ describe('timeout: cancellation and cleanup', () => {
       () => 'ignores the signal',
       ({ signal }) => (signal.aborted ? 'aborted' : 'reads the signal'),
       ({ attempt }) => {
-        if (attempt === 1) throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+        if (attempt === 1) throw connectionReset();
         return 'retried';
       },
       ({ signal, attempt }) => (attempt === 1 ? new Promise(() => signal) : 'timed out once'),
     ];
     for (let i = 0; i < 1_000; i++) {
-      const call = track(p.execute(ops[i % ops.length]!, { signal: controller.signal }));
-      await clock.runAll();
+      const call = await runToEnd(clock, p.execute(ops[i % ops.length]!, { signal: controller.signal }));
       assert.equal(call.status, 'fulfilled', String(call.error));
     }
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
