@@ -480,14 +480,44 @@ describe('retry: Retry-After hints', () => {
     assert.equal(await secondAttemptAt(Object.assign(connectionReset(), { retryAfterMs: 30 })), 100);
   });
 
-  test('a hint is capped at retryAfter.maxMs', async () => {
-    const error = Object.assign(connectionReset(), { retryAfterMs: 60_000 });
+  test('a hint up to retryAfter.maxMs is waited for in full', async () => {
+    const error = Object.assign(connectionReset(), { retryAfterMs: 2_000 });
     assert.equal(await secondAttemptAt(error, { retryAfter: { maxMs: 2_000 } }), 2_000);
   });
 
+  test('a hint beyond retryAfter.maxMs ends the retries at once with RetriesExhaustedError', async () => {
+    const clock = new VirtualClock();
+    const error = Object.assign(connectionReset(), { retryAfterMs: 60_000 });
+    let calls = 0;
+    const call = await runToEnd(
+      clock,
+      retry({ maxAttempts: 5, backoff: constant({ ms: 100 }), retryAfter: { maxMs: 2_000 }, clock }).execute(
+        () => {
+          calls++;
+          throw error;
+        },
+      ),
+    );
+    assert.equal(calls, 1);
+    assert.equal(clock.now(), 0);
+    assert.ok(call.error instanceof RetriesExhaustedError);
+    assert.equal(call.error.attempts, 1);
+    assert.equal(call.error.cause, error);
+  });
+
   test('the default cap on hints is 30 s', async () => {
-    const error = Object.assign(connectionReset(), { retryAfterMs: 600_000 });
-    assert.equal(await secondAttemptAt(error), 30_000);
+    const within = Object.assign(connectionReset(), { retryAfterMs: 30_000 });
+    assert.equal(await secondAttemptAt(within), 30_000);
+    const clock = new VirtualClock();
+    const beyond = Object.assign(connectionReset(), { retryAfterMs: 30_001 });
+    const call = await runToEnd(
+      clock,
+      retry({ maxAttempts: 2, clock }).execute(() => {
+        throw beyond;
+      }),
+    );
+    assert.ok(call.error instanceof RetriesExhaustedError);
+    assert.equal(clock.now(), 0);
   });
 
   test('a retry-after header in seconds is honoured', async () => {

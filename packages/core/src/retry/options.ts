@@ -27,7 +27,8 @@ export interface RetryOptions {
   /**
    * Honour retry-after hints (a `Retry-After` header, an open breaker's `retryAfterMs`), read from
    * the error or from a result that `shouldRetryResult` rejected: wait the longer of the backoff
-   * and the hint, the hint capped at `maxMs`. `false` ignores hints.
+   * and the hint. A hint longer than `maxMs` ends the retries at once (`RetriesExhaustedError`),
+   * since an earlier try would only be refused again. `false` ignores hints.
    * @default { maxMs: 30_000 }
    */
   retryAfter?: { maxMs: number } | false;

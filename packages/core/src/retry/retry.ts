@@ -93,7 +93,12 @@ export class RetryPolicy extends PolicyBase {
         if (o.readHint !== undefined) {
           // A retryable result can carry the hint too (a 429 or 503 response with Retry-After).
           const hint = o.readHint(failed ? error : result, o.clock.now());
-          if (hint !== undefined) delay = Math.max(delay, Math.min(hint, o.retryAfterMaxMs));
+          // A hint past the cap means "not within any wait we accept": retrying sooner would only
+          // be refused again (an open breaker, a server asking for minutes), so give up now.
+          if (hint !== undefined) {
+            if (hint > o.retryAfterMaxMs) give = true;
+            else delay = Math.max(delay, hint);
+          }
         }
         if (bounded && o.clock.now() + delay - startedAt > o.maxDurationMs) give = true;
       }
