@@ -546,3 +546,78 @@ describe('timeout: statistics and abandoned work', () => {
     assert.equal(b.stats().active, 0);
   });
 });
+
+describe('timeout: one timer per policy', () => {
+  /** A virtual clock that can park timers, as the system clock does with unref. */
+  class ParkingClock extends VirtualClock {
+    readonly alive = new Map<object, boolean>();
+    keepAlive(handle: object, alive: boolean): void {
+      this.alive.set(handle, alive);
+    }
+  }
+
+  test('concurrent calls share one timer, and each still times out at its own deadline', async () => {
+    const clock = new VirtualClock();
+    const t = timeout({ ms: 100, clock });
+    const first = track(t.execute(hang));
+    await clock.advance(30);
+    const second = track(t.execute(hang));
+    const third = track(t.execute(hang));
+    assert.equal(clock.pendingTimers, 1);
+    await clock.advance(70);
+    assert.equal(first.status, 'rejected');
+    assert.equal(second.status, 'pending');
+    await clock.advance(29);
+    assert.equal(second.status, 'pending');
+    await clock.advance(1);
+    assert.equal(second.status, 'rejected');
+    assert.equal(third.status, 'rejected');
+    assert.equal(clock.pendingTimers, 0);
+  });
+
+  test('a call that settles early leaves the timer to the calls still waiting', async () => {
+    const clock = new VirtualClock();
+    const t = timeout({ ms: 100, clock });
+    const quick = deferred<string>();
+    const first = track(t.execute(() => quick.promise));
+    await clock.advance(10);
+    const second = track(t.execute(hang));
+    quick.resolve('done');
+    await clock.advance(99);
+    assert.equal(first.status, 'fulfilled');
+    assert.equal(second.status, 'pending', 'the shared timer fired at 100 and re-armed for 110');
+    await clock.advance(1);
+    assert.equal(second.status, 'rejected');
+    assert.equal(clock.now(), 110);
+    assert.equal(clock.pendingTimers, 0);
+  });
+
+  test('on a clock that can park timers, an idle timer is parked, never re-armed, and reused', async () => {
+    const clock = new ParkingClock();
+    const t = timeout({ ms: 100, clock });
+    assert.equal(await t.execute(() => 'a'), 'a');
+    assert.equal(clock.pendingTimers, 1);
+    const [timer] = [...clock.alive.keys()];
+    assert.equal(clock.alive.get(timer!), false, 'parked: it must not hold the process open');
+    assert.equal(await t.execute(() => 'b'), 'b');
+    assert.equal(clock.pendingTimers, 1, 'the parked timer was reused, not a second one armed');
+    await clock.advance(100);
+    assert.equal(clock.pendingTimers, 0, 'a parked timer that fires with nothing due is not re-armed');
+    const late = track(t.execute(hang));
+    assert.equal(clock.pendingTimers, 1);
+    await clock.advance(100);
+    assert.equal(late.status, 'rejected');
+    assert.equal(clock.pendingTimers, 0);
+  });
+
+  test('a parked timer is kept alive again while a call waits on it', async () => {
+    const clock = new ParkingClock();
+    const t = timeout({ ms: 100, clock });
+    await t.execute(() => 'a');
+    const [timer] = [...clock.alive.keys()];
+    const call = track(t.execute(hang));
+    assert.equal(clock.alive.get(timer!), true);
+    await clock.advance(100);
+    assert.equal(call.status, 'rejected');
+  });
+});

@@ -13,7 +13,10 @@ export interface BulkheadStats {
   /** Free slots: `maxConcurrent - active`. */
   available: number;
   queued: number;
-  /** Slots still held by work that a timeout inside the bulkhead abandoned but that has not settled. */
+  /**
+   * Slots held by work that a timeout inside the bulkhead abandoned (at its deadline or on the
+   * caller's abort) and that has not settled yet. Each such work holds a slot of its own.
+   */
   lingering: number;
   /** Calls refused since creation (queue full or queue timeout). */
   rejected: number;
@@ -39,24 +42,6 @@ class Waiter {
   }
 }
 
-/** One taken slot. It is given back when the work settles and no abandoned work still holds it. */
-class Slot implements Lease {
-  holds = 0;
-  done = false;
-  constructor(
-    readonly bulkhead: BulkheadPolicy,
-    readonly outer: Lease | undefined,
-  ) {}
-  hold(work: Promise<unknown>): void {
-    this.holds++;
-    const release = () => {
-      this.holds--;
-      if (this.done && this.holds === 0) this.bulkhead.release(true);
-    };
-    work.then(release, release);
-  }
-}
-
 export class BulkheadPolicy extends PolicyBase {
   readonly kind = 'bulkhead';
   readonly #o: NormalizedBulkheadOptions;
@@ -66,6 +51,13 @@ export class BulkheadPolicy extends PolicyBase {
   #rejected = 0;
   #head: Waiter | undefined;
   #tail: Waiter | undefined;
+  /** Settles one admitted call; shared by all calls, so admission allocates nothing. */
+  readonly #settle = () => this.release(false);
+  /** Takes a slot for work an inner timeout abandoned, until that work settles. */
+  readonly #hold = (work: Promise<unknown>) => this.#holdFor(work);
+  readonly #releaseHeld = () => this.release(true);
+  /** The lease of a scope that no other bulkhead leases: reused by every call. */
+  readonly #lease: Lease = { outer: undefined, hold: this.#hold };
 
   constructor(options: BulkheadOptions) {
     const o = normalizeBulkheadOptions(options);
@@ -77,7 +69,7 @@ export class BulkheadPolicy extends PolicyBase {
     return {
       maxConcurrent: this.#o.maxConcurrent,
       active: this.#active,
-      available: this.#o.maxConcurrent - this.#active,
+      available: Math.max(0, this.#o.maxConcurrent - this.#active),
       queued: this.#queued,
       lingering: this.#lingering,
       rejected: this.#rejected,
@@ -116,23 +108,43 @@ export class BulkheadPolicy extends PolicyBase {
     });
   }
 
-  async #runAdmitted(scope: Scope, next: Next): Promise<unknown> {
-    const slot = new Slot(this, scope.lease);
-    scope.lease = slot;
-    try {
-      return await next(scope);
-    } finally {
-      scope.lease = slot.outer;
-      slot.done = true;
-      if (slot.holds === 0) this.release(false);
-      else this.#lingering++;
+  /**
+   * Runs an admitted call. The slot is given back when the work settles: the inner promise is
+   * returned as is and observed with shared handlers, so the fast path allocates one reaction.
+   */
+  #runAdmitted(scope: Scope, next: Next): Promise<unknown> {
+    this.#enter(scope);
+    const work = next(scope);
+    work.then(this.#settle, this.#settle);
+    return work;
+  }
+
+  /**
+   * Marks the scope as running under this bulkhead, so that a timeout inside can hand over work
+   * it abandons. Scopes only flow inwards, so the mark never needs undoing.
+   */
+  #enter(scope: Scope): void {
+    const lease = scope.lease;
+    if (lease === undefined) {
+      scope.lease = this.#lease;
+      return;
     }
+    for (let l: Lease | undefined = lease; l !== undefined; l = l.outer) if (l.hold === this.#hold) return;
+    scope.lease = { outer: lease, hold: this.#hold };
+  }
+
+  /** Abandoned work keeps a slot of its own until it really settles: the bulkhead bounds real work. */
+  #holdFor(work: Promise<unknown>): void {
+    this.#active++;
+    this.#lingering++;
+    work.then(this.#releaseHeld, this.#releaseHeld);
   }
 
   /** Gives a slot back and admits the next waiter. @internal */
   release(wasLingering: boolean): void {
     if (wasLingering) this.#lingering--;
     this.#active--;
+    if (this.#active >= this.#o.maxConcurrent) return;
     const waiter = this.#head;
     if (waiter === undefined) return;
     this.leave(waiter);

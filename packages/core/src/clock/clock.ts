@@ -11,6 +11,11 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
   /** Resolves after `ms`; rejects with the signal's reason as soon as `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Optional. Whether a pending timer keeps the process alive (`true` by default). A clock
+   * without it makes policies clear idle timers instead of parking them.
+   */
+  keepAlive?(handle: TimerHandle, alive: boolean): void;
 }
 
 /** Shared by both clocks: a sleep built from the clock's own timers. */
@@ -46,14 +51,21 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 class LongTimer {
   #handle: ReturnType<typeof setTimeout> | undefined;
+  #alive = true;
   constructor(fn: () => void, ms: number) {
     const due = Date.now() + ms;
     const arm = () => {
       const left = due - Date.now();
       if (left > MAX_TIMER_MS) this.#handle = setTimeout(arm, MAX_TIMER_MS);
       else this.#handle = setTimeout(fn, Math.max(0, left));
+      if (!this.#alive) this.#handle.unref();
     };
     arm();
+  }
+  keepAlive(alive: boolean): void {
+    this.#alive = alive;
+    if (alive) this.#handle?.ref();
+    else this.#handle?.unref();
   }
   clear(): void {
     if (this.#handle !== undefined) clearTimeout(this.#handle);
@@ -74,6 +86,11 @@ class SystemClock implements Clock {
   }
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return sleepOn(this, ms, signal);
+  }
+  keepAlive(handle: TimerHandle, alive: boolean): void {
+    if (handle instanceof LongTimer) handle.keepAlive(alive);
+    else if (alive) (handle as ReturnType<typeof setTimeout>).ref();
+    else (handle as ReturnType<typeof setTimeout>).unref();
   }
 }
 

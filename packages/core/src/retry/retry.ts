@@ -17,6 +17,8 @@ export interface RetryStats {
 export class RetryPolicy extends PolicyBase {
   readonly kind = 'retry';
   readonly #o: NormalizedRetryOptions;
+  /** No result check and no duration bound: the first attempt needs no bookkeeping. */
+  readonly #fast: boolean;
   #successWithout = 0;
   #successWith = 0;
   #failedWithout = 0;
@@ -26,6 +28,7 @@ export class RetryPolicy extends PolicyBase {
     const o = normalizeRetryOptions(options);
     super(o.name);
     this.#o = o;
+    this.#fast = o.shouldRetryResult === undefined && o.maxDurationMs === Number.POSITIVE_INFINITY;
   }
 
   stats(): RetryStats {
@@ -51,25 +54,42 @@ export class RetryPolicy extends PolicyBase {
     };
   }
 
-  async [kRun](scope: Scope, next: Next): Promise<unknown> {
+  [kRun](scope: Scope, next: Next): Promise<unknown> {
+    const o = this.#o;
+    scope.attempt = 1;
+    scope.root.attempt = 1;
+    if (this.#fast) {
+      // Most calls succeed at once: no loop state, no result check, one shared handler.
+      return next(scope).then(this.#succeededAtOnce, (error) =>
+        this.#continue(scope, next, 0, 1, true, error, undefined),
+      );
+    }
+    const startedAt = o.clock.now();
+    return next(scope).then(
+      (result) => this.#continue(scope, next, startedAt, 1, false, undefined, result),
+      (error) => this.#continue(scope, next, startedAt, 1, true, error, undefined),
+    );
+  }
+
+  readonly #succeededAtOnce = (result: unknown) => {
+    this.#successWithout++;
+    return result;
+  };
+
+  /** Decides on the outcome of `attempt`, then backs off and tries again until done. */
+  async #continue(
+    scope: Scope,
+    next: Next,
+    startedAt: number,
+    attempt: number,
+    failed: boolean,
+    error: unknown,
+    result: unknown,
+  ): Promise<unknown> {
     const o = this.#o;
     const bounded = o.maxDurationMs !== Number.POSITIVE_INFINITY;
-    const startedAt = bounded ? o.clock.now() : 0;
     let memo: BackoffMemo | undefined;
-    for (let attempt = 1; ; attempt++) {
-      scope.attempt = attempt;
-      scope.root.attempt = attempt;
-      // A fallback inside may have answered an earlier attempt; this attempt starts undegraded.
-      if (attempt > 1) scope.root.degraded = false;
-      let error: unknown;
-      let result: unknown;
-      let failed = false;
-      try {
-        result = await next(scope);
-      } catch (e) {
-        error = e;
-        failed = true;
-      }
+    for (;;) {
       if (!failed) {
         if (o.shouldRetryResult === undefined || !o.shouldRetryResult(result, attempt)) {
           if (attempt === 1) this.#successWithout++;
@@ -84,7 +104,6 @@ export class RetryPolicy extends PolicyBase {
         this.#countFailure(attempt);
         throw error;
       }
-
       let delay = 0;
       let give = attempt >= o.maxAttempts;
       if (!give) {
@@ -136,6 +155,19 @@ export class RetryPolicy extends PolicyBase {
       } else if (scope.aborted) {
         this.#countFailure(attempt);
         throw scope.abortReason;
+      }
+      attempt++;
+      scope.attempt = attempt;
+      scope.root.attempt = attempt;
+      // A fallback inside may have answered an earlier attempt; this attempt starts undegraded.
+      scope.root.degraded = false;
+      failed = false;
+      error = undefined;
+      try {
+        result = await next(scope);
+      } catch (e) {
+        error = e;
+        failed = true;
       }
     }
   }

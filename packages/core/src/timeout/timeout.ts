@@ -2,8 +2,9 @@
 import type { Clock, TimerHandle } from '../clock/clock.ts';
 import { TimeoutError } from '../errors.ts';
 import { PolicyBase } from '../pipeline/base.ts';
-import type { Scope } from '../pipeline/context.ts';
+import type { Lease, Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
+import { type Deadline, DeadlineQueue } from './deadlines.ts';
 import { type NormalizedTimeoutOptions, normalizeTimeoutOptions, type TimeoutOptions } from './options.ts';
 
 export interface TimeoutStats {
@@ -21,11 +22,13 @@ export class TimeoutPolicy extends PolicyBase {
   /** @internal */ readonly o: NormalizedTimeoutOptions;
   /** @internal */ timedOut = 0;
   /** @internal */ overdue = 0;
+  /** @internal */ readonly deadlines: DeadlineQueue;
 
   constructor(options: TimeoutOptions) {
     const o = normalizeTimeoutOptions(options);
     super(o.name);
     this.o = o;
+    this.deadlines = new DeadlineQueue(o.clock);
   }
 
   stats(): TimeoutStats {
@@ -47,18 +50,23 @@ export class TimeoutPolicy extends PolicyBase {
  * One call under a timeout. A class rather than closures: one allocation holds the state
  * that the deadline, the caller's abort and the inner result all race to settle.
  */
-class TimedCall {
+class TimedCall implements Deadline {
   readonly policy: TimeoutPolicy;
   readonly scope: Scope;
   readonly resolve: (value: unknown) => void;
   readonly reject: (reason: unknown) => void;
   readonly startedAt: number;
-  timer: TimerHandle;
+  due = 0;
+  prevDue: Deadline | undefined;
+  nextDue: Deadline | undefined;
+  queued = false;
   warnings: TimerHandle[] | undefined;
   parentSignal: AbortSignal | undefined;
   settled = false;
   innerDone = false;
   inner: Promise<unknown> | undefined;
+  /** Bulkheads around this timeout (captured now: bulkheads inside will add their own leases). */
+  readonly leases: Lease | undefined;
 
   constructor(
     policy: TimeoutPolicy,
@@ -73,8 +81,9 @@ class TimedCall {
     const { clock, ms } = policy.o;
     const scope = parent.child();
     this.scope = scope;
+    this.leases = parent.lease;
     this.startedAt = policy.events.demand !== 0 ? clock.now() : 0;
-    this.timer = clock.setTimeout(() => this.onDeadline(), ms);
+    policy.deadlines.add(this, ms);
     if (policy.events.demand !== 0) this.warnings = this.scheduleWarnings(clock, ms);
     if (parent.canAbort) {
       // The caller gave up: settle now with its reason rather than when the work ends.
@@ -141,7 +150,7 @@ class TimedCall {
       policy.overdue--;
     };
     inner.then(done, done);
-    for (let lease = this.scope.lease; lease !== undefined; lease = lease.outer) lease.hold(inner);
+    for (let lease = this.leases; lease !== undefined; lease = lease.outer) lease.hold(inner);
   }
 
   onInner(ok: boolean, value: unknown): void {
@@ -154,8 +163,8 @@ class TimedCall {
 
   finish(): void {
     this.settled = true;
+    this.policy.deadlines.remove(this);
     const { clock } = this.policy.o;
-    clock.clearTimeout(this.timer);
     if (this.warnings !== undefined) for (const w of this.warnings) clock.clearTimeout(w);
     this.parentSignal?.removeEventListener('abort', this);
     this.scope.dispose();

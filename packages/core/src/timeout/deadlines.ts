@@ -1,0 +1,98 @@
+// Deadlines of one timeout policy, served by a single clock timer. Every call through a policy
+// has the same budget, so deadlines arrive in order: a FIFO list replaces a timer per call.
+
+import type { Clock, TimerHandle } from '../clock/clock.ts';
+
+/** A call waiting for its deadline: a node of the queue's doubly linked list. @internal */
+export interface Deadline {
+  due: number;
+  prevDue: Deadline | undefined;
+  nextDue: Deadline | undefined;
+  queued: boolean;
+  onDeadline(): void;
+}
+
+/**
+ * One timer for the earliest pending deadline. When the last call leaves, the timer is parked
+ * (unref'd, so it never holds the process open, and not re-armed when it fires) on clocks
+ * that can do so, and cleared on others; re-arming costs a timer only after the park lapsed.
+ * @internal
+ */
+export class DeadlineQueue {
+  readonly #clock: Clock;
+  #head: Deadline | undefined;
+  #tail: Deadline | undefined;
+  #timer: TimerHandle | undefined;
+  #timerDue = 0;
+  #parked = false;
+  readonly #fire = () => this.#onTimer();
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  add(entry: Deadline, ms: number): void {
+    const due = this.#clock.now() + ms;
+    entry.due = due;
+    entry.queued = true;
+    entry.nextDue = undefined;
+    entry.prevDue = this.#tail;
+    if (this.#tail !== undefined) this.#tail.nextDue = entry;
+    else this.#head = entry;
+    this.#tail = entry;
+    if (this.#timer === undefined) {
+      this.#arm(due, ms);
+    } else {
+      if (this.#parked) {
+        this.#parked = false;
+        this.#clock.keepAlive!(this.#timer, true);
+      }
+      // The wall clock may step back: never let an earlier deadline wait for a later timer.
+      if (due < this.#timerDue) {
+        this.#clock.clearTimeout(this.#timer);
+        this.#arm(due, ms);
+      }
+    }
+  }
+
+  remove(entry: Deadline): void {
+    if (!entry.queued) return;
+    entry.queued = false;
+    if (entry.prevDue !== undefined) entry.prevDue.nextDue = entry.nextDue;
+    else this.#head = entry.nextDue;
+    if (entry.nextDue !== undefined) entry.nextDue.prevDue = entry.prevDue;
+    else this.#tail = entry.prevDue;
+    entry.prevDue = entry.nextDue = undefined;
+    if (this.#head === undefined && this.#timer !== undefined) this.#idle();
+  }
+
+  #idle(): void {
+    const clock = this.#clock;
+    if (clock.keepAlive !== undefined) {
+      this.#parked = true;
+      clock.keepAlive(this.#timer!, false);
+    } else {
+      clock.clearTimeout(this.#timer!);
+      this.#timer = undefined;
+    }
+  }
+
+  #arm(due: number, ms: number): void {
+    this.#timerDue = due;
+    this.#parked = false;
+    this.#timer = this.#clock.setTimeout(this.#fire, ms);
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.#parked = false;
+    const now = this.#clock.now();
+    for (let entry = this.#head; entry !== undefined && entry.due <= now; entry = this.#head) {
+      this.remove(entry);
+      entry.onDeadline();
+    }
+    const head = this.#head;
+    // Timers can fire a little before the wall clock reaches `due`: re-arm for the remainder.
+    if (head !== undefined && this.#timer === undefined) this.#arm(head.due, Math.max(1, head.due - now));
+  }
+}
