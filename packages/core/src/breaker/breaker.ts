@@ -199,7 +199,6 @@ export class CircuitBreakerPolicy extends PolicyBase {
     );
   }
 
-
   #onSuccess(generation: number, startedAt: number, probe: boolean): void {
     this.#successful++;
     if (generation !== this.#generation) return;
