@@ -1,6 +1,6 @@
 // The circuit breaker: stops calling a dependency that keeps failing, then probes it.
 // All transitions happen on calls or reads (lazily, from the clock): no timers, ever.
-import { BrokenCircuitError, IsolatedCircuitError, withoutStack } from '../errors.ts';
+import { BrokenCircuitError, IsolatedCircuitError, rejectSoon, withoutStack } from '../errors.ts';
 import { fail, isRecord } from '../internal/validate.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Scope } from '../pipeline/context.ts';
@@ -321,7 +321,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       });
     }
     const name = this.name;
-    return Promise.reject(
+    return rejectSoon(
       withoutStack(() =>
         state === 'isolated'
           ? new IsolatedCircuitError(name)

@@ -1,6 +1,6 @@
 // The bulkhead: bounds the work running at once (not just the waiting) with a bounded FIFO queue.
 import type { TimerHandle } from '../clock/clock.ts';
-import { BulkheadRejectedError, withoutStack } from '../errors.ts';
+import { BulkheadRejectedError, rejectSoon, withoutStack } from '../errors.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Lease, Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
@@ -185,7 +185,7 @@ export class BulkheadPolicy extends PolicyBase {
         queued: this.#queued,
       });
     }
-    return Promise.reject(withoutStack(() => new BulkheadRejectedError(this.name, reason)));
+    return rejectSoon(withoutStack(() => new BulkheadRejectedError(this.name, reason)));
   }
 }
 

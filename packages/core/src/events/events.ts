@@ -46,9 +46,11 @@ type AnyListener = (event: BulwarkEvent) => void;
 export class EventStream {
   /** How many listeners would receive an event emitted here (own and downstream). @internal */
   demand = 0;
-  #listeners: Map<string, AnyListener[]> = new Map();
-  #sinks: EventStream[] = [];
-  #sources: EventStream[] = [];
+  // Allocated on first use: most policies are never listened to, and an idle policy should
+  // cost as little memory as possible (10,000 breakers is a normal size for a registry).
+  #listeners: Map<string, AnyListener[]> | undefined;
+  #sinks: EventStream[] | undefined;
+  #sources: EventStream[] | undefined;
 
   on<K extends BulwarkEventType>(
     type: K,
@@ -70,34 +72,40 @@ export class EventStream {
 
   /** Forward everything emitted here to `sink` as well. @internal */
   forwardTo(sink: EventStream): void {
+    this.#sinks ??= [];
     if (this.#sinks.includes(sink)) return;
     this.#sinks.push(sink);
-    sink.#sources.push(this);
+    (sink.#sources ??= []).push(this);
     this.#addDemand(sink.demand);
   }
 
   #deliver(event: BulwarkEvent): void {
-    const typed = this.#listeners.get(event.type);
-    if (typed !== undefined) for (const l of typed) call(l, event);
-    const any = this.#listeners.get('*');
-    if (any !== undefined) for (const l of any) call(l, event);
-    for (const sink of this.#sinks) if (sink.demand !== 0) sink.#deliver(event);
+    const listeners = this.#listeners;
+    if (listeners !== undefined) {
+      const typed = listeners.get(event.type);
+      if (typed !== undefined) for (const l of typed) call(l, event);
+      const any = listeners.get('*');
+      if (any !== undefined) for (const l of any) call(l, event);
+    }
+    if (this.#sinks !== undefined)
+      for (const sink of this.#sinks) if (sink.demand !== 0) sink.#deliver(event);
   }
 
   #add(key: string, listener: AnyListener): () => void {
     // A copy per change keeps delivery safe while a listener unsubscribes itself.
-    this.#listeners.set(key, [...(this.#listeners.get(key) ?? []), listener]);
+    const listeners = (this.#listeners ??= new Map());
+    listeners.set(key, [...(listeners.get(key) ?? []), listener]);
     this.#addDemand(1);
     let active = true;
     return () => {
       if (!active) return;
       active = false;
       // Remove this subscription only: the same function subscribed twice stays subscribed once.
-      const list = [...(this.#listeners.get(key) ?? [])];
+      const list = [...(listeners.get(key) ?? [])];
       const at = list.indexOf(listener);
       if (at >= 0) list.splice(at, 1);
-      if (list.length === 0) this.#listeners.delete(key);
-      else this.#listeners.set(key, list);
+      if (list.length === 0) listeners.delete(key);
+      else listeners.set(key, list);
       this.#addDemand(-1);
     };
   }
@@ -105,7 +113,7 @@ export class EventStream {
   #addDemand(delta: number): void {
     if (delta === 0) return;
     this.demand += delta;
-    for (const source of this.#sources) source.#addDemand(delta);
+    if (this.#sources !== undefined) for (const source of this.#sources) source.#addDemand(delta);
   }
 }
 
