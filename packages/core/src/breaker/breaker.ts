@@ -36,7 +36,10 @@ export interface CircuitBreakerStats {
 type OpenReason = 'failure-rate' | 'slow-call-rate' | 'consecutive-failures' | 'probe-failed';
 
 export class CircuitBreakerPolicy extends PolicyBase {
-  readonly kind = 'circuit-breaker';
+  // On the prototype rather than each instance: an idle policy should cost little memory.
+  get kind(): 'circuit-breaker' {
+    return 'circuit-breaker';
+  }
   readonly #o: NormalizedBreakerOptions;
   readonly #window: OutcomeWindow;
   readonly #timed: boolean;

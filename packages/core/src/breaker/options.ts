@@ -98,6 +98,14 @@ const KEYS = [
 export function normalizeBreakerOptions(
   options: CircuitBreakerOptions | undefined,
 ): NormalizedBreakerOptions {
+  // Breakers built with the defaults share one frozen copy of them.
+  if (options === undefined) return (defaults ??= Object.freeze(normalize(undefined)));
+  return normalize(options);
+}
+
+let defaults: NormalizedBreakerOptions | undefined;
+
+function normalize(options: CircuitBreakerOptions | undefined): NormalizedBreakerOptions {
   const o = optionsObject('circuitBreaker', options);
   knownKeys('circuitBreaker', o, KEYS);
   const window = normalizeWindow(o.window);

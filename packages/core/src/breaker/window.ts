@@ -31,33 +31,31 @@ const FAILURE = 1;
 const SLOW = 2;
 
 /** Counts only the current run of failures (and of slow calls); a success ends the run. */
-export class ConsecutiveWindow implements OutcomeWindow {
-  #failures = 0;
-  #slow = 0;
-  readonly #view: WindowCounts = { calls: 0, failures: 0, slow: 0 };
+export class ConsecutiveWindow implements OutcomeWindow, WindowCounts {
+  // The window is its own counts view: one small object per breaker.
+  calls = 0;
+  failures = 0;
+  slow = 0;
   record(_now: number, failure: boolean, slow: boolean): void {
-    this.#failures = failure ? this.#failures + 1 : 0;
-    this.#slow = slow ? this.#slow + 1 : 0;
+    this.failures = failure ? this.failures + 1 : 0;
+    this.slow = slow ? this.slow + 1 : 0;
+    this.calls = Math.max(this.failures, this.slow);
   }
   counts(): Readonly<WindowCounts> {
-    const v = this.#view;
-    v.calls = Math.max(this.#failures, this.#slow);
-    v.failures = this.#failures;
-    v.slow = this.#slow;
-    return v;
+    return this;
   }
   reset(): void {
-    this.#failures = 0;
-    this.#slow = 0;
+    this.calls = this.failures = this.slow = 0;
   }
   export(): WindowState {
-    return { kind: 'consecutive', failures: this.#failures, slow: this.#slow };
+    return { kind: 'consecutive', failures: this.failures, slow: this.slow };
   }
   import(state: WindowState): void {
     if (state.kind !== 'consecutive')
       fail('breaker.state.window', `expected a consecutive window, got ${String(state.kind)}`);
-    this.#failures = count('breaker.state.window.failures', state.failures);
-    this.#slow = count('breaker.state.window.slow', state.slow);
+    this.failures = count('breaker.state.window.failures', state.failures);
+    this.slow = count('breaker.state.window.slow', state.slow);
+    this.calls = Math.max(this.failures, this.slow);
   }
 }
 

@@ -43,7 +43,10 @@ class Waiter {
 }
 
 export class BulkheadPolicy extends PolicyBase {
-  readonly kind = 'bulkhead';
+  // On the prototype rather than each instance: an idle policy should cost little memory.
+  get kind(): 'bulkhead' {
+    return 'bulkhead';
+  }
   readonly #o: NormalizedBulkheadOptions;
   #active = 0;
   #queued = 0;

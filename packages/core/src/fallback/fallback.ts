@@ -10,7 +10,10 @@ export interface FallbackStats {
 }
 
 export class FallbackPolicy<R> extends PolicyBase<R> {
-  readonly kind = 'fallback';
+  // On the prototype rather than each instance: an idle policy should cost little memory.
+  get kind(): 'fallback' {
+    return 'fallback';
+  }
   readonly #o: NormalizedFallbackOptions;
   #used = 0;
 

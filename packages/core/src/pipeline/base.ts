@@ -6,7 +6,7 @@ import { kRun, type Next, type Policy, type PolicyDescription } from './policy.t
 
 /** @internal */
 export abstract class PolicyBase<R = never> implements Policy<R> {
-  abstract readonly kind: string;
+  abstract get kind(): string;
   readonly name: string;
   readonly events: EventStream = new EventStream();
   /** Type-only marker of the substitute result, so `pipeline()` can infer it (never set). @internal */

@@ -12,7 +12,10 @@ type SubstituteOf<P> = P extends { readonly __result?: readonly [infer R] } ? R 
 
 /** A composition of policies; it is itself a policy, so pipelines nest. */
 export class Pipeline<R = never> implements Policy<R> {
-  readonly kind = 'pipeline';
+  // On the prototype rather than each instance: an idle policy should cost little memory.
+  get kind(): 'pipeline' {
+    return 'pipeline';
+  }
   readonly name: string;
   readonly events: EventStream = new EventStream();
   readonly policies: readonly Policy<unknown>[];

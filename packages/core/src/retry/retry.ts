@@ -15,7 +15,10 @@ export interface RetryStats {
 }
 
 export class RetryPolicy extends PolicyBase {
-  readonly kind = 'retry';
+  // On the prototype rather than each instance: an idle policy should cost little memory.
+  get kind(): 'retry' {
+    return 'retry';
+  }
   readonly #o: NormalizedRetryOptions;
   /** No result check and no duration bound: the first attempt needs no bookkeeping. */
   readonly #fast: boolean;

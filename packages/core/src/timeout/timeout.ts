@@ -18,7 +18,10 @@ export interface TimeoutStats {
 }
 
 export class TimeoutPolicy extends PolicyBase {
-  readonly kind = 'timeout';
+  // On the prototype rather than each instance: an idle policy should cost little memory.
+  get kind(): 'timeout' {
+    return 'timeout';
+  }
   /** @internal */ readonly o: NormalizedTimeoutOptions;
   /** @internal */ timedOut = 0;
   /** @internal */ overdue = 0;
