@@ -289,10 +289,12 @@ describe('pipeline: events', () => {
       'timeout:warning',
       'timeout:warning',
       'timeout:fired',
+      'retry:attempt',
       'retry:scheduled',
       'timeout:warning',
       'timeout:warning',
       'timeout:fired',
+      'retry:attempt',
       'retry:exhausted',
       'fallback:used',
     ]);

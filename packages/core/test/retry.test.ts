@@ -124,11 +124,12 @@ describe('retry: attempts', () => {
       ),
     );
     assert.equal(call.status, 'rejected');
+    const decisions = events.filter((e) => e.type !== 'retry:attempt');
     assert.deepEqual(
-      events.map((e) => e.type),
+      decisions.map((e) => e.type),
       ['retry:scheduled', 'retry:scheduled', 'retry:exhausted'],
     );
-    const [first, second, last] = events;
+    const [first, second, last] = decisions;
     assert.equal(first?.type, 'retry:scheduled');
     if (first?.type === 'retry:scheduled' && second?.type === 'retry:scheduled') {
       assert.equal(first.attempt, 1);
@@ -840,5 +841,68 @@ describe('retry: statistics and outcome', () => {
     );
     assert.equal(retry({ retryAfter: false }).describe().options.retryAfterMaxMs, false);
     assert.equal(retry().describe().options.maxDurationMs, Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('retry: attempt events', () => {
+  test('every attempt emits retry:attempt with its number, duration and outcome', async () => {
+    const clock = new VirtualClock();
+    const policy = retry({ maxAttempts: 3, backoff: constant({ ms: 100 }), clock });
+    const events = recordEvents(policy);
+    const call = await runToEnd(
+      clock,
+      policy.execute(async ({ attempt }) => {
+        await clock.sleep(attempt * 10);
+        if (attempt < 3) throw connectionReset();
+        return 'ok';
+      }),
+    );
+    assert.equal(call.value, 'ok');
+    const attempts = events.filter((e) => e.type === 'retry:attempt');
+    assert.deepEqual(
+      attempts.map((e) => [e.attempt, e.durationMs, e.outcome]),
+      [
+        [1, 10, 'failure'],
+        [2, 20, 'failure'],
+        [3, 30, 'success'],
+      ],
+    );
+  });
+
+  test('a result rejected by shouldRetryResult is a failed attempt, and the predicate runs once per attempt', async () => {
+    const clock = new VirtualClock();
+    let judged = 0;
+    const policy = retry({
+      maxAttempts: 2,
+      backoff: constant({ ms: 1 }),
+      shouldRetryResult: (r) => {
+        judged++;
+        return r === 'bad';
+      },
+      clock,
+    });
+    const events = recordEvents(policy);
+    const call = await runToEnd(
+      clock,
+      policy.execute(({ attempt }) => (attempt === 1 ? 'bad' : 'good')),
+    );
+    assert.equal(call.value, 'good');
+    assert.equal(judged, 2);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'retry:attempt').map((e) => e.outcome),
+      ['failure', 'success'],
+    );
+  });
+
+  test('no attempt event is built while nobody listens', async () => {
+    const policy = retry({ maxAttempts: 1 });
+    let emitted = 0;
+    const original = policy.events.emit.bind(policy.events);
+    policy.events.emit = (e) => {
+      emitted++;
+      original(e);
+    };
+    assert.equal(await policy.execute(() => 1), 1);
+    assert.equal(emitted, 0);
   });
 });

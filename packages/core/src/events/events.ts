@@ -10,6 +10,16 @@ export interface EventBase {
 }
 
 export interface BulwarkEventMap {
+  /**
+   * An attempt made by a retry policy settled: `outcome` says how (a result that
+   * `shouldRetryResult` rejected counts as `'failure'`, with `error` undefined).
+   */
+  'retry:attempt': EventBase & {
+    attempt: number;
+    durationMs: number;
+    outcome: 'success' | 'failure';
+    error: unknown;
+  };
   /** An attempt failed and the retry policy will try again after `delayMs`. `attempt` is the one that failed. */
   'retry:scheduled': EventBase & { attempt: number; delayMs: number; error: unknown; result: unknown };
   /** The retry policy gave up. */

@@ -61,10 +61,10 @@ export class RetryPolicy extends PolicyBase {
     const o = this.#o;
     scope.attempt = 1;
     scope.root.attempt = 1;
-    if (this.#fast) {
+    if (this.#fast && this.events.demand === 0) {
       // Most calls succeed at once: no loop state, no result check, one shared handler.
       return next(scope).then(this.#succeededAtOnce, (error) =>
-        this.#continue(scope, next, 0, 1, true, error, undefined),
+        this.#continue(scope, next, Number.NaN, 1, true, error, undefined),
       );
     }
     const startedAt = o.clock.now();
@@ -92,9 +92,16 @@ export class RetryPolicy extends PolicyBase {
     const o = this.#o;
     const bounded = o.maxDurationMs !== Number.POSITIVE_INFINITY;
     let memo: BackoffMemo | undefined;
+    let attemptStartedAt = startedAt;
     for (;;) {
+      // Judged once: a user's predicate may be costly or count its calls.
+      const badResult = !failed && o.shouldRetryResult !== undefined && o.shouldRetryResult(result, attempt);
+      // NaN: the attempt began on the fast path, untimed, because nobody was listening then.
+      if (this.events.demand !== 0 && !Number.isNaN(attemptStartedAt)) {
+        this.#emitAttempt(scope, attempt, attemptStartedAt, failed || badResult, error);
+      }
       if (!failed) {
-        if (o.shouldRetryResult === undefined || !o.shouldRetryResult(result, attempt)) {
+        if (!badResult) {
           if (attempt === 1) this.#successWithout++;
           else this.#successWith++;
           return result;
@@ -166,6 +173,7 @@ export class RetryPolicy extends PolicyBase {
       scope.root.degraded = false;
       failed = false;
       error = undefined;
+      attemptStartedAt = o.clock.now();
       try {
         result = await next(scope);
       } catch (e) {
@@ -173,6 +181,18 @@ export class RetryPolicy extends PolicyBase {
         failed = true;
       }
     }
+  }
+
+  #emitAttempt(scope: Scope, attempt: number, startedAt: number, failed: boolean, error: unknown): void {
+    this.events.emit({
+      type: 'retry:attempt',
+      policy: this.name,
+      operation: scope.operation,
+      attempt,
+      durationMs: this.#o.clock.now() - startedAt,
+      outcome: failed ? 'failure' : 'success',
+      error,
+    });
   }
 
   #countFailure(attempt: number): void {
