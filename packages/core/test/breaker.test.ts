@@ -1243,3 +1243,16 @@ describe('breaker default recording', () => {
     assert.equal(breaker.stats().ignored, 3);
   });
 });
+
+describe('breaker events name the operation', () => {
+  test('breaker:opened names the operation whose failure tripped the circuit', async () => {
+    const clock = new VirtualClock();
+    const b = circuitBreaker({ window: { kind: 'consecutive', failures: 2 }, clock });
+    const events = recordEvents(b);
+    const fail = () => Promise.reject(Object.assign(new Error('unavailable'), { status: 503 }));
+    await assert.rejects(b.execute(fail, { operation: 'list' }));
+    await assert.rejects(b.execute(fail, { operation: 'charge' }));
+    const opened = events.find((e) => e.type === 'breaker:opened');
+    assert.equal(opened?.operation, 'charge');
+  });
+});

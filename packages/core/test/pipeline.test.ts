@@ -205,6 +205,7 @@ describe('pipeline: execute and executeOutcome', () => {
     const outcome = await p.executeOutcome(op, { signal: AbortSignal.abort(reason) });
     assert.equal(outcome.ok, false);
     assert.equal(!outcome.ok && outcome.error, reason);
+    assert.equal(outcome.attempts, 0, 'refused before anything ran: no attempt');
     await assert.rejects(retry().execute(op, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
     assert.equal(calls, 0);
   });

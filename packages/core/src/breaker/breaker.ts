@@ -192,7 +192,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     // Plain reactions rather than an async frame: this is on every call's path.
     return next(scope).then(
       (result) => {
-        this.#onSuccess(generation, startedAt, probe);
+        this.#onSuccess(scope.operation, generation, startedAt, probe);
         return result;
       },
       (error) => {
@@ -202,7 +202,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     );
   }
 
-  #onSuccess(generation: number, startedAt: number, probe: boolean): void {
+  #onSuccess(operation: string | undefined, generation: number, startedAt: number, probe: boolean): void {
     this.#successful++;
     if (generation !== this.#generation) return;
     const now = this.#timed ? this.#o.clock.now() : 0;
@@ -210,7 +210,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (probe) {
       this.#probesInFlight--;
       if (slow) {
-        this.#open('slow-call-rate');
+        this.#open('slow-call-rate', operation);
         return;
       }
       if (++this.#probeSuccesses >= this.#o.successes) this.#close();
@@ -219,7 +219,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.#window.record(now, false, slow);
     // A success can trip the circuit too: it may bring the window up to `minimumCalls` while
     // the failure rate is at the threshold, or arrive when expired successes left it there.
-    this.#judge(now);
+    this.#judge(now, operation);
   }
 
   #onFailure(scope: Scope, error: unknown, generation: number, startedAt: number, probe: boolean): void {
@@ -235,25 +235,25 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const now = this.#o.clock.now();
     if (probe) {
       this.#probesInFlight--;
-      this.#open('probe-failed');
+      this.#open('probe-failed', scope.operation);
       return;
     }
     this.#window.record(now, true, now - startedAt >= this.#o.slowThresholdMs);
-    this.#judge(now);
+    this.#judge(now, scope.operation);
   }
 
   /** Opens the circuit if the window's counts call for it. `now` is 0 for an untimed window. */
-  #judge(now: number): void {
+  #judge(now: number, operation: string | undefined): void {
     const o = this.#o;
     const c = this.#window.counts(now);
     if (o.window.kind === 'consecutive') {
-      if (c.failures >= o.window.failures) this.#open('consecutive-failures');
-      else if (c.slow >= o.window.failures) this.#open('slow-call-rate');
+      if (c.failures >= o.window.failures) this.#open('consecutive-failures', operation);
+      else if (c.slow >= o.window.failures) this.#open('slow-call-rate', operation);
       return;
     }
     if (c.calls < o.minimumCalls) return;
-    if (c.failures / c.calls >= o.failureRate) this.#open('failure-rate');
-    else if (c.slow / c.calls >= o.slowRate) this.#open('slow-call-rate');
+    if (c.failures / c.calls >= o.failureRate) this.#open('failure-rate', operation);
+    else if (c.slow / c.calls >= o.slowRate) this.#open('slow-call-rate', operation);
   }
 
   #refresh(now: number): void {
@@ -264,7 +264,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   /** Opens the circuit now (read from the clock: callers may judge an untimed window at 0). */
-  #open(reason: OpenReason): void {
+  /** `operation` names the call whose outcome tripped the circuit. */
+  #open(reason: OpenReason, operation: string | undefined): void {
     const o = this.#o;
     const now = o.clock.now();
     const c = this.#window.counts(now);
@@ -276,7 +277,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       this.events.emit({
         type: 'breaker:opened',
         policy: this.name,
-        operation: undefined,
+        operation,
         reason,
         openMs: this.#openForMs,
         failureRate: c.calls === 0 ? 1 : c.failures / c.calls,

@@ -52,8 +52,9 @@ export class Pipeline<R = never> implements Policy<R> {
   async executeOutcome<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<Outcome<T | R>> {
     const signal = options?.signal;
     const scope = new Scope(fn, options?.operation, signal);
+    // Refused before anything ran: no attempt was made.
+    if (signal?.aborted) return { ok: false, error: signal.reason, attempts: 0 };
     try {
-      if (signal?.aborted) throw signal.reason;
       const value = (await this.#chain(scope)) as T | R;
       return { ok: true, value, degraded: scope.degraded, attempts: scope.attempt };
     } catch (error) {
