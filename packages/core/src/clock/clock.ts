@@ -4,7 +4,11 @@
 export type TimerHandle = { readonly __timer: unique symbol } | object;
 
 export interface Clock {
-  /** Milliseconds since the epoch (wall time, so state can be exported across processes). */
+  /**
+   * Milliseconds since the epoch, as a whole number that never goes backwards (so durations
+   * stay right when the wall clock is stepped) and close enough to wall time for state to be
+   * exported across processes.
+   */
   now(): number;
   /** Runs `fn` once after `ms`; the returned handle cancels it. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
@@ -46,6 +50,16 @@ export function sleepOn(clock: Clock, ms: number, signal: AbortSignal | undefine
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
+ * Epoch milliseconds from the monotonic clock: the process's start in wall time plus the
+ * monotonic time since. An NTP step or a VM resume moves `Date.now()`, not this, so an open
+ * breaker does not close early and a call is not judged slow because the wall clock jumped.
+ */
+const origin = performance.timeOrigin;
+function monotonicNow(): number {
+  return Math.floor(origin + performance.now());
+}
+
+/**
  * A timer longer than Node can arm at once: re-armed chunk by chunk against its absolute due
  * time, so a late chunk does not push the end back.
  */
@@ -53,6 +67,8 @@ class LongTimer {
   #handle: ReturnType<typeof setTimeout> | undefined;
   #alive = true;
   constructor(fn: () => void, ms: number) {
+    // Against wall time: a stepped wall clock moves a timer of weeks by the step, which is
+    // noise at that scale.
     const due = Date.now() + ms;
     const arm = () => {
       const left = due - Date.now();
@@ -75,7 +91,7 @@ class LongTimer {
 
 class SystemClock implements Clock {
   now(): number {
-    return Date.now();
+    return monotonicNow();
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
     return ms > MAX_TIMER_MS ? new LongTimer(fn, ms) : setTimeout(fn, ms);
@@ -94,5 +110,5 @@ class SystemClock implements Clock {
   }
 }
 
-/** The real clock: `Date.now()` and Node's timers. The default of every policy. */
+/** The real clock: monotonic epoch milliseconds and Node's timers. The default of every policy. */
 export const systemClock: Clock = new SystemClock();
