@@ -422,13 +422,13 @@ describe('Scope (internal)', () => {
 
   test("the root scope's signal is the caller's own signal", () => {
     const controller = new AbortController();
-    const scope = new Scope(op, 'x', controller.signal);
+    const scope = new Scope(op, { operation: 'x', signal: controller.signal });
     assert.equal(scope.signal, controller.signal);
     assert.equal(scope.canAbort, true);
   });
 
   test('without a caller signal nothing can abort the root scope and its signal is made on demand', () => {
-    const scope = new Scope(op, undefined, undefined);
+    const scope = new Scope(op, undefined);
     assert.equal(scope.canAbort, false);
     assert.equal(scope.aborted, false);
     assert.equal(scope.signal.aborted, false);
@@ -437,7 +437,7 @@ describe('Scope (internal)', () => {
 
   test("aborting a child aborts its own signal only, never the parent's or a sibling's", () => {
     const controller = new AbortController();
-    const root = new Scope(op, undefined, controller.signal);
+    const root = new Scope(op, { signal: controller.signal });
     const a = root.child();
     const b = root.child();
     const aSignal = a.signal;
@@ -453,7 +453,7 @@ describe('Scope (internal)', () => {
 
   test("a caller abort reaches every child's signal, and the caller's reason wins as abortReason", () => {
     const controller = new AbortController();
-    const root = new Scope(op, undefined, controller.signal);
+    const root = new Scope(op, { signal: controller.signal });
     const child = root.child();
     const grandchild = child.child();
     const signal = grandchild.signal;
@@ -465,7 +465,7 @@ describe('Scope (internal)', () => {
   });
 
   test('a child abort before its signal is read still shows on a later read', () => {
-    const child = new Scope(op, undefined, undefined).child();
+    const child = new Scope(op, undefined).child();
     child.abort('deadline');
     assert.equal(child.aborted, true);
     assert.equal(child.signal.aborted, true);
@@ -474,7 +474,7 @@ describe('Scope (internal)', () => {
 
   test('dispose unlinks the child from the parent signal', () => {
     const controller = new AbortController();
-    const child = new Scope(op, undefined, controller.signal).child();
+    const child = new Scope(op, { signal: controller.signal }).child();
     const signal = child.signal;
     child.dispose();
     controller.abort('later');
@@ -482,8 +482,35 @@ describe('Scope (internal)', () => {
   });
 
   test('a child copies the attempt number of its parent when it is made', () => {
-    const root = new Scope(op, undefined, undefined);
+    const root = new Scope(op, undefined);
     root.attempt = 3;
     assert.equal(root.child().attempt, 3);
+  });
+});
+
+describe('pipeline: the call options reach the context', () => {
+  test('key and priority reach the operation, through a timeout and a retry', async () => {
+    const clock = new VirtualClock();
+    const p = pipeline(
+      retry({ maxAttempts: 2, backoff: constant({ ms: 1 }), clock }),
+      timeout({ ms: 100, clock }),
+    );
+    const seen: [string | undefined, string | undefined, string | undefined][] = [];
+    const call = runToEnd(
+      clock,
+      p.execute(
+        (ctx) => {
+          seen.push([ctx.operation, ctx.key, ctx.priority]);
+          if (ctx.attempt === 1) throw connectionReset();
+          return 'ok';
+        },
+        { operation: 'get-user', key: 'user:42', priority: 'critical' },
+      ),
+    );
+    assert.equal((await call).value, 'ok');
+    assert.deepEqual(seen, [
+      ['get-user', 'user:42', 'critical'],
+      ['get-user', 'user:42', 'critical'],
+    ]);
   });
 });

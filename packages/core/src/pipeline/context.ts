@@ -12,6 +12,10 @@ export interface ExecutionContext {
   readonly attempt: number;
   /** The `operation` named in the call's options, for events and statistics. */
   readonly operation: string | undefined;
+  /** The `key` given in the call's options: what the call is about (a cache key, a tenant). */
+  readonly key: string | undefined;
+  /** The `priority` given in the call's options (for load shedding). */
+  readonly priority: string | undefined;
 }
 
 export type Operation<T> = (context: ExecutionContext) => T | PromiseLike<T>;
@@ -22,6 +26,13 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Names the operation in events and statistics (for example `charge`). */
   operation?: string;
+  /**
+   * What the call is about, for policies that tell calls apart: the cache and single-flight
+   * key, or the key of a keyed rate limit (a tenant, a host).
+   */
+  key?: string;
+  /** The call's priority, for policies that shed load by priority (adaptive concurrency). */
+  priority?: string;
 }
 
 /** A bulkhead slot that must stay taken until work abandoned by an inner timeout settles. @internal */
@@ -38,6 +49,8 @@ export interface Lease {
 export class Scope implements ExecutionContext {
   attempt: number;
   readonly operation: string | undefined;
+  /** The caller's options (shared by every scope of the call). */
+  readonly options: ExecuteOptions | undefined;
   readonly root: Scope;
   readonly parent: Scope | undefined;
   /** The user's operation, called by the innermost layer. */
@@ -57,24 +70,33 @@ export class Scope implements ExecutionContext {
 
   constructor(
     fn: Operation<unknown>,
-    operation: string | undefined,
-    callerSignal: AbortSignal | undefined,
+    options: ExecuteOptions | undefined,
     parent?: Scope,
     ownsAbort = false,
   ) {
     this.fn = fn;
-    this.operation = operation;
+    this.options = options;
+    this.operation = options?.operation;
     this.parent = parent;
     this.root = parent === undefined ? this : parent.root;
     this.attempt = parent === undefined ? 1 : parent.attempt;
     this.lease = parent?.lease;
+    const callerSignal = parent === undefined ? options?.signal : undefined;
     this.#callerSignal = callerSignal;
     this.canAbort = ownsAbort || callerSignal !== undefined || parent?.canAbort === true;
   }
 
+  get key(): string | undefined {
+    return this.options?.key;
+  }
+
+  get priority(): string | undefined {
+    return this.options?.priority;
+  }
+
   /** A scope whose signal this scope's owner (a timeout) can abort on its own. */
   child(): Scope {
-    return new Scope(this.fn, this.operation, undefined, this, true);
+    return new Scope(this.fn, this.options, this, true);
   }
 
   get signal(): AbortSignal {

@@ -45,13 +45,13 @@ export class Pipeline<R = never> implements Policy<R> {
   execute<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<T | R> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return this.#chain(new Scope(fn, options?.operation, signal)) as Promise<T | R>;
+    return this.#chain(new Scope(fn, options)) as Promise<T | R>;
   }
 
   /** Like `execute`, but never throws: the outcome says whether it succeeded and whether it was degraded. */
   async executeOutcome<T>(fn: Operation<T>, options?: ExecuteOptions): Promise<Outcome<T | R>> {
     const signal = options?.signal;
-    const scope = new Scope(fn, options?.operation, signal);
+    const scope = new Scope(fn, options);
     // Refused before anything ran: no attempt was made.
     if (signal?.aborted) return { ok: false, error: signal.reason, attempts: 0 };
     try {
@@ -103,5 +103,5 @@ export function pipeline<P extends Policy<any>[]>(...policies: P): Pipeline<Subs
 export function executeAlone<T>(policy: Policy<any>, fn: Operation<T>, options?: ExecuteOptions): Promise<T> {
   const signal = options?.signal;
   if (signal?.aborted) return Promise.reject(signal.reason);
-  return policy[kRun](new Scope(fn, options?.operation, signal), invoke) as Promise<T>;
+  return policy[kRun](new Scope(fn, options), invoke) as Promise<T>;
 }
