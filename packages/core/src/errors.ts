@@ -10,6 +10,8 @@ export const ErrorCodes = {
   RATE_LIMITED: 'BULWARK_RATE_LIMITED',
   RETRIES_EXHAUSTED: 'BULWARK_RETRIES_EXHAUSTED',
   INVALID_OPTIONS: 'BULWARK_INVALID_OPTIONS',
+  CONCURRENCY_LIMITED: 'BULWARK_CONCURRENCY_LIMITED',
+  HEDGE_LOST: 'BULWARK_HEDGE_LOST',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -93,10 +95,13 @@ export class BulkheadRejectedError extends BulwarkError {
 
 /** A rate limiter refused the call; try again after `retryAfterMs`. */
 export class RateLimitedError extends BulwarkError {
+  /** `Infinity` when the call asks for more permits than the limit can ever grant at once. */
   readonly retryAfterMs: number;
+  readonly limiter: string;
   constructor(limiter: string, retryAfterMs: number) {
     super(ErrorCodes.RATE_LIMITED, `Rate limit '${limiter}' exceeded; retry after ${retryAfterMs} ms`);
     this.retryAfterMs = retryAfterMs;
+    this.limiter = limiter;
   }
 }
 
@@ -113,6 +118,39 @@ export class RetriesExhaustedError extends BulwarkError {
     super(ErrorCodes.RETRIES_EXHAUSTED, `Gave up after ${attempts} attempt(s): ${what}`, { cause });
     this.attempts = attempts;
     this.lastResult = lastResult;
+  }
+}
+
+/**
+ * The adaptive concurrency limit was reached and the call's priority partition had used its
+ * guaranteed share; try again after `retryAfterMs` (an estimate from the smoothed latency).
+ */
+export class ConcurrencyLimitError extends BulwarkError {
+  readonly retryAfterMs: number;
+  readonly limiter: string;
+  readonly partition: string;
+  readonly limit: number;
+  constructor(limiter: string, partition: string, limit: number, retryAfterMs: number) {
+    super(
+      ErrorCodes.CONCURRENCY_LIMITED,
+      `Concurrency limit '${limiter}' (${limit}) reached for partition '${partition}'; retry after ${retryAfterMs} ms`,
+    );
+    this.retryAfterMs = retryAfterMs;
+    this.limiter = limiter;
+    this.partition = partition;
+    this.limit = limit;
+  }
+}
+
+/**
+ * The reason a hedge policy aborts the signals of the attempts that lost: another attempt
+ * (`winner`, 1 for the primary) succeeded first. Callers never see it; operations may.
+ */
+export class HedgeLostError extends BulwarkError {
+  readonly winner: number;
+  constructor(hedge: string, winner: number) {
+    super(ErrorCodes.HEDGE_LOST, `Hedge '${hedge}': attempt ${winner} succeeded first`);
+    this.winner = winner;
   }
 }
 

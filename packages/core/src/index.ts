@@ -1,5 +1,19 @@
 // @bulwark/core: resilience policies, pipelines, the clock and the event stream.
 export {
+  type AdaptiveConcurrencyOptions,
+  AdaptiveConcurrencyPolicy,
+  type AdaptiveConcurrencyStats,
+  type AdaptivePartitionStats,
+  AimdLimit,
+  type AimdLimitOptions,
+  adaptiveConcurrency,
+  aimd,
+  type ConcurrencyLimit,
+  Gradient2Limit,
+  type Gradient2LimitOptions,
+  gradient2,
+} from './adaptive/index.ts';
+export {
   type BreakerSnapshot,
   type BreakerStateStore,
   type BreakerWindowOptions,
@@ -12,14 +26,26 @@ export {
   type WindowState,
 } from './breaker/index.ts';
 export { type BulkheadOptions, BulkheadPolicy, type BulkheadStats, bulkhead } from './bulkhead/index.ts';
+export {
+  type CacheEntry,
+  type CacheOptions,
+  CachePolicy,
+  type CacheStats,
+  type CacheStore,
+  cache,
+  MemoryCacheStore,
+} from './cache/index.ts';
+export { type ChaosOptions, ChaosPolicy, type ChaosStats, chaos } from './chaos/index.ts';
 export { classify, type FailureKind, isTransient, parseRetryAfter, retryAfterOf } from './classify.ts';
 export { type Clock, flushMicrotasks, systemClock, type TimerHandle, VirtualClock } from './clock/index.ts';
 export {
   BrokenCircuitError,
   BulkheadRejectedError,
   BulwarkError,
+  ConcurrencyLimitError,
   type ErrorCode,
   ErrorCodes,
+  HedgeLostError,
   InvalidOptionsError,
   IsolatedCircuitError,
   RateLimitedError,
@@ -34,9 +60,27 @@ export {
   EventStream,
 } from './events/index.ts';
 export { type FallbackOptions, FallbackPolicy, type FallbackStats, fallback } from './fallback/index.ts';
+export {
+  type AdaptiveHedgeOptions,
+  type FixedHedgeOptions,
+  type HedgeOptions,
+  HedgePolicy,
+  type HedgeStats,
+  hedge,
+} from './hedge/index.ts';
 export type { ExecuteOptions, ExecutionContext, Operation } from './pipeline/context.ts';
 export { type Outcome, Pipeline, pipeline } from './pipeline/pipeline.ts';
 export type { Policy, PolicyDescription } from './pipeline/policy.ts';
+export {
+  type RateLimitDecision,
+  type RateLimiterOptions,
+  RateLimiterPolicy,
+  type RateLimiterStats,
+  type RateLimitStore,
+  rateLimiter,
+  type SlidingWindowOptions,
+  type TokenBucketOptions,
+} from './ratelimit/index.ts';
 export {
   type Backoff,
   type ConstantBackoffOptions,
@@ -47,9 +91,13 @@ export {
   exponential,
   type LinearBackoffOptions,
   linear,
+  RetryBudget,
+  type RetryBudgetOptions,
+  type RetryBudgetStats,
   type RetryOptions,
   RetryPolicy,
   type RetryStats,
   retry,
+  retryBudget,
 } from './retry/index.ts';
 export { type TimeoutOptions, TimeoutPolicy, type TimeoutStats, timeout } from './timeout/index.ts';

@@ -5,6 +5,7 @@ import {
   BulkheadRejectedError,
   type CircuitBreakerOptions,
   type CircuitBreakerPolicy,
+  ConcurrencyLimitError,
   circuitBreaker,
   ErrorCodes,
   flushMicrotasks,
@@ -1231,6 +1232,7 @@ describe('breaker default recording', () => {
     const rejections = [
       new BulkheadRejectedError('b', 'queue-full'),
       new RateLimitedError('r', 100),
+      new ConcurrencyLimitError('adaptive', 'batch', 10, 50),
       new BrokenCircuitError('other', 100, 'open'),
     ];
     for (const error of rejections) {
@@ -1240,7 +1242,7 @@ describe('breaker default recording', () => {
       );
     }
     assert.equal(breaker.state, 'closed');
-    assert.equal(breaker.stats().ignored, 3);
+    assert.equal(breaker.stats().ignored, 4);
   });
 });
 

@@ -1,7 +1,12 @@
 // Circuit breaker options, their defaults, and their one-time normalisation.
 import { isTransient } from '../classify.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
-import { BrokenCircuitError, BulkheadRejectedError, RateLimitedError } from '../errors.ts';
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  ConcurrencyLimitError,
+  RateLimitedError,
+} from '../errors.ts';
 import {
   clockOption,
   fail,
@@ -218,6 +223,7 @@ function recordsByDefault(error: unknown): boolean {
   if (
     error instanceof BulkheadRejectedError ||
     error instanceof RateLimitedError ||
+    error instanceof ConcurrencyLimitError ||
     error instanceof BrokenCircuitError
   ) {
     return false;

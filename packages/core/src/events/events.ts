@@ -24,6 +24,8 @@ export interface BulwarkEventMap {
   'retry:scheduled': EventBase & { attempt: number; delayMs: number; error: unknown; result: unknown };
   /** The retry policy gave up. */
   'retry:exhausted': EventBase & { attempts: number; error: unknown };
+  /** The shared retry budget refused a retry; `retry:exhausted` follows. */
+  'retry:budget-exhausted': EventBase & { attempts: number; error: unknown };
   /** The timeout fired; the attempt's signal was aborted. */
   'timeout:fired': EventBase & { timeoutMs: number };
   /** 75% or 90% of a timeout's budget has passed while the operation is still running. */
@@ -41,6 +43,38 @@ export interface BulwarkEventMap {
   'breaker:rejected': EventBase & { state: 'open' | 'half-open' | 'isolated'; retryAfterMs: number };
   'bulkhead:rejected': EventBase & { reason: 'queue-full' | 'queue-timeout'; active: number; queued: number };
   'fallback:used': EventBase & { error: unknown };
+  /** A rate limiter refused a call; `key` is the call's limit key (undefined: the default limit). */
+  'ratelimit:rejected': EventBase & { key: string | undefined; retryAfterMs: number };
+  /** A rate limiter let a call through after it waited `waitMs` in the queue (mode `'wait'`). */
+  'ratelimit:waited': EventBase & { key: string | undefined; waitMs: number };
+  /** An adaptive concurrency limit moved (on the sample of a settled call). */
+  'adaptive:limit-changed': EventBase & { previousLimit: number; limit: number };
+  /** An adaptive concurrency policy refused a call: at the limit, and its partition had used its share. */
+  'adaptive:rejected': EventBase & {
+    partition: string;
+    retryAfterMs: number;
+    limit: number;
+    inflight: number;
+  };
+  /**
+   * A hedge policy started another attempt: `attempt` 2 is the first hedge. `trigger` says why:
+   * the hedge delay (`delayMs`) passed, or an earlier attempt failed before it.
+   */
+  'hedge:launched': EventBase & { attempt: number; delayMs: number; trigger: 'delay' | 'failure' };
+  /** A cache answered from a fresh entry (a cached error included). */
+  'cache:hit': EventBase & { key: string };
+  /** A cache found nothing usable and ran the call (shared with callers that join it). */
+  'cache:miss': EventBase & { key: string };
+  /** A call joined the execution already in flight for its key (single-flight). */
+  'cache:coalesced': EventBase & { key: string };
+  /**
+   * A cache served an expired entry: `'revalidate'` while refreshing it in the background
+   * (stale-while-revalidate), `'error'` because the fresh call failed (stale-if-error).
+   * `staleMs` is how long past its expiry the entry was.
+   */
+  'cache:stale': EventBase & { key: string; reason: 'revalidate' | 'error'; staleMs: number };
+  /** A chaos policy injected a fault, a delay or a replacement result into a call. */
+  'chaos:injected': EventBase & { kind: 'fault' | 'latency' | 'result' };
 }
 
 export type BulwarkEventType = keyof BulwarkEventMap;

@@ -9,5 +9,6 @@ export {
   type LinearBackoffOptions,
   linear,
 } from './backoff.ts';
+export { RetryBudget, type RetryBudgetOptions, type RetryBudgetStats, retryBudget } from './budget.ts';
 export type { RetryOptions } from './options.ts';
 export { RetryPolicy, type RetryStats, retry } from './retry.ts';

@@ -12,6 +12,7 @@ import {
   str,
 } from '../internal/validate.ts';
 import { type Backoff, exponential, isBackoff } from './backoff.ts';
+import { RetryBudget } from './budget.ts';
 
 export interface RetryOptions {
   /** Every call counts, the first included: `maxAttempts: 3` makes at most 3 calls. @default 3 */
@@ -32,6 +33,12 @@ export interface RetryOptions {
    * @default { maxMs: 30_000 }
    */
   retryAfter?: { maxMs: number } | false;
+  /**
+   * A budget shared with other retry policies: each call is deposited in it, and each retry
+   * must be granted by it; a refused retry ends the call with `RetriesExhaustedError`.
+   * @default none (no budget)
+   */
+  budget?: RetryBudget;
   /** Source of randomness for jitter, for deterministic tests. @default Math.random */
   random?: () => number;
   /** @default systemClock */
@@ -49,6 +56,7 @@ export interface NormalizedRetryOptions {
   shouldRetryResult: ((result: unknown, attempt: number) => boolean) | undefined;
   retryAfterMaxMs: number;
   readHint: ((error: unknown, nowMs: number) => number | undefined) | undefined;
+  budget: RetryBudget | undefined;
   random: () => number;
   clock: Clock;
   name: string;
@@ -61,6 +69,7 @@ const KEYS = [
   'shouldRetry',
   'shouldRetryResult',
   'retryAfter',
+  'budget',
   'random',
   'clock',
   'name',
@@ -72,6 +81,9 @@ export function normalizeRetryOptions(options: RetryOptions | undefined): Normal
   knownKeys('retry', o, KEYS);
   if (o.backoff !== undefined && !isBackoff(o.backoff)) {
     fail('retry.backoff', 'expected a backoff such as exponential({ baseMs: 200 })');
+  }
+  if (o.budget !== undefined && !(o.budget instanceof RetryBudget)) {
+    fail('retry.budget', 'expected a budget made by retryBudget()');
   }
   let retryAfterMaxMs = 30_000;
   let readHint: NormalizedRetryOptions['readHint'] = retryAfterOf;
@@ -94,6 +106,7 @@ export function normalizeRetryOptions(options: RetryOptions | undefined): Normal
     shouldRetryResult: func('retry.shouldRetryResult', o.shouldRetryResult),
     retryAfterMaxMs,
     readHint,
+    budget: o.budget as RetryBudget | undefined,
     random: func('retry.random', o.random, Math.random),
     clock: clockOption('retry.clock', o.clock, systemClock),
     name: str('retry.name', o.name, 'retry'),

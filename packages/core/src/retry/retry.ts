@@ -53,6 +53,7 @@ export class RetryPolicy extends PolicyBase {
         maxDurationMs: o.maxDurationMs,
         backoff: o.backoff.describe(),
         retryAfterMaxMs: o.readHint ? o.retryAfterMaxMs : false,
+        ...(o.budget !== undefined && { budget: o.budget.describe() }),
       },
     };
   }
@@ -61,6 +62,8 @@ export class RetryPolicy extends PolicyBase {
     const o = this.#o;
     scope.attempt = 1;
     scope.root.attempt = 1;
+    // Every execution is a call the budget earns retries from, the fast path's included.
+    if (o.budget !== undefined) o.budget.deposit();
     if (this.#fast && this.events.demand === 0) {
       // Most calls succeed at once: no loop state, no result check, one shared handler.
       return next(scope).then(this.#succeededAtOnce, (error) =>
@@ -131,9 +134,21 @@ export class RetryPolicy extends PolicyBase {
         }
         if (bounded && o.clock.now() + delay - startedAt > o.maxDurationMs) give = true;
       }
+      // Asked last, so that a retry refused for another reason spends nothing of the budget.
+      let refused = false;
+      if (!give && o.budget !== undefined && !o.budget.tryRetry()) give = refused = true;
       if (give) {
         this.#countFailure(attempt);
         if (this.events.demand !== 0) {
+          if (refused) {
+            this.events.emit({
+              type: 'retry:budget-exhausted',
+              policy: this.name,
+              operation: scope.operation,
+              attempts: attempt,
+              error,
+            });
+          }
           this.events.emit({
             type: 'retry:exhausted',
             policy: this.name,

@@ -1,0 +1,3 @@
+export type { RateLimiterOptions, SlidingWindowOptions, TokenBucketOptions } from './options.ts';
+export { RateLimiterPolicy, type RateLimiterStats, rateLimiter } from './ratelimit.ts';
+export type { RateLimitDecision, RateLimitStore } from './store.ts';
