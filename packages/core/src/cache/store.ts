@@ -1,5 +1,6 @@
 // Where a cache keeps its entries: an interface that may be asynchronous (Redis later) and the
 // synchronous in-memory LRU store that is the default.
+import { Lru } from '../internal/lru.ts';
 import { knownKeys, num, optionsObject } from '../internal/validate.ts';
 
 /** One cached outcome. Times are the cache clock's epoch milliseconds. */
@@ -26,16 +27,17 @@ export interface CacheStore {
   readonly size?: number;
 }
 
-/** An in-memory LRU store: a `Map` kept in recency order, bounded by `maxEntries`. */
+/** An in-memory LRU store, bounded by `maxEntries`. */
 export class MemoryCacheStore implements CacheStore {
   readonly maxEntries: number;
-  readonly #entries = new Map<string, CacheEntry>();
+  readonly #entries: Lru<string, CacheEntry>;
 
   /** @param options.maxEntries entries kept, the least recently used evicted first. @default 1000 */
   constructor(options?: { maxEntries?: number }) {
     const o = optionsObject('MemoryCacheStore', options);
     knownKeys('MemoryCacheStore', o, ['maxEntries']);
     this.maxEntries = num('MemoryCacheStore.maxEntries', o.maxEntries, 1_000, { min: 1, integer: true });
+    this.#entries = new Lru(this.maxEntries);
   }
 
   get size(): number {
@@ -43,22 +45,11 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   get(key: string): CacheEntry | undefined {
-    const entry = this.#entries.get(key);
-    if (entry !== undefined) {
-      // Re-inserting moves the key to the end: the Map's order is the recency order.
-      this.#entries.delete(key);
-      this.#entries.set(key, entry);
-    }
-    return entry;
+    return this.#entries.get(key);
   }
 
   set(key: string, entry: CacheEntry): void {
-    this.#entries.delete(key);
     this.#entries.set(key, entry);
-    if (this.#entries.size > this.maxEntries) {
-      // The first key is the least recently used.
-      this.#entries.delete(this.#entries.keys().next().value as string);
-    }
   }
 
   delete(key: string): void {

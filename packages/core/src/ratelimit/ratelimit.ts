@@ -1,6 +1,7 @@
 // The rate limiter: a token bucket or an exact sliding window, per key, that rejects calls over
 // the limit or queues them first in first out.
 import { InvalidOptionsError, RateLimitedError, rejectSoon, withoutStack } from '../errors.ts';
+import { Lru } from '../internal/lru.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
@@ -56,8 +57,8 @@ export class RateLimiterPolicy extends PolicyBase {
   readonly #o: NormalizedRateLimiterOptions;
   /** The limit of calls without a key: outside the LRU, so it is never dropped. */
   readonly #default: LimitState | undefined;
-  /** Keyed limits, least recently used first (a Map keeps insertion order). */
-  readonly #keyed = new Map<string, LimitState>();
+  /** Keyed limits. A key with waiters is never evicted, which would strand them: it leaves once idle. */
+  readonly #keyed: Lru<string, LimitState>;
   #admitted = 0;
   #rejected = 0;
   #waiting = 0;
@@ -66,6 +67,7 @@ export class RateLimiterPolicy extends PolicyBase {
     const o = normalizeRateLimiterOptions(options);
     super(o.name);
     this.#o = o;
+    this.#keyed = new Lru(o.maxKeys, isIdle);
     this.#default = o.rule === undefined ? undefined : this.#create(o.clock.now());
   }
 
@@ -136,25 +138,12 @@ export class RateLimiterPolicy extends PolicyBase {
     return rule.kind === 'token-bucket' ? new TokenBucketState(rule, now) : new SlidingLogState(rule);
   }
 
-  /** The key's limit, made most recently used; a new key may push out the least recently used idle one. */
+  /** The key's limit, made most recently used; a new key may push out the least recently used idle ones. */
   #stateOf(key: string, now: number): LimitState {
-    const keyed = this.#keyed;
-    let state = keyed.get(key);
-    if (state !== undefined) {
-      keyed.delete(key);
-      keyed.set(key, state);
-      return state;
-    }
-    state = this.#create(now);
-    keyed.set(key, state);
-    if (keyed.size > this.#o.maxKeys) {
-      // A key with waiters is skipped: dropping it would strand them. Their key leaves once idle.
-      for (const [k, s] of keyed) {
-        if (s.head === undefined && s !== state) {
-          keyed.delete(k);
-          break;
-        }
-      }
+    let state = this.#keyed.get(key);
+    if (state === undefined) {
+      state = this.#create(now);
+      this.#keyed.set(key, state);
     }
     return state;
   }
@@ -272,6 +261,10 @@ export class RateLimiterPolicy extends PolicyBase {
     }
     return rejectSoon(withoutStack(() => new RateLimitedError(this.name, retryAfterMs)));
   }
+}
+
+function isIdle(state: LimitState): boolean {
+  return state.head === undefined;
 }
 
 /** The permits a call asks for, from the `cost` option; a wrong value is a programming error. */
