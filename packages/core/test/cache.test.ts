@@ -88,6 +88,20 @@ describe('cache: hits and expiry', () => {
     assert.deepEqual({ hits, misses, size }, { hits: 0, misses: 0, size: 0 });
   });
 
+  test('a key() that throws fails the call, not execute itself', async () => {
+    const boom = new Error('boom');
+    const { c } = setup({
+      key: () => {
+        throw boom;
+      },
+    });
+    let call: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      call = c.execute(() => 'v');
+    });
+    await assert.rejects(call!, (e) => e === boom);
+  });
+
   test('the key option computes the key from the context; undefined bypasses', async () => {
     const { c } = setup({
       key: (ctx: ExecutionContext) => (ctx.operation === 'skip' ? undefined : ctx.operation),
@@ -309,6 +323,20 @@ describe('cache: single-flight', () => {
     );
   });
 
+  test('work every caller abandoned that succeeds anyway is not cached', async () => {
+    const { c } = setup();
+    const work = deferred<string>();
+    const controller = new AbortController();
+    const call = track(c.execute(() => work.promise, { key: 'a', signal: controller.signal }));
+    controller.abort(new Error('gone'));
+    await flushMicrotasks();
+    assert.equal(call.status, 'rejected');
+    work.resolve('late');
+    await flushMicrotasks();
+    assert.equal(c.stats().size, 0);
+    assert.equal(await c.execute(() => 'fresh', { key: 'a' }), 'fresh');
+  });
+
   test('a caller already aborted when it would join is refused with its reason', async () => {
     const { c } = setup();
     const work = deferred<string>();
@@ -421,6 +449,22 @@ describe('cache: stale-while-revalidate', () => {
     await Promise.resolve();
     assert.equal(await c.execute(() => 'new', { key: 'a' }), 'old');
   });
+
+  test('with cacheErrors, a failed background refresh still keeps the stale entry', async () => {
+    const { clock, c } = setup({
+      ttlMs: 1_000,
+      staleWhileRevalidate: { maxStaleMs: 5_000 },
+      cacheErrors: { ttlMs: 1_000 },
+    });
+    await c.execute(() => 'old', { key: 'a' });
+    await clock.advance(1_200);
+    const down = () => {
+      throw new Error('down');
+    };
+    assert.equal(await c.execute(down, { key: 'a' }), 'old');
+    await flushMicrotasks();
+    assert.equal(await c.execute(() => 'new', { key: 'a' }), 'old');
+  });
 });
 
 describe('cache: stale-if-error', () => {
@@ -498,6 +542,24 @@ describe('cache: stores', () => {
     assert.equal(runs, 1);
     assert.equal(store.map.get('a')?.value, 'v');
     assert.equal(c.stats().size, undefined);
+  });
+
+  test('a caller who aborts while the store reads leaves at once with its reason, and nothing runs', async () => {
+    const read = deferred<CacheEntry | undefined>();
+    const store: CacheStore = { get: () => read.promise, set: () => {}, delete: () => {} };
+    const { c } = setup({ store });
+    const controller = new AbortController();
+    let runs = 0;
+    const call = track(c.execute(() => ++runs, { key: 'a', signal: controller.signal }));
+    const reason = new Error('gone');
+    controller.abort(reason);
+    await Promise.resolve();
+    assert.equal(call.status, 'rejected');
+    assert.equal(call.error, reason);
+    read.resolve(undefined);
+    await flushMicrotasks();
+    assert.equal(runs, 0);
+    assert.equal(c.stats().inFlight, 0);
   });
 
   test('a store that fails to read turns the call into a miss and warns', async () => {

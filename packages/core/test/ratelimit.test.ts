@@ -10,7 +10,7 @@ import {
   rateLimiter,
   VirtualClock,
 } from '@bulwark/core';
-import { recordEvents, rejectsWith, throwsInvalid, track } from './support.ts';
+import { deferred, recordEvents, rejectsWith, throwsInvalid, track } from './support.ts';
 
 const ok = () => 'ok';
 
@@ -359,6 +359,47 @@ describe("rateLimiter: mode 'wait'", () => {
     assert.equal(clock.now(), 200);
   });
 
+  test('a waiter aborted synchronously by the call admitted before it leaves one timer for the next', async () => {
+    const clock = new VirtualClock();
+    const limiter = rateLimiter({ tokenBucket: { tokens: 1, perMs: 100, burst: 1 }, clock, mode: 'wait' });
+    await limiter.execute(ok);
+    const controller = new AbortController();
+    const first = track(
+      limiter.execute(() => {
+        controller.abort(new Error('second gives up'));
+        return 'first';
+      }),
+    );
+    const second = track(limiter.execute(ok, { signal: controller.signal }));
+    const third = track(limiter.execute(ok));
+    await clock.advance(100);
+    assert.equal(first.status, 'fulfilled');
+    assert.equal(second.status, 'rejected');
+    assert.equal(clock.pendingTimers, 1);
+    await clock.advance(100);
+    assert.equal(third.status, 'fulfilled');
+    assert.equal(clock.pendingTimers, 0);
+  });
+
+  test('a call admitted from the queue that calls the limiter again synchronously leaves one timer', async () => {
+    const clock = new VirtualClock();
+    const limiter = rateLimiter({ tokenBucket: { tokens: 1, perMs: 100, burst: 1 }, clock, mode: 'wait' });
+    await limiter.execute(ok);
+    let inner: ReturnType<typeof track> | undefined;
+    const outer = track(
+      limiter.execute(() => {
+        inner = track(limiter.execute(ok));
+        return 'outer';
+      }),
+    );
+    await clock.advance(100);
+    assert.equal(outer.status, 'fulfilled');
+    assert.equal(clock.pendingTimers, 1);
+    await clock.advance(100);
+    assert.equal(inner?.status, 'fulfilled');
+    assert.equal(clock.pendingTimers, 0);
+  });
+
   test('an already aborted scope is refused before it queues', async () => {
     const clock = new VirtualClock();
     const limiter = rateLimiter({ tokenBucket: { tokens: 1, perMs: 100 }, clock, mode: 'wait' });
@@ -491,5 +532,38 @@ describe('rateLimiter: store', () => {
     assert.equal(await limiter.execute(ok), 'ok');
     fail = true;
     await assert.rejects(limiter.execute(ok), (e) => e === failure);
+  });
+
+  test('a caller who aborts while the store answers leaves at once with its reason, and nothing runs', async () => {
+    const decision = deferred<RateLimitDecision>();
+    const limiter = rateLimiter({ store: { acquire: () => decision.promise } });
+    const controller = new AbortController();
+    let ran = false;
+    const call = track(
+      limiter.execute(
+        () => {
+          ran = true;
+        },
+        { signal: controller.signal },
+      ),
+    );
+    const reason = new Error('gone');
+    controller.abort(reason);
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.equal(call.status, 'rejected');
+    assert.equal(call.error, reason);
+    decision.resolve({ admitted: true, retryAfterMs: 0 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(ran, false);
+  });
+
+  test('a store that answers something other than a decision fails the call, not execute itself', async () => {
+    const limiter = rateLimiter({ store: { acquire: () => undefined as unknown as RateLimitDecision } });
+    let call: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      call = limiter.execute(ok);
+    });
+    await assert.rejects(call!, TypeError);
   });
 });

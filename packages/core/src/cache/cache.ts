@@ -1,6 +1,8 @@
 // The cache policy: answers repeated calls from stored results and coalesces concurrent calls
 // with the same key into one execution (single-flight); expiry is checked on read, no timers.
+
 import { rejectSoon } from '../errors.ts';
+import { untilAborted } from '../internal/abort.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import { Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
@@ -99,7 +101,12 @@ export class CachePolicy extends PolicyBase {
   }
 
   [kRun](scope: Scope, next: Next): Promise<unknown> {
-    const key = this.#o.key(scope);
+    let key: string | undefined;
+    try {
+      key = this.#o.key(scope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (key === undefined) return next(scope);
     let found: ReturnType<NormalizedCacheOptions['store']['get']>;
     try {
@@ -109,7 +116,7 @@ export class CachePolicy extends PolicyBase {
       found = undefined;
     }
     if (found !== undefined && typeof (found as PromiseLike<unknown>).then === 'function') {
-      return Promise.resolve(found).then(
+      const looked = Promise.resolve(found).then(
         (entry) => this.#lookup(scope, next, key, entry),
         (error: unknown) => {
           // A store that cannot answer must not fail the call: run it as a miss.
@@ -117,6 +124,8 @@ export class CachePolicy extends PolicyBase {
           return this.#lookup(scope, next, key, undefined);
         },
       );
+      // A slow store must not hold a caller who aborts: it leaves at once with its reason.
+      return scope.canAbort ? untilAborted(scope, looked) : looked;
     }
     return this.#lookup(scope, next, key, found as CacheEntry | undefined);
   }
@@ -190,7 +199,9 @@ export class CachePolicy extends PolicyBase {
     this.#settle(flight);
     // A substitute (a fallback inside answered) is shared with the waiters but never stored.
     if (flight.scope.degraded) flight.degraded = true;
-    else if (this.#o.ttlMs > 0) {
+    // Every caller left and the work was aborted: its late result is wanted by nobody, and a
+    // newer execution for the key may already have stored a fresher one.
+    else if (this.#o.ttlMs > 0 && !flight.abandoned) {
       const now = this.#o.clock.now();
       const expiresAt = now + this.#o.ttlMs;
       this.#set(flight.key, { ok: true, value, expiresAt, staleUntil: expiresAt + this.#o.keepStaleMs });
@@ -211,7 +222,8 @@ export class CachePolicy extends PolicyBase {
       this.#emitStale(flight.scope.operation, flight.key, 'error', now - stale.expiresAt);
       return stale.value;
     }
-    if (o.errorTtlMs > 0) {
+    // A failed background refresh leaves the stale entry in place rather than caching the failure.
+    if (o.errorTtlMs > 0 && !flight.background) {
       const expiresAt = now + o.errorTtlMs;
       this.#set(flight.key, { ok: false, value: error, expiresAt, staleUntil: expiresAt });
     }

@@ -1,6 +1,8 @@
 // The rate limiter: a token bucket or an exact sliding window, per key, that rejects calls over
 // the limit or queues them first in first out.
+
 import { InvalidOptionsError, RateLimitedError, rejectSoon, withoutStack } from '../errors.ts';
+import { untilAborted } from '../internal/abort.ts';
 import { Lru } from '../internal/lru.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Scope } from '../pipeline/context.ts';
@@ -173,6 +175,9 @@ export class RateLimiterPolicy extends PolicyBase {
 
   /** One timer per key with waiters, for its head waiter only. */
   #arm(state: LimitState, ms: number): void {
+    // A drain may run inside another (an admitted call aborting or starting a call on this key
+    // synchronously): the head's new timer replaces any armed meanwhile, so one stays.
+    if (state.timer !== undefined) this.#o.clock.clearTimeout(state.timer);
     state.wake ??= () => {
       state.timer = undefined;
       this.#drain(state);
@@ -219,7 +224,7 @@ export class RateLimiterPolicy extends PolicyBase {
     waiter.reject(waiter.signal!.reason);
     if (wasHead) {
       // The next waiter may need fewer permits than the one that left: it may go now.
-      this.#o.clock.clearTimeout(state.timer!);
+      if (state.timer !== undefined) this.#o.clock.clearTimeout(state.timer);
       state.timer = undefined;
       this.#drain(state);
     }
@@ -232,17 +237,21 @@ export class RateLimiterPolicy extends PolicyBase {
     now: number,
     permits: number,
   ): Promise<unknown> {
-    let decision: RateLimitDecision | Promise<RateLimitDecision>;
     try {
-      decision = this.#o.store!.acquire(key, now, permits);
+      const decision = this.#o.store!.acquire(key, now, permits);
+      if (typeof (decision as Partial<PromiseLike<unknown>> | undefined)?.then !== 'function') {
+        return this.#decide(decision as RateLimitDecision, scope, next, key);
+      }
+      const decided = Promise.resolve(decision).then((d) => this.#decide(d, scope, next, key));
+      return scope.canAbort ? untilAborted(scope, decided) : decided;
     } catch (error) {
       return Promise.reject(error);
     }
-    if (!('then' in decision)) return this.#decide(decision, scope, next, key);
-    return decision.then((d) => this.#decide(d, scope, next, key));
   }
 
   #decide(decision: RateLimitDecision, scope: Scope, next: Next, key: string | undefined): Promise<unknown> {
+    // The caller left while the store answered: run nothing for it.
+    if (scope.aborted) return Promise.reject(scope.abortReason);
     if (!decision.admitted) return this.#refuse(scope, key, decision.retryAfterMs);
     this.#admitted++;
     return next(scope);
