@@ -13,6 +13,7 @@ import {
   type ExecutionContext,
   fallback,
   flushMicrotasks,
+  InvalidOptionsError,
   IsolatedCircuitError,
   MemoryCacheStore,
   pipeline,
@@ -645,5 +646,19 @@ describe('cache: options', () => {
         store: 'MemoryCacheStore',
       },
     });
+  });
+});
+
+describe('cache: options that could never apply are refused', () => {
+  test('stale options with ttlMs 0 (coalesce only) are refused, naming the option', () => {
+    for (const [options, path] of [
+      [{ ttlMs: 0, staleWhileRevalidate: { maxStaleMs: 1_000 } }, 'cache.staleWhileRevalidate'],
+      [{ ttlMs: 0, staleIfError: { maxStaleMs: 1_000 } }, 'cache.staleIfError'],
+    ] as const) {
+      assert.throws(
+        () => cache(options),
+        (e) => e instanceof InvalidOptionsError && e.path === path,
+      );
+    }
   });
 });

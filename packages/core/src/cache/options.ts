@@ -119,6 +119,9 @@ export function normalizeCacheOptions(options: CacheOptions): NormalizedCacheOpt
   }
   const revalidateMs = window('cache.staleWhileRevalidate', o.staleWhileRevalidate, 'maxStaleMs');
   const staleIfErrorMs = window('cache.staleIfError', o.staleIfError, 'maxStaleMs');
+  // With ttlMs 0 nothing is ever stored, so there is never a stale entry to serve.
+  if (ttlMs === 0 && revalidateMs > 0) fail('cache.staleWhileRevalidate', 'needs ttlMs above 0');
+  if (ttlMs === 0 && staleIfErrorMs > 0) fail('cache.staleIfError', 'needs ttlMs above 0');
   return {
     ttlMs,
     maxEntries,
