@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import {
   adaptiveConcurrency,
   aimd,
+  type ConcurrencyLimit,
   ConcurrencyLimitError,
   ErrorCodes,
   flushMicrotasks,
@@ -20,6 +21,7 @@ import {
   throwsInvalid,
   track,
   transient,
+  withWarnings,
 } from './support.ts';
 
 /** Starts `n` calls that run until the returned deferreds settle them. */
@@ -174,6 +176,37 @@ describe('adaptive concurrency: admission', () => {
     assert.equal(custom.limit, 3);
     await assert.rejects(custom.execute(() => Promise.reject('overloaded')));
     assert.equal(custom.limit, 2);
+  });
+
+  test('a custom limit whose update throws or returns no usable limit leaves the limit as it was', async () => {
+    const clock = new VirtualClock();
+    const answers: Array<() => number> = [
+      () => {
+        throw new Error('limit bug');
+      },
+      () => Number.NaN,
+      () => 0,
+    ];
+    let i = 0;
+    const faulty: ConcurrencyLimit = {
+      kind: 'faulty',
+      limit: 2,
+      update: () => answers[i++]!(),
+      describe: () => ({ kind: 'faulty' }),
+    };
+    const policy = adaptiveConcurrency({ limit: faulty, window: false, clock });
+    await withWarnings(async (warnings) => {
+      for (let n = 0; n < answers.length; n++) assert.equal(await policy.execute(() => 'ok'), 'ok');
+      await flushMicrotasks();
+      assert.equal(warnings.length, answers.length);
+    });
+    assert.equal(policy.limit, 2);
+    assert.equal(policy.stats().inflight, 0);
+    const both = hold(policy, 2);
+    await flushMicrotasks();
+    assert.ok(both.every((c) => c.call.status === 'pending'));
+    for (const c of both) c.work.resolve('done');
+    await flushMicrotasks();
   });
 
   test('a call its caller cancelled feeds no sample', async () => {
@@ -348,6 +381,13 @@ describe('adaptive concurrency: options', () => {
       'adaptiveConcurrency.defaultPartition',
     );
     throwsInvalid(() => adaptiveConcurrency({ limit: {} as never }), 'adaptiveConcurrency.limit');
+    throwsInvalid(
+      () =>
+        adaptiveConcurrency({
+          limit: { kind: 'x', limit: Number.NaN, update: () => 1, describe: () => ({}) },
+        }),
+      'adaptiveConcurrency.limit',
+    );
     throwsInvalid(() => adaptiveConcurrency({ isDrop: 1 as never }), 'adaptiveConcurrency.isDrop');
     throwsInvalid(
       () => adaptiveConcurrency({ window: { minSamples: 0 } }),

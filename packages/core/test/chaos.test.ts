@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  adaptiveConcurrency,
   BulwarkError,
   chaos,
   constant,
@@ -202,6 +203,26 @@ describe('chaos: what is injected', () => {
     );
     const outcome = await p.executeOutcome(ok);
     assert.deepEqual(outcome, { ok: true, value: 'substitute', degraded: true, attempts: 1 });
+  });
+});
+
+describe('chaos: a faulty random source', () => {
+  test('a random source that throws rejects the call, never throws from execute, and frees the layers outside', async () => {
+    const clock = new VirtualClock();
+    const bug = new Error('random bug');
+    const random = () => {
+      throw bug;
+    };
+    const c = chaos({ fault: { rate: 0.5, error: new Error('injected') }, random, clock });
+    let returned: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      returned = c.execute(ok);
+    });
+    await assert.rejects(returned!, (e) => e === bug);
+    const outer = adaptiveConcurrency({ clock });
+    const p = pipeline(outer, chaos({ latency: { rate: 0.5, ms: 10 }, random, clock }));
+    await assert.rejects((async () => p.execute(ok))(), (e) => e === bug);
+    assert.equal(outer.stats().inflight, 0);
   });
 });
 

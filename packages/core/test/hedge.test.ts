@@ -206,6 +206,29 @@ describe('hedge: failures', () => {
     await clock.advance(0);
     assert.equal(call.value, 'hedge');
   });
+
+  test('a shouldHedge that throws rejects the call with its error, aborts the others and leaves no timer', async () => {
+    const clock = new VirtualClock();
+    const { calls, op } = attempts();
+    const bug = new Error('predicate bug');
+    const policy = hedge({
+      delayMs: 100,
+      maxHedges: 2,
+      clock,
+      shouldHedge: () => {
+        throw bug;
+      },
+    });
+    const call = track(policy.execute(op(clock)));
+    await clock.advance(100);
+    calls[1]!.d.reject(transient());
+    await clock.advance(0);
+    assert.equal(call.error, bug);
+    assert.equal(calls[0]!.signal.aborted, true);
+    assert.equal(clock.pendingTimers, 0);
+    await clock.advance(1_000);
+    assert.equal(calls.length, 2);
+  });
 });
 
 describe('hedge: cancellation', () => {

@@ -146,9 +146,9 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
     const window = this.#window;
     const previous = this.#limit;
     let limit: number;
-    if (window === undefined) limit = this.#o.limit.update(rtt, inflight, dropped);
+    if (window === undefined) limit = this.#update(rtt, inflight, dropped);
     else if (window.add(this.#o.clock.now(), rtt, inflight, dropped)) {
-      limit = this.#o.limit.update(window.rtt, window.inflight, window.dropped);
+      limit = this.#update(window.rtt, window.inflight, window.dropped);
     } else return;
     if (limit === previous) return;
     this.#limit = limit;
@@ -162,6 +162,29 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
         limit,
       });
     }
+  }
+
+  /**
+   * The limit's answer to a sample, or the current limit when a custom limit throws or answers
+   * something unusable (NaN or below 1 would refuse every call from then on, for good).
+   */
+  #update(rtt: number, inflight: number, dropped: boolean): number {
+    let limit: number;
+    try {
+      limit = this.#o.limit.update(rtt, inflight, dropped);
+    } catch (thrown) {
+      this.#warn(`limit.update threw: ${String(thrown)}`);
+      return this.#limit;
+    }
+    if (typeof limit !== 'number' || !(limit >= 1)) {
+      this.#warn(`limit.update returned ${String(limit)}, not a limit of at least 1`);
+      return this.#limit;
+    }
+    return Math.floor(limit);
+  }
+
+  #warn(message: string): void {
+    process.emitWarning(`Bulwark adaptiveConcurrency '${this.name}' ${message}`, 'BulwarkPredicateError');
   }
 
   #isDrop(error: unknown): boolean {

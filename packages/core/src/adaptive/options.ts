@@ -116,6 +116,8 @@ function normalizeLimit(value: unknown): ConcurrencyLimit {
     fail('adaptiveConcurrency.limit', 'expected a ConcurrencyLimit such as aimd() or gradient2()');
   }
   const limit = value as ConcurrencyLimit;
+  // NaN or a limit below 1 would refuse every call, and no call would ever settle to move it.
+  if (!(limit.limit >= 1)) fail('adaptiveConcurrency.limit', `limit must be at least 1, got ${limit.limit}`);
   if (claimed.has(limit))
     fail('adaptiveConcurrency.limit', 'is already used by another policy; create one per policy');
   return limit;

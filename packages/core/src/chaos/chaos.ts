@@ -83,10 +83,17 @@ export class ChaosPolicy<R = never> extends PolicyBase<R> {
     const o = this.#o;
     // Every draw is made up front, in a fixed order (latency, fault, then result unless a fault
     // was drawn), so that a seeded source gives the same injections whatever the timing.
-    const delay = o.latency !== undefined && o.random() < o.latency.rate;
+    let delay: boolean;
     let injected: Injected = NONE;
-    if (o.fault !== undefined && o.random() < o.fault.rate) injected = FAULT;
-    else if (o.result !== undefined && o.random() < o.result.rate) injected = RESULT;
+    try {
+      delay = o.latency !== undefined && o.random() < o.latency.rate;
+      if (o.fault !== undefined && o.random() < o.fault.rate) injected = FAULT;
+      else if (o.result !== undefined && o.random() < o.result.rate) injected = RESULT;
+    } catch (thrown) {
+      // A user's random source that throws must reject the call, not throw out of `execute`
+      // (and out of every layer outside, leaving their slots and counts taken).
+      return Promise.reject(thrown);
+    }
     if (!delay) return this.#apply(scope, next, injected);
     this.#latencies++;
     this.#emit(scope, 'latency');

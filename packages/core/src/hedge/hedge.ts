@@ -179,7 +179,18 @@ class HedgedCall {
     }
     if (i === 0) this.primaryError = value;
     if (!this.stopped) {
-      if (!this.policy.o.shouldHedge(value)) {
+      let hedgeable: boolean;
+      try {
+        hedgeable = this.policy.o.shouldHedge(value);
+      } catch (thrown) {
+        // As retry and the breaker do with their predicates: the predicate's error settles the call
+        // (rather than escaping as an unhandled rejection and leaving the call pending forever).
+        this.abandon(thrown);
+        this.finish();
+        this.reject(thrown);
+        return;
+      }
+      if (!hedgeable) {
         this.stopped = true;
         this.clearTimer();
       } else if (this.scopes.length <= this.policy.o.maxHedges) {
