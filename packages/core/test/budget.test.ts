@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import {
   constant,
   ErrorCodes,
+  InvalidOptionsError,
   RetriesExhaustedError,
   RetryBudget,
   retry,
@@ -204,12 +205,28 @@ describe('retry with a budget', () => {
   });
 
   test('describe() shows the budget', () => {
-    const budget = new RetryBudget({ ratio: 0.5, clock: new VirtualClock() });
-    assert.deepEqual(retry({ budget }).describe().options.budget, {
+    const clock = new VirtualClock();
+    const budget = new RetryBudget({ ratio: 0.5, clock });
+    assert.deepEqual(retry({ budget, clock }).describe().options.budget, {
       ratio: 0.5,
       minPerSecond: 10,
       windowMs: 10_000,
     });
     assert.equal('budget' in retry().describe().options, false);
+  });
+});
+
+describe('retry budget: clocks', () => {
+  test('a retry on another clock than its budget is refused at construction', () => {
+    const clock = new VirtualClock();
+    assert.throws(
+      () => retry({ clock, budget: retryBudget() }),
+      (e) => e instanceof InvalidOptionsError && e.path === 'retry.budget',
+    );
+    assert.throws(
+      () => retry({ budget: retryBudget({ clock }) }),
+      (e) => e instanceof InvalidOptionsError && e.path === 'retry.budget',
+    );
+    assert.doesNotThrow(() => retry({ clock, budget: retryBudget({ clock }) }));
   });
 });

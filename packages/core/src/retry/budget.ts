@@ -44,6 +44,10 @@ export class RetryBudget {
   readonly #windowMs: number;
   readonly #width: number;
   readonly #clock: Clock;
+  /** The budget's clock, so a retry on another clock can be refused. @internal */
+  get clock(): Clock {
+    return this.#clock;
+  }
   readonly #calls = new Uint32Array(BUCKETS);
   readonly #retries = new Uint32Array(BUCKETS);
   /** Index of the newest interval the buckets hold (-Infinity while every bucket is empty). */

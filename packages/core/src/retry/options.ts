@@ -95,6 +95,12 @@ export function normalizeRetryOptions(options: RetryOptions | undefined): Normal
     knownKeys('retry.retryAfter', o.retryAfter, ['maxMs']);
     retryAfterMaxMs = num('retry.retryAfter.maxMs', o.retryAfter.maxMs, 30_000, { min: 0, infinite: true });
   }
+  const clock = clockOption('retry.clock', o.clock, systemClock);
+  // A budget counts calls in its own window: on another clock than the retry it would
+  // silently measure real time while the retry runs on virtual time (or the reverse).
+  if (o.budget !== undefined && (o.budget as RetryBudget).clock !== clock) {
+    fail('retry.budget', "runs on another clock than the retry: give both the same 'clock'");
+  }
   return {
     maxAttempts: num('retry.maxAttempts', o.maxAttempts, 3, { min: 1, integer: true, infinite: true }),
     maxDurationMs: num('retry.maxDurationMs', o.maxDurationMs, Number.POSITIVE_INFINITY, {
@@ -108,7 +114,7 @@ export function normalizeRetryOptions(options: RetryOptions | undefined): Normal
     readHint,
     budget: o.budget as RetryBudget | undefined,
     random: func('retry.random', o.random, Math.random),
-    clock: clockOption('retry.clock', o.clock, systemClock),
+    clock,
     name: str('retry.name', o.name, 'retry'),
   };
 }
