@@ -13,6 +13,7 @@ import {
   timeout,
   VirtualClock,
 } from '@bulwark/core';
+import { SampleWindow } from '../src/adaptive/window.ts';
 import {
   deferred,
   permanent,
@@ -423,5 +424,24 @@ describe('adaptive concurrency: options', () => {
       },
     });
     assert.equal(adaptiveConcurrency().limit, 20); // gradient2() by default, from 20
+  });
+});
+
+describe('adaptive: sample windows and idle time', () => {
+  test('samples gathered before an idle spell do not join the window after it', () => {
+    const w = new SampleWindow({ minMs: 0, maxMs: 1_000, minSamples: 10 }, 0);
+    for (let t = 0; t < 5; t++) assert.equal(w.add(t, 100, 1, false), false); // slow, then quiet
+    let closed = false;
+    for (let i = 0; i < 10; i++) closed = w.add(60_000 + i, 10, 1, false);
+    assert.equal(closed, true);
+    assert.equal(w.rtt, 10, 'the window holds only the samples after the idle spell');
+  });
+
+  test('a steady trickle within the idle bound still fills a window', () => {
+    const w = new SampleWindow({ minMs: 0, maxMs: 1_000, minSamples: 3 }, 0);
+    assert.equal(w.add(0, 30, 1, false), false);
+    assert.equal(w.add(5_000, 30, 1, false), false);
+    assert.equal(w.add(9_000, 60, 1, false), true);
+    assert.equal(w.rtt, 40);
   });
 });

@@ -1,6 +1,8 @@
 // Sample windows: the limit moves once per window (about two round trips) on the window's
 // aggregate, not once per call, because calls settling now were admitted under an older limit.
 
+const IDLE_WINDOWS = 10;
+
 /** @internal */
 export interface NormalizedWindow {
   minMs: number;
@@ -21,6 +23,7 @@ export class SampleWindow {
   #maxInflight = 0;
   #dropped = false;
   #endsAt: number;
+  #lastAt = 0;
 
   constructor(
     readonly o: NormalizedWindow,
@@ -34,6 +37,10 @@ export class SampleWindow {
    * `rtt`, `inflight` and `dropped` until the next `add`.
    */
   add(now: number, rttMs: number, inflight: number, dropped: boolean): boolean {
+    // Samples from before an idle spell describe another load: they must not survive it
+    // (ten of the longest windows without a sample counts as idle).
+    if (this.#count > 0 && now - this.#lastAt > IDLE_WINDOWS * this.o.maxMs) this.#clear();
+    this.#lastAt = now;
     this.#count++;
     this.#rttSum += rttMs;
     if (rttMs < this.#minRtt) this.#minRtt = rttMs;
@@ -44,12 +51,16 @@ export class SampleWindow {
     this.inflight = this.#maxInflight;
     this.dropped = this.#dropped;
     this.#endsAt = now + Math.min(this.o.maxMs, Math.max(this.o.minMs, 2 * this.#minRtt));
+    this.#clear();
+    return true;
+  }
+
+  #clear(): void {
     this.#count = 0;
     this.#rttSum = 0;
     this.#minRtt = Number.POSITIVE_INFINITY;
     this.#maxInflight = 0;
     this.#dropped = false;
-    return true;
   }
 
   rtt = 0;
