@@ -1,10 +1,8 @@
 // The advanced policies on their pass-through path (the policy admits, hits, or does nothing
 // special): the rate limiter against rate-limiter-flexible, p-limit and bottleneck, the cache hit
 // against a plain Map, and hedge, chaos, adaptive concurrency and a retry budget against a bare
-// `await fn()`. Same method as bench/core.bench.ts (interleaved shuffled rounds, medians), in a
-// smaller harness of its own. Run with `npm run bench:core` (it needs `--expose-gc`); see bench/README.md.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+// `await fn()`. Same method and harness as bench/core.bench.ts (bench/harness.ts: interleaved shuffled
+// rounds, medians). Run with `npm run bench:core` (it needs `--expose-gc`); see bench/README.md.
 import {
   adaptiveConcurrency,
   cache,
@@ -19,24 +17,31 @@ import {
 import Bottleneck from 'bottleneck';
 import pLimit from 'p-limit';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
+import {
+  type Case,
+  CONCURRENCY,
+  calibrate,
+  fmt,
+  MODES,
+  type Mode,
+  printHeader,
+  printRows,
+  ROUNDS,
+  type Row,
+  runCases,
+  table,
+  toRows,
+  writeResults,
+} from './harness.ts';
 
-/** Measurement rounds per case; each case's figure is the median of its rounds. */
-const ROUNDS = 11;
 /** Target wall time of one case in one round; iteration counts are calibrated to it once. */
 const ROUND_MS = 50;
 /** Warm-up per case before calibration. */
 const WARMUP_MS = 250;
-const CONCURRENCY = 100;
 /** bottleneck costs milliseconds a call (its timers), so it runs a fixed, small count per round. */
 const BOTTLENECK_N = { seq: 20, c100: 100 } as const;
 /** The issue's target: the token bucket's admitted path costs ≤ this × rate-limiter-flexible's (overhead). */
 const TOKEN_BUCKET_TARGET = 0.3;
-
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) {
-  console.error('Run with --expose-gc: npm run bench:core');
-  process.exit(1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Cases. Every policy is configured so that it never limits, misses, hedges or injects; the
@@ -44,14 +49,8 @@ if (gc === undefined) {
 
 const op = async () => 1;
 type Lib = 'bare' | 'bulwark' | 'rate-limiter-flexible' | 'p-limit' | 'bottleneck' | 'Map';
-type Mode = 'seq' | 'c100';
-interface CaseDef {
-  group: string;
+interface CaseDef extends Pick<Case, 'group' | 'label' | 'call' | 'fixedN'> {
   lib: Lib;
-  label: string;
-  call: () => Promise<unknown>;
-  /** A fixed iteration count per mode instead of calibration (bottleneck). */
-  fixedN?: Readonly<Record<Mode, number>>;
 }
 
 /** A token bucket that refills a million permits a millisecond: it never limits here. */
@@ -208,134 +207,13 @@ function passThrough(): Record<string, boolean> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Running: the loops of bench/core.bench.ts (an event-loop turn every 1000 calls, as a server's).
+// Running and reporting, with bench/harness.ts.
 
-const DRAIN_EVERY = 1000;
-const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
-const batch: Promise<unknown>[] = new Array(CONCURRENCY);
-
-async function runSeq(call: () => Promise<unknown>, n: number): Promise<void> {
-  for (let i = 1; i <= n; i++) {
-    await call();
-    if (i % DRAIN_EVERY === 0) await drain();
-  }
-}
-
-async function runConcurrent(call: () => Promise<unknown>, n: number): Promise<void> {
-  for (let b = 1; b <= n / CONCURRENCY; b++) {
-    for (let j = 0; j < CONCURRENCY; j++) batch[j] = call();
-    await Promise.all(batch);
-    if ((b * CONCURRENCY) % DRAIN_EVERY === 0) await drain();
-  }
-}
-
-interface Case extends CaseDef {
-  mode: Mode;
-  iterations: number;
-  samples: number[];
-}
-
-async function measure(c: Case, n: number): Promise<number> {
-  const start = process.hrtime.bigint();
-  await (c.mode === 'seq' ? runSeq : runConcurrent)(c.call, n);
-  return Number(process.hrtime.bigint() - start) / n;
-}
-
-/** Checks the outcome, warms the case up, and calibrates its iterations to ROUND_MS. */
+/** Checks the outcome, then warms the case up and calibrates it. */
 async function warmUp(c: Case): Promise<void> {
   const outcome = await c.call();
   if (outcome !== 1) throw new Error(`${c.lib} ${c.group}: expected 1, got ${String(outcome)}`);
-  if (c.fixedN) {
-    c.iterations = c.fixedN[c.mode];
-    await measure(c, c.iterations);
-    return;
-  }
-  let n = 1000;
-  let nsPerOp = await measure(c, n);
-  for (const deadline = performance.now() + WARMUP_MS; performance.now() < deadline; ) {
-    n = Math.min(n * 2, 1_000_000);
-    nsPerOp = await measure(c, n);
-  }
-  c.iterations = Math.ceil(Math.max(CONCURRENCY, (ROUND_MS * 1e6) / nsPerOp) / CONCURRENCY) * CONCURRENCY;
-}
-
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffled<T>(items: readonly T[], random: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
-
-const median = (values: readonly number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Reporting.
-
-interface Row {
-  group: string;
-  mode: Mode;
-  lib: Lib;
-  label: string;
-  iterations: number;
-  samplesNs: number[];
-  nsPerOp: number;
-  spreadPct: number;
-  timesBare: number;
-  overheadNs: number;
-  /** On peers' rows: Bulwark's overhead in this group and mode ÷ this peer's (undefined if the peer's ≤ 0). */
-  bulwarkOverPeer: number | undefined;
-}
-
-function toRows(cases: Case[]): Row[] {
-  const rows: Row[] = cases.map((c) => {
-    const ns = median(c.samples);
-    const bare = median(cases.find((x) => x.lib === 'bare' && x.mode === c.mode)!.samples);
-    return {
-      group: c.group,
-      mode: c.mode,
-      lib: c.lib,
-      label: c.label,
-      iterations: c.iterations,
-      samplesNs: c.samples,
-      nsPerOp: ns,
-      spreadPct: ((Math.max(...c.samples) - Math.min(...c.samples)) / ns) * 100,
-      timesBare: ns / bare,
-      overheadNs: ns - bare,
-      bulwarkOverPeer: undefined,
-    };
-  });
-  for (const r of rows) {
-    if (r.lib === 'bulwark' || r.lib === 'bare') continue;
-    const b = rows.find((x) => x.lib === 'bulwark' && x.group === r.group && x.mode === r.mode);
-    if (b && r.overheadNs > 0) r.bulwarkOverPeer = b.overheadNs / r.overheadNs;
-  }
-  return rows;
-}
-
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
-function table(headers: string[], rows: string[][], alignLeft: number): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i < alignLeft ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < alignLeft ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(headers), rule, ...rows.map(line)].join('\n');
+  await calibrate(c, WARMUP_MS, ROUND_MS);
 }
 
 function ratioCell(r: Row): string {
@@ -344,68 +222,15 @@ function ratioCell(r: Row): string {
   return r.lib === 'bare' || r.lib === 'bulwark' ? '' : 'n/a (peer ≤ 0)';
 }
 
-function printRows(rows: Row[]): void {
-  for (const mode of ['seq', 'c100'] as const) {
-    console.log(
-      `\n### ${mode === 'seq' ? 'One call in flight (`seq`)' : `${CONCURRENCY} calls in flight (\`c100\`)`}\n`,
-    );
-    const body = rows
-      .filter((r) => r.mode === mode)
-      .map((r) => [
-        r.group,
-        r.lib,
-        r.label,
-        fmt(r.nsPerOp),
-        `±${fmt(r.spreadPct / 2)}%`,
-        `${fmt(r.timesBare, 2)}×`,
-        fmt(r.overheadNs),
-        ratioCell(r),
-      ]);
-    console.log(
-      table(
-        ['case', 'library', 'what runs', 'ns/op', 'range', '× bare', 'overhead ns', 'Bulwark ovh / peer ovh'],
-        body,
-        3,
-      ),
-    );
-  }
-}
-
-function readVersion(pkg: string): string {
-  const url = new URL(`../${pkg}/package.json`, import.meta.url);
-  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Main.
 
-const machine = {
-  cpu: os.cpus()[0]?.model ?? 'unknown',
-  cores: os.cpus().length,
-  platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-  node: process.version,
-  loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
-  versions: Object.fromEntries(
-    [
-      'packages/core',
-      'node_modules/rate-limiter-flexible',
-      'node_modules/p-limit',
-      'node_modules/bottleneck',
-    ].map((p) => [p === 'packages/core' ? '@bulwark/core' : p.slice('node_modules/'.length), readVersion(p)]),
-  ),
-};
-console.log('# Bulwark advanced policies benchmark\n');
-console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.platform}`);
-console.log(`node:    ${machine.node}`);
-console.log(`load:    ${machine.loadAverageAtStart.join(' ')} (1, 5, 15 min) at start`);
-if (machine.loadAverageAtStart[0]! > machine.cores / 2) {
-  console.log('warning: the machine is busy; absolute figures will be noisy (ratios less so)');
-}
-console.log(
-  `libs:    ${Object.entries(machine.versions)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ')}`,
-);
+const machine = printHeader('Bulwark advanced policies benchmark', {
+  '@bulwark/core': 'packages/core',
+  'rate-limiter-flexible': 'node_modules/rate-limiter-flexible',
+  'p-limit': 'node_modules/p-limit',
+  bottleneck: 'node_modules/bottleneck',
+});
 console.log(
   `method:  median of ${ROUNDS} rounds of ~${ROUND_MS} ms per case, cases shuffled per round; ` +
     `bottleneck ${BOTTLENECK_N.seq} (seq) / ${BOTTLENECK_N.c100} (c100) calls per round\n`,
@@ -419,30 +244,19 @@ for (let i = 0; i < 999; i++) {
 }
 await bCache1000.execute(op, cacheKey);
 
-const cases: Case[] = [];
-for (const mode of ['seq', 'c100'] as const) {
+const cases: (CaseDef & Case)[] = [];
+for (const mode of MODES) {
   for (const d of defs) cases.push({ ...d, mode, iterations: 0, samples: [] });
 }
-const started = performance.now();
-process.stdout.write(`warming up ${cases.length} cases `);
-for (const c of cases) {
-  await warmUp(c);
-  process.stdout.write('.');
-}
-console.log(` ${fmt((performance.now() - started) / 1000, 1)} s`);
-const random = mulberry32(0xb01a);
-for (let round = 1; round <= ROUNDS; round++) {
-  process.stdout.write(`round ${round}/${ROUNDS} `);
-  for (const c of shuffled(cases, random)) {
-    gc();
-    c.samples.push(await measure(c, c.iterations));
-  }
-  console.log(`${fmt((performance.now() - started) / 1000, 1)} s`);
-}
+const started = await runCases(cases, warmUp);
 await bottleneck.stop({ dropWaitingJobs: false });
 
-const rows = toRows(cases);
-printRows(rows);
+const rows = toRows(cases, true);
+printRows(
+  rows,
+  (mode) => (mode === 'seq' ? 'One call in flight (`seq`)' : `${CONCURRENCY} calls in flight (\`c100\`)`),
+  ratioCell,
+);
 
 const checks = passThrough();
 console.log('\n### Pass-through checks\n');
@@ -452,7 +266,7 @@ const get = (group: string, mode: Mode, lib: Lib) =>
   rows.find((r) => r.group === group && r.mode === mode && r.lib === lib)!;
 const parts: string[] = [];
 let met = true;
-for (const mode of ['seq', 'c100'] as const) {
+for (const mode of MODES) {
   const b = get('rate limiter', mode, 'bulwark');
   const keyed = get('rate limiter, keyed', mode, 'bulwark');
   const p = get('rate limiter', mode, 'rate-limiter-flexible');
@@ -471,24 +285,14 @@ const target = {
 console.log('\n### Target\n');
 console.log(table(['target', 'figures', 'met'], [[target.target, target.figures, met ? 'yes' : 'NO']], 2));
 
-const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
-console.log(`\nload average at end: ${loadAverageAtEnd.join(' ')}`);
-const dir = new URL('./results/', import.meta.url);
-mkdirSync(dir, { recursive: true });
-const file = new URL(`advanced-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, dir);
-writeFileSync(
-  file,
-  `${JSON.stringify(
-    {
-      machine: { ...machine, loadAverageAtEnd },
-      settings: { ROUNDS, ROUND_MS, WARMUP_MS, CONCURRENCY, BOTTLENECK_N, TOKEN_BUCKET_TARGET },
-      rows,
-      passThrough: checks,
-      target,
-    },
-    null,
-    2,
-  )}\n`,
+writeResults(
+  'advanced',
+  machine,
+  {
+    settings: { ROUNDS, ROUND_MS, WARMUP_MS, CONCURRENCY, BOTTLENECK_N, TOKEN_BUCKET_TARGET },
+    rows,
+    passThrough: checks,
+    target,
+  },
+  started,
 );
-console.log(`\nresults written to ${file.pathname}`);
-console.log(`total ${fmt((performance.now() - started) / 1000, 1)} s`);

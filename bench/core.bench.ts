@@ -8,8 +8,6 @@
 //  3. the bytes an idle breaker retains after GC, and the timers it leaves behind.
 import { createHook } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import {
   BrokenCircuitError,
   bulkhead,
@@ -22,28 +20,35 @@ import {
 import * as cockatiel from 'cockatiel';
 import CircuitBreaker from 'opossum';
 import pRetry from 'p-retry';
+import {
+  type Case,
+  CONCURRENCY,
+  calibrate,
+  fmt,
+  gc,
+  MODES,
+  type Mode,
+  printHeader,
+  printRows,
+  ROUNDS,
+  type Row,
+  runCases,
+  table,
+  toRows,
+  writeResults,
+} from './harness.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings. The whole run takes about a minute and a half on a 2-core machine.
 
-/** Measurement rounds per case; each case's figure is the median of its rounds. */
-const ROUNDS = 11;
 /** Target wall time of one case in one round; iteration counts are calibrated to it once. */
 const ROUND_MS = 60;
 /** Warm-up per case before calibration (JIT tiers, inline caches). */
 const WARMUP_MS = 300;
-/** Calls in flight at once in the concurrent mode. */
-const CONCURRENCY = 100;
 /** Breakers created per library for the retained-memory measurement. */
 const MEMORY_N = 10_000;
 /** Breakers created per library for the timer count (with an async hook on). */
 const TIMER_N = 100;
-
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) {
-  console.error('Run with --expose-gc: npm run bench:core');
-  process.exit(1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // The operations under test and the policies' settings.
@@ -83,27 +88,11 @@ function flushOpossum(): void {
 // Cases.
 
 type Lib = 'bare' | 'bulwark' | 'cockatiel' | 'opossum' | 'p-retry';
-type Mode = 'seq' | 'c100';
 
-interface CaseDef {
-  /** The comparison this case belongs to; cases of one group are compared with each other. */
-  group: string;
+interface CaseDef extends Pick<Case, 'group' | 'label' | 'call' | 'rejects' | 'after'> {
   lib: Lib;
-  /** What exactly runs, for the table. */
-  label: string;
-  /** Starts one call. */
-  call: () => Promise<unknown>;
-  /** The call rejects (fast-fail cases); `check` validates the rejection. */
-  rejects?: boolean;
   /** Validates one outcome during warm-up: a value for success cases, an error for rejections. */
   check: (outcome: unknown) => boolean;
-  after?: () => void;
-}
-
-interface Case extends CaseDef {
-  mode: Mode;
-  iterations: number;
-  samples: number[];
 }
 
 const isOne = (v: unknown) => v === 1;
@@ -274,69 +263,10 @@ async function openBreakerCases(): Promise<CaseDef[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Running a case: one loop per mode, shared by every case so that each pays the same harness.
+// Running a case, with bench/harness.ts.
 
-const swallow = () => {};
-/**
- * Every this many calls the loops let the event loop turn (setImmediate). A server's microtask
- * queue drains at every I/O event; a loop of awaits never does, and Node's bookkeeping of
- * promises rejected before a handler is attached (and of cleared timers) would pile up across
- * the whole loop. Costs every case the same, about 1 ns per call.
- */
-const DRAIN_EVERY = 1000;
-const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-async function runSeq(call: () => Promise<unknown>, n: number): Promise<void> {
-  for (let i = 1; i <= n; i++) {
-    await call();
-    if (i % DRAIN_EVERY === 0) await drain();
-  }
-}
-
-async function runSeqRejecting(call: () => Promise<unknown>, n: number): Promise<void> {
-  for (let i = 1; i <= n; i++) {
-    try {
-      await call();
-    } catch {}
-    if (i % DRAIN_EVERY === 0) await drain();
-  }
-}
-
-const batch: Promise<unknown>[] = new Array(CONCURRENCY);
-
-async function runConcurrent(call: () => Promise<unknown>, n: number): Promise<void> {
-  for (let b = 1; b <= n / CONCURRENCY; b++) {
-    for (let j = 0; j < CONCURRENCY; j++) batch[j] = call();
-    await Promise.all(batch);
-    if ((b * CONCURRENCY) % DRAIN_EVERY === 0) await drain();
-  }
-}
-
-async function runConcurrentRejecting(call: () => Promise<unknown>, n: number): Promise<void> {
-  for (let b = 1; b <= n / CONCURRENCY; b++) {
-    for (let j = 0; j < CONCURRENCY; j++) batch[j] = call().then(undefined, swallow);
-    await Promise.all(batch);
-    if ((b * CONCURRENCY) % DRAIN_EVERY === 0) await drain();
-  }
-}
-
-function runner(c: Case): (call: () => Promise<unknown>, n: number) => Promise<void> {
-  if (c.mode === 'seq') return c.rejects ? runSeqRejecting : runSeq;
-  return c.rejects ? runConcurrentRejecting : runConcurrent;
-}
-
-/** Runs `n` calls of the case and returns the ns per call. */
-async function measure(c: Case, n: number): Promise<number> {
-  const run = runner(c);
-  const start = process.hrtime.bigint();
-  await run(c.call, n);
-  const ns = Number(process.hrtime.bigint() - start);
-  c.after?.();
-  return ns / n;
-}
-
-/** Checks one outcome, warms the case up, and calibrates its iterations to ROUND_MS. */
-async function warmUp(c: Case): Promise<void> {
+/** Checks one outcome, then warms the case up and calibrates it. */
+async function warmUp(c: CaseDef & Case): Promise<void> {
   let outcome: unknown;
   try {
     outcome = await c.call();
@@ -346,40 +276,7 @@ async function warmUp(c: Case): Promise<void> {
     outcome = error;
   }
   if (!c.check(outcome)) throw new Error(`${c.lib} ${c.group} (${c.label}): unexpected outcome ${outcome}`);
-  let n = 1000;
-  const deadline = performance.now() + WARMUP_MS;
-  let nsPerOp = await measure(c, n);
-  while (performance.now() < deadline) {
-    n = Math.min(n * 2, 1_000_000);
-    nsPerOp = await measure(c, n);
-  }
-  const iterations = Math.max(CONCURRENCY, Math.round((ROUND_MS * 1e6) / nsPerOp));
-  c.iterations = Math.ceil(iterations / CONCURRENCY) * CONCURRENCY;
-}
-
-/** A small deterministic PRNG, so each round's case order is shuffled the same way on every run. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffled<T>(items: readonly T[], random: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  await calibrate(c, WARMUP_MS, ROUND_MS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,7 +328,7 @@ const breakerKinds: BreakerKind[] = [
 
 async function fullGc(): Promise<void> {
   for (let i = 0; i < 6; i++) {
-    gc!();
+    gc();
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
@@ -500,93 +397,6 @@ async function countLiveTimers(kind: BreakerKind): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Reporting.
 
-interface Row {
-  group: string;
-  mode: Mode;
-  lib: Lib;
-  label: string;
-  iterations: number;
-  samplesNs: number[];
-  nsPerOp: number;
-  spreadPct: number;
-  timesBare: number;
-  overheadNs: number;
-  /** On peers' rows: Bulwark's overhead in this group and mode divided by this peer's overhead. */
-  bulwarkOverPeer: number | undefined;
-}
-
-function toRows(cases: Case[]): Row[] {
-  const bareOf = (mode: Mode, rejects: boolean) =>
-    median(cases.find((c) => c.lib === 'bare' && c.mode === mode && !!c.rejects === rejects)!.samples);
-  const rows: Row[] = cases.map((c) => {
-    const ns = median(c.samples);
-    const bare = bareOf(c.mode, !!c.rejects);
-    return {
-      group: c.group,
-      mode: c.mode,
-      lib: c.lib,
-      label: c.label,
-      iterations: c.iterations,
-      samplesNs: c.samples,
-      nsPerOp: ns,
-      spreadPct: ((Math.max(...c.samples) - Math.min(...c.samples)) / ns) * 100,
-      timesBare: ns / bare,
-      overheadNs: ns - bare,
-      bulwarkOverPeer: undefined,
-    };
-  });
-  for (const r of rows) {
-    if (r.lib === 'bulwark' || r.lib === 'bare') continue;
-    const b = rows.find((x) => x.lib === 'bulwark' && x.group === r.group && x.mode === r.mode);
-    if (b) r.bulwarkOverPeer = b.overheadNs / r.overheadNs;
-  }
-  return rows;
-}
-
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
-function table(headers: string[], rows: string[][], alignLeft: number): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i < alignLeft ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < alignLeft ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(headers), rule, ...rows.map(line)].join('\n');
-}
-
-function printRows(rows: Row[]): void {
-  const order = (r: Row) => (r.lib === 'bare' ? 0 : r.lib === 'bulwark' ? 1 : 2);
-  for (const mode of ['seq', 'c100'] as const) {
-    console.log(
-      `\n### ${mode === 'seq' ? 'One call in flight (sequential awaits)' : `${CONCURRENCY} calls in flight (Promise.all batches)`}\n`,
-    );
-    const groups = [...new Set(rows.map((r) => r.group))];
-    const body: string[][] = [];
-    for (const g of groups) {
-      const rs = rows.filter((r) => r.group === g && r.mode === mode).sort((a, b) => order(a) - order(b));
-      for (const r of rs) {
-        body.push([
-          r.group,
-          r.lib,
-          r.label,
-          fmt(r.nsPerOp),
-          `±${fmt(r.spreadPct / 2)}%`,
-          `${fmt(r.timesBare, 2)}×`,
-          fmt(r.overheadNs),
-          r.bulwarkOverPeer === undefined ? '' : fmt(r.bulwarkOverPeer, 3),
-        ]);
-      }
-    }
-    console.log(
-      table(
-        ['case', 'library', 'what runs', 'ns/op', 'range', '× bare', 'overhead ns', 'Bulwark ovh / peer ovh'],
-        body,
-        3,
-      ),
-    );
-  }
-}
-
 interface Target {
   target: string;
   figures: string;
@@ -600,7 +410,7 @@ function evaluateTargets(rows: Row[], memory: MemoryResult[]): Target[] {
   const ratioTarget = (name: string, group: string, max: number, peerLabel?: string) => {
     const parts: string[] = [];
     let met = true;
-    for (const mode of ['seq', 'c100'] as const) {
+    for (const mode of MODES) {
       const b = get(group, mode, 'bulwark');
       const p = get(group, mode, 'cockatiel', peerLabel);
       const ratio = b.overheadNs / p.overheadNs;
@@ -631,7 +441,7 @@ function evaluateTargets(rows: Row[], memory: MemoryResult[]): Target[] {
   {
     const parts: string[] = [];
     let met = true;
-    for (const mode of ['seq', 'c100'] as const) {
+    for (const mode of MODES) {
       const b = get('open breaker', mode, 'bulwark');
       for (const peer of ['cockatiel', 'opossum'] as const) {
         const p = get('open breaker', mode, peer);
@@ -660,65 +470,25 @@ function evaluateTargets(rows: Row[], memory: MemoryResult[]): Target[] {
   return targets;
 }
 
-function readVersion(pkg: string): string {
-  const url = new URL(`../${pkg}/package.json`, import.meta.url);
-  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Main.
 
 async function main(): Promise<void> {
-  const machine = {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
-    versions: {
-      '@bulwark/core': readVersion('packages/core'),
-      cockatiel: readVersion('node_modules/cockatiel'),
-      opossum: readVersion('node_modules/opossum'),
-      'p-retry': readVersion('node_modules/p-retry'),
-    },
-  };
-  console.log('# Bulwark core benchmark\n');
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.platform}`);
-  console.log(`node:    ${machine.node}`);
-  console.log(`load:    ${machine.loadAverageAtStart.join(' ')} (1, 5, 15 min) at start`);
-  if (machine.loadAverageAtStart[0]! > machine.cores / 2) {
-    console.log('warning: the machine is busy; absolute figures will be noisy (ratios less so)');
-  }
-  console.log(
-    `libs:    ${Object.entries(machine.versions)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ')}`,
-  );
+  const machine = printHeader('Bulwark core benchmark', {
+    '@bulwark/core': 'packages/core',
+    cockatiel: 'node_modules/cockatiel',
+    opossum: 'node_modules/opossum',
+    'p-retry': 'node_modules/p-retry',
+  });
   console.log(`method:  median of ${ROUNDS} rounds of ~${ROUND_MS} ms per case, cases shuffled per round\n`);
 
   const defs = [...successCases(), ...(await openBreakerCases())];
-  const cases: Case[] = [];
-  for (const mode of ['seq', 'c100'] as const) {
+  const cases: (CaseDef & Case)[] = [];
+  for (const mode of MODES) {
     for (const d of defs) cases.push({ ...d, mode, iterations: 0, samples: [] });
   }
 
-  const started = performance.now();
-  process.stdout.write(`warming up ${cases.length} cases `);
-  for (const c of cases) {
-    await warmUp(c);
-    process.stdout.write('.');
-  }
-  console.log(` ${fmt((performance.now() - started) / 1000, 1)} s`);
-
-  const random = mulberry32(0xb01a);
-  for (let round = 1; round <= ROUNDS; round++) {
-    process.stdout.write(`round ${round}/${ROUNDS} `);
-    for (const c of shuffled(cases, random)) {
-      gc!();
-      c.samples.push(await measure(c, c.iterations));
-    }
-    console.log(`${fmt((performance.now() - started) / 1000, 1)} s`);
-  }
+  const started = await runCases(cases, warmUp);
   for (const b of opossumBreakers) b.shutdown();
 
   console.log('\nmeasuring retained bytes per idle breaker and leftover timers');
@@ -731,7 +501,14 @@ async function main(): Promise<void> {
   }
 
   const rows = toRows(cases);
-  printRows(rows);
+  printRows(
+    rows,
+    (mode) =>
+      mode === 'seq'
+        ? 'One call in flight (sequential awaits)'
+        : `${CONCURRENCY} calls in flight (Promise.all batches)`,
+    (r) => (r.bulwarkOverPeer === undefined ? '' : fmt(r.bulwarkOverPeer, 3)),
+  );
 
   console.log(
     `\n### Retained bytes per idle breaker (N = ${fmt(MEMORY_N)}, one successful call each, after GC)\n`,
@@ -760,18 +537,17 @@ async function main(): Promise<void> {
     ),
   );
 
-  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
-  console.log(`\nload average at end: ${loadAverageAtEnd.join(' ')}`);
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const dir = new URL('./results/', import.meta.url);
-  mkdirSync(dir, { recursive: true });
-  const file = new URL(`core-${stamp}.json`, dir);
-  writeFileSync(
-    file,
-    `${JSON.stringify({ machine: { ...machine, loadAverageAtEnd }, settings: { ROUNDS, ROUND_MS, WARMUP_MS, CONCURRENCY, MEMORY_N, TIMER_N }, rows, memory, targets }, null, 2)}\n`,
+  writeResults(
+    'core',
+    machine,
+    {
+      settings: { ROUNDS, ROUND_MS, WARMUP_MS, CONCURRENCY, MEMORY_N, TIMER_N },
+      rows,
+      memory,
+      targets,
+    },
+    started,
   );
-  console.log(`\nresults written to ${file.pathname}`);
-  console.log(`total ${fmt((performance.now() - started) / 1000, 1)} s`);
 }
 
 await main();
