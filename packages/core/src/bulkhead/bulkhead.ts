@@ -1,6 +1,7 @@
 // The bulkhead: bounds the work running at once (not just the waiting) with a bounded FIFO queue.
 import type { TimerHandle } from '../clock/clock.ts';
 import { BulkheadRejectedError, rejectSoon, withoutStack } from '../errors.ts';
+import { type Linked, List } from '../internal/list.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Lease, Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
@@ -23,7 +24,7 @@ export interface BulkheadStats {
 }
 
 /** A caller waiting for a slot: a node of the doubly linked queue, so leaving it is O(1). */
-class Waiter {
+class Waiter implements Linked<Waiter> {
   prev: Waiter | undefined;
   next: Waiter | undefined;
   timer: TimerHandle | undefined;
@@ -49,11 +50,9 @@ export class BulkheadPolicy extends PolicyBase {
   }
   readonly #o: NormalizedBulkheadOptions;
   #active = 0;
-  #queued = 0;
   #lingering = 0;
   #rejected = 0;
-  #head: Waiter | undefined;
-  #tail: Waiter | undefined;
+  readonly #waiting = new List<Waiter>();
   /** Settles one admitted call; shared by all calls, so admission allocates nothing. */
   readonly #settle = () => this.release(false);
   /** Takes a slot for work an inner timeout abandoned, until that work settles. */
@@ -73,7 +72,7 @@ export class BulkheadPolicy extends PolicyBase {
       maxConcurrent: this.#o.maxConcurrent,
       active: this.#active,
       available: Math.max(0, this.#o.maxConcurrent - this.#active),
-      queued: this.#queued,
+      queued: this.#waiting.size,
       lingering: this.#lingering,
       rejected: this.#rejected,
     };
@@ -93,11 +92,11 @@ export class BulkheadPolicy extends PolicyBase {
       this.#active++;
       return this.#runAdmitted(scope, next);
     }
-    if (this.#queued >= this.#o.maxQueue) return this.#refuse(scope, 'queue-full');
+    if (this.#waiting.size >= this.#o.maxQueue) return this.#refuse(scope, 'queue-full');
     if (scope.aborted) return Promise.reject(scope.abortReason);
     return new Promise((resolve, reject) => {
       const waiter = new Waiter(this, scope, next, resolve, reject);
-      this.#enqueue(waiter);
+      this.#waiting.push(waiter);
       if (this.#o.queueTimeoutMs !== Number.POSITIVE_INFINITY) {
         waiter.timer = this.#o.clock.setTimeout(() => {
           this.leave(waiter);
@@ -148,7 +147,7 @@ export class BulkheadPolicy extends PolicyBase {
     if (wasLingering) this.#lingering--;
     this.#active--;
     if (this.#active >= this.#o.maxConcurrent) return;
-    const waiter = this.#head;
+    const waiter = this.#waiting.head;
     if (waiter === undefined) return;
     this.leave(waiter);
     this.#active++;
@@ -157,23 +156,9 @@ export class BulkheadPolicy extends PolicyBase {
 
   /** Removes a waiter from the queue and drops its timer and abort listener. @internal */
   leave(waiter: Waiter): void {
-    if (waiter.prev === undefined && this.#head !== waiter) return; // already gone
-    if (waiter.prev !== undefined) waiter.prev.next = waiter.next;
-    else this.#head = waiter.next;
-    if (waiter.next !== undefined) waiter.next.prev = waiter.prev;
-    else this.#tail = waiter.prev;
-    waiter.prev = waiter.next = undefined;
-    this.#queued--;
+    if (!this.#waiting.remove(waiter)) return; // already gone
     if (waiter.timer !== undefined) this.#o.clock.clearTimeout(waiter.timer);
     waiter.signal?.removeEventListener('abort', waiter);
-  }
-
-  #enqueue(waiter: Waiter): void {
-    waiter.prev = this.#tail;
-    if (this.#tail !== undefined) this.#tail.next = waiter;
-    else this.#head = waiter;
-    this.#tail = waiter;
-    this.#queued++;
   }
 
   #refuse(scope: Scope, reason: 'queue-full' | 'queue-timeout'): Promise<never> {
@@ -185,7 +170,7 @@ export class BulkheadPolicy extends PolicyBase {
         operation: scope.operation,
         reason,
         active: this.#active,
-        queued: this.#queued,
+        queued: this.#waiting.size,
       });
     }
     return rejectSoon(withoutStack(() => new BulkheadRejectedError(this.name, reason)));

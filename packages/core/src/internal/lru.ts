@@ -1,7 +1,8 @@
 // A bounded least-recently-used map whose hits never write to the underlying Map.
+import { type Linked, List } from './list.ts';
 
 /** One entry, linked in recency order. */
-class LruNode<K, V> {
+class LruNode<K, V> implements Linked<LruNode<K, V>> {
   prev: LruNode<K, V> | undefined = undefined;
   next: LruNode<K, V> | undefined = undefined;
   constructor(
@@ -21,8 +22,8 @@ class LruNode<K, V> {
  */
 export class Lru<K, V> {
   readonly #map = new Map<K, LruNode<K, V>>();
-  #head: LruNode<K, V> | undefined;
-  #tail: LruNode<K, V> | undefined;
+  /** Least recently used first. */
+  readonly #order = new List<LruNode<K, V>>();
   readonly #max: number;
   readonly #canEvict: ((value: V) => boolean) | undefined;
 
@@ -44,7 +45,7 @@ export class Lru<K, V> {
   get(key: K): V | undefined {
     const node = this.#map.get(key);
     if (node === undefined) return undefined;
-    if (node !== this.#tail) this.#moveToTail(node);
+    if (node !== this.#order.tail) this.#moveToTail(node);
     return node.value;
   }
 
@@ -53,11 +54,11 @@ export class Lru<K, V> {
     const existing = this.#map.get(key);
     if (existing !== undefined) {
       existing.value = value;
-      if (existing !== this.#tail) this.#moveToTail(existing);
+      if (existing !== this.#order.tail) this.#moveToTail(existing);
       return;
     }
     const node = new LruNode(key, value);
-    this.#append(node);
+    this.#order.push(node);
     this.#map.set(key, node);
     if (this.#map.size > this.#max) this.#evict();
   }
@@ -65,19 +66,19 @@ export class Lru<K, V> {
   delete(key: K): boolean {
     const node = this.#map.get(key);
     if (node === undefined) return false;
-    this.#unlink(node);
+    this.#order.remove(node);
     this.#map.delete(key);
     return true;
   }
 
   clear(): void {
     this.#map.clear();
-    this.#head = this.#tail = undefined;
+    this.#order.clear();
   }
 
   /** Keys from the least to the most recently used; reading them does not change the order. */
   *keys(): IterableIterator<K> {
-    for (let node = this.#head; node !== undefined; node = node.next) yield node.key;
+    for (let node = this.#order.head; node !== undefined; node = node.next) yield node.key;
   }
 
   /**
@@ -86,11 +87,11 @@ export class Lru<K, V> {
    */
   #evict(): void {
     const canEvict = this.#canEvict;
-    let node = this.#head;
-    while (this.#map.size > this.#max && node !== undefined && node !== this.#tail) {
+    let node = this.#order.head;
+    while (this.#map.size > this.#max && node !== undefined && node !== this.#order.tail) {
       const next = node.next;
       if (canEvict === undefined || canEvict(node.value)) {
-        this.#unlink(node);
+        this.#order.remove(node);
         this.#map.delete(node.key);
       }
       node = next;
@@ -98,23 +99,7 @@ export class Lru<K, V> {
   }
 
   #moveToTail(node: LruNode<K, V>): void {
-    this.#unlink(node);
-    this.#append(node);
-  }
-
-  #append(node: LruNode<K, V>): void {
-    node.prev = this.#tail;
-    node.next = undefined;
-    if (this.#tail !== undefined) this.#tail.next = node;
-    else this.#head = node;
-    this.#tail = node;
-  }
-
-  #unlink(node: LruNode<K, V>): void {
-    if (node.prev !== undefined) node.prev.next = node.next;
-    else this.#head = node.next;
-    if (node.next !== undefined) node.next.prev = node.prev;
-    else this.#tail = node.prev;
-    node.prev = node.next = undefined;
+    this.#order.remove(node);
+    this.#order.push(node);
   }
 }

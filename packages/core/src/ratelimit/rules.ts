@@ -1,12 +1,11 @@
 // The two rules as per-key state refreshed lazily from the clock (no refill timers), each with
 // the FIFO of calls waiting on it.
 import type { TimerHandle } from '../clock/clock.ts';
+import { type Linked, List } from '../internal/list.ts';
 import type { SlidingWindowRule, TokenBucketRule } from './options.ts';
 
 /** A call waiting for permits: a node of a doubly linked queue, so leaving it is O(1). @internal */
-export interface WaiterNode {
-  prev: WaiterNode | undefined;
-  next: WaiterNode | undefined;
+export interface WaiterNode extends Linked<WaiterNode> {
   readonly permits: number;
   /** Scratch for projecting waits: when this waiter is expected to be admitted. */
   projected: number;
@@ -14,8 +13,7 @@ export interface WaiterNode {
 
 /** The limit of one key: the rule's state and its queue of waiters. @internal */
 export abstract class LimitState {
-  head: WaiterNode | undefined;
-  tail: WaiterNode | undefined;
+  readonly waiters = new List<WaiterNode>();
   /** Permits the waiters ask for in all. */
   queuedPermits = 0;
   /** Armed only while someone waits, for the head waiter alone. */
@@ -30,22 +28,19 @@ export abstract class LimitState {
   /** Whole permits free now. */
   abstract available(now: number): number;
 
+  /** The first waiter, if anyone waits. */
+  get head(): WaiterNode | undefined {
+    return this.waiters.head;
+  }
+
   enqueue(waiter: WaiterNode): void {
-    waiter.prev = this.tail;
-    if (this.tail !== undefined) this.tail.next = waiter;
-    else this.head = waiter;
-    this.tail = waiter;
+    this.waiters.push(waiter);
     this.queuedPermits += waiter.permits;
   }
 
   /** Removes a waiter; false if it was no longer queued. */
   remove(waiter: WaiterNode): boolean {
-    if (waiter.prev === undefined && this.head !== waiter) return false;
-    if (waiter.prev !== undefined) waiter.prev.next = waiter.next;
-    else this.head = waiter.next;
-    if (waiter.next !== undefined) waiter.next.prev = waiter.prev;
-    else this.tail = waiter.prev;
-    waiter.prev = waiter.next = undefined;
+    if (!this.waiters.remove(waiter)) return false;
     this.queuedPermits -= waiter.permits;
     return true;
   }

@@ -2,12 +2,11 @@
 // has the same budget, so deadlines arrive in order: a FIFO list replaces a timer per call.
 
 import type { Clock, TimerHandle } from '../clock/clock.ts';
+import { type Linked, List } from '../internal/list.ts';
 
 /** A call waiting for its deadline: a node of the queue's doubly linked list. @internal */
-export interface Deadline {
+export interface Deadline extends Linked<Deadline> {
   due: number;
-  prevDue: Deadline | undefined;
-  nextDue: Deadline | undefined;
   queued: boolean;
   onDeadline(): void;
 }
@@ -20,8 +19,7 @@ export interface Deadline {
  */
 export class DeadlineQueue {
   readonly #clock: Clock;
-  #head: Deadline | undefined;
-  #tail: Deadline | undefined;
+  readonly #list = new List<Deadline>();
   #timer: TimerHandle | undefined;
   #timerDue = 0;
   #parked = false;
@@ -35,11 +33,7 @@ export class DeadlineQueue {
     const due = this.#clock.now() + ms;
     entry.due = due;
     entry.queued = true;
-    entry.nextDue = undefined;
-    entry.prevDue = this.#tail;
-    if (this.#tail !== undefined) this.#tail.nextDue = entry;
-    else this.#head = entry;
-    this.#tail = entry;
+    this.#list.push(entry);
     if (this.#timer === undefined) {
       this.#arm(due, ms);
     } else {
@@ -58,12 +52,8 @@ export class DeadlineQueue {
   remove(entry: Deadline): void {
     if (!entry.queued) return;
     entry.queued = false;
-    if (entry.prevDue !== undefined) entry.prevDue.nextDue = entry.nextDue;
-    else this.#head = entry.nextDue;
-    if (entry.nextDue !== undefined) entry.nextDue.prevDue = entry.prevDue;
-    else this.#tail = entry.prevDue;
-    entry.prevDue = entry.nextDue = undefined;
-    if (this.#head === undefined && this.#timer !== undefined) this.#idle();
+    this.#list.remove(entry);
+    if (this.#list.head === undefined && this.#timer !== undefined) this.#idle();
   }
 
   #idle(): void {
@@ -87,11 +77,11 @@ export class DeadlineQueue {
     this.#timer = undefined;
     this.#parked = false;
     const now = this.#clock.now();
-    for (let entry = this.#head; entry !== undefined && entry.due <= now; entry = this.#head) {
+    for (let entry = this.#list.head; entry !== undefined && entry.due <= now; entry = this.#list.head) {
       this.remove(entry);
       entry.onDeadline();
     }
-    const head = this.#head;
+    const head = this.#list.head;
     // Timers can fire a little before the wall clock reaches `due`: re-arm for the remainder.
     if (head !== undefined && this.#timer === undefined) this.#arm(head.due, Math.max(1, head.due - now));
   }

@@ -60,8 +60,8 @@ class TimedCall implements Deadline {
   readonly reject: (reason: unknown) => void;
   readonly startedAt: number;
   due = 0;
-  prevDue: Deadline | undefined;
-  nextDue: Deadline | undefined;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
   queued = false;
   warnings: TimerHandle[] | undefined;
   parentSignal: AbortSignal | undefined;
