@@ -1,7 +1,8 @@
 // The hedge policy: when an attempt is slow (or fails fast), start another; the first success
 // wins and the losers' signals are aborted, each attempt running in a scope of its own.
-import type { TimerHandle } from '../clock/clock.ts';
+
 import { HedgeLostError, withoutStack } from '../errors.ts';
+import { type Deadline, DeadlineQueue } from '../internal/deadlines.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
@@ -34,10 +35,14 @@ export class HedgePolicy extends PolicyBase {
   /** @internal */ launched = 0;
   /** @internal */ hedgeWins = 0;
 
+  /** One clock timer for the hedge delays of all the calls in flight. @internal */
+  readonly deadlines: DeadlineQueue;
+
   constructor(options: HedgeOptions) {
     const o = normalizeHedgeOptions(options);
     super(o.name);
     this.o = o;
+    this.deadlines = new DeadlineQueue(o.clock);
     if (Number.isNaN(o.delayMs)) {
       this.latencies = new LatencyEstimator(
         o.quantile,
@@ -91,10 +96,10 @@ export class HedgePolicy extends PolicyBase {
  * One call under a hedge: the attempts, the delay timer, and the caller's abort all race to
  * settle it, so one object holds the state rather than a closure per event.
  */
-class HedgedCall {
+class HedgedCall implements Deadline {
   readonly policy: HedgePolicy;
   readonly parent: Scope;
-  readonly next: Next;
+  readonly run: Next;
   readonly resolve: (value: unknown) => void;
   readonly reject: (reason: unknown) => void;
   readonly delayMs: number;
@@ -107,7 +112,11 @@ class HedgedCall {
   settled = false;
   /** A failure `shouldHedge` refused: no further hedge starts. */
   stopped = false;
-  timer: TimerHandle | undefined;
+  // Its place in the policy's deadline queue, while waiting for the hedge delay.
+  due = 0;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
+  queued = false;
   primaryError: unknown;
   parentSignal: AbortSignal | undefined;
 
@@ -120,7 +129,7 @@ class HedgedCall {
   ) {
     this.policy = policy;
     this.parent = parent;
-    this.next = next;
+    this.run = next;
     this.resolve = resolve;
     this.reject = reject;
     policy.calls++;
@@ -155,8 +164,8 @@ class HedgedCall {
         });
       }
     }
-    if (i < maxHedges && !this.stopped) this.timer = clock.setTimeout(this.onDelay, this.delayMs);
-    const work = this.next(scope);
+    if (i < maxHedges && !this.stopped) policy.deadlines.add(this, this.delayMs);
+    const work = this.run(scope);
     this.work.push(work);
     work.then(
       (value) => this.onAttempt(i, true, value),
@@ -164,10 +173,10 @@ class HedgedCall {
     );
   }
 
-  readonly onDelay = (): void => {
-    this.timer = undefined;
+  /** The hedge delay ran out (the deadline queue has already let go of this call). */
+  onDeadline(): void {
     if (!this.settled) this.launch('delay');
-  };
+  }
 
   onAttempt(i: number, ok: boolean, value: unknown): void {
     this.done[i] = true;
@@ -240,8 +249,7 @@ class HedgedCall {
   }
 
   clearTimer(): void {
-    if (this.timer !== undefined) this.policy.o.clock.clearTimeout(this.timer);
-    this.timer = undefined;
+    this.policy.deadlines.remove(this);
   }
 
   finish(): void {

@@ -22,6 +22,16 @@ export class List<N extends Linked<N>> {
     this.size++;
   }
 
+  /** Links `node` just before `ref`, which must be in the list. */
+  insertBefore(node: N, ref: N): void {
+    node.next = ref;
+    node.prev = ref.prev;
+    if (ref.prev !== undefined) ref.prev.next = node;
+    else this.head = node;
+    ref.prev = node;
+    this.size++;
+  }
+
   /** Forgets every node at once (their stale links go with them to the collector). */
   clear(): void {
     this.head = this.tail = undefined;

@@ -1,10 +1,10 @@
 // The timeout policy: rejects at the deadline and aborts only its own attempt's signal.
 import type { Clock, TimerHandle } from '../clock/clock.ts';
 import { TimeoutError } from '../errors.ts';
+import { type Deadline, DeadlineQueue } from '../internal/deadlines.ts';
 import { PolicyBase } from '../pipeline/base.ts';
 import type { Lease, Scope } from '../pipeline/context.ts';
 import { kRun, type Next, type PolicyDescription } from '../pipeline/policy.ts';
-import { type Deadline, DeadlineQueue } from './deadlines.ts';
 import { type NormalizedTimeoutOptions, normalizeTimeoutOptions, type TimeoutOptions } from './options.ts';
 
 export interface TimeoutStats {

@@ -1,8 +1,8 @@
-// Deadlines of one timeout policy, served by a single clock timer. Every call through a policy
-// has the same budget, so deadlines arrive in order: a FIFO list replaces a timer per call.
+// Deadlines of one policy (a timeout's budgets, a hedge's delays), served by a single clock
+// timer: deadlines mostly arrive in order, so a sorted list replaces a timer per call.
 
 import type { Clock, TimerHandle } from '../clock/clock.ts';
-import { type Linked, List } from '../internal/list.ts';
+import { type Linked, List } from './list.ts';
 
 /** A call waiting for its deadline: a node of the queue's doubly linked list. @internal */
 export interface Deadline extends Linked<Deadline> {
@@ -33,7 +33,15 @@ export class DeadlineQueue {
     const due = this.#clock.now() + ms;
     entry.due = due;
     entry.queued = true;
-    this.#list.push(entry);
+    const tail = this.#list.tail;
+    if (tail === undefined || tail.due <= due) {
+      this.#list.push(entry);
+    } else {
+      // A shorter delay than the last one (a hedge's adaptive delay): walk back to its place.
+      let ref = tail;
+      while (ref.prev !== undefined && ref.prev.due > due) ref = ref.prev;
+      this.#list.insertBefore(entry, ref);
+    }
     if (this.#timer === undefined) {
       this.#arm(due, ms);
     } else {
