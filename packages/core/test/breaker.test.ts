@@ -277,6 +277,46 @@ describe('circuit breaker: time window (bucketed)', () => {
     assert.equal(b.state, 'open');
   });
 
+  test('with failures set, opens on that many failures inside the window, whatever the rate', async () => {
+    const clock = new VirtualClock();
+    const events: string[] = [];
+    const b = breaker(clock, { window: { kind: 'time', ms: 30_000, failures: 5 } });
+    b.events.on('breaker:opened', (e) => events.push(e.reason));
+    for (let i = 0; i < 50; i++) await succeed(b); // a 90% success rate does not save it
+    for (let i = 0; i < 4; i++) {
+      await failWith(b);
+      await clock.advance(5_000);
+    }
+    assert.equal(b.state, 'closed');
+    await failWith(b); // the fifth failure, 20 s after the first
+    assert.equal(b.state, 'open');
+    assert.deepEqual(events, ['failure-count']);
+  });
+
+  test('with failures set, failures that left the window do not count', async () => {
+    const clock = new VirtualClock();
+    const b = breaker(clock, { window: { kind: 'time', ms: 30_000, failures: 5 } });
+    for (let i = 0; i < 4; i++) await failWith(b);
+    await clock.advance(30_000);
+    for (let i = 0; i < 4; i++) await failWith(b);
+    assert.equal(b.state, 'closed');
+    assert.equal(b.stats().bufferedFailures, 4);
+  });
+
+  test('with failures set, the failure rate alone never opens it', async () => {
+    const clock = new VirtualClock();
+    const b = breaker(clock, { window: { kind: 'time', ms: 30_000, failures: 5 }, minimumCalls: 2 });
+    for (let i = 0; i < 4; i++) await failWith(b); // a 100% failure rate over 4 calls
+    assert.equal(b.state, 'closed');
+  });
+
+  test('window.failures must be a whole number of at least 1', () => {
+    throwsInvalid(
+      () => circuitBreaker({ window: { kind: 'time', ms: 1_000, failures: 0 } }),
+      'circuitBreaker.window.failures',
+    );
+  });
+
   test('expired failures do not count toward minimumCalls or the rate', async () => {
     const clock = new VirtualClock();
     const b = breaker(clock, options());

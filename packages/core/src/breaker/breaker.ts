@@ -33,7 +33,12 @@ export interface CircuitBreakerStats {
   retryAfterMs: number;
 }
 
-type OpenReason = 'failure-rate' | 'slow-call-rate' | 'consecutive-failures' | 'probe-failed';
+type OpenReason =
+  | 'failure-rate'
+  | 'failure-count'
+  | 'slow-call-rate'
+  | 'consecutive-failures'
+  | 'probe-failed';
 
 export class CircuitBreakerPolicy extends PolicyBase {
   // On the prototype rather than each instance: an idle policy should cost little memory.
@@ -251,7 +256,17 @@ export class CircuitBreakerPolicy extends PolicyBase {
       else if (c.slow >= o.window.failures) this.#open('slow-call-rate', operation);
       return;
     }
+    const countRule = o.window.kind === 'time' ? o.window.failures : undefined;
+    if (countRule !== undefined && c.failures >= countRule) {
+      this.#open('failure-count', operation);
+      return;
+    }
     if (c.calls < o.minimumCalls) return;
+    if (countRule !== undefined) {
+      // A failure count replaces the rate rule; slow calls are still judged by their rate.
+      if (c.slow / c.calls >= o.slowRate) this.#open('slow-call-rate', operation);
+      return;
+    }
     if (c.failures / c.calls >= o.failureRate) this.#open('failure-rate', operation);
     else if (c.slow / c.calls >= o.slowRate) this.#open('slow-call-rate', operation);
   }

@@ -25,8 +25,11 @@ export type BreakerWindowOptions =
   | { kind: 'consecutive'; failures: number }
   /** Judges the failure rate of the last `size` calls. */
   | { kind: 'count'; size: number }
-  /** Judges the failure rate of the calls of the last `ms`, kept in `buckets` buckets (@default 10). */
-  | { kind: 'time'; ms: number; buckets?: number };
+  /**
+   * Judges the calls of the last `ms`, kept in `buckets` buckets (@default 10): by their failure
+   * rate or, when `failures` is given, by their number of failures ("5 failures in 30 s").
+   */
+  | { kind: 'time'; ms: number; buckets?: number; failures?: number };
 
 export interface CircuitBreakerOptions {
   /** @default { kind: 'consecutive', failures: 5 } */
@@ -68,7 +71,8 @@ export interface NormalizedBreakerOptions {
   window:
     | { kind: 'consecutive'; failures: number }
     | { kind: 'count'; size: number }
-    | { kind: 'time'; ms: number; buckets: number };
+    /** `failures` is absent when the rate decides. */
+    | { kind: 'time'; ms: number; buckets: number; failures?: number };
   failureRate: number;
   minimumCalls: number;
   slowThresholdMs: number;
@@ -200,12 +204,16 @@ function normalizeWindow(value: unknown): NormalizedBreakerOptions['window'] {
       size: num('circuitBreaker.window.size', value.size, 100, { min: 1, max: 1_000_000, integer: true }),
     };
   }
-  knownKeys('circuitBreaker.window', value, ['kind', 'ms', 'buckets']);
+  knownKeys('circuitBreaker.window', value, ['kind', 'ms', 'buckets', 'failures']);
   if (value.ms === undefined) fail('circuitBreaker.window.ms', 'is required');
   return {
     kind,
     ms: num('circuitBreaker.window.ms', value.ms, 60_000, { min: 1 }),
     buckets: num('circuitBreaker.window.buckets', value.buckets, 10, { min: 1, max: 1_000, integer: true }),
+    // Absent unless given, so that `describe()` shows the window as it was configured.
+    ...(value.failures === undefined
+      ? {}
+      : { failures: num('circuitBreaker.window.failures', value.failures, 1, { min: 1, integer: true }) }),
   };
 }
 

@@ -31,7 +31,7 @@ export interface BulwarkEventMap {
   /** 75% or 90% of a timeout's budget has passed while the operation is still running. */
   'timeout:warning': EventBase & { fraction: 0.75 | 0.9; timeoutMs: number; elapsedMs: number };
   'breaker:opened': EventBase & {
-    reason: 'failure-rate' | 'slow-call-rate' | 'consecutive-failures' | 'probe-failed';
+    reason: 'failure-rate' | 'failure-count' | 'slow-call-rate' | 'consecutive-failures' | 'probe-failed';
     openMs: number;
     failureRate: number;
     slowCallRate: number;
