@@ -12,6 +12,13 @@ export const ErrorCodes = {
   INVALID_OPTIONS: 'BULWARK_INVALID_OPTIONS',
   CONCURRENCY_LIMITED: 'BULWARK_CONCURRENCY_LIMITED',
   HEDGE_LOST: 'BULWARK_HEDGE_LOST',
+  UNKNOWN_DEPENDENCY: 'BULWARK_UNKNOWN_DEPENDENCY',
+  GROUP_UNAVAILABLE: 'BULWARK_GROUP_UNAVAILABLE',
+  HTTP_STATUS: 'BULWARK_HTTP_STATUS',
+  HTTP_AUTH: 'BULWARK_HTTP_AUTH',
+  HTTP_CLIENT_CLOSED: 'BULWARK_HTTP_CLIENT_CLOSED',
+  POOL_CLOSED: 'BULWARK_POOL_CLOSED',
+  CONFIG_INVALID: 'BULWARK_CONFIG_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -151,6 +158,118 @@ export class HedgeLostError extends BulwarkError {
   constructor(hedge: string, winner: number) {
     super(ErrorCodes.HEDGE_LOST, `Hedge '${hedge}': attempt ${winner} succeeded first`);
     this.winner = winner;
+  }
+}
+
+/** The thread pool was closed: it takes no more tasks, and tasks still queued were dropped. */
+export class PoolClosedError extends BulwarkError {
+  readonly pool: string;
+  /** Retrying against a pool that is shutting down cannot succeed. */
+  readonly transient = false;
+  constructor(pool: string) {
+    super(ErrorCodes.POOL_CLOSED, `Thread pool '${pool}' is closed`);
+    this.pool = pool;
+  }
+}
+
+/**
+ * An HTTP response with status 400 or above, from `HttpClient.fetch`. `classify` reads `status`
+ * (408, 425, 429, 500, 502, 503, 504 transient; any other 4xx/5xx permanent) and the retry policy
+ * reads `retryAfterMs`, from the response's `Retry-After`. `body` is the start of the response
+ * body (at most the client's `maxErrorBodyBytes`), with the client's own secrets redacted.
+ */
+export class HttpStatusError extends BulwarkError {
+  readonly status: number;
+  readonly statusText: string;
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Headers;
+  readonly body: string;
+  readonly retryAfterMs?: number;
+  /** The name of the client (the dependency) that made the call. */
+  readonly client: string;
+  constructor(init: {
+    client: string;
+    status: number;
+    statusText: string;
+    method: string;
+    url: string;
+    headers: Headers;
+    body: string;
+    retryAfterMs: number | undefined;
+  }) {
+    // The message leaves out the query string, where an API might carry a key.
+    const url = URL.canParse(init.url) ? new URL(init.url) : undefined;
+    const where = url === undefined ? init.url : `${url.origin}${url.pathname}`;
+    super(
+      ErrorCodes.HTTP_STATUS,
+      `HTTP ${init.status}${init.statusText ? ` ${init.statusText}` : ''} from ${init.method} ${where} ('${init.client}')`,
+    );
+    this.status = init.status;
+    this.statusText = init.statusText;
+    this.method = init.method;
+    this.url = init.url;
+    this.headers = init.headers;
+    this.body = init.body;
+    if (init.retryAfterMs !== undefined) this.retryAfterMs = init.retryAfterMs;
+    this.client = init.client;
+  }
+}
+
+/**
+ * An HTTP client could not get an OAuth2 access token. `status` is the token endpoint's status
+ * when it answered (so a refused client is permanent, a 503 transient); never carries a secret.
+ */
+export class HttpAuthError extends BulwarkError {
+  readonly client: string;
+  readonly status: number | undefined;
+  constructor(client: string, message: string, status?: number, cause?: unknown) {
+    super(
+      ErrorCodes.HTTP_AUTH,
+      `HTTP client '${client}': ${message}`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.client = client;
+    this.status = status;
+  }
+}
+
+/** `fetch` was called on an HTTP client after `close()`. Permanent: retrying cannot help. */
+export class HttpClientClosedError extends BulwarkError {
+  readonly client: string;
+  readonly transient = false;
+  constructor(client: string) {
+    super(ErrorCodes.HTTP_CLIENT_CLOSED, `HTTP client '${client}' is closed`);
+    this.client = client;
+  }
+}
+
+/** A registry call named a dependency or group the registry does not have. */
+export class UnknownDependencyError extends BulwarkError {
+  readonly dependency: string;
+  /** Calling it again cannot help. */
+  readonly transient = false;
+  constructor(dependency: string, suggestion: string | undefined) {
+    super(
+      ErrorCodes.UNKNOWN_DEPENDENCY,
+      `No dependency or failover group named '${dependency}'${suggestion ? `; did you mean '${suggestion}'?` : ''}`,
+    );
+    this.dependency = dependency;
+  }
+}
+
+/** Every provider of a failover group has its circuit open, and the group has no fallback. */
+export class GroupUnavailableError extends BulwarkError {
+  readonly group: string;
+  /** The soonest any provider's circuit lets probes through. */
+  readonly retryAfterMs: number;
+  constructor(group: string, retryAfterMs: number) {
+    super(
+      ErrorCodes.GROUP_UNAVAILABLE,
+      `Every provider of group '${group}' has its circuit open; retry after ${retryAfterMs} ms`,
+    );
+    this.group = group;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

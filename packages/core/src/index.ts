@@ -1,4 +1,4 @@
-// @bulwark/core: resilience policies, pipelines, the clock and the event stream.
+// @bulwark/core: resilience policies, pipelines, the dependency registry, health, the clock and events.
 export {
   type AdaptiveConcurrencyOptions,
   AdaptiveConcurrencyPolicy,
@@ -45,12 +45,18 @@ export {
   ConcurrencyLimitError,
   type ErrorCode,
   ErrorCodes,
+  GroupUnavailableError,
   HedgeLostError,
+  HttpAuthError,
+  HttpClientClosedError,
+  HttpStatusError,
   InvalidOptionsError,
   IsolatedCircuitError,
+  PoolClosedError,
   RateLimitedError,
   RetriesExhaustedError,
   TimeoutError,
+  UnknownDependencyError,
 } from './errors.ts';
 export {
   type BulwarkEvent,
@@ -61,6 +67,20 @@ export {
 } from './events/index.ts';
 export { type FallbackOptions, FallbackPolicy, type FallbackStats, fallback } from './fallback/index.ts';
 export {
+  activeCheck,
+  dependencyCheck,
+  type HealthCheck,
+  type HealthCheckEntry,
+  type HealthCheckResult,
+  HealthMonitor,
+  type HealthMonitorOptions,
+  type HealthProbe,
+  type HealthReport,
+  type HealthSource,
+  type HealthStatus,
+  passiveCheck,
+} from './health/index.ts';
+export {
   type AdaptiveHedgeOptions,
   type FixedHedgeOptions,
   type HedgeOptions,
@@ -68,6 +88,16 @@ export {
   type HedgeStats,
   hedge,
 } from './hedge/index.ts';
+export {
+  currentRequestContext,
+  type HttpAuth,
+  HttpClient,
+  type HttpClientDescription,
+  type HttpClientStats,
+  type HttpOptions,
+  type RequestContext,
+  withRequestContext,
+} from './http/index.ts';
 export type { ExecuteOptions, ExecutionContext, Operation } from './pipeline/context.ts';
 export { type Outcome, Pipeline, pipeline } from './pipeline/pipeline.ts';
 export type { Policy, PolicyDescription } from './pipeline/policy.ts';
@@ -81,6 +111,30 @@ export {
   type SlidingWindowOptions,
   type TokenBucketOptions,
 } from './ratelimit/index.ts';
+export {
+  type BreakerSettings,
+  type BulkheadSettings,
+  type CallOptions,
+  type CallOutcome,
+  type CallStats,
+  currentCall,
+  DEPENDENCY_KINDS,
+  type DependencyContext,
+  type DependencyKind,
+  type DependencyOptions,
+  DependencyRegistry,
+  type DependencyStats,
+  type FailoverGroupOptions,
+  type GroupMember,
+  type GroupStats,
+  KIND_DEFAULTS,
+  type PolicySettings,
+  type RateLimitSettings,
+  type RegistryOptions,
+  type ReloadResult,
+  type RetrySettings,
+  type RollingSnapshot,
+} from './registry/index.ts';
 export {
   type Backoff,
   type ConstantBackoffOptions,
@@ -100,4 +154,12 @@ export {
   retry,
   retryBudget,
 } from './retry/index.ts';
+export {
+  ThreadPool,
+  type ThreadPoolInit,
+  type ThreadPoolOptions,
+  type ThreadPoolRunOptions,
+  type ThreadPoolStats,
+  threadPool,
+} from './threadpool/index.ts';
 export { type TimeoutOptions, TimeoutPolicy, type TimeoutStats, timeout } from './timeout/index.ts';

@@ -3,7 +3,7 @@
 // opened with ```ts no-run is type-checked but not run (for snippets that only show types).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
@@ -27,7 +27,11 @@ function markdownFiles(): string[] {
   const docs = readdirSync(join(repoRoot, 'docs'))
     .filter((f) => f.endsWith('.md'))
     .map((f) => join(repoRoot, 'docs', f));
-  return [join(repoRoot, 'README.md'), join(repoRoot, 'packages', 'core', 'README.md'), ...docs.sort()];
+  const packages = readdirSync(join(repoRoot, 'packages'))
+    .map((p) => join(repoRoot, 'packages', p, 'README.md'))
+    .filter((f) => existsSync(f))
+    .sort();
+  return [join(repoRoot, 'README.md'), ...packages, ...docs.sort()];
 }
 
 function extract(path: string): Example[] {

@@ -75,6 +75,50 @@ export interface BulwarkEventMap {
   'cache:stale': EventBase & { key: string; reason: 'revalidate' | 'error'; staleMs: number };
   /** A chaos policy injected a fault, a delay or a replacement result into a call. */
   'chaos:injected': EventBase & { kind: 'fault' | 'latency' | 'result' };
+  /**
+   * An HTTP client got a new OAuth2 access token: its first (`'initial'`), one about to expire
+   * (`'expiring'`) or one the API refused with a 401 (`'unauthorized'`). Never carries the token.
+   * `expiresInMs` is the token's lifetime (`Infinity` when the server gave none).
+   */
+  'http:auth-refreshed': EventBase & { reason: 'initial' | 'expiring' | 'unauthorized'; expiresInMs: number };
+  /** An HTTP client's OAuth2 token request failed; every caller waiting for it got `error` (an `HttpAuthError`). */
+  'http:auth-failed': EventBase & { error: unknown };
+  /** A thread pool refused a task: every thread busy and its queue full. `operation` is the task. */
+  'pool:rejected': EventBase & { reason: 'queue-full'; active: number; queued: number };
+  /** A thread-pool task ran past its `timeoutMs`; its worker thread is terminated and replaced. */
+  'pool:timeout': EventBase & { timeoutMs: number };
+  /**
+   * A call through the dependency registry settled. `policy` is the dependency's name; a call
+   * made for a failover group names the group in `group`.
+   */
+  'dependency:call': EventBase & {
+    dependency: string;
+    outcome: 'success' | 'failure' | 'timeout' | 'rejected' | 'cancelled';
+    durationMs: number;
+    error: unknown;
+    group: string | undefined;
+  };
+  /** A failover group gave up on `from` (it failed, or its circuit was open) and moves to `to` (undefined: none left). */
+  'group:failover': EventBase & {
+    group: string;
+    from: string;
+    to: string | undefined;
+    reason: 'failed' | 'circuit-open';
+    error: unknown;
+  };
+  /** A failover group's call ended: `provider` served it (undefined: none did, and `degraded` says whether its fallback answered). */
+  'group:served': EventBase & {
+    group: string;
+    provider: string | undefined;
+    tried: readonly string[];
+    degraded: boolean;
+  };
+  /** The registry took a new configuration: dependencies added, rebuilt or removed (unchanged ones kept their state). */
+  'registry:reloaded': EventBase & {
+    added: readonly string[];
+    changed: readonly string[];
+    removed: readonly string[];
+  };
 }
 
 export type BulwarkEventType = keyof BulwarkEventMap;
@@ -121,6 +165,16 @@ export class EventStream {
     this.#sinks.push(sink);
     (sink.#sources ??= []).push(this);
     this.#addDemand(sink.demand);
+  }
+
+  /** Stop forwarding to `sink` (a dependency replaced on reload stops feeding the registry). @internal */
+  unforwardTo(sink: EventStream): void {
+    const at = this.#sinks?.indexOf(sink) ?? -1;
+    if (at < 0) return;
+    this.#sinks!.splice(at, 1);
+    const sources = sink.#sources!;
+    sources.splice(sources.indexOf(this), 1);
+    this.#addDemand(-sink.demand);
   }
 
   #deliver(event: BulwarkEvent): void {

@@ -100,7 +100,8 @@ export function clockOption(path: string, value: unknown, fallback: Clock): Cloc
   return value as Clock;
 }
 
-function nearest(key: string, keys: readonly string[]): string | undefined {
+/** The known key closest to `key` by edit distance, if close enough to be a likely typo. */
+export function nearest(key: string, keys: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
   for (const candidate of keys) {
