@@ -31,6 +31,9 @@ function componentTypeOf(kind: string): string {
     : 'component';
 }
 
+/** How long a passive reading is reused unless the probe says otherwise. */
+const PASSIVE_INTERVAL_MS = 1_000;
+
 const probePath = (source: HealthSource) => `dependencies.${source.name}.health`;
 
 /**
@@ -43,6 +46,9 @@ export function passiveCheck(source: HealthSource, probe?: HealthProbe): HealthC
   const p = normalizeHealthProbe(probePath(source), probe);
   return {
     ...checkBase(source, p),
+    // It only reads memory, so it can be fresh: an open circuit shows within a second, not after
+    // the 30 s an active probe's result is kept.
+    intervalMs: p.intervalMs ?? PASSIVE_INTERVAL_MS,
     measurement: 'errorRate',
     run: () => judgePassive(source, p),
   };

@@ -266,7 +266,11 @@ const health = renamed(
       z.string().min(1).optional(),
       '`http` dependencies: the path to GET, relative to `http.baseUrl`; a 2xx passes.',
     ),
-    interval: doc(duration().optional(), 'How long a result is reused before the check runs again.', '30s'),
+    interval: doc(
+      duration().optional(),
+      'How long a result is reused before the check runs again.',
+      '1s passive, 30s active',
+    ),
     timeout: doc(duration(1).optional(), 'A check still running after this long fails.', '5s'),
     errorRate: doc(
       rate().optional(),
