@@ -179,6 +179,55 @@ describe('http client: status classification', () => {
     assert.equal(await response.text(), 'moved');
     assert.equal(response.url, `${api.origin}/new`);
   });
+
+  test('a redirect to another origin leaves the API key, auth and cookies behind', async (t) => {
+    const other = await serve(t, (_, res) => reply(res, 200, 'elsewhere'));
+    const api = await serve(t, (r, res) =>
+      r.url === '/same'
+        ? reply(res, 302, '', { location: '/landing' })
+        : r.url === '/away'
+          ? reply(res, 307, '', { location: `${other.origin}/landing` })
+          : reply(res, 200, 'home'),
+    );
+    const http = client(t, {
+      baseUrl: api.origin,
+      headers: { 'x-client': 'petstore', cookie: 'session=abc' },
+      auth: { type: 'api-key', header: 'x-api-key', value: 'key-123' },
+    });
+    await (await http.fetch('same')).text();
+    assert.equal(api.requests.at(-1)!.headers['x-api-key'], 'key-123', 'same origin: the key goes along');
+    assert.equal(
+      await (await http.fetch('away', { headers: { authorization: 'Bearer t0k' } })).text(),
+      'elsewhere',
+    );
+    const landed = other.requests[0]!.headers;
+    assert.equal(landed['x-api-key'], undefined);
+    assert.equal(landed.authorization, undefined);
+    assert.equal(landed.cookie, undefined);
+    assert.equal(landed['x-client'], 'petstore');
+  });
+
+  test('a 303 after a POST becomes a GET without body; 307 keeps the method and body', async (t) => {
+    const api = await serve(t, (r, res) => {
+      if (r.url === '/see-other') reply(res, 303, '', { location: '/result' });
+      else if (r.url === '/temporary') reply(res, 307, '', { location: '/result' });
+      else reply(res, 200, `${r.method} ${r.body}`);
+    });
+    const http = client(t, { baseUrl: api.origin });
+    const post = { method: 'POST', body: 'order=7', headers: { 'content-type': 'text/plain' } };
+    assert.equal(await (await http.fetch('see-other', post)).text(), 'GET ');
+    assert.equal(await (await http.fetch('temporary', post)).text(), 'POST order=7');
+  });
+
+  test('a redirect loop ends with an error after 20 hops; redirect: manual returns the 3xx', async (t) => {
+    const api = await serve(t, (_, res) => reply(res, 302, '', { location: '/loop' }));
+    const http = client(t, { baseUrl: api.origin });
+    await assert.rejects(http.fetch('loop'), /more than 20 redirects/);
+    assert.equal(api.requests.length, 21);
+    const manual = await http.fetch('loop', { redirect: 'manual' });
+    assert.equal(manual.status, 302);
+    await manual.body?.cancel();
+  });
 });
 
 describe('http client: sockets', () => {

@@ -53,6 +53,11 @@ type UndiciInit = NonNullable<Parameters<Undici['fetch']>[1]>;
 const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:/i;
 const REDACTED = '[redacted]';
 
+/** The statuses `fetch` follows. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** As in the Fetch standard. */
+const MAX_REDIRECTS = 20;
+
 /**
  * The HTTP client behind `registry.fetch`: undici's `fetch` through one keep-alive `Agent` per
  * client. Responses with status >= 400 reject with `HttpStatusError` (their body read up to
@@ -141,7 +146,11 @@ export class HttpClient {
     caller?.forEach((value, name) => {
       headers[name] = value;
     });
-    let response = await this.#send(target, init, headers, agent);
+    // Redirects are followed here, not by undici: it drops `Authorization` on a cross-origin
+    // redirect but would carry an API-key header (or a cookie) to the other host.
+    const follow = init.redirect === undefined || init.redirect === 'follow';
+    const request: RequestInit = follow ? { ...init, redirect: 'manual' } : init;
+    let response = await this.#send(target, request, headers, agent);
     if (response.status === 401 && tokens !== undefined && token !== undefined && isReplayable(init.body)) {
       // Drained, not cancelled: the socket stays in the pool for the resend.
       await readBounded(response, 0);
@@ -149,10 +158,60 @@ export class HttpClient {
       token = await tokens.get(init.signal);
       headers.authorization = `Bearer ${token}`;
       this.#stats.authRetries++;
-      response = await this.#send(target, init, headers, agent);
+      response = await this.#send(target, request, headers, agent);
     }
-    if (response.status >= 400) throw await this.#statusError(response, target, init.method);
+    let at = target;
+    if (follow) [response, at] = await this.#follow(response, target, request, headers, agent);
+    if (response.status >= 400) throw await this.#statusError(response, at, init.method);
     return response;
+  }
+
+  /**
+   * Follows redirects as `fetch` would (at most 20; 303, and 301/302 after a POST, become a GET
+   * without body), except that a hop to another origin leaves behind every credential: the
+   * auth header, and any header whose name says it carries a secret (cookie, token, key...).
+   */
+  async #follow(
+    first: Response,
+    target: URL,
+    init: RequestInit,
+    headers: Record<string, string>,
+    agent: Agent,
+  ): Promise<[Response, URL]> {
+    let response = first;
+    let at = target;
+    let request = init;
+    for (let hops = 0; REDIRECTS.has(response.status); hops++) {
+      const location = response.headers.get('location');
+      if (location === null) break;
+      await readBounded(response, 0);
+      if (hops === MAX_REDIRECTS)
+        throw new TypeError(`more than ${MAX_REDIRECTS} redirects from ${target.origin}`);
+      const next = new URL(location, at);
+      const method = (request.method ?? 'GET').toUpperCase();
+      if (
+        response.status === 303
+          ? method !== 'HEAD'
+          : (response.status === 301 || response.status === 302) && method === 'POST'
+      ) {
+        request = { ...request, method: 'GET', body: undefined };
+        for (const name of Object.keys(headers)) {
+          if (/^content-(type|length)$/i.test(name)) delete headers[name];
+        }
+      } else if (request.body !== undefined && request.body !== null && !isReplayable(request.body)) {
+        throw new TypeError(`cannot follow a ${response.status} redirect: the request body is a stream`);
+      }
+      if (next.origin !== at.origin) {
+        const authHeader = this.#o.auth?.type === 'oauth2' ? 'authorization' : this.#o.auth?.header;
+        for (const name of Object.keys(headers)) {
+          if (name === authHeader || name === 'authorization' || isSensitiveHeader(name))
+            delete headers[name];
+        }
+      }
+      at = next;
+      response = await this.#send(at, request, headers, agent);
+    }
+    return [response, at];
   }
 
   stats(): HttpClientStats {
