@@ -1,0 +1,461 @@
+// The workflow engine: enqueues runs, claims them from the store by priority, runs them with
+// leases kept alive by heartbeats, and serves each run's result and timeline.
+import { randomUUID } from 'node:crypto';
+import { type Clock, type DependencyRegistry, systemClock, type TimerHandle } from '@bulwark/core';
+import { RunCancelledError, RunFailedError, WorkflowError, WorkflowErrorCodes } from '../errors.ts';
+import {
+  type ClaimedRun,
+  FINAL_STATUSES,
+  type RunRecord,
+  type TimelineEvent,
+  type WorkflowStore,
+} from '../store/types.ts';
+import { type ExecutionHost, RunExecution } from './execution.ts';
+import { fromStoredError, toJson } from './serialize.ts';
+import { PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
+
+export interface WorkflowEngineOptions {
+  store: WorkflowStore;
+  /** Steps that name a `dependency` run through its pipeline in this registry. */
+  registry?: DependencyRegistry;
+  /** Runs this engine executes at once. @default 10 */
+  concurrency?: number;
+  /** At most this many runs of one workflow at once, across all workers. */
+  perWorkflow?: Readonly<Record<string, number>>;
+  /** At most this many runs per concurrency key at once, across all workers. */
+  perKey?: number;
+  /** How long a claimed run is this worker's without a heartbeat; another worker takes it over after. @default 15_000 */
+  leaseMs?: number;
+  /** How often this engine looks for runs that became available on their own (a sleep ended), besides wake-ups. @default 1_000 */
+  pollMs?: number;
+  /** Names this worker in leases. @default a random id */
+  workerId?: string;
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default Math.random */
+  random?: () => number;
+}
+
+export interface StartOptions {
+  /** @default 'normal' */
+  priority?: Priority;
+  /** Starting twice with the same key returns the first run. */
+  idempotencyKey?: string;
+  /** Runs that must complete first; if one fails or is cancelled, this run is cancelled. */
+  dependsOn?: readonly string[];
+  /** Runs with the same key count together against `perKey`. */
+  concurrencyKey?: string;
+  /** The run fails if it is still going this many ms after it was enqueued. */
+  timeoutMs?: number;
+  correlationId?: string;
+  traceparent?: string;
+}
+
+export interface RunHandle {
+  readonly id: string;
+  /** False when an idempotency key matched an earlier run, whose handle this is. */
+  readonly created: boolean;
+}
+
+export class WorkflowEngine {
+  readonly #store: WorkflowStore;
+  readonly #registry: DependencyRegistry | undefined;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #workerId: string;
+  readonly #concurrency: number;
+  readonly #leaseMs: number;
+  readonly #pollMs: number;
+  readonly #perWorkflow: Readonly<Record<string, number>> | undefined;
+  readonly #perKey: number | undefined;
+  /** name → version → definition. */
+  readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
+  readonly #executing = new Map<string, { execution: RunExecution | undefined; done: Promise<void> }>();
+  #running = false;
+  #claiming = false;
+  #claimAgain = false;
+  #pollTimer: TimerHandle | undefined;
+  #heartbeatTimer: TimerHandle | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: WorkflowEngineOptions) {
+    if (options?.store === undefined) throw new TypeError('WorkflowEngine: `store` is required');
+    this.#store = options.store;
+    this.#registry = options.registry;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#workerId = options.workerId ?? `worker-${randomUUID()}`;
+    this.#concurrency = positiveInt('concurrency', options.concurrency, 10);
+    this.#leaseMs = positiveInt('leaseMs', options.leaseMs, 15_000);
+    this.#pollMs = positiveInt('pollMs', options.pollMs, 1_000);
+    this.#perWorkflow = options.perWorkflow;
+    this.#perKey = options.perKey;
+  }
+
+  get workerId(): string {
+    return this.#workerId;
+  }
+
+  /** Makes a workflow (this version of it) runnable by this engine. */
+  register(...definitions: WorkflowDefinition<any, any>[]): this {
+    for (const d of definitions) {
+      let versions = this.#workflows.get(d.name);
+      if (versions === undefined) this.#workflows.set(d.name, (versions = new Map()));
+      versions.set(d.version, d);
+    }
+    if (this.#running) this.#poke();
+    return this;
+  }
+
+  /** Enqueues a run of `workflow` (its latest registered version when given by name). Durable when it resolves. */
+  async start<I>(
+    workflow: WorkflowDefinition<I, unknown> | string,
+    input: I,
+    options: StartOptions = {},
+  ): Promise<RunHandle> {
+    const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
+    const priority = options.priority ?? 'normal';
+    if (!(priority in PRIORITIES))
+      throw new TypeError(
+        `priority: expected one of ${Object.keys(PRIORITIES).join(', ')}, got ${String(priority)}`,
+      );
+    const now = this.#clock.now();
+    const [result] = await this.#store.enqueue(
+      [
+        {
+          id: randomUUID(),
+          workflow: definition.name,
+          version: definition.version,
+          input: toJson(input, 'the workflow input') ?? null,
+          priority: PRIORITIES[priority],
+          ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+          ...(options.dependsOn === undefined ? {} : { dependsOn: [...options.dependsOn] }),
+          ...(options.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
+          ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + options.timeoutMs }),
+          ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
+          ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
+        },
+      ],
+      now,
+    );
+    if (this.#running) this.#poke();
+    return { id: result!.id, created: result!.created };
+  }
+
+  getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.#store.getRun(runId);
+  }
+
+  /** Delivers an event to a run (`ctx.waitForEvent(name)`); false if the run is unknown or over. */
+  sendEvent(runId: string, name: string, payload: unknown = null): Promise<boolean> {
+    return this.#store.signal(runId, name, toJson(payload, 'the event payload') ?? null, this.#clock.now());
+  }
+
+  /**
+   * Cancels a run: a run this engine is executing has its steps' signals aborted at once and is
+   * compensated; one held elsewhere is cancelled by its worker at its next heartbeat.
+   */
+  async cancel(runId: string, reason = 'cancelled'): Promise<boolean> {
+    const ok = await this.#store.requestCancel(runId, reason, this.#clock.now());
+    this.#executing.get(runId)?.execution?.abort(new RunCancelledError(reason));
+    return ok;
+  }
+
+  /** The run's output once it completes; rejects with RunFailedError if it fails or is cancelled. */
+  async result<O = unknown>(runId: string): Promise<O> {
+    const run = await this.#untilFinal(runId);
+    if (run.status === 'completed') return run.output as O;
+    const cause = run.error === undefined ? undefined : fromStoredError(run.error);
+    throw Object.assign(new RunFailedError(runId, run.status, cause?.message ?? run.status), { cause });
+  }
+
+  /** Reads the run again on each of its wake-ups (and every `pollMs`) until it is final. */
+  async #untilFinal(runId: string): Promise<RunRecord> {
+    let wake: (() => void) | undefined;
+    let woken = false;
+    const unsubscribe = this.#store.subscribe((topic) => {
+      if (topic !== `run:${runId}`) return;
+      woken = true;
+      wake?.();
+    });
+    try {
+      for (;;) {
+        woken = false;
+        const run = await this.#store.getRun(runId);
+        if (run === undefined) throw new TypeError(`no run ${runId}`);
+        if (FINAL_STATUSES.includes(run.status)) return run;
+        if (!woken) await this.#nap((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Waits for a wake-up (given to `arm`) or `pollMs`, whichever comes first. */
+  #nap(arm: (resolve: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = this.#clock.setTimeout(() => resolve(), this.#pollMs);
+      arm(() => {
+        this.#clock.clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * The run's timeline: the stored history first, then live events as they are recorded, each
+   * once and in order (read by sequence number, so nothing is lost or repeated at the seam);
+   * ends when the run is final.
+   */
+  async *timeline(runId: string): AsyncGenerator<TimelineEvent> {
+    let after = 0;
+    let wake: (() => void) | undefined;
+    let woken = false;
+    const unsubscribe = this.#store.subscribe((topic) => {
+      if (topic !== `run:${runId}`) return;
+      woken = true;
+      wake?.();
+    });
+    try {
+      for (;;) {
+        woken = false;
+        const events = await this.#store.events(runId, after, 500);
+        for (const e of events) {
+          after = e.seq;
+          yield e;
+        }
+        if (events.length === 500) continue;
+        const run = await this.#store.getRun(runId);
+        if (run === undefined) return;
+        if (FINAL_STATUSES.includes(run.status)) {
+          // The final event is committed with the final status: one more read has it all.
+          for (const e of await this.#store.events(runId, after)) {
+            after = e.seq;
+            yield e;
+          }
+          return;
+        }
+        if (!woken) await this.#nap((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Starts working: claims runs now, on every wake-up, and every `pollMs`. */
+  startWorker(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#stopping = undefined;
+    this.#unsubscribe = this.#store.subscribe((topic) => {
+      if (topic === 'runs') this.#poke();
+    });
+    this.#poke();
+    this.#heartbeat();
+  }
+
+  /**
+   * Stops claiming and waits for the runs in progress to reach a final state or suspend.
+   * Their leases are kept by heartbeats until then.
+   */
+  stop(): Promise<void> {
+    if (!this.#running) return this.#stopping ?? Promise.resolve();
+    this.#running = false;
+    this.#unsubscribe?.();
+    if (this.#pollTimer !== undefined) this.#clock.clearTimeout(this.#pollTimer);
+    this.#pollTimer = undefined;
+    this.#stopping = (async () => {
+      await Promise.allSettled([...this.#executing.values()].map((e) => e.done));
+      if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
+      this.#heartbeatTimer = undefined;
+    })();
+    return this.#stopping;
+  }
+
+  /** Claims what there is room for; again at once if a wake-up came meanwhile. */
+  #poke(): void {
+    if (!this.#running) return;
+    if (this.#claiming) {
+      this.#claimAgain = true;
+      return;
+    }
+    this.#claiming = true;
+    void this.#claim().finally(() => {
+      this.#claiming = false;
+      if (this.#claimAgain && this.#running) {
+        this.#claimAgain = false;
+        this.#poke();
+      } else {
+        this.#schedulePoll();
+      }
+    });
+  }
+
+  async #claim(): Promise<void> {
+    const room = this.#concurrency - this.#executing.size;
+    if (room <= 0 || this.#workflows.size === 0) return;
+    let runs: ClaimedRun[];
+    try {
+      runs = await this.#store.claim({
+        workerId: this.#workerId,
+        limit: room,
+        leaseMs: this.#leaseMs,
+        now: this.#clock.now(),
+        workflows: [...this.#workflows.keys()],
+        ...(this.#perWorkflow === undefined ? {} : { perWorkflow: this.#perWorkflow }),
+        ...(this.#perKey === undefined ? {} : { perKey: this.#perKey }),
+      });
+    } catch (error) {
+      process.emitWarning(
+        `Bulwark workflow engine: claiming runs failed: ${(error as Error).message}`,
+        'BulwarkWorkflowWarning',
+      );
+      return;
+    }
+    for (const run of runs) {
+      // Our own lease ran out (a slow heartbeat) and we claimed the run again: the execution in
+      // progress keeps it, with the lease the claim renewed. Two executions must never write.
+      if (!this.#executing.has(run.id)) this.#launch(run);
+    }
+    if (runs.length === room) this.#claimAgain = true;
+  }
+
+  #schedulePoll(): void {
+    if (!this.#running || this.#pollTimer !== undefined) return;
+    this.#pollTimer = this.#clock.setTimeout(() => {
+      this.#pollTimer = undefined;
+      this.#poke();
+    }, this.#pollMs);
+    this.#clock.keepAlive?.(this.#pollTimer, false);
+  }
+
+  #launch(run: ClaimedRun): void {
+    const entry: { execution: RunExecution | undefined; done: Promise<void> } = {
+      execution: undefined,
+      done: Promise.resolve(),
+    };
+    this.#executing.set(run.id, entry);
+    entry.done = this.#execute(run, entry)
+      .catch((error: unknown) => {
+        process.emitWarning(
+          `Bulwark workflow engine: run ${run.id} stopped: ${(error as Error)?.message ?? String(error)}`,
+          'BulwarkWorkflowWarning',
+        );
+      })
+      .finally(() => {
+        this.#executing.delete(run.id);
+        this.#poke();
+      });
+  }
+
+  async #execute(run: ClaimedRun, entry: { execution: RunExecution | undefined }): Promise<void> {
+    const definition = this.#workflows.get(run.workflow)?.get(run.version);
+    const host: ExecutionHost = {
+      store: this.#store,
+      clock: this.#clock,
+      registry: this.#registry,
+      workerId: this.#workerId,
+      random: this.#random,
+    };
+    if (definition === undefined) {
+      // The run started on a version this deploy no longer has: replaying its history against
+      // other code could do anything, so it stops with a clear error instead.
+      const versions = [...(this.#workflows.get(run.workflow)?.keys() ?? [])];
+      const error = new WorkflowError(
+        WorkflowErrorCodes.VERSION_GONE,
+        `Run ${run.id} started on ${run.workflow} version ${run.version}, which is not registered here (registered: ${versions.join(', ') || 'none'})`,
+      );
+      const now = this.#clock.now();
+      await this.#store.commit(
+        [
+          {
+            kind: 'run',
+            runId: run.id,
+            workerId: this.#workerId,
+            update: {
+              status: 'failed',
+              error: { name: error.name, message: error.message, code: error.code, transient: false },
+              releaseLease: true,
+            },
+          },
+          {
+            kind: 'event',
+            runId: run.id,
+            event: {
+              type: 'run:failed',
+              step: undefined,
+              data: { error: error.message },
+              progress: run.progress,
+              at: now,
+            },
+          },
+        ],
+        now,
+      );
+      return;
+    }
+    const history = await this.#store.steps(run.id);
+    const execution = new RunExecution(host, run, definition, history);
+    entry.execution = execution;
+    await execution.execute();
+  }
+
+  /** Renews the leases of the runs in progress; a lost one is aborted here, a cancelled one cancelled. */
+  #heartbeat(): void {
+    const interval = Math.max(1, Math.floor(this.#leaseMs / 3));
+    const beat = async () => {
+      this.#heartbeatTimer = undefined;
+      const ids = [...this.#executing.keys()];
+      if (ids.length > 0) {
+        try {
+          const { held, cancelRequested } = await this.#store.renew(
+            this.#workerId,
+            ids,
+            this.#leaseMs,
+            this.#clock.now(),
+          );
+          const heldSet = new Set(held);
+          for (const id of ids) {
+            const execution = this.#executing.get(id)?.execution;
+            if (execution === undefined) continue;
+            if (!heldSet.has(id)) execution.loseLease();
+          }
+          for (const id of cancelRequested)
+            this.#executing.get(id)?.execution?.abort(new RunCancelledError('cancelled'));
+        } catch (error) {
+          process.emitWarning(
+            `Bulwark workflow engine: heartbeat failed: ${(error as Error).message}`,
+            'BulwarkWorkflowWarning',
+          );
+        }
+      }
+      if (this.#running || this.#executing.size > 0) {
+        this.#heartbeatTimer = this.#clock.setTimeout(() => void beat(), interval);
+        this.#clock.keepAlive?.(this.#heartbeatTimer, false);
+      }
+    };
+    this.#heartbeatTimer = this.#clock.setTimeout(() => void beat(), interval);
+    this.#clock.keepAlive?.(this.#heartbeatTimer, false);
+  }
+
+  #latest(name: string): WorkflowDefinition<any, any> {
+    const versions = this.#workflows.get(name);
+    if (versions === undefined || versions.size === 0) {
+      throw new WorkflowError(
+        WorkflowErrorCodes.UNKNOWN_WORKFLOW,
+        `No workflow named '${name}' is registered`,
+      );
+    }
+    return [...versions.values()].at(-1)!;
+  }
+}
+
+function positiveInt(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1)
+    throw new TypeError(`WorkflowEngine: ${name} must be a whole number of at least 1, got ${value}`);
+  return value;
+}

@@ -1,0 +1,594 @@
+// One run on one worker: replays the recorded steps, runs the new ones, records each outcome
+// before the workflow moves on, and ends the run (completed, compensated, failed, cancelled) or
+// suspends it (asleep, waiting for an event, parked behind an open circuit).
+import {
+  BrokenCircuitError,
+  type Clock,
+  type DependencyRegistry,
+  exponential,
+  IsolatedCircuitError,
+  isTransient,
+  type Policy,
+  pipeline,
+  retry,
+  timeout,
+} from '@bulwark/core';
+import {
+  NonDeterminismError,
+  RunCancelledError,
+  WaitTimeoutError,
+  WorkflowError,
+  WorkflowErrorCodes,
+} from '../errors.ts';
+import type {
+  Change,
+  ClaimedRun,
+  Json,
+  NewEvent,
+  StepRecord,
+  StoredError,
+  WorkflowStore,
+} from '../store/types.ts';
+import { fromStoredError, toJson, toStoredError } from './serialize.ts';
+import type { StepContext, StepOptions, WorkflowContext, WorkflowDefinition } from './workflow.ts';
+
+const DEFAULT_STEP_RETRY = { maxAttempts: 3, baseMs: 1_000, maxMs: 60_000, jitter: 0.2 };
+
+/** How an execution ended on this worker. */
+export type ExecutionEnd = 'final' | 'suspended' | 'lost';
+
+export interface ExecutionHost {
+  readonly store: WorkflowStore;
+  readonly clock: Clock;
+  readonly registry: DependencyRegistry | undefined;
+  readonly workerId: string;
+  readonly random: () => number;
+}
+
+/** Thrown inside the workflow when this worker no longer holds the run: nothing more may be written. */
+class LeaseLost extends Error {}
+
+/** A step behind an open circuit: it leaves the count of active steps, then waits for the suspension. */
+class Parked extends Error {}
+
+interface Compensable {
+  name: string;
+  seq: number;
+  output: unknown;
+  compensate: (output: unknown, context: StepContext) => unknown;
+  options: StepOptions<unknown>;
+}
+
+export class RunExecution {
+  readonly run: ClaimedRun;
+  readonly #host: ExecutionHost;
+  readonly #definition: WorkflowDefinition<unknown, unknown>;
+  readonly #recorded = new Map<string, StepRecord>();
+  /** Recorded steps the replay has not asked for yet. */
+  readonly #unvisited = new Set<string>();
+  readonly #requested = new Set<string>();
+  readonly #compensable: Compensable[] = [];
+  readonly #controller = new AbortController();
+  #active = 0;
+  #idle: (() => void) | undefined;
+  #suspend: { until: number; waitingFor: string | undefined; reason: string } | undefined;
+  #progress: number;
+  #degraded: boolean;
+  #fatal: Error | undefined;
+  #lost = false;
+  /** Orders the compensations of steps completed in this execution after the recorded ones. */
+  #nextSeq: number;
+
+  constructor(
+    host: ExecutionHost,
+    run: ClaimedRun,
+    definition: WorkflowDefinition<unknown, unknown>,
+    history: StepRecord[],
+  ) {
+    this.#host = host;
+    this.run = run;
+    this.#definition = definition;
+    for (const step of history) {
+      this.#recorded.set(step.name, step);
+      this.#unvisited.add(step.name);
+    }
+    this.#progress = run.progress;
+    this.#degraded = run.degraded;
+    this.#nextSeq = history.length;
+  }
+
+  /** Aborts the running steps: the run was cancelled, or this worker lost it. */
+  abort(reason: Error): void {
+    if (reason instanceof LeaseLost) this.#lost = true;
+    this.#controller.abort(reason);
+  }
+
+  /** Another worker took the run over: stop here and write nothing more. */
+  loseLease(): void {
+    this.abort(new LeaseLost(`run ${this.run.id} was taken over by another worker`));
+  }
+
+  get cancelled(): boolean {
+    return this.#controller.signal.aborted && this.#controller.signal.reason instanceof RunCancelledError;
+  }
+
+  async execute(): Promise<ExecutionEnd> {
+    const started: NewEvent[] = [];
+    if (this.#recorded.size === 0 && this.run.status === 'running') {
+      started.push(this.#event(this.run.takenOver ? 'run:resumed' : 'run:started'));
+    } else {
+      started.push(
+        this.#event('run:resumed', undefined, {
+          replaying: this.#recorded.size,
+          takenOver: this.run.takenOver,
+        }),
+      );
+    }
+    if (this.run.status === 'waiting') {
+      // Woken up: the run works again, and waits for nothing until it says so.
+      await this.#commit([
+        this.#runChange({ status: 'running', waitingFor: null }),
+        ...this.#events(started),
+      ]);
+    } else {
+      await this.#commit(this.#events(started));
+    }
+    if (this.run.cancelRequested !== undefined) this.abort(new RunCancelledError(this.run.cancelRequested));
+    if (this.run.deadlineAt !== undefined && this.#host.clock.now() >= this.run.deadlineAt) {
+      return this.#fail(new WorkflowError(WorkflowErrorCodes.DEADLINE, `Run passed its deadline`));
+    }
+    let output: unknown;
+    let failure: unknown;
+    let succeeded = false;
+    const suspended = new Promise<'suspended'>((resolve) => {
+      this.#onSuspendSettled = () => resolve('suspended');
+    });
+    // A run that was compensating when its worker died replays too: its recorded failure ends the
+    // replay where it ended before, and the recorded compensations are skipped.
+    const body = this.#runBody();
+    const outcome = await Promise.race([
+      body.then(
+        (value) => {
+          succeeded = true;
+          output = value;
+          return 'done' as const;
+        },
+        (error: unknown) => {
+          failure = error;
+          return 'done' as const;
+        },
+      ),
+      suspended,
+    ]);
+    if (this.#lost) return 'lost';
+    if (outcome === 'suspended') return this.#suspendRun();
+    if (this.#fatal !== undefined) return this.#fail(this.#fatal);
+    if (succeeded && this.#unvisited.size > 0) {
+      return this.#fail(
+        new NonDeterminismError(this.run.id, '(the end of the workflow)', [...this.#unvisited]),
+      );
+    }
+    if (succeeded) return this.#complete(output);
+    if (failure instanceof LeaseLost) return 'lost';
+    return this.#fail(failure);
+  }
+
+  #onSuspendSettled: (() => void) | undefined;
+
+  #runBody(): Promise<unknown> {
+    const context = this.#context();
+    try {
+      return Promise.resolve(this.#definition.run(context, this.run.input as never));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #context(): WorkflowContext<unknown> {
+    const self = this;
+    return {
+      runId: this.run.id,
+      input: this.run.input,
+      workflow: this.run.workflow,
+      version: this.run.version,
+      signal: this.#controller.signal,
+      step<T>(name: string, a: unknown, b?: unknown): Promise<T> {
+        const [options, fn] = typeof a === 'function' ? [{}, a] : [a ?? {}, b];
+        return self.#step(name, options as StepOptions<T>, fn as (c: StepContext) => T | Promise<T>);
+      },
+      sleep: (name, ms) => this.#sleep(name, ms),
+      waitForEvent: (name, options) => this.#waitForEvent(name, options?.timeoutMs) as never,
+      progress: (percent, message) => this.#reportProgress(percent, message),
+    };
+  }
+
+  async #step<T>(name: string, options: StepOptions<T>, fn: (c: StepContext) => T | Promise<T>): Promise<T> {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('a step needs a non-empty name');
+    if (this.#requested.has(name)) {
+      throw new WorkflowError(
+        WorkflowErrorCodes.DUPLICATE_STEP,
+        `Step '${name}' is called twice in run ${this.run.id}; step names are unique within a run`,
+      );
+    }
+    this.#requested.add(name);
+    const record = this.#recorded.get(name);
+    if (record !== undefined) {
+      this.#unvisited.delete(name);
+      if (record.status === 'failed') throw fromStoredError(record.error!);
+      if (options.compensate !== undefined) {
+        this.#compensable.push({
+          name,
+          seq: record.seq,
+          output: record.output,
+          compensate: options.compensate as Compensable['compensate'],
+          options: options as StepOptions<unknown>,
+        });
+      }
+      return record.output as T;
+    }
+    // A new step. Let every call the replay makes synchronously (siblings in a Promise.all) be
+    // asked first: a recorded step still unvisited after that means the code took another path.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (this.#unvisited.size > 0 && this.#fatal === undefined) {
+      this.#fatal = new NonDeterminismError(this.run.id, name, [...this.#unvisited]);
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+    if (this.#controller.signal.aborted) throw this.#controller.signal.reason;
+    if (this.#suspend !== undefined) return this.#never();
+    this.#active++;
+    try {
+      return await this.#attempts(name, options, fn);
+    } catch (error) {
+      if (!(error instanceof Parked)) throw error;
+    } finally {
+      if (--this.#active === 0) this.#idle?.();
+    }
+    // Parked: the run suspends once its other steps settle; this call never returns here.
+    return this.#never();
+  }
+
+  async #attempts<T>(
+    name: string,
+    options: StepOptions<T>,
+    fn: (c: StepContext) => T | Promise<T>,
+  ): Promise<T> {
+    const host = this.#host;
+    const startedAt = host.clock.now();
+    const runId = this.run.id;
+    const idempotencyKey = `${runId}:${name}`;
+    let attempts = 0;
+    void this.#commit(this.#events([this.#event('step:started', name)]));
+    const layers: Policy<never>[] = [];
+    if (options.retry !== false) {
+      const r = { ...DEFAULT_STEP_RETRY, ...(options.retry ?? {}) };
+      const policy = retry({
+        maxAttempts: r.maxAttempts,
+        backoff: exponential({ baseMs: r.baseMs, maxMs: r.maxMs, jitter: r.jitter }),
+        // An open circuit parks the step instead of spending its attempts.
+        shouldRetry: (error) => isTransient(error) && !isCircuitOpen(error),
+        clock: host.clock,
+        random: host.random,
+      });
+      policy.events.on('retry:scheduled', (e) => {
+        void this.#commit(
+          this.#events([
+            this.#event('step:retry-scheduled', name, {
+              attempt: e.attempt,
+              delayMs: e.delayMs,
+              error: toStoredError(e.error) as unknown as Json,
+            }),
+          ]),
+        );
+      });
+      layers.push(policy);
+    }
+    if (options.timeoutMs !== undefined) layers.push(timeout({ ms: options.timeoutMs, clock: host.clock }));
+    const protectedCall = pipeline(...layers);
+    try {
+      const value = await protectedCall.execute(
+        async (ctx) => {
+          attempts = ctx.attempt;
+          const call = (signal: AbortSignal) =>
+            fn({ runId, step: name, idempotencyKey, attempt: ctx.attempt, signal });
+          if (options.dependency === undefined) return call(ctx.signal);
+          const registry = host.registry;
+          if (registry === undefined)
+            throw new TypeError(
+              `step '${name}' names dependency '${options.dependency}' but the engine has no registry`,
+            );
+          return registry.execute(options.dependency, options.operation ?? name, (d) => call(d.signal), {
+            signal: ctx.signal,
+          });
+        },
+        { signal: this.#controller.signal, operation: name },
+      );
+      const output = toJson(value, `the output of step '${name}'`);
+      await this.#commit([
+        this.#stepChange(name, { output }, attempts, startedAt),
+        ...this.#events([this.#event('step:completed', name, { attempts })]),
+      ]);
+      if (options.compensate !== undefined) {
+        this.#compensable.push({
+          name,
+          seq: this.#nextSeq++,
+          output: value,
+          compensate: options.compensate as Compensable['compensate'],
+          options: options as StepOptions<unknown>,
+        });
+      }
+      return value as T;
+    } catch (error) {
+      if (error instanceof LeaseLost || this.#lost) throw error;
+      if (isCircuitOpen(error) && !this.#controller.signal.aborted) {
+        // Parked: no attempt spent, no outcome recorded; the step runs again when the circuit may let it through.
+        const waitMs = (error as { retryAfterMs?: number }).retryAfterMs ?? 1_000;
+        this.#requestSuspend(host.clock.now() + Math.max(1, waitMs), undefined, `step:parked`, name, {
+          retryAfterMs: waitMs,
+          dependency: options.dependency ?? null,
+        });
+        throw new Parked();
+      }
+      if (this.#controller.signal.aborted) throw this.#controller.signal.reason;
+      const stored = toStoredError(error);
+      await this.#commit([
+        this.#stepChange(name, { error: stored }, attempts, startedAt),
+        ...this.#events([this.#event('step:failed', name, { attempts, error: stored as unknown as Json })]),
+      ]);
+      throw error;
+    }
+  }
+
+  async #sleep(name: string, ms: number): Promise<void> {
+    const now = this.#host.clock.now();
+    const { until } = await this.#step(`sleep:${name}`, { retry: false }, () => ({ until: now + ms }));
+    if (this.#host.clock.now() >= until) return;
+    this.#requestSuspend(until, undefined, 'run:sleeping', `sleep:${name}`, { until });
+    return this.#never();
+  }
+
+  async #waitForEvent(name: string, timeoutMs: number | undefined): Promise<unknown> {
+    const now = this.#host.clock.now();
+    const { deadline } = await this.#step(`wait:${name}`, { retry: false }, () => ({
+      deadline: timeoutMs === undefined ? null : now + timeoutMs,
+    }));
+    const stepName = `event:${name}`;
+    const record = this.#recorded.get(stepName);
+    if (record !== undefined) return this.#step(stepName, { retry: false }, () => undefined);
+    const [signal] = await this.#host.store.signals(this.run.id, name);
+    const host = this.#host;
+    if (signal !== undefined) {
+      this.#requested.add(stepName);
+      const t = host.clock.now();
+      await this.#commit([
+        this.#stepChange(stepName, { output: signal.payload }, 1, t),
+        { kind: 'consume-signal', runId: this.run.id, signalId: signal.id },
+        ...this.#events([this.#event('run:event-received', stepName, { event: name })]),
+      ]);
+      return signal.payload;
+    }
+    if (deadline !== null && host.clock.now() >= deadline) {
+      this.#requested.add(stepName);
+      const error = new WaitTimeoutError(name, timeoutMs ?? 0);
+      const t = host.clock.now();
+      await this.#commit([
+        this.#stepChange(stepName, { error: toStoredError(error) }, 1, t),
+        ...this.#events([
+          this.#event('step:failed', stepName, { error: toStoredError(error) as unknown as Json }),
+        ]),
+      ]);
+      throw error;
+    }
+    this.#requestSuspend(deadline ?? FAR_FUTURE, name, 'run:waiting', stepName, { event: name, deadline });
+    return this.#never();
+  }
+
+  #reportProgress(percent: number, message: string | undefined): void {
+    if (!Number.isFinite(percent)) return;
+    this.#progress = Math.max(0, Math.min(100, percent));
+    // Replaying recorded steps: this progress was reported the first time round.
+    if (this.#unvisited.size > 0) return;
+    void this.#commit([
+      this.#runChange({ progress: this.#progress }),
+      ...this.#events([this.#event('run:progress', undefined, message === undefined ? null : { message })]),
+    ]);
+  }
+
+  /** Asks the run to suspend once its steps in flight have settled; the earliest wake-up wins. */
+  #requestSuspend(
+    until: number,
+    waitingFor: string | undefined,
+    type: string,
+    step: string,
+    data: Json,
+  ): void {
+    const current = this.#suspend;
+    if (current === undefined || until < current.until) this.#suspend = { until, waitingFor, reason: type };
+    void this.#commit(this.#events([this.#event(type, step, data)]));
+    const settle = () => this.#onSuspendSettled?.();
+    if (this.#active === 0) queueMicrotask(settle);
+    else this.#idle = settle;
+  }
+
+  #never<T>(): Promise<T> {
+    return new Promise<T>(() => {});
+  }
+
+  async #suspendRun(): Promise<ExecutionEnd> {
+    const s = this.#suspend!;
+    await this.#commit([
+      this.#runChange({
+        status: 'waiting',
+        availableAt: s.until,
+        waitingFor: s.waitingFor ?? null,
+        releaseLease: true,
+        progress: this.#progress,
+      }),
+    ]).catch(() => {});
+    return this.#lost ? 'lost' : 'suspended';
+  }
+
+  async #complete(output: unknown): Promise<ExecutionEnd> {
+    const stored = toJson(output, `the output of run ${this.run.id}`);
+    await this.#commit([
+      this.#runChange({
+        status: 'completed',
+        output: stored,
+        degraded: this.#degraded,
+        progress: 100,
+        releaseLease: true,
+      }),
+      ...this.#events([this.#event(this.#degraded ? 'run:degraded' : 'run:completed', undefined, null, 100)]),
+    ]);
+    return 'final';
+  }
+
+  /** Compensates the completed steps in reverse order, then ends the run failed, compensated or cancelled. */
+  async #fail(error: unknown): Promise<ExecutionEnd> {
+    if (error instanceof LeaseLost || this.#lost) return 'lost';
+    const cancelled = this.cancelled;
+    const reason = cancelled ? (this.#controller.signal.reason as Error) : error;
+    const stored = toStoredError(reason);
+    const compensable = this.#compensable.sort((a, b) => b.seq - a.seq);
+    let finalStatus: 'failed' | 'compensated' | 'cancelled' = cancelled ? 'cancelled' : 'failed';
+    if (compensable.length > 0 && !(error instanceof NonDeterminismError)) {
+      await this.#commit([
+        this.#runChange({ status: 'compensating', error: stored }),
+        ...this.#events([this.#event('run:compensating', undefined, { error: stored as unknown as Json })]),
+      ]);
+      let allCompensated = true;
+      for (const c of compensable) {
+        const name = `compensate:${c.name}`;
+        try {
+          // Compensations are steps too: recorded, so a crash in the middle never undoes a step twice.
+          this.#unvisited.delete(name);
+          await this.#compensationStep(name, c);
+        } catch (compensationError) {
+          if (compensationError instanceof LeaseLost || this.#lost) return 'lost';
+          allCompensated = false;
+          break;
+        }
+      }
+      if (!cancelled) finalStatus = allCompensated ? 'compensated' : 'failed';
+    }
+    await this.#commit([
+      this.#runChange({ status: finalStatus, error: stored, releaseLease: true, progress: this.#progress }),
+      ...this.#events([this.#event(`run:${finalStatus}`, undefined, { error: stored as unknown as Json })]),
+    ]);
+    return 'final';
+  }
+
+  async #compensationStep(name: string, c: Compensable): Promise<void> {
+    const record = this.#recorded.get(name);
+    if (record !== undefined) {
+      if (record.status === 'failed') throw fromStoredError(record.error!);
+      return;
+    }
+    void this.#commit(this.#events([this.#event('compensation:started', c.name)]));
+    // A cancellation must not stop the compensations it triggered: they run on their own signal.
+    const saved = this.#controller;
+    const { retry: retrySettings, timeoutMs } = c.options;
+    const layers: Policy<never>[] = [];
+    if (retrySettings !== false) {
+      const r = { ...DEFAULT_STEP_RETRY, ...(retrySettings ?? {}) };
+      layers.push(
+        retry({
+          maxAttempts: r.maxAttempts,
+          backoff: exponential({ baseMs: r.baseMs, maxMs: r.maxMs, jitter: r.jitter }),
+          clock: this.#host.clock,
+          random: this.#host.random,
+        }),
+      );
+    }
+    if (timeoutMs !== undefined) layers.push(timeout({ ms: timeoutMs, clock: this.#host.clock }));
+    const startedAt = this.#host.clock.now();
+    let attempts = 0;
+    try {
+      await pipeline(...layers).execute((ctx) => {
+        attempts = ctx.attempt;
+        return c.compensate(c.output, {
+          runId: this.run.id,
+          step: name,
+          idempotencyKey: `${this.run.id}:${name}`,
+          attempt: ctx.attempt,
+          signal: ctx.signal,
+        });
+      });
+    } catch (error) {
+      if (saved.signal.reason instanceof LeaseLost) throw saved.signal.reason;
+      const stored = toStoredError(error);
+      await this.#commit([
+        this.#stepChange(name, { error: stored }, attempts, startedAt),
+        ...this.#events([this.#event('compensation:failed', c.name, { error: stored as unknown as Json })]),
+      ]);
+      throw error;
+    }
+    await this.#commit([
+      this.#stepChange(name, { output: null }, attempts, startedAt),
+      ...this.#events([this.#event('compensation:completed', c.name)]),
+    ]);
+  }
+
+  /** A step's outcome: completed with `output`, or failed with `error`; it ends now. */
+  #stepChange(
+    name: string,
+    outcome: { output?: Json; error?: StoredError },
+    attempts: number,
+    startedAt: number,
+  ): Change {
+    return {
+      kind: 'step',
+      runId: this.run.id,
+      workerId: this.#host.workerId,
+      step: {
+        name,
+        status: outcome.error === undefined ? 'completed' : 'failed',
+        output: outcome.output,
+        error: outcome.error,
+        attempts,
+        startedAt,
+        finishedAt: this.#host.clock.now(),
+      },
+    };
+  }
+
+  #runChange(update: Extract<Change, { kind: 'run' }>['update']): Change {
+    return { kind: 'run', runId: this.run.id, workerId: this.#host.workerId, update };
+  }
+
+  #event(type: string, step?: string, data: Json | undefined = null, progress = this.#progress): NewEvent {
+    const context: { [key: string]: Json } = {};
+    if (this.run.correlationId !== undefined) context.correlationId = this.run.correlationId;
+    if (this.run.traceparent !== undefined) context.traceparent = this.run.traceparent;
+    const payload =
+      Object.keys(context).length === 0
+        ? (data ?? undefined)
+        : { ...(isObject(data) ? data : data === null ? {} : { value: data }), ...context };
+    return { type, step, data: payload ?? undefined, progress, at: this.#host.clock.now() };
+  }
+
+  #events(events: NewEvent[]): Change[] {
+    return events.map((event) => ({ kind: 'event', runId: this.run.id, event }));
+  }
+
+  /** Commits; losing the lease aborts the run on this worker. */
+  async #commit(changes: Change[]): Promise<void> {
+    if (this.#lost) throw new LeaseLost();
+    const result = await this.#host.store.commit(changes, this.#host.clock.now());
+    if (result.lostLease.includes(this.run.id)) {
+      const lost = new LeaseLost(`run ${this.run.id} was taken over by another worker`);
+      this.abort(lost);
+      throw lost;
+    }
+  }
+}
+
+/** Far enough to mean "until an event comes", small enough for every database's BIGINT. */
+const FAR_FUTURE = 8_640_000_000_000_000;
+
+function isCircuitOpen(error: unknown): boolean {
+  return error instanceof BrokenCircuitError && !(error instanceof IsolatedCircuitError);
+}
+
+function isObject(value: unknown): value is { [key: string]: Json } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,69 @@
+// What a workflow is: a name, a version and an async function of a context and an input.
+import type { RetrySettings } from '@bulwark/core';
+import type { Json } from '../store/types.ts';
+
+export const PRIORITIES = { low: 0, normal: 1, high: 2, urgent: 3, critical: 4 } as const;
+export type Priority = keyof typeof PRIORITIES;
+
+export interface StepOptions<T> {
+  /** A dependency of the engine's registry: its pipeline protects each attempt of the step. */
+  dependency?: string;
+  /** The operation named in the dependency's statistics. @default the step's name */
+  operation?: string;
+  /**
+   * Retries of the step itself, on top of any the dependency's pipeline makes. Transient
+   * errors are retried; permanent ones fail at once. @default { maxAttempts: 3, baseMs: 1_000, maxMs: 60_000, jitter: 0.2 }
+   */
+  retry?: RetrySettings | false;
+  /** Limit on each attempt. @default none */
+  timeoutMs?: number;
+  /** Undoes the step, given its output, when the run fails later; retried per `retry`. */
+  compensate?: (output: T, context: StepContext) => unknown | Promise<unknown>;
+}
+
+/** What a step's function receives. */
+export interface StepContext {
+  readonly runId: string;
+  readonly step: string;
+  /** Stable across attempts and replays: pass it to the dependency so a repeat is harmless. */
+  readonly idempotencyKey: string;
+  readonly attempt: number;
+  /** Aborts on the step's timeout, on cancellation, and when this worker loses the run. */
+  readonly signal: AbortSignal;
+}
+
+export interface WorkflowContext<I> {
+  readonly runId: string;
+  readonly input: I;
+  readonly workflow: string;
+  readonly version: string;
+  /** Aborts when the run is cancelled or this worker loses it. */
+  readonly signal: AbortSignal;
+  /** Runs `fn` once per run (at least once), recording its outcome; on replay, returns the record. */
+  step<T>(name: string, fn: (context: StepContext) => T | Promise<T>): Promise<T>;
+  step<T>(name: string, options: StepOptions<T>, fn: (context: StepContext) => T | Promise<T>): Promise<T>;
+  /** Sleeps durably: the run releases its worker and is taken up again after `ms`. */
+  sleep(name: string, ms: number): Promise<void>;
+  /** Waits durably for `engine.sendEvent(runId, name, payload)`; rejects with WaitTimeoutError after `timeoutMs`. */
+  waitForEvent<T = Json>(name: string, options?: { timeoutMs?: number }): Promise<T>;
+  /** Reports progress (0 to 100) on the timeline. */
+  progress(percent: number, message?: string): void;
+}
+
+export interface WorkflowDefinition<I = unknown, O = unknown> {
+  readonly name: string;
+  readonly version: string;
+  readonly run: (context: WorkflowContext<I>, input: I) => Promise<O>;
+}
+
+/** Defines a workflow. Its code must call the same steps in the same order on every replay. */
+export function defineWorkflow<I, O>(
+  options: { name: string; version?: string },
+  run: (context: WorkflowContext<I>, input: I) => Promise<O>,
+): WorkflowDefinition<I, O> {
+  if (typeof options?.name !== 'string' || options.name.length === 0) {
+    throw new TypeError('defineWorkflow: name must be a non-empty string');
+  }
+  if (typeof run !== 'function') throw new TypeError(`defineWorkflow(${options.name}): expected a function`);
+  return Object.freeze({ name: options.name, version: options.version ?? '1', run });
+}

@@ -1,0 +1,231 @@
+// Applying workers' changes (steps, run updates, events, consumed signals) for one or many
+// callers' batches at once, with the lease check, and what a run's end does to its dependents.
+import { type Change, type CommitResult, FINAL_STATUSES, type RunStatus, type RunUpdate } from '../types.ts';
+import { jsonText } from './rows.ts';
+import type { Session } from './session.ts';
+
+export interface CommitBatch {
+  changes: readonly Change[];
+  now: number;
+}
+
+const FINAL: ReadonlySet<RunStatus> = new Set(FINAL_STATUSES);
+
+/** A run as locked, then as the batches leave it. */
+interface RunState {
+  startStatus: RunStatus;
+  status: RunStatus;
+  owner: string | null;
+  /** The merged update for the statement, once some batch changes the run. */
+  update?: MergedUpdate;
+  /** The `now` of the batch that made it final (for the dependents). */
+  finalAt?: number;
+}
+
+interface MergedUpdate {
+  id: string;
+  now: number;
+  status: RunStatus | null;
+  set_output: boolean;
+  output: string | null;
+  set_error: boolean;
+  error: string | null;
+  degraded: boolean | null;
+  progress: number | null;
+  available_at: number | null;
+  set_waiting_for: boolean;
+  waiting_for: string | null;
+  release_lease: boolean;
+  finished: boolean;
+}
+
+/**
+ * Applies the batches as if one after the other. A batch's changes to a run whose lease its
+ * worker does not hold are dropped, events and consumed signals of that run included.
+ */
+export async function applyCommits(
+  session: Session,
+  batches: readonly CommitBatch[],
+): Promise<CommitResult[]> {
+  const { sql } = session;
+  const ids = [...new Set(batches.flatMap((b) => b.changes.map((c) => c.runId)))];
+  const runs = new Map<string, RunState>();
+  if (ids.length > 0) {
+    for (const row of await session.run(sql.lockRuns, [ids])) {
+      const status = row.status as RunStatus;
+      runs.set(row.id as string, { startStatus: status, status, owner: row.lease_owner as string | null });
+    }
+  }
+
+  const results: CommitResult[] = batches.map(() => ({ lostLease: [], duplicateSteps: [] }));
+  const steps: Record<string, unknown>[] = [];
+  /** Which batch each step row came from, to report refused steps to their caller. */
+  const stepBatch: number[] = [];
+  const events: Record<string, unknown>[] = [];
+  const signals: { runId: string; id: number; now: number }[] = [];
+
+  batches.forEach((batch, b) => {
+    const byRun = new Map<string, Change[]>();
+    for (const change of batch.changes) {
+      const list = byRun.get(change.runId);
+      if (list === undefined) byRun.set(change.runId, [change]);
+      else list.push(change);
+    }
+    for (const [runId, changes] of byRun) {
+      const state = runs.get(runId);
+      const leased = changes.filter((c) => c.kind === 'step' || c.kind === 'run');
+      if (leased.some((c) => state === undefined || state.owner === null || c.workerId !== state.owner)) {
+        results[b]!.lostLease.push(runId);
+        continue;
+      }
+      if (state === undefined) continue; // Only events or signals, for a run that is gone.
+      session.topics.add(`run:${runId}`);
+      for (const change of changes) {
+        switch (change.kind) {
+          case 'step':
+            stepBatch.push(b);
+            steps.push({
+              ord: steps.length,
+              run_id: runId,
+              name: change.step.name,
+              status: change.step.status,
+              output: jsonText(change.step.output),
+              error: jsonText(change.step.error),
+              attempts: change.step.attempts,
+              started_at: change.step.startedAt,
+              finished_at: change.step.finishedAt,
+            });
+            break;
+          case 'run':
+            merge(runId, state, change.update, batch.now);
+            if (state.update?.release_lease && !FINAL.has(state.status)) session.topics.add('runs');
+            break;
+          case 'event':
+            events.push({
+              ord: events.length,
+              run_id: runId,
+              type: change.event.type,
+              step: change.event.step ?? null,
+              data: jsonText(change.event.data),
+              progress: change.event.progress,
+              at: change.event.at,
+            });
+            break;
+          case 'consume-signal':
+            signals.push({ runId, id: change.signalId, now: batch.now });
+            break;
+        }
+      }
+    }
+  });
+
+  if (steps.length > 0) {
+    const recorded = new Set<string>();
+    for (const row of await session.run(sql.insertSteps, [JSON.stringify(steps)])) {
+      recorded.add(`${row.run_id as string}\u0000${row.name as string}`);
+    }
+    steps.forEach((step, i) => {
+      const key = `${step.run_id as string}\u0000${step.name as string}`;
+      // The first of two same-named steps in these batches is the one recorded.
+      if (recorded.delete(key)) return;
+      results[stepBatch[i]!]!.duplicateSteps.push({
+        runId: step.run_id as string,
+        name: step.name as string,
+      });
+    });
+  }
+
+  const updates = [...runs.values()].flatMap((r) => (r.update ? [r.update] : []));
+  if (updates.length > 0) await session.run(sql.updateRuns, [JSON.stringify(updates)]);
+  if (events.length > 0) await session.run(sql.insertEvents, [JSON.stringify(events)]);
+  if (signals.length > 0) {
+    await session.run(sql.consumeSignals, [
+      signals.map((s) => s.runId),
+      signals.map((s) => s.id),
+      signals.map((s) => s.now),
+    ]);
+  }
+
+  await settleDependents(session, runs);
+  return results;
+}
+
+/** Later batches win field by field, as if each had been applied in turn. */
+function merge(id: string, state: RunState, update: RunUpdate, now: number): void {
+  const u: MergedUpdate = (state.update ??= {
+    id,
+    now,
+    status: null,
+    set_output: false,
+    output: null,
+    set_error: false,
+    error: null,
+    degraded: null,
+    progress: null,
+    available_at: null,
+    set_waiting_for: false,
+    waiting_for: null,
+    release_lease: false,
+    finished: false,
+  });
+  u.now = now;
+  if (update.status !== undefined) {
+    if (!FINAL.has(state.status) && FINAL.has(update.status)) {
+      u.finished = true;
+      state.finalAt = now;
+    }
+    u.status = update.status;
+    state.status = update.status;
+  }
+  if ('output' in update) {
+    u.set_output = true;
+    u.output = jsonText(update.output);
+  }
+  if (update.error !== undefined) {
+    u.set_error = true;
+    u.error = jsonText(update.error);
+  }
+  if (update.degraded !== undefined) u.degraded = update.degraded;
+  if (update.progress !== undefined) u.progress = update.progress;
+  if (update.availableAt !== undefined) u.available_at = update.availableAt;
+  if (update.waitingFor !== undefined) {
+    u.set_waiting_for = true;
+    u.waiting_for = update.waitingFor;
+  }
+  // A final run holds no lease, whether or not the worker said so.
+  if (update.releaseLease || FINAL.has(state.status)) {
+    u.release_lease = true;
+    state.owner = null;
+  }
+}
+
+/**
+ * Runs that completed here release their dependents (those left with no pending parent are
+ * claimable at once); runs that failed, were cancelled or compensated cancel theirs, transitively.
+ */
+export async function settleDependents(
+  session: Session,
+  runs: ReadonlyMap<string, { startStatus: RunStatus; status: RunStatus; finalAt?: number }>,
+): Promise<void> {
+  const completed: { id: string; now: number }[] = [];
+  const doomed: { id: string; status: string; now: number }[] = [];
+  for (const [id, r] of runs) {
+    if (FINAL.has(r.startStatus) || !FINAL.has(r.status) || r.finalAt === undefined) continue;
+    if (r.status === 'completed') completed.push({ id, now: r.finalAt });
+    else doomed.push({ id, status: r.status, now: r.finalAt });
+  }
+  if (completed.length > 0) {
+    const now = Math.max(...completed.map((c) => c.now));
+    const released = await session.run(session.sql.releaseDependents, [completed.map((c) => c.id), now]);
+    if (released.some((row) => row.pending_parents === 0)) session.topics.add('runs');
+  }
+  if (doomed.length > 0) {
+    const now = Math.max(...doomed.map((c) => c.now));
+    const cancelled = await session.run(session.sql.cancelDependents, [
+      doomed.map((d) => d.id),
+      doomed.map((d) => d.status),
+      now,
+    ]);
+    for (const row of cancelled) session.topics.add(`run:${row.run_id as string}`);
+  }
+}

@@ -1,0 +1,189 @@
+// Creating runs: idempotency keys, dependsOn edges and the first timeline event, for one or
+// many callers' batches at once, in as few statements as the batches allow.
+import { UnknownRunError, WorkflowErrorCodes } from '../../errors.ts';
+import type { EnqueueResult, Json, NewRun, RunStatus, StoredError } from '../types.ts';
+import { jsonText } from './rows.ts';
+import { RetryTransaction, type Session } from './session.ts';
+
+export interface EnqueueBatch {
+  runs: readonly NewRun[];
+  now: number;
+}
+
+const FAILED_PARENT: ReadonlySet<string> = new Set(['failed', 'cancelled', 'compensated']);
+
+/** A run to create, as decided before it is written. */
+interface Planned {
+  run: NewRun;
+  now: number;
+  status: 'queued' | 'cancelled';
+  pending: number;
+  /** The parent whose failure cancels this run at birth. */
+  cancelledBy?: { parent: string; status: string };
+  /** Parents by their real ids, with the plan of those created earlier in this flush. */
+  parents: { id: string; plan: Planned | undefined }[];
+}
+
+/** Reads of the batches' runs: what the database says or what this flush will create. */
+type Known =
+  | { id: string; status: RunStatus; created: false }
+  | { id: string; planned: Planned; created: true };
+
+/**
+ * Applies the batches as if one after the other: a key used twice (in the database, or earlier
+ * in these batches) returns the first run, and `dependsOn` may name runs given earlier. Throws
+ * `UnknownRunError` for any other parent that does not exist, and `RetryTransaction` if a
+ * concurrent enqueue took a key in the meantime.
+ */
+export async function applyEnqueues(
+  session: Session,
+  batches: readonly EnqueueBatch[],
+): Promise<EnqueueResult[][]> {
+  const { sql } = session;
+  const keys = [
+    ...new Set(batches.flatMap((b) => b.runs.flatMap((r) => (r.idempotencyKey ? [r.idempotencyKey] : [])))),
+  ];
+  const byKey = new Map<string, Known>();
+  if (keys.length > 0) {
+    for (const row of await session.run(sql.runsByIdempotencyKey, [keys])) {
+      byKey.set(row.idempotency_key as string, {
+        id: row.id as string,
+        status: row.status as RunStatus,
+        created: false,
+      });
+    }
+  }
+
+  // Which runs are new; the ids of those that are not point at the run their key found.
+  const known = new Map<string, Known>();
+  // Statuses are known only once every plan is resolved, hence thunks.
+  const order: (() => EnqueueResult)[][] = [];
+  const planned: Planned[] = [];
+  for (const batch of batches) {
+    const results: (() => EnqueueResult)[] = [];
+    for (const run of batch.runs) {
+      const existing = run.idempotencyKey === undefined ? undefined : byKey.get(run.idempotencyKey);
+      if (existing !== undefined) {
+        known.set(run.id, existing);
+        results.push(() => ({
+          id: existing.id,
+          created: false,
+          status: existing.created ? existing.planned.status : existing.status,
+        }));
+        continue;
+      }
+      const parents = [...new Set(run.dependsOn ?? [])].map((id) => {
+        const entry = known.get(id);
+        return entry === undefined
+          ? { id, plan: undefined }
+          : { id: entry.id, plan: entry.created ? entry.planned : undefined };
+      });
+      const plan: Planned = { run, now: batch.now, status: 'queued', pending: 0, parents };
+      const entry: Known = { id: run.id, planned: plan, created: true };
+      if (run.idempotencyKey !== undefined) byKey.set(run.idempotencyKey, entry);
+      known.set(run.id, entry);
+      planned.push(plan);
+      results.push(() => ({ id: run.id, created: true, status: plan.status }));
+    }
+    order.push(results);
+  }
+
+  // Parents already stored are locked: none may complete before the new edges are in.
+  const outside = [
+    ...new Set(planned.flatMap((p) => p.parents.flatMap((parent) => (parent.plan ? [] : [parent.id])))),
+  ];
+  const stored = new Map<string, string>();
+  if (outside.length > 0) {
+    for (const row of await session.run(sql.lockParents, [outside]))
+      stored.set(row.id as string, row.status as string);
+  }
+  const missing = outside.find((id) => !stored.has(id));
+  if (missing !== undefined) throw new UnknownRunError(missing);
+
+  // Parents in the flush come earlier, so their own status is settled by the time it is read.
+  for (const plan of planned) {
+    for (const parent of plan.parents) {
+      const status = parent.plan ? parent.plan.status : stored.get(parent.id)!;
+      if (FAILED_PARENT.has(status)) {
+        plan.status = 'cancelled';
+        plan.cancelledBy ??= { parent: parent.id, status };
+      } else if (status !== 'completed') plan.pending++;
+    }
+  }
+
+  if (planned.length > 0) {
+    const rows = planned.map((p) => ({
+      id: p.run.id,
+      workflow: p.run.workflow,
+      version: p.run.version,
+      status: p.status,
+      priority: p.run.priority,
+      input: jsonText(p.run.input ?? null),
+      error: p.cancelledBy ? jsonText(cancelledError(p.cancelledBy)) : null,
+      idempotency_key: p.run.idempotencyKey ?? null,
+      parent_run_id: p.run.parentRunId ?? null,
+      concurrency_key: p.run.concurrencyKey ?? null,
+      pending_parents: p.status === 'queued' ? p.pending : 0,
+      available_at: p.run.availableAt ?? p.now,
+      deadline_at: p.run.deadlineAt ?? null,
+      correlation_id: p.run.correlationId ?? null,
+      traceparent: p.run.traceparent ?? null,
+      now: p.now,
+    }));
+    const inserted = await session.run(sql.insertRuns, [JSON.stringify(rows)]);
+    // Another transaction took one of the keys after we looked: it has committed by now (the
+    // unique index waited for it), so a second try finds its run.
+    if (inserted.length !== planned.length)
+      throw new RetryTransaction('an idempotency key was taken concurrently');
+
+    const parents: string[] = [];
+    const children: string[] = [];
+    for (const p of planned) {
+      if (p.status !== 'queued') continue;
+      for (const parent of p.parents) {
+        parents.push(parent.id);
+        children.push(p.run.id);
+      }
+    }
+    if (parents.length > 0) await session.run(sql.insertDeps, [parents, children]);
+
+    const events = planned.map((p, ord) => ({
+      ord,
+      run_id: p.run.id,
+      type: p.status === 'queued' ? 'run:queued' : 'run:cancelled',
+      step: null,
+      data: jsonText(
+        p.cancelledBy
+          ? { reason: cancelReason(p.cancelledBy), parent: p.cancelledBy.parent }
+          : { workflow: p.run.workflow, version: p.run.version, priority: p.run.priority },
+      ),
+      progress: 0,
+      at: p.now,
+    }));
+    await session.run(sql.insertEvents, [JSON.stringify(events)]);
+    for (const p of planned) {
+      session.topics.add(`run:${p.run.id}`);
+      if (p.status === 'queued' && p.pending === 0) session.topics.add('runs');
+    }
+  }
+
+  return order.map((results) => results.map((result) => result()));
+}
+
+function cancelReason(by: { parent: string; status: string }): string {
+  return `parent ${by.parent} ${by.status}`;
+}
+
+/** As the engine's RunCancelledError would store it. */
+export function cancelledError(by: { parent: string; status: string } | string): StoredError {
+  const reason = typeof by === 'string' ? by : cancelReason(by);
+  const data: { [key: string]: Json } = { reason };
+  if (typeof by !== 'string') data.parent = by.parent;
+  return {
+    name: 'RunCancelledError',
+    message: `Run cancelled: ${reason}`,
+    code: WorkflowErrorCodes.CANCELLED,
+    transient: false,
+    data,
+  };
+}

@@ -1,0 +1,178 @@
+// Group commit: the enqueue() and commit() calls of one tick (and those that arrive while a
+// transaction is in flight) share one transaction, so many runs' progress costs one fsync.
+import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
+import { applyCommits, type CommitBatch } from './commit.ts';
+import { applyEnqueues, type EnqueueBatch } from './enqueue.ts';
+import { isRetryable, type Session } from './session.ts';
+
+type Job =
+  | {
+      kind: 'enqueue';
+      batch: EnqueueBatch;
+      resolve: (r: EnqueueResult[]) => void;
+      reject: (e: unknown) => void;
+    }
+  | { kind: 'commit'; batch: CommitBatch; resolve: (r: CommitResult) => void; reject: (e: unknown) => void };
+
+export interface GroupHost {
+  /** A session on a pooled connection, released after `work` settles. */
+  withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
+  /** The quoted NOTIFY channel. */
+  quotedChannel: string;
+  /** Tells this process's subscribers, once the transaction has committed. */
+  emit(topics: Iterable<WakeTopic>): void;
+}
+
+/** Deadlocks between two processes' transactions are rare and harmless to retry. */
+const MAX_TRIES = 5;
+
+export class GroupCommitter {
+  readonly #host: GroupHost;
+  readonly #grouped: boolean;
+  #queue: Job[] = [];
+  #scheduled = false;
+  #inFlight = 0;
+  /** Enough transactions in flight to keep the pool busy, few enough that calls pile up behind them. */
+  readonly #maxInFlight: number;
+  /** Counters for tests and the benchmark. */
+  readonly stats = { transactions: 0, batches: 0, retries: 0 };
+
+  constructor(host: GroupHost, grouped: boolean, maxInFlight: number) {
+    this.#host = host;
+    this.#grouped = grouped;
+    this.#maxInFlight = grouped ? Math.max(1, maxInFlight) : Number.POSITIVE_INFINITY;
+  }
+
+  enqueue(batch: EnqueueBatch): Promise<EnqueueResult[]> {
+    return new Promise((resolve, reject) => this.#add({ kind: 'enqueue', batch, resolve, reject }));
+  }
+
+  commit(batch: CommitBatch): Promise<CommitResult> {
+    return new Promise((resolve, reject) => this.#add({ kind: 'commit', batch, resolve, reject }));
+  }
+
+  #add(job: Job): void {
+    if (!this.#grouped) {
+      void this.#flush([job]);
+      return;
+    }
+    this.#queue.push(job);
+    if (!this.#scheduled && this.#inFlight < this.#maxInFlight) {
+      this.#scheduled = true;
+      // After the current tick's other callers have queued theirs.
+      setImmediate(() => this.#next());
+    }
+  }
+
+  #next(): void {
+    this.#scheduled = false;
+    if (this.#queue.length === 0 || this.#inFlight >= this.#maxInFlight) return;
+    const jobs = this.#queue;
+    this.#queue = [];
+    void this.#flush(jobs).finally(() => {
+      if (this.#queue.length > 0 && !this.#scheduled) this.#next();
+    });
+  }
+
+  async #flush(jobs: Job[]): Promise<void> {
+    this.#inFlight++;
+    try {
+      const outcomes = await this.#host.withSession((session) => this.#transact(session, jobs));
+      this.stats.transactions++;
+      this.stats.batches += jobs.length;
+      jobs.forEach((job, i) => {
+        const outcome = outcomes.results[i]!;
+        if (outcome.ok) (job.resolve as (r: unknown) => void)(outcome.value);
+        else job.reject(outcome.error);
+      });
+      this.#host.emit(outcomes.topics);
+    } catch (error) {
+      for (const job of jobs) job.reject(error);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  async #transact(session: Session, jobs: Job[]) {
+    for (let attempt = 1; ; attempt++) {
+      session.topics.clear();
+      try {
+        await session.raw('BEGIN');
+        const results = await this.#apply(session, jobs);
+        await session.raw(`${session.notifications(this.#host.quotedChannel)}COMMIT`);
+        return { results, topics: [...session.topics] };
+      } catch (error) {
+        await session.raw('ROLLBACK').catch(() => {});
+        if (attempt >= MAX_TRIES || !isRetryable(error)) throw error;
+        this.stats.retries++;
+      }
+    }
+  }
+
+  /**
+   * Enqueues first (a commit in the same group may complete a parent they name), then commits.
+   * Each kind runs merged under one savepoint; if that fails, each caller's batch runs again
+   * under its own savepoint, so a bad batch fails its caller alone.
+   */
+  async #apply(session: Session, jobs: Job[]): Promise<Outcome[]> {
+    const results: Outcome[] = new Array(jobs.length);
+    const enqueues = jobs.flatMap((job, i) => (job.kind === 'enqueue' ? [{ i, batch: job.batch }] : []));
+    const commits = jobs.flatMap((job, i) => (job.kind === 'commit' ? [{ i, batch: job.batch }] : []));
+    const alone = jobs.length === 1;
+    await isolate(session, alone, enqueues, (batches) => applyEnqueues(session, batches), results);
+    await isolate(session, alone, commits, (batches) => applyCommits(session, batches), results);
+    return results;
+  }
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+async function isolate<B>(
+  session: Session,
+  alone: boolean,
+  items: { i: number; batch: B }[],
+  apply: (batches: B[]) => Promise<unknown[]>,
+  results: Outcome[],
+): Promise<void> {
+  if (items.length === 0) return;
+  // A lone batch needs no savepoint: its failure rolls back a transaction that is only its own.
+  if (alone) {
+    const [value] = await apply([items[0]!.batch]);
+    results[items[0]!.i] = { ok: true, value };
+    return;
+  }
+  const topics = new Set(session.topics);
+  try {
+    await session.raw('SAVEPOINT together');
+    const values = await apply(items.map((item) => item.batch));
+    await session.raw('RELEASE SAVEPOINT together');
+    items.forEach((item, k) => {
+      results[item.i] = { ok: true, value: values[k] };
+    });
+    return;
+  } catch (error) {
+    if (isRetryable(error)) throw error;
+    await session.raw('ROLLBACK TO SAVEPOINT together');
+    restore(session, topics);
+  }
+  for (const item of items) {
+    const before = new Set(session.topics);
+    try {
+      await session.raw('SAVEPOINT alone');
+      const [value] = await apply([item.batch]);
+      await session.raw('RELEASE SAVEPOINT alone');
+      results[item.i] = { ok: true, value };
+    } catch (error) {
+      if (isRetryable(error)) throw error;
+      await session.raw('ROLLBACK TO SAVEPOINT alone');
+      restore(session, before);
+      results[item.i] = { ok: false, error };
+    }
+  }
+}
+
+/** A rolled-back batch owes no wake-ups. */
+function restore(session: Session, topics: Set<WakeTopic>): void {
+  session.topics.clear();
+  for (const topic of topics) session.topics.add(topic);
+}

@@ -1,0 +1,440 @@
+// Every statement the PostgreSQL store sends, in one place. The schema is quoted once, when the
+// store is built; everything else travels as a parameter (batches as one jsonb array).
+
+/** A statement and the name it is prepared under (per connection, so it is parsed once). */
+export interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
+const UNFINISHED = `('queued', 'running', 'waiting', 'compensating')`;
+const FINAL = `('completed', 'failed', 'cancelled', 'compensated')`;
+
+/** A run whose parents are done, whose time has come and whose lease (if any) ran out. */
+const CLAIMABLE = `
+    r.status IN ${UNFINISHED}
+    AND r.pending_parents = 0
+    AND r.workflow = ANY ($2::text[])
+    AND r.available_at <= $3
+    AND (r.lease_owner IS NULL OR r.lease_expires_at <= $3)`;
+
+/** The claimed rows get the lease; a queued or waiting run is running from now on. */
+const TAKE_LEASE = `
+  UPDATE %s.runs AS r SET
+    status = CASE WHEN r.status IN ('queued', 'waiting') THEN 'running' ELSE r.status END,
+    lease_owner = $1,
+    lease_expires_at = $3::bigint + $5::bigint,
+    updated_at = $3
+  FROM chosen
+  WHERE r.id = chosen.id
+  RETURNING r.*, chosen.taken_over`;
+
+/**
+ * Builds the statements for one schema. `schema` is the identifier already quoted; `tag` keeps
+ * the prepared names of two stores on one pool (two schemas) apart.
+ */
+export function statements(schema: string, tag: string) {
+  const s = schema;
+  const make = (name: string, text: string): Statement => ({
+    name: `bulwark_${tag}_${name}`,
+    text: text.replaceAll('%s', s).trim(),
+  });
+
+  return {
+    // -- Runs: reading --------------------------------------------------------------------------
+
+    getRun: make('get_run', `SELECT * FROM %s.runs WHERE id = $1`),
+
+    /** Newest first; each filter is off when its parameter is null. */
+    listRuns: make(
+      'list_runs',
+      `
+      SELECT * FROM %s.runs
+      WHERE ($1::text[] IS NULL OR status = ANY ($1))
+        AND ($2::text IS NULL OR workflow = $2)
+        AND ($3::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM %s.runs WHERE id = $3))
+      ORDER BY created_at DESC, id DESC
+      LIMIT $4`,
+    ),
+
+    steps: make('steps', `SELECT * FROM %s.steps WHERE run_id = $1 ORDER BY seq`),
+
+    /** LIMIT NULL is no limit. */
+    events: make('events', `SELECT * FROM %s.events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`),
+
+    signals: make(
+      'signals',
+      `
+      SELECT * FROM %s.signals
+      WHERE run_id = $1 AND name = $2 AND consumed_at IS NULL
+      ORDER BY id`,
+    ),
+
+    // -- Enqueue ------------------------------------------------------------------------------
+
+    runsByIdempotencyKey: make(
+      'runs_by_key',
+      `SELECT id, status, idempotency_key FROM %s.runs WHERE idempotency_key = ANY ($1::text[])`,
+    ),
+
+    /**
+     * Parents of new runs, locked so that a parent cannot complete (and release its dependents)
+     * between this read and the commit that adds the new edges.
+     */
+    lockParents: make(
+      'lock_parents',
+      `SELECT id, status FROM %s.runs WHERE id = ANY ($1::text[]) ORDER BY id FOR SHARE`,
+    ),
+
+    /** New runs, one row each; a taken idempotency key skips the row (the caller retries). */
+    insertRuns: make(
+      'insert_runs',
+      `
+      INSERT INTO %s.runs (
+        id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
+        concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
+        created_at, updated_at, finished_at)
+      SELECT
+        n.id, n.workflow, n.version, n.status, n.priority, n.input::jsonb, n.error::jsonb,
+        n.idempotency_key, n.parent_run_id, n.concurrency_key, n.pending_parents, n.available_at,
+        n.deadline_at, n.correlation_id, n.traceparent, n.now, n.now,
+        CASE WHEN n.status = 'cancelled' THEN n.now END
+      FROM jsonb_to_recordset($1::jsonb) AS n (
+        id text, workflow text, version text, status text, priority integer, input text,
+        error text, idempotency_key text, parent_run_id text, concurrency_key text,
+        pending_parents integer, available_at bigint, deadline_at bigint, correlation_id text,
+        traceparent text, now bigint)
+      ON CONFLICT (idempotency_key) DO NOTHING
+      RETURNING id`,
+    ),
+
+    insertDeps: make(
+      'insert_deps',
+      `
+      INSERT INTO %s.run_deps (parent_id, child_id)
+      SELECT parent_id, child_id FROM unnest($1::text[], $2::text[]) AS d (parent_id, child_id)
+      ON CONFLICT DO NOTHING`,
+    ),
+
+    // -- Claims and leases --------------------------------------------------------------------
+
+    /** Without concurrency limits: the best `$4` claimable runs that no one else is locking. */
+    claim: make(
+      'claim',
+      `
+      WITH chosen AS (
+        SELECT r.id, r.lease_owner IS NOT NULL AS taken_over
+        FROM %s.runs AS r
+        WHERE ${CLAIMABLE}
+        ORDER BY r.priority DESC, r.created_at, r.id
+        LIMIT $4
+        FOR NO KEY UPDATE SKIP LOCKED
+      )
+      ${TAKE_LEASE}`,
+    ),
+
+    /**
+     * With limits ($6 jsonb { workflow: max }, $7 max per concurrency key, or null). The caller
+     * holds the claim lock, so the leased counts cannot change under this statement. Workflows
+     * and keys already at their limit are not scanned at all; among the `$8` best remaining
+     * candidates, each run is ranked within its key, then (among those within their key's
+     * limit) within its workflow, and taken while both ranks fit.
+     */
+    claimWithinLimits: make(
+      'claim_limited',
+      `
+      WITH leased AS (
+        SELECT workflow, concurrency_key FROM %s.runs
+        WHERE lease_owner IS NOT NULL AND lease_expires_at > $3 AND status IN ${UNFINISHED}
+      ),
+      workflow_load AS (SELECT workflow, count(*) AS n FROM leased GROUP BY workflow),
+      key_load AS (
+        SELECT concurrency_key, count(*) AS n FROM leased
+        WHERE concurrency_key IS NOT NULL GROUP BY concurrency_key
+      ),
+      workflow_limit AS (SELECT key AS workflow, value::integer AS max FROM jsonb_each_text($6::jsonb)),
+      candidates AS (
+        SELECT r.id, r.workflow, r.concurrency_key, r.priority, r.created_at, r.lease_owner
+        FROM %s.runs AS r
+        WHERE ${CLAIMABLE}
+          AND NOT EXISTS (
+            SELECT 1 FROM workflow_limit AS l LEFT JOIN workflow_load AS w USING (workflow)
+            WHERE l.workflow = r.workflow AND coalesce(w.n, 0) >= l.max)
+          AND (r.concurrency_key IS NULL OR $7::integer IS NULL
+            OR coalesce((SELECT n FROM key_load AS k WHERE k.concurrency_key = r.concurrency_key), 0) < $7)
+        ORDER BY r.priority DESC, r.created_at, r.id
+        LIMIT $8
+        FOR NO KEY UPDATE OF r SKIP LOCKED
+      ),
+      ranked_in_key AS (
+        SELECT c.*, coalesce(k.n, 0) + row_number() OVER (
+          PARTITION BY c.concurrency_key ORDER BY c.priority DESC, c.created_at, c.id) AS key_rank
+        FROM candidates AS c LEFT JOIN key_load AS k USING (concurrency_key)
+      ),
+      ranked_in_workflow AS (
+        SELECT c.*, coalesce(w.n, 0) + row_number() OVER (
+          PARTITION BY c.workflow ORDER BY c.priority DESC, c.created_at, c.id) AS workflow_rank
+        FROM ranked_in_key AS c LEFT JOIN workflow_load AS w USING (workflow)
+        WHERE c.concurrency_key IS NULL OR $7::integer IS NULL OR c.key_rank <= $7
+      ),
+      chosen AS (
+        SELECT c.id, c.lease_owner IS NOT NULL AS taken_over
+        FROM ranked_in_workflow AS c LEFT JOIN workflow_limit AS l USING (workflow)
+        WHERE l.max IS NULL OR c.workflow_rank <= l.max
+        ORDER BY c.priority DESC, c.created_at, c.id
+        LIMIT $4
+      )
+      ${TAKE_LEASE}`,
+    ),
+
+    renew: make(
+      'renew',
+      // Rows locked in id order first, as a commit locks them, so the two cannot deadlock.
+      `
+      WITH held AS (
+        SELECT id FROM %s.runs
+        WHERE id = ANY ($2::text[]) AND lease_owner = $1 AND status IN ${UNFINISHED}
+        ORDER BY id FOR NO KEY UPDATE
+      )
+      UPDATE %s.runs r SET lease_expires_at = $4::bigint + $3::bigint, updated_at = $4
+      FROM held WHERE r.id = held.id
+      RETURNING r.id, r.cancel_requested`,
+    ),
+
+    // -- Commit -------------------------------------------------------------------------------
+
+    /** Every run a commit touches, locked in id order (so two commits cannot deadlock on them). */
+    lockRuns: make(
+      'lock_runs',
+      `
+      SELECT id, status, lease_owner, lease_expires_at, progress FROM %s.runs
+      WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE`,
+    ),
+
+    /**
+     * Steps, numbered after the run's last one. A name already recorded (or twice in the batch)
+     * is skipped and reported by its absence from RETURNING; the runs are locked, so nobody else
+     * numbers steps of the same run meanwhile.
+     */
+    insertSteps: make(
+      'insert_steps',
+      `
+      INSERT INTO %s.steps (run_id, name, seq, status, output, error, attempts, started_at, finished_at)
+      SELECT
+        n.run_id, n.name,
+        coalesce((SELECT max(seq) + 1 FROM %s.steps AS x WHERE x.run_id = n.run_id), 0)
+          + row_number() OVER (PARTITION BY n.run_id ORDER BY n.ord) - 1,
+        n.status, n.output::jsonb, n.error::jsonb, n.attempts, n.started_at, n.finished_at
+      FROM (
+        SELECT DISTINCT ON (run_id, name) *
+        FROM jsonb_to_recordset($1::jsonb) AS n (
+          ord integer, run_id text, name text, status text, output text, error text,
+          attempts integer, started_at bigint, finished_at bigint)
+        ORDER BY run_id, name, ord
+      ) AS n
+      WHERE NOT EXISTS (SELECT 1 FROM %s.steps AS x WHERE x.run_id = n.run_id AND x.name = n.name)
+      ORDER BY n.ord
+      RETURNING run_id, name`,
+    ),
+
+    /** One row per run with the merged update; a `set_*` flag tells "set to null" from "leave". */
+    updateRuns: make(
+      'update_runs',
+      `
+      UPDATE %s.runs AS r SET
+        status           = coalesce(u.status, r.status),
+        output           = CASE WHEN u.set_output THEN u.output::jsonb ELSE r.output END,
+        error            = CASE WHEN u.set_error THEN u.error::jsonb ELSE r.error END,
+        degraded         = coalesce(u.degraded, r.degraded),
+        progress         = coalesce(u.progress, r.progress),
+        available_at     = coalesce(u.available_at, r.available_at),
+        waiting_for      = CASE WHEN u.set_waiting_for THEN u.waiting_for ELSE r.waiting_for END,
+        lease_owner      = CASE WHEN u.release_lease THEN NULL ELSE r.lease_owner END,
+        lease_expires_at = CASE WHEN u.release_lease THEN NULL ELSE r.lease_expires_at END,
+        finished_at      = CASE WHEN u.finished THEN u.now ELSE r.finished_at END,
+        updated_at       = u.now
+      FROM jsonb_to_recordset($1::jsonb) AS u (
+        id text, now bigint, status text, set_output boolean, output text, set_error boolean,
+        error text, degraded boolean, progress double precision, available_at bigint,
+        set_waiting_for boolean, waiting_for text, release_lease boolean, finished boolean)
+      WHERE r.id = u.id`,
+    ),
+
+    /** Timeline events, numbered in the order given. */
+    insertEvents: make(
+      'insert_events',
+      `
+      INSERT INTO %s.events (run_id, type, step, data, progress, at)
+      SELECT e.run_id, e.type, e.step, e.data::jsonb, e.progress, e.at
+      FROM jsonb_to_recordset($1::jsonb) AS e (
+        ord integer, run_id text, type text, step text, data text, progress double precision, at bigint)
+      ORDER BY e.ord`,
+    ),
+
+    consumeSignals: make(
+      'consume_signals',
+      `
+      UPDATE %s.signals AS s SET consumed_at = c.now
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS c (run_id, id, now)
+      WHERE s.id = c.id AND s.run_id = c.run_id AND s.consumed_at IS NULL`,
+    ),
+
+    /** Parents that completed: their children wait for one parent fewer, and are claimable now at 0. */
+    releaseDependents: make(
+      'release_dependents',
+      `
+      UPDATE %s.runs AS c SET
+        pending_parents = c.pending_parents - d.n,
+        available_at = CASE WHEN c.pending_parents = d.n THEN $2 ELSE c.available_at END,
+        updated_at = $2
+      FROM (
+        SELECT child_id, count(*) AS n FROM %s.run_deps
+        WHERE parent_id = ANY ($1::text[]) GROUP BY child_id
+      ) AS d
+      WHERE c.id = d.child_id AND c.status = 'queued' AND c.pending_parents > 0
+      RETURNING c.id, c.pending_parents`,
+    ),
+
+    /**
+     * Parents that failed, were cancelled or compensated ($1 ids, $2 their statuses): their
+     * dependents, and theirs, are cancelled, each with a `run:cancelled` event naming the
+     * parent it followed.
+     */
+    cancelDependents: make(
+      'cancel_dependents',
+      `
+      WITH RECURSIVE doomed (id, parent, parent_status) AS (
+        SELECT d.child_id, d.parent_id, root.status
+        FROM unnest($1::text[], $2::text[]) AS root (id, status)
+        JOIN %s.run_deps AS d ON d.parent_id = root.id
+        UNION
+        SELECT d.child_id, d.parent_id, 'cancelled'
+        FROM doomed JOIN %s.run_deps AS d ON d.parent_id = doomed.id
+      ),
+      victims AS (
+        SELECT DISTINCT ON (id) id, parent, parent_status,
+          'parent ' || parent || ' ' || parent_status AS reason
+        FROM doomed ORDER BY id, parent
+      ),
+      cancelled AS (
+        UPDATE %s.runs AS r SET
+          status = 'cancelled',
+          error = jsonb_build_object(
+            'name', 'RunCancelledError', 'message', 'Run cancelled: ' || v.reason,
+            'code', 'BULWARK_WORKFLOW_CANCELLED', 'transient', false,
+            'data', jsonb_build_object('reason', v.reason, 'parent', v.parent)),
+          lease_owner = NULL, lease_expires_at = NULL, finished_at = $3, updated_at = $3
+        FROM victims AS v
+        WHERE r.id = v.id AND r.status NOT IN ${FINAL}
+        RETURNING r.id, r.progress, v.parent, v.reason
+      )
+      INSERT INTO %s.events (run_id, type, step, data, progress, at)
+      SELECT id, 'run:cancelled', NULL, jsonb_build_object('reason', reason, 'parent', parent), progress, $3
+      FROM cancelled ORDER BY id
+      RETURNING run_id`,
+    ),
+
+    // -- Signals and cancellation -------------------------------------------------------------
+
+    /**
+     * Stores a signal for an unfinished run and, if the run waits for this name, makes it
+     * claimable now; the wake-ups leave with the same commit. One statement, one round trip.
+     */
+    signal: make(
+      'signal',
+      `
+      WITH target AS (
+        SELECT id FROM %s.runs WHERE id = $1 AND status IN ${UNFINISHED} FOR NO KEY UPDATE
+      ),
+      sent AS (
+        INSERT INTO %s.signals (run_id, name, payload, created_at)
+        SELECT id, $2, $3::jsonb, $4 FROM target
+        RETURNING run_id
+      ),
+      woken AS (
+        UPDATE %s.runs AS r SET available_at = $4, updated_at = $4
+        FROM target
+        WHERE r.id = target.id AND r.status = 'waiting' AND r.waiting_for = $2
+        RETURNING r.id
+      )
+      SELECT
+        sent.run_id,
+        woken.id IS NOT NULL AS woken,
+        pg_notify($5, 'run:' || sent.run_id) AS notified,
+        CASE WHEN woken.id IS NOT NULL THEN pg_notify($5, 'runs') END AS notified_runs
+      FROM sent LEFT JOIN woken ON woken.id = sent.run_id`,
+    ),
+
+    lockRun: make(
+      'lock_run',
+      `SELECT id, status, lease_owner, lease_expires_at, progress FROM %s.runs WHERE id = $1 FOR NO KEY UPDATE`,
+    ),
+
+    /** The run's worker sees this on its next renewal and finishes the cancellation. */
+    requestCancel: make(
+      'request_cancel',
+      `UPDATE %s.runs SET cancel_requested = $2, updated_at = $3 WHERE id = $1`,
+    ),
+
+    /** An unleased run is cancelled on the spot (the caller adds the event and the cascade). */
+    cancelNow: make(
+      'cancel_now',
+      `
+      UPDATE %s.runs SET
+        status = 'cancelled', error = $2::jsonb, cancel_requested = $3,
+        lease_owner = NULL, lease_expires_at = NULL, finished_at = $4, updated_at = $4
+      WHERE id = $1`,
+    ),
+
+    // -- Retention ----------------------------------------------------------------------------
+
+    /** Old final runs, and with them their steps, events, signals and edges. */
+    prune: make(
+      'prune',
+      `
+      WITH doomed AS (
+        DELETE FROM %s.runs WHERE status IN ${FINAL} AND finished_at < $1 RETURNING id
+      ),
+      steps AS (DELETE FROM %s.steps WHERE run_id IN (SELECT id FROM doomed)),
+      events AS (DELETE FROM %s.events WHERE run_id IN (SELECT id FROM doomed)),
+      signals AS (DELETE FROM %s.signals WHERE run_id IN (SELECT id FROM doomed)),
+      edges AS (
+        DELETE FROM %s.run_deps
+        WHERE parent_id IN (SELECT id FROM doomed) OR child_id IN (SELECT id FROM doomed)
+      )
+      SELECT count(*)::integer AS pruned FROM doomed`,
+    ),
+
+    // -- Wake-ups without LISTEN --------------------------------------------------------------
+
+    /** Runs with timeline events after `$1`: what a polling subscriber reports. */
+    eventsSince: make(
+      'events_since',
+      `
+      SELECT coalesce(max(seq), $1) AS last, coalesce(array_agg(DISTINCT run_id), '{}') AS runs
+      FROM %s.events WHERE seq > $1`,
+    ),
+
+    lastEvent: make('last_event', `SELECT coalesce(max(seq), 0) AS last FROM %s.events`),
+  };
+}
+
+export type Statements = ReturnType<typeof statements>;
+
+/** The migration runner's statements (plain text: they run once per start). */
+export function migrationStatements(schema: string) {
+  return {
+    /** Creating a schema is not safe against a concurrent create: hold the lock first. */
+    lock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+    createSchema: `CREATE SCHEMA IF NOT EXISTS ${schema}`,
+    createTable: `
+      CREATE TABLE IF NOT EXISTS ${schema}.migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        applied_at bigint NOT NULL DEFAULT (extract(epoch FROM now()) * 1000)::bigint
+      )`,
+    applied: `SELECT version FROM ${schema}.migrations ORDER BY version`,
+    record: `INSERT INTO ${schema}.migrations (version, name) VALUES ($1, $2)`,
+    searchPath: `SET LOCAL search_path TO ${schema}`,
+  };
+}

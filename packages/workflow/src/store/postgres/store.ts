@@ -1,0 +1,410 @@
+// The PostgreSQL workflow store: claims with FOR NO KEY UPDATE SKIP LOCKED, wake-ups with
+// LISTEN/NOTIFY (polling when that is unavailable), and group commit of workers' progress.
+import { readdir, readFile } from 'node:fs/promises';
+import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
+import { StoreClosedError } from '../../errors.ts';
+import type {
+  Change,
+  ClaimedRun,
+  ClaimRequest,
+  CommitResult,
+  EnqueueResult,
+  Json,
+  ListRunsFilter,
+  NewRun,
+  RunRecord,
+  Signal,
+  StepRecord,
+  TimelineEvent,
+  WakeTopic,
+  WorkflowStore,
+} from '../types.ts';
+import { settleDependents } from './commit.ts';
+import { cancelledError } from './enqueue.ts';
+import { GroupCommitter } from './group.ts';
+import { Wakeups } from './listen.ts';
+import {
+  type NormalizedPostgresStoreOptions,
+  normalizePostgresStoreOptions,
+  type PostgresStoreOptions,
+} from './options.ts';
+import {
+  claimOrder,
+  jsonText,
+  toClaimed,
+  toEvent,
+  toRun,
+  toSignal,
+  toStep,
+  types,
+  useDefaultParsers,
+} from './rows.ts';
+import { Session } from './session.ts';
+import { migrationStatements, type Statements, statements } from './sql.ts';
+
+type PgModule = typeof import('pg');
+
+/** Loaded on first use, so that a service on SQLite never loads pg. */
+let pgModule: Promise<PgModule> | undefined;
+function loadPg(): Promise<PgModule> {
+  pgModule ??= import('pg').then((m) => {
+    const pg = ((m as unknown as { default?: PgModule }).default ?? m) as PgModule;
+    useDefaultParsers(pg.types.getTypeParser as never);
+    return pg;
+  });
+  return pgModule;
+}
+
+const MIGRATIONS = new URL('../../../migrations/postgres/', import.meta.url);
+
+/** How many candidates a claim under concurrency limits looks at, per run it may take. */
+const LIMITED_SCAN_FACTOR = 4;
+const LIMITED_SCAN_MIN = 32;
+
+export class PostgresStore implements WorkflowStore {
+  readonly dialect = 'postgres';
+  /** The schema, as given. */
+  readonly schema: string;
+  readonly #options: NormalizedPostgresStoreOptions;
+  readonly #sql: Statements;
+  readonly #quotedSchema: string;
+  readonly #channel: string;
+  readonly #quotedChannel: string;
+  /** Claims under concurrency limits take this lock, so their counts are exact across processes. */
+  readonly #claimLock: string;
+  readonly #group: GroupCommitter;
+  readonly #wakeups: Wakeups;
+  #pool: Pool | undefined;
+  #poolReady: Promise<Pool> | undefined;
+  #closed = false;
+
+  constructor(options: PostgresStoreOptions = {}) {
+    this.#options = normalizePostgresStoreOptions(options);
+    this.schema = this.#options.schema;
+    this.#quotedSchema = quoteIdentifier(this.schema);
+    this.#sql = statements(this.#quotedSchema, tagOf(this.schema));
+    this.#channel = `bulwark_${this.schema}`;
+    this.#quotedChannel = quoteIdentifier(this.#channel);
+    this.#claimLock = `bulwark:claim:${this.schema}`;
+    this.#pool = this.#options.pool;
+    const max = this.#options.pool ? (this.#options.pool.options?.max ?? 10) : this.#options.max;
+    this.#group = new GroupCommitter(
+      {
+        withSession: (work) => this.#withSession(work),
+        quotedChannel: this.#quotedChannel,
+        emit: (topics) => this.#wakeups.emit(topics),
+      },
+      this.#options.groupCommit,
+      Math.max(1, Math.min(2, max - 1)),
+    );
+    this.#wakeups = new Wakeups({
+      channel: this.#channel,
+      quotedChannel: this.#quotedChannel,
+      listen: this.#options.listen,
+      pollMs: this.#options.pollMs,
+      clock: this.#options.clock,
+      connect: () => this.#listenClient(),
+      poll: async (afterSeq) => {
+        const [row] = await this.#query(this.#sql.eventsSince, [afterSeq]);
+        return { last: row!.last as number, runs: row!.runs as string[] };
+      },
+      lastSeq: async () => (await this.#query(this.#sql.lastEvent, []))[0]!.last as number,
+    });
+  }
+
+  /** Transactions and batches so far (group commit shares one transaction among many batches). */
+  get stats(): { transactions: number; batches: number; retries: number } {
+    return { ...this.#group.stats };
+  }
+
+  /** Whether the LISTEN connection is up (false while polling). */
+  get listening(): boolean {
+    return this.#wakeups.listening;
+  }
+
+  /** The LISTEN connection's server process id, while it is up. */
+  get listenerPid(): number | undefined {
+    return this.#wakeups.listenerPid;
+  }
+
+  async migrate(): Promise<void> {
+    const files = (await readdir(MIGRATIONS)).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
+    const m = migrationStatements(this.#quotedSchema);
+    const pool = await this.#getPool();
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(m.lock, [`bulwark:migrate:${this.schema}`]);
+      await client.query(m.createSchema);
+      await client.query(m.createTable);
+      const applied = new Set(
+        (await client.query(m.applied)).rows.map((r: { version: number }) => r.version),
+      );
+      for (const file of files) {
+        const version = Number(file.slice(0, 4));
+        if (applied.has(version)) continue;
+        await client.query(m.searchPath);
+        await client.query(await readFile(new URL(file, MIGRATIONS), 'utf8'));
+        await client.query(m.record, [version, file]);
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#wakeups.close();
+    // Our own pool only: a pool the caller brought is theirs to end.
+    if (this.#options.pool === undefined && this.#poolReady !== undefined) {
+      const pool = await this.#poolReady;
+      await pool.end();
+    }
+  }
+
+  enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]> {
+    if (runs.length === 0) return Promise.resolve([]);
+    return this.#group.enqueue({ runs, now });
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const [row] = await this.#query(this.#sql.getRun, [id]);
+    return row === undefined ? undefined : toRun(row);
+  }
+
+  async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
+    const rows = await this.#query(this.#sql.listRuns, [
+      filter.status ? [...filter.status] : null,
+      filter.workflow ?? null,
+      filter.before ?? null,
+      filter.limit ?? 100,
+    ]);
+    return rows.map(toRun);
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedRun[]> {
+    const { workerId, limit, leaseMs, now, workflows, perWorkflow, perKey } = request;
+    if (limit <= 0 || workflows.length === 0) return [];
+    const base = [workerId, [...workflows], now, limit, leaseMs];
+    const limited =
+      (perWorkflow !== undefined && Object.keys(perWorkflow).length > 0) || perKey !== undefined;
+    let rows: Record<string, unknown>[];
+    if (!limited) {
+      rows = await this.#query(this.#sql.claim, base);
+    } else {
+      rows = await this.#withSession(async (session) => {
+        try {
+          await session.raw(
+            `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
+          );
+          const claimed = await session.run(this.#sql.claimWithinLimits, [
+            ...base,
+            JSON.stringify(perWorkflow ?? {}),
+            perKey ?? null,
+            Math.max(limit * LIMITED_SCAN_FACTOR, LIMITED_SCAN_MIN),
+          ]);
+          await session.raw('COMMIT');
+          return claimed;
+        } catch (error) {
+          await session.raw('ROLLBACK').catch(() => {});
+          throw error;
+        }
+      });
+    }
+    return rows.map(toClaimed).sort(claimOrder);
+  }
+
+  async renew(
+    workerId: string,
+    runIds: readonly string[],
+    leaseMs: number,
+    now: number,
+  ): Promise<{ held: string[]; cancelRequested: string[] }> {
+    if (runIds.length === 0) return { held: [], cancelRequested: [] };
+    const rows = await this.#query(this.#sql.renew, [workerId, [...runIds], leaseMs, now]);
+    return {
+      held: rows.map((r) => r.id as string),
+      cancelRequested: rows.filter((r) => r.cancel_requested !== null).map((r) => r.id as string),
+    };
+  }
+
+  commit(changes: readonly Change[], now: number): Promise<CommitResult> {
+    if (changes.length === 0) return Promise.resolve({ lostLease: [], duplicateSteps: [] });
+    return this.#group.commit({ changes, now });
+  }
+
+  async steps(runId: string): Promise<StepRecord[]> {
+    return (await this.#query(this.#sql.steps, [runId])).map(toStep);
+  }
+
+  async events(runId: string, afterSeq = 0, limit?: number): Promise<TimelineEvent[]> {
+    return (await this.#query(this.#sql.events, [runId, afterSeq, limit ?? null])).map(toEvent);
+  }
+
+  async signal(runId: string, name: string, payload: Json, now: number): Promise<boolean> {
+    const rows = await this.#query(this.#sql.signal, [
+      runId,
+      name,
+      jsonText(payload ?? null),
+      now,
+      this.#channel,
+    ]);
+    if (rows.length === 0) return false;
+    const topics: WakeTopic[] = [`run:${runId}`];
+    if (rows[0]!.woken === true) topics.push('runs');
+    this.#wakeups.emit(topics);
+    return true;
+  }
+
+  async signals(runId: string, name: string): Promise<Signal[]> {
+    return (await this.#query(this.#sql.signals, [runId, name])).map(toSignal);
+  }
+
+  async requestCancel(runId: string, reason: string, now: number): Promise<boolean> {
+    const outcome = await this.#withSession(async (session) => {
+      try {
+        await session.raw('BEGIN');
+        const [row] = await session.run(this.#sql.lockRun, [runId]);
+        if (row === undefined || FINAL.has(row.status as string)) {
+          await session.raw('ROLLBACK');
+          return undefined;
+        }
+        session.topics.add(`run:${runId}`);
+        const leased = row.lease_owner !== null && (row.lease_expires_at as number) > now;
+        if (leased) {
+          await session.run(this.#sql.requestCancel, [runId, reason, now]);
+        } else {
+          await session.run(this.#sql.cancelNow, [runId, jsonText(cancelledError(reason)), reason, now]);
+          const event = {
+            ord: 0,
+            run_id: runId,
+            type: 'run:cancelled',
+            step: null,
+            data: jsonText({ reason }),
+            progress: row.progress,
+            at: now,
+          };
+          await session.run(this.#sql.insertEvents, [JSON.stringify([event])]);
+          const state = { startStatus: row.status as never, status: 'cancelled' as const, finalAt: now };
+          await settleDependents(session, new Map([[runId, state]]));
+        }
+        await session.raw(`${session.notifications(this.#quotedChannel)}COMMIT`);
+        return [...session.topics];
+      } catch (error) {
+        await session.raw('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+    if (outcome === undefined) return false;
+    this.#wakeups.emit(outcome);
+    return true;
+  }
+
+  async prune(before: number): Promise<number> {
+    const [row] = await this.#query(this.#sql.prune, [before]);
+    return row!.pruned as number;
+  }
+
+  subscribe(listener: (topic: WakeTopic) => void): () => void {
+    return this.#wakeups.subscribe(listener);
+  }
+
+  // -- Plumbing -----------------------------------------------------------------------------
+
+  #getPool(): Promise<Pool> {
+    if (this.#closed) return Promise.reject(new StoreClosedError(this.dialect));
+    this.#poolReady ??= this.#pool
+      ? Promise.resolve(this.#pool)
+      : loadPg().then((pg) => {
+          const pool = new pg.Pool({
+            connectionString: this.#options.connectionString,
+            max: this.#options.max,
+          });
+          // An idle client that errors (the server restarted) is dropped by the pool; without a
+          // listener the error would end the process.
+          pool.on('error', () => {});
+          this.#pool = pool;
+          return pool;
+        });
+    return this.#poolReady;
+  }
+
+  async #query(
+    statement: { name: string; text: string },
+    values: unknown[],
+  ): Promise<Record<string, unknown>[]> {
+    const pool = await this.#getPool();
+    await loadPg();
+    const result = await pool.query<Record<string, unknown>>({
+      name: statement.name,
+      text: statement.text,
+      values,
+      types,
+    });
+    return result.rows;
+  }
+
+  async #withSession<T>(work: (session: Session) => Promise<T>): Promise<T> {
+    const pool = await this.#getPool();
+    await loadPg();
+    const client: PoolClient = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      return await work(new Session(client, this.#sql));
+    } catch (error) {
+      // A connection that failed mid-transaction may be in any state: do not reuse it.
+      if ((error as { code?: string }).code === undefined) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async #listenClient(): Promise<Client> {
+    const pg = await loadPg();
+    const config: ClientConfig = this.#options.pool
+      ? { ...(this.#options.pool.options as ClientConfig) }
+      : { connectionString: this.#options.connectionString };
+    const client = new pg.Client(config);
+    client.on('error', () => {});
+    await client.connect();
+    return client;
+  }
+}
+
+const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+/** A short, stable tag per schema for prepared statement names (63 bytes at most). */
+function tagOf(schema: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < schema.length; i++) h = Math.imul(h ^ schema.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(36);
+}
+
+/**
+ * Opens a PostgreSQL workflow store and applies its pending migrations (safe when several
+ * processes start at once). Wake-ups reach other processes through LISTEN/NOTIFY.
+ */
+export async function openPostgresStore(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const store = new PostgresStore(options);
+  try {
+    await store.migrate();
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,154 @@
+// Every SQL statement of the SQLite store, in one place. Table names are escaped once, here;
+// the store prepares each statement once, after migrating.
+
+/** A table prefix is used inside quoted identifiers, so it is kept to a safe alphabet. */
+export const PREFIX_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Quotes an identifier for SQLite (doubling any quote, though the prefix check leaves none). */
+export function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Replaces `{{prefix}}` in a migration file's text. */
+export function withPrefix(sql: string, prefix: string): string {
+  return sql.replaceAll('{{prefix}}', prefix);
+}
+
+/** Columns of a run, in the order `toRun` reads them (one list, so every query returns the same shape). */
+const RUN_COLUMNS = `id, workflow, version, status, priority, input, output, error, degraded, progress,
+  idempotency_key, parent_run_id, concurrency_key, pending_parents, available_at, waiting_for,
+  lease_owner, lease_expires_at, cancel_requested, deadline_at, correlation_id, traceparent,
+  created_at, updated_at, finished_at`;
+
+export function sqliteSql(prefix: string) {
+  const runs = ident(`${prefix}runs`);
+  const deps = ident(`${prefix}run_deps`);
+  const steps = ident(`${prefix}steps`);
+  const events = ident(`${prefix}events`);
+  const signals = ident(`${prefix}signals`);
+  const migrations = ident(`${prefix}migrations`);
+  const claimIndex = ident(`${prefix}runs_claim`);
+  const leasedIndex = ident(`${prefix}runs_leased`);
+
+  return {
+    // -- migrations ------------------------------------------------------------------------
+    createMigrations: `CREATE TABLE IF NOT EXISTS ${migrations} (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at INTEGER NOT NULL
+    ) STRICT`,
+    appliedMigrations: `SELECT version FROM ${migrations} ORDER BY version`,
+    // The one place the store reads the time: when a migration ran is bookkeeping, not scheduling.
+    recordMigration: `INSERT INTO ${migrations} (version, name, applied_at)
+      VALUES (?, ?, CAST(unixepoch('subsec') * 1000 AS INTEGER))`,
+
+    // -- runs ------------------------------------------------------------------------------
+    getRun: `SELECT ${RUN_COLUMNS} FROM ${runs} WHERE id = ?`,
+    runByKey: `SELECT id, status FROM ${runs} WHERE idempotency_key = ?`,
+    runState: `SELECT status, progress, finished_at, lease_owner, lease_expires_at FROM ${runs} WHERE id = ?`,
+    insertRun: `INSERT INTO ${runs} (
+        id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
+        concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
+        created_at, updated_at, finished_at)
+      VALUES (
+        @id, @workflow, @version, @status, @priority, @input, @error, @idempotencyKey, @parentRunId,
+        @concurrencyKey, @pendingParents, @availableAt, @deadlineAt, @correlationId, @traceparent,
+        @now, @now, @finishedAt)`,
+    insertDep: `INSERT OR IGNORE INTO ${deps} (parent_id, child_id) VALUES (?, ?)`,
+
+    // Newest first; `before` pages by (created_at, id) of the run named.
+    listRuns: `SELECT ${RUN_COLUMNS} FROM ${runs}
+      WHERE (@statuses IS NULL OR status IN (SELECT value FROM json_each(@statuses)))
+        AND (@workflow IS NULL OR workflow = @workflow)
+        AND (@before IS NULL OR (created_at, id) < (SELECT created_at, id FROM ${runs} WHERE id = @before))
+      ORDER BY created_at DESC, id DESC
+      LIMIT @limit`,
+
+    // -- claim -----------------------------------------------------------------------------
+    // Unleased candidates, read in claim order through the claim index; the caller stops at its limit.
+    claimCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${claimIndex}
+      WHERE finished_at IS NULL AND pending_parents = 0 AND lease_owner IS NULL
+        AND available_at <= @now
+        AND workflow IN (SELECT value FROM json_each(@workflows))
+      ORDER BY priority DESC, created_at, id`,
+    // Runs whose worker let the lease expire (it died): few, merged into the order by the caller.
+    expiredCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${leasedIndex}
+      WHERE lease_owner IS NOT NULL AND lease_expires_at <= @now
+        AND finished_at IS NULL AND pending_parents = 0 AND available_at <= @now
+        AND workflow IN (SELECT value FROM json_each(@workflows))
+      ORDER BY priority DESC, created_at, id`,
+    leasedByWorkflow: `SELECT workflow AS name, count(*) AS n FROM ${runs}
+      WHERE lease_owner IS NOT NULL AND lease_expires_at > ? GROUP BY workflow`,
+    leasedByKey: `SELECT concurrency_key AS name, count(*) AS n FROM ${runs}
+      WHERE lease_owner IS NOT NULL AND lease_expires_at > ? AND concurrency_key IS NOT NULL
+      GROUP BY concurrency_key`,
+    leaseRun: `UPDATE ${runs}
+      SET status = CASE WHEN status IN ('queued', 'waiting') THEN 'running' ELSE status END,
+          lease_owner = @workerId, lease_expires_at = @expiresAt, updated_at = @now
+      WHERE id = @id`,
+
+    // -- renew -----------------------------------------------------------------------------
+    renew: `UPDATE ${runs} SET lease_expires_at = @expiresAt
+      WHERE id IN (SELECT value FROM json_each(@ids)) AND lease_owner = @workerId AND finished_at IS NULL
+      RETURNING id, cancel_requested`,
+
+    // -- commit ----------------------------------------------------------------------------
+    leaseOwner: `SELECT lease_owner, finished_at FROM ${runs} WHERE id = ?`,
+    // One statement for every RunUpdate: each `set*` flag says whether the field was given.
+    updateRun: `UPDATE ${runs} SET
+        status           = coalesce(@status, status),
+        output           = CASE WHEN @setOutput THEN @output ELSE output END,
+        error            = CASE WHEN @setError THEN @error ELSE error END,
+        degraded         = coalesce(@degraded, degraded),
+        progress         = coalesce(@progress, progress),
+        available_at     = coalesce(@availableAt, available_at),
+        waiting_for      = CASE WHEN @setWaitingFor THEN @waitingFor ELSE waiting_for END,
+        lease_owner      = CASE WHEN @release THEN NULL ELSE lease_owner END,
+        lease_expires_at = CASE WHEN @release THEN NULL ELSE lease_expires_at END,
+        finished_at      = CASE WHEN @final THEN coalesce(finished_at, @now) ELSE finished_at END,
+        updated_at       = @now
+      WHERE id = @id`,
+    insertStep: `INSERT INTO ${steps}
+        (run_id, name, seq, status, output, error, attempts, started_at, finished_at)
+      VALUES (@runId, @name, (SELECT coalesce(max(seq) + 1, 0) FROM ${steps} WHERE run_id = @runId),
+        @status, @output, @error, @attempts, @startedAt, @finishedAt)
+      ON CONFLICT (run_id, name) DO NOTHING`,
+    insertEvent: `INSERT INTO ${events} (run_id, type, step, data, progress, at)
+      VALUES (@runId, @type, @step, @data, @progress, @at)`,
+    consumeSignal: `DELETE FROM ${signals} WHERE id = ? AND run_id = ?`,
+
+    // A completed parent: each dependent has one parent fewer; at 0 it is available now.
+    releaseDependents: `UPDATE ${runs}
+      SET pending_parents = pending_parents - 1,
+          available_at = CASE WHEN pending_parents = 1 THEN @now ELSE available_at END,
+          updated_at = @now
+      WHERE id IN (SELECT child_id FROM ${deps} WHERE parent_id = @parent) AND finished_at IS NULL
+      RETURNING id, pending_parents`,
+    openDependents: `SELECT d.child_id AS id FROM ${deps} d JOIN ${runs} r ON r.id = d.child_id
+      WHERE d.parent_id = ? AND r.finished_at IS NULL`,
+    cancelRun: `UPDATE ${runs}
+      SET status = 'cancelled', error = @error, finished_at = @now, updated_at = @now,
+          lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = @id AND finished_at IS NULL`,
+    requestCancel: `UPDATE ${runs} SET cancel_requested = @reason, updated_at = @now WHERE id = @id`,
+
+    // -- reads -----------------------------------------------------------------------------
+    steps: `SELECT run_id, name, seq, status, output, error, attempts, started_at, finished_at
+      FROM ${steps} WHERE run_id = ? ORDER BY seq`,
+    events: `SELECT seq, run_id, type, step, data, progress, at FROM ${events}
+      WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+
+    // -- signals ---------------------------------------------------------------------------
+    insertSignal: `INSERT INTO ${signals} (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)`,
+    wakeWaiting: `UPDATE ${runs} SET available_at = @now, updated_at = @now
+      WHERE id = @id AND status = 'waiting' AND waiting_for = @name`,
+    signals: `SELECT id, run_id, name, payload, created_at FROM ${signals}
+      WHERE run_id = ? AND name = ? ORDER BY id`,
+
+    // -- retention -------------------------------------------------------------------------
+    // Steps, events, signals and dependency links go with their run (ON DELETE CASCADE).
+    prune: `DELETE FROM ${runs} WHERE finished_at IS NOT NULL AND finished_at < ?`,
+  } as const;
+}
+
+export type SqliteSql = ReturnType<typeof sqliteSql>;

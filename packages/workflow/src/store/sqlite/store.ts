@@ -1,0 +1,611 @@
+// The SQLite workflow store (better-sqlite3, WAL): the embedded default, one file, no set-up.
+// Writes are group-committed (see group-commit.ts); reads run at once on the same connection.
+import { readdirSync, readFileSync } from 'node:fs';
+import type Database from 'better-sqlite3';
+import { StoreClosedError, UnknownRunError } from '../../errors.ts';
+import {
+  type Change,
+  type ClaimedRun,
+  type ClaimRequest,
+  type CommitResult,
+  type EnqueueResult,
+  FINAL_STATUSES,
+  type Json,
+  type ListRunsFilter,
+  type NewRun,
+  type RunRecord,
+  type RunStatus,
+  type RunUpdate,
+  type Signal,
+  type StepRecord,
+  type StoredError,
+  type TimelineEvent,
+  type WakeTopic,
+  type WorkflowStore,
+} from '../types.ts';
+import { GroupCommit, type GroupCommitStats } from './group-commit.ts';
+import { type NormalizedSqliteOptions, normalizeSqliteOptions, type SqliteStoreOptions } from './options.ts';
+import { type SqliteSql, sqliteSql, withPrefix } from './sql.ts';
+
+const MIGRATIONS_DIR = new URL('../../../migrations/sqlite/', import.meta.url);
+const FINAL = new Set<RunStatus>(FINAL_STATUSES);
+/** Statuses that cancel a run's dependents. */
+const FAILED = new Set<RunStatus>(['failed', 'cancelled', 'compensated']);
+
+/**
+ * Opens (creating if needed) a SQLite workflow store and applies its pending migrations.
+ * Wake-ups (`subscribe`) reach listeners in this process only: other processes sharing the file
+ * must poll (`claim` on an interval).
+ */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  const normalized = normalizeSqliteOptions(options);
+  // Loaded here, not at import: a service on PostgreSQL never loads the native module.
+  const { default: Sqlite } = await import('better-sqlite3');
+  const db = new Sqlite(normalized.path);
+  try {
+    db.pragma(`busy_timeout = ${normalized.busyTimeoutMs}`);
+    enableWal(db, normalized.busyTimeoutMs);
+    db.pragma(`synchronous = ${normalized.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    migrateDatabase(db, normalized.tablePrefix);
+    return new SqliteStore(db, normalized);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+/**
+ * Switches a file to WAL (a setting stored in the file). On a new file two processes may race
+ * to switch it, and the loser gets SQLITE_BUSY without SQLite's busy handler; so it waits 10 ms
+ * and tries again, up to `busyTimeoutMs`, blocking as that handler would.
+ */
+function enableWal(db: Database.Database, busyTimeoutMs: number): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; ; waited += 10) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || waited >= busyTimeoutMs) throw error;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
+
+/** Applies the numbered .sql files not yet recorded, under one write lock (safe across processes). */
+function migrateDatabase(db: Database.Database, prefix: string): void {
+  const sql = sqliteSql(prefix);
+  const files = readdirSync(MIGRATIONS_DIR)
+    .filter((name) => /^\d+_.*\.sql$/.test(name))
+    .sort();
+  // IMMEDIATE: a second process migrating the same file waits here (busy_timeout), then sees
+  // the versions the first recorded and applies nothing twice.
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(sql.createMigrations);
+    const applied = new Set(
+      db
+        .prepare(sql.appliedMigrations)
+        .pluck()
+        .all()
+        .map((v) => Number(v)),
+    );
+    const record = db.prepare(sql.recordMigration);
+    for (const name of files) {
+      const version = Number.parseInt(name, 10);
+      if (applied.has(version)) continue;
+      db.exec(withPrefix(readFileSync(new URL(name, MIGRATIONS_DIR), 'utf8'), prefix));
+      record.run(version, name);
+    }
+    db.exec('COMMIT');
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+type Row = Record<string, unknown>;
+type Statements = { [K in keyof SqliteSql]: Database.Statement };
+
+export class SqliteStore implements WorkflowStore {
+  readonly dialect = 'sqlite';
+  readonly #db: Database.Database;
+  readonly #options: NormalizedSqliteOptions;
+  readonly #sql: Statements;
+  readonly #writes: GroupCommit;
+  readonly #listeners = new Set<(topic: WakeTopic) => void>();
+  #closed = false;
+
+  /** Use `openSqliteStore`: it migrates before the statements are prepared. */
+  constructor(db: Database.Database, options: NormalizedSqliteOptions) {
+    this.#db = db;
+    this.#options = options;
+    const texts = sqliteSql(options.tablePrefix);
+    this.#sql = Object.fromEntries(
+      Object.entries(texts).map(([name, text]) => [name, db.prepare(text)]),
+    ) as Statements;
+    this.#writes = new GroupCommit(db, (topic) => this.#emit(topic));
+  }
+
+  /** Transactions committed and writes applied so far: writes per transaction is the batching gain. */
+  stats(): GroupCommitStats {
+    return { ...this.#writes.stats };
+  }
+
+  async migrate(): Promise<void> {
+    this.#open();
+    migrateDatabase(this.#db, this.#options.tablePrefix);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#writes.drained();
+    this.#listeners.clear();
+    this.#db.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Runs
+
+  async enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]> {
+    this.#open();
+    return this.#writes.run((topics) => runs.map((run) => this.#enqueueOne(run, now, topics)));
+  }
+
+  #enqueueOne(run: NewRun, now: number, topics: Set<WakeTopic>): EnqueueResult {
+    const s = this.#sql;
+    if (run.idempotencyKey !== undefined) {
+      const existing = s.runByKey.get(run.idempotencyKey) as { id: string; status: RunStatus } | undefined;
+      if (existing) return { id: existing.id, created: false, status: existing.status };
+    }
+    const parents = [...new Set(run.dependsOn ?? [])];
+    let pending = 0;
+    let failedParent: { id: string; status: RunStatus } | undefined;
+    for (const parent of parents) {
+      const state = s.runState.get(parent) as { status: RunStatus } | undefined;
+      if (!state) throw new UnknownRunError(parent);
+      if (state.status === 'completed') continue;
+      if (FAILED.has(state.status)) failedParent ??= { id: parent, status: state.status };
+      else pending++;
+    }
+    const status: RunStatus = failedParent ? 'cancelled' : 'queued';
+    s.insertRun.run({
+      id: run.id,
+      workflow: run.workflow,
+      version: run.version,
+      status,
+      priority: run.priority,
+      input: JSON.stringify(run.input ?? null),
+      error: failedParent ? toJson(parentError(failedParent.id, failedParent.status)) : null,
+      idempotencyKey: run.idempotencyKey ?? null,
+      parentRunId: run.parentRunId ?? null,
+      concurrencyKey: run.concurrencyKey ?? null,
+      pendingParents: pending,
+      availableAt: run.availableAt ?? now,
+      deadlineAt: run.deadlineAt ?? null,
+      correlationId: run.correlationId ?? null,
+      traceparent: run.traceparent ?? null,
+      now,
+      finishedAt: failedParent ? now : null,
+    });
+    for (const parent of parents) s.insertDep.run(parent, run.id);
+    if (failedParent) {
+      this.#insertEvent(
+        run.id,
+        'run:cancelled',
+        { parent: failedParent.id, parentStatus: failedParent.status },
+        now,
+      );
+    } else {
+      this.#insertEvent(run.id, 'run:queued', undefined, now);
+      if (pending === 0) topics.add('runs');
+    }
+    topics.add(`run:${run.id}`);
+    return { id: run.id, created: true, status };
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    this.#open();
+    const row = this.#sql.getRun.get(id) as Row | undefined;
+    return row ? toRun(row) : undefined;
+  }
+
+  async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
+    this.#open();
+    const rows = this.#sql.listRuns.all({
+      statuses: filter.status ? JSON.stringify(filter.status) : null,
+      workflow: filter.workflow ?? null,
+      before: filter.before ?? null,
+      limit: filter.limit ?? 100,
+    }) as Row[];
+    return rows.map(toRun);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Claims and leases
+
+  async claim(request: ClaimRequest): Promise<ClaimedRun[]> {
+    this.#open();
+    return this.#writes.run((topics) => this.#claim(request, topics));
+  }
+
+  #claim(request: ClaimRequest, topics: Set<WakeTopic>): ClaimedRun[] {
+    const { workerId, limit, leaseMs, now, workflows, perWorkflow, perKey } = request;
+    if (limit <= 0 || workflows.length === 0) return [];
+    const s = this.#sql;
+    const byWorkflow = perWorkflow ? counts(s.leasedByWorkflow.all(now) as Row[]) : undefined;
+    const byKey = perKey !== undefined ? counts(s.leasedByKey.all(now) as Row[]) : undefined;
+    const params = { now, workflows: JSON.stringify(workflows) };
+    const expired = s.expiredCandidates.all(params) as Row[];
+    const chosen: Row[] = [];
+    /** Takes a candidate unless a concurrency limit is full; true once the claim has enough. */
+    const consider = (row: Row): boolean => {
+      const workflow = row.workflow as string;
+      const key = row.concurrency_key as string | null;
+      const workflowLimit = perWorkflow?.[workflow];
+      if (byWorkflow && workflowLimit !== undefined && (byWorkflow.get(workflow) ?? 0) >= workflowLimit)
+        return false;
+      if (byKey && perKey !== undefined && key !== null && (byKey.get(key) ?? 0) >= perKey) return false;
+      chosen.push(row);
+      byWorkflow?.set(workflow, (byWorkflow.get(workflow) ?? 0) + 1);
+      if (byKey && key !== null) byKey.set(key, (byKey.get(key) ?? 0) + 1);
+      return chosen.length >= limit;
+    };
+    // Merges the expired leases into the unleased runs' order. The iterator must close before
+    // the updates below (one connection), which `break` does.
+    let next = 0;
+    let full = false;
+    for (const row of s.claimCandidates.iterate(params) as Iterable<Row>) {
+      while (!full && next < expired.length && claimsBefore(expired[next] as Row, row)) {
+        full = consider(expired[next++] as Row);
+      }
+      if (full || consider(row)) break;
+    }
+    while (!full && chosen.length < limit && next < expired.length) full = consider(expired[next++] as Row);
+    const expiresAt = now + leaseMs;
+    return chosen.map((row) => {
+      s.leaseRun.run({ id: row.id, workerId, expiresAt, now });
+      topics.add(`run:${row.id as string}`);
+      const run = toRun(row);
+      const takenOver = run.leaseOwner !== undefined;
+      const status: RunStatus = run.status === 'queued' || run.status === 'waiting' ? 'running' : run.status;
+      return { ...run, status, leaseOwner: workerId, leaseExpiresAt: expiresAt, updatedAt: now, takenOver };
+    });
+  }
+
+  async renew(
+    workerId: string,
+    runIds: readonly string[],
+    leaseMs: number,
+    now: number,
+  ): Promise<{ held: string[]; cancelRequested: string[] }> {
+    this.#open();
+    return this.#writes.run(() => {
+      const rows = this.#sql.renew.all({
+        ids: JSON.stringify(runIds),
+        workerId,
+        expiresAt: now + leaseMs,
+      }) as Row[];
+      const held = new Set(rows.map((r) => r.id as string));
+      const cancel = new Set(rows.filter((r) => r.cancel_requested !== null).map((r) => r.id as string));
+      // In the caller's order, whatever order SQLite returned them in.
+      return {
+        held: runIds.filter((id) => held.has(id)),
+        cancelRequested: runIds.filter((id) => cancel.has(id)),
+      };
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Commits
+
+  async commit(changes: readonly Change[], now: number): Promise<CommitResult> {
+    this.#open();
+    return this.#writes.run((topics) => this.#commit(changes, now, topics));
+  }
+
+  #commit(changes: readonly Change[], now: number, topics: Set<WakeTopic>): CommitResult {
+    const s = this.#sql;
+    // The lease guard runs before anything applies, so a run update that releases the lease
+    // does not refuse the same worker's step later in the same commit.
+    const lost = new Set<string>();
+    for (const change of changes) {
+      if (change.kind !== 'step' && change.kind !== 'run') continue;
+      if (lost.has(change.runId)) continue;
+      const state = s.leaseOwner.get(change.runId) as
+        | { lease_owner: string | null; finished_at: number | null }
+        | undefined;
+      if (!state || state.lease_owner !== change.workerId || state.finished_at !== null)
+        lost.add(change.runId);
+    }
+    const duplicateSteps: { runId: string; name: string }[] = [];
+    for (const change of changes) {
+      if (lost.has(change.runId)) continue;
+      switch (change.kind) {
+        case 'step': {
+          const { step } = change;
+          const inserted = s.insertStep.run({
+            runId: change.runId,
+            name: step.name,
+            status: step.status,
+            output: toJson(step.output),
+            error: toJson(step.error),
+            attempts: step.attempts,
+            startedAt: step.startedAt,
+            finishedAt: step.finishedAt,
+          });
+          if (inserted.changes === 0) duplicateSteps.push({ runId: change.runId, name: step.name });
+          break;
+        }
+        case 'run':
+          this.#updateRun(change.runId, change.update, now, topics);
+          break;
+        case 'event':
+          this.#insertEvent(
+            change.runId,
+            change.event.type,
+            change.event.data,
+            change.event.at,
+            change.event,
+          );
+          break;
+        case 'consume-signal':
+          s.consumeSignal.run(change.signalId, change.runId);
+          break;
+      }
+      topics.add(`run:${change.runId}`);
+    }
+    return { lostLease: [...lost], duplicateSteps };
+  }
+
+  #updateRun(id: string, update: RunUpdate, now: number, topics: Set<WakeTopic>): void {
+    const s = this.#sql;
+    // The status before, to see a transition (read only when the status may change).
+    const before =
+      update.status === undefined ? undefined : (s.runState.get(id) as { status: RunStatus } | undefined);
+    const final = update.status !== undefined && FINAL.has(update.status);
+    s.updateRun.run({
+      id,
+      now,
+      status: update.status ?? null,
+      setOutput: update.output !== undefined ? 1 : 0,
+      output: toJson(update.output),
+      setError: update.error !== undefined ? 1 : 0,
+      error: toJson(update.error),
+      degraded: update.degraded === undefined ? null : update.degraded ? 1 : 0,
+      progress: update.progress ?? null,
+      availableAt: update.availableAt ?? null,
+      setWaitingFor: update.waitingFor !== undefined ? 1 : 0,
+      waitingFor: update.waitingFor ?? null,
+      release: update.releaseLease || final ? 1 : 0,
+      final: final ? 1 : 0,
+    });
+    if (!before || update.status === undefined || update.status === before.status) return;
+    if (update.status === 'completed') this.#releaseDependents(id, now, topics);
+    else if (FAILED.has(update.status)) this.#cancelDependents(id, now, topics);
+  }
+
+  #releaseDependents(parent: string, now: number, topics: Set<WakeTopic>): void {
+    const released = this.#sql.releaseDependents.all({ parent, now }) as Row[];
+    for (const row of released) {
+      topics.add(`run:${row.id as string}`);
+      if (row.pending_parents === 0) topics.add('runs');
+    }
+  }
+
+  /** Cancels the open dependents of `root`, and theirs, each with an event naming its direct parent. */
+  #cancelDependents(root: string, now: number, topics: Set<WakeTopic>): void {
+    const s = this.#sql;
+    const stack = [root];
+    for (let parent = stack.pop(); parent !== undefined; parent = stack.pop()) {
+      const status = (s.runState.get(parent) as { status: RunStatus } | undefined)?.status ?? 'cancelled';
+      for (const { id } of s.openDependents.all(parent) as { id: string }[]) {
+        s.cancelRun.run({ id, now, error: toJson(parentError(parent, status)) });
+        this.#insertEvent(id, 'run:cancelled', { parent, parentStatus: status }, now);
+        topics.add(`run:${id}`);
+        stack.push(id);
+      }
+    }
+  }
+
+  #insertEvent(
+    runId: string,
+    type: string,
+    data: Json | undefined,
+    at: number,
+    event?: { step: string | undefined; progress: number },
+  ): void {
+    this.#sql.insertEvent.run({
+      runId,
+      type,
+      step: event?.step ?? null,
+      data: toJson(data),
+      progress: event?.progress ?? this.#progressOf(runId),
+      at,
+    });
+  }
+
+  /** Events the store writes itself carry the run's progress at the time. */
+  #progressOf(runId: string): number {
+    const row = this.#sql.runState.get(runId) as { progress: number } | undefined;
+    return row?.progress ?? 0;
+  }
+
+  async steps(runId: string): Promise<StepRecord[]> {
+    this.#open();
+    return (this.#sql.steps.all(runId) as Row[]).map(toStep);
+  }
+
+  async events(runId: string, afterSeq = 0, limit?: number): Promise<TimelineEvent[]> {
+    this.#open();
+    return (this.#sql.events.all(runId, afterSeq, limit ?? -1) as Row[]).map(toEvent);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Signals, cancellation, retention
+
+  async signal(runId: string, name: string, payload: Json, now: number): Promise<boolean> {
+    this.#open();
+    return this.#writes.run((topics) => {
+      const s = this.#sql;
+      const state = s.runState.get(runId) as { finished_at: number | null } | undefined;
+      if (!state || state.finished_at !== null) return false;
+      s.insertSignal.run(runId, name, JSON.stringify(payload ?? null), now);
+      if (s.wakeWaiting.run({ id: runId, name, now }).changes > 0) topics.add('runs');
+      topics.add(`run:${runId}`);
+      return true;
+    });
+  }
+
+  async signals(runId: string, name: string): Promise<Signal[]> {
+    this.#open();
+    return (this.#sql.signals.all(runId, name) as Row[]).map((row) => ({
+      id: row.id as number,
+      runId: row.run_id as string,
+      name: row.name as string,
+      payload: JSON.parse(row.payload as string) as Json,
+      createdAt: row.created_at as number,
+    }));
+  }
+
+  async requestCancel(runId: string, reason: string, now: number): Promise<boolean> {
+    this.#open();
+    return this.#writes.run((topics) => {
+      const s = this.#sql;
+      const state = s.runState.get(runId) as
+        | { finished_at: number | null; lease_owner: string | null; lease_expires_at: number | null }
+        | undefined;
+      if (!state || state.finished_at !== null) return false;
+      topics.add(`run:${runId}`);
+      if (state.lease_owner !== null && (state.lease_expires_at ?? 0) > now) {
+        s.requestCancel.run({ id: runId, reason, now });
+        return true;
+      }
+      s.cancelRun.run({ id: runId, now, error: toJson({ name: 'RunCancelledError', message: reason }) });
+      this.#insertEvent(runId, 'run:cancelled', { reason }, now);
+      this.#cancelDependents(runId, now, topics);
+      return true;
+    });
+  }
+
+  async prune(before: number): Promise<number> {
+    this.#open();
+    return this.#writes.run(() => this.#sql.prune.run(before).changes);
+  }
+
+  subscribe(listener: (topic: WakeTopic) => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  #emit(topic: WakeTopic): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(topic);
+      } catch (error) {
+        // A faulty listener must not stop the others nor fail the write that woke it.
+        process.emitWarning(`A workflow store listener threw: ${String(error)}`, 'BulwarkWarning');
+      }
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError(this.dialect);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows to records
+
+/** JSON text for a column; `undefined` is SQL NULL (and reads back as `undefined`). */
+function toJson(value: Json | StoredError | undefined): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function fromJson<T>(text: unknown): T | undefined {
+  return text === null || text === undefined ? undefined : (JSON.parse(text as string) as T);
+}
+
+function opt<T>(value: unknown): T | undefined {
+  return value === null ? undefined : (value as T);
+}
+
+function parentError(parent: string, status: RunStatus): StoredError {
+  return {
+    name: 'RunCancelledError',
+    message: `Parent run ${parent} ${status}`,
+    code: 'BULWARK_WORKFLOW_CANCELLED',
+    data: { parent, parentStatus: status },
+  };
+}
+
+/** Claim order: priority (highest first), then creation time, then id. */
+function claimsBefore(a: Row, b: Row): boolean {
+  if (a.priority !== b.priority) return (a.priority as number) > (b.priority as number);
+  if (a.created_at !== b.created_at) return (a.created_at as number) < (b.created_at as number);
+  return (a.id as string) < (b.id as string);
+}
+
+function counts(rows: Row[]): Map<string, number> {
+  return new Map(rows.map((row) => [row.name as string, row.n as number]));
+}
+
+function toRun(row: Row): RunRecord {
+  return {
+    id: row.id as string,
+    workflow: row.workflow as string,
+    version: row.version as string,
+    status: row.status as RunStatus,
+    priority: row.priority as number,
+    input: JSON.parse(row.input as string) as Json,
+    output: fromJson<Json>(row.output),
+    error: fromJson<StoredError>(row.error),
+    degraded: row.degraded === 1,
+    progress: row.progress as number,
+    idempotencyKey: opt(row.idempotency_key),
+    parentRunId: opt(row.parent_run_id),
+    concurrencyKey: opt(row.concurrency_key),
+    pendingParents: row.pending_parents as number,
+    availableAt: row.available_at as number,
+    waitingFor: opt(row.waiting_for),
+    leaseOwner: opt(row.lease_owner),
+    leaseExpiresAt: opt(row.lease_expires_at),
+    cancelRequested: opt(row.cancel_requested),
+    deadlineAt: opt(row.deadline_at),
+    correlationId: opt(row.correlation_id),
+    traceparent: opt(row.traceparent),
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number,
+    finishedAt: opt(row.finished_at),
+  };
+}
+
+function toStep(row: Row): StepRecord {
+  return {
+    runId: row.run_id as string,
+    name: row.name as string,
+    seq: row.seq as number,
+    status: row.status as StepRecord['status'],
+    output: fromJson<Json>(row.output),
+    error: fromJson<StoredError>(row.error),
+    attempts: row.attempts as number,
+    startedAt: row.started_at as number,
+    finishedAt: row.finished_at as number,
+  };
+}
+
+function toEvent(row: Row): TimelineEvent {
+  return {
+    seq: row.seq as number,
+    runId: row.run_id as string,
+    type: row.type as string,
+    step: opt(row.step),
+    data: fromJson<Json>(row.data),
+    progress: row.progress as number,
+    at: row.at as number,
+  };
+}

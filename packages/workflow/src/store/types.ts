@@ -1,0 +1,282 @@
+// The seam between the workflow engine and its database: one interface, implemented by the
+// SQLite store (embedded default) and the PostgreSQL store, and checked by one conformance suite.
+// Every time is a number of ms since the epoch, given by the caller (the engine's clock): a
+// store never reads the time itself, so tests can drive it on a virtual clock.
+
+/** Where a run is in its life. Final statuses never change again. */
+export type RunStatus =
+  /** Enqueued; waiting for a worker (and for its parents, if `pendingParents > 0`). */
+  | 'queued'
+  /** A worker holds it (or held it: a lease that expired makes it claimable again). */
+  | 'running'
+  /** Asleep or waiting for an event, until `availableAt` (or until a signal wakes it). */
+  | 'waiting'
+  /** A step failed; compensations of completed steps are running, in reverse order. */
+  | 'compensating'
+  | 'completed'
+  | 'failed'
+  | 'cancelled'
+  /** Failed, and every compensation ran. */
+  | 'compensated';
+
+export const FINAL_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled', 'compensated'];
+
+/** A value stored as JSON. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** An error as stored: enough to rebuild a useful error and classify it, never a live object. */
+export interface StoredError {
+  name: string;
+  message: string;
+  code?: string;
+  /** As `classify` decided when it was stored. */
+  transient?: boolean;
+  stack?: string;
+  /** Extra fields (an HTTP status, a reason), JSON only. */
+  data?: { [key: string]: Json };
+}
+
+/** What is needed to create a run. The engine makes the id (a UUID). */
+export interface NewRun {
+  id: string;
+  workflow: string;
+  version: string;
+  input: Json;
+  /** Higher is claimed first: low 0, normal 1, high 2, urgent 3, critical 4. */
+  priority: number;
+  /** A second enqueue with the same key returns the first run instead of creating one. */
+  idempotencyKey?: string;
+  /** Runs that must complete first. Unknown ids are an error; a parent already failed or cancelled cancels this run at once. */
+  dependsOn?: string[];
+  /** The run that started this one as a child workflow. */
+  parentRunId?: string;
+  /** Runs sharing a key (a tenant) count against the per-key concurrency limit together. */
+  concurrencyKey?: string;
+  /** Not claimable before this time. @default now */
+  availableAt?: number;
+  /** The run fails once past this time (the engine enforces it). */
+  deadlineAt?: number;
+  correlationId?: string;
+  traceparent?: string;
+}
+
+export interface RunRecord {
+  id: string;
+  workflow: string;
+  version: string;
+  status: RunStatus;
+  priority: number;
+  input: Json;
+  output: Json | undefined;
+  error: StoredError | undefined;
+  /** Completed through a fallback somewhere: the result is usable but not the real thing. */
+  degraded: boolean;
+  /** 0 to 100. */
+  progress: number;
+  idempotencyKey: string | undefined;
+  parentRunId: string | undefined;
+  concurrencyKey: string | undefined;
+  /** Parents (dependsOn) not yet completed; claimable only at 0. */
+  pendingParents: number;
+  availableAt: number;
+  /** The event a `waiting` run waits for, if any (a signal with this name wakes it). */
+  waitingFor: string | undefined;
+  leaseOwner: string | undefined;
+  leaseExpiresAt: number | undefined;
+  /** Set by `requestCancel` while a worker holds the run; the worker finishes the cancellation. */
+  cancelRequested: string | undefined;
+  deadlineAt: number | undefined;
+  correlationId: string | undefined;
+  traceparent: string | undefined;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | undefined;
+}
+
+export interface EnqueueResult {
+  id: string;
+  /** False when an idempotency key matched an existing run (whose id is returned). */
+  created: boolean;
+  status: RunStatus;
+}
+
+/** A step's recorded outcome. Recorded once: a second record of the same (run, name) is refused. */
+export interface StepRecord {
+  runId: string;
+  name: string;
+  /** Order of recording within the run, from 0 (the store assigns it). */
+  seq: number;
+  status: 'completed' | 'failed';
+  output: Json | undefined;
+  error: StoredError | undefined;
+  attempts: number;
+  startedAt: number;
+  finishedAt: number;
+}
+
+export type NewStep = Omit<StepRecord, 'seq' | 'runId'>;
+
+/** One entry of a run's timeline. `seq` increases across the whole store. */
+export interface TimelineEvent {
+  seq: number;
+  runId: string;
+  /** `run:queued`, `run:started`, `step:completed`, `compensation:failed`, ... (the engine names them). */
+  type: string;
+  step: string | undefined;
+  data: Json | undefined;
+  /** The run's progress when it happened, 0 to 100. */
+  progress: number;
+  at: number;
+}
+
+export type NewEvent = Omit<TimelineEvent, 'seq' | 'runId'>;
+
+export interface Signal {
+  id: number;
+  runId: string;
+  name: string;
+  payload: Json;
+  createdAt: number;
+}
+
+/** What a worker asks for. */
+export interface ClaimRequest {
+  workerId: string;
+  /** At most this many runs. */
+  limit: number;
+  /** The lease each claimed run gets: `now + leaseMs`. */
+  leaseMs: number;
+  now: number;
+  /** Only runs of these workflows (the ones this worker has registered). */
+  workflows: readonly string[];
+  /** At most this many leased runs per workflow, across all workers. */
+  perWorkflow?: Readonly<Record<string, number>>;
+  /** At most this many leased runs per concurrency key, across all workers. */
+  perKey?: number;
+}
+
+/**
+ * A claimed run: the record (status `queued` becomes `running`), leased to the worker until
+ * `leaseExpiresAt`. `takenOver` says a previous lease had expired (its worker died).
+ */
+export interface ClaimedRun extends RunRecord {
+  takenOver: boolean;
+}
+
+export interface RunUpdate {
+  status?: RunStatus;
+  output?: Json;
+  error?: StoredError;
+  degraded?: boolean;
+  progress?: number;
+  availableAt?: number;
+  /**
+   * Set with status `waiting` for an event; cleared (null) when the wait ends. If an unconsumed
+   * signal of that name is already stored, the run is available at once (the signal came between
+   * the worker's look and this commit).
+   */
+  waitingFor?: string | null;
+  /** Give the lease up (the run is waiting, or final). */
+  releaseLease?: boolean;
+}
+
+/**
+ * One change in a commit. `step` and `run` changes apply only while `workerId` holds the run's
+ * lease (a worker whose lease expired and was taken over must not write); an `event` goes with
+ * its run's changes.
+ */
+export type Change =
+  | { kind: 'step'; runId: string; workerId: string; step: NewStep }
+  | { kind: 'run'; runId: string; workerId: string; update: RunUpdate }
+  | { kind: 'event'; runId: string; event: NewEvent }
+  | { kind: 'consume-signal'; runId: string; signalId: number };
+
+export interface CommitResult {
+  /** Runs whose changes were not applied because the worker no longer holds their lease. */
+  lostLease: string[];
+  /** Steps refused because (run, name) was already recorded. */
+  duplicateSteps: { runId: string; name: string }[];
+}
+
+export interface ListRunsFilter {
+  status?: readonly RunStatus[];
+  workflow?: string;
+  /** Newest first. @default 100 */
+  limit?: number;
+  /** Runs created before this one (by creation time, then id): for paging. */
+  before?: string;
+}
+
+/** A wake-up: new claimable work (`runs`), or something happened to one run (`run:<id>`). */
+export type WakeTopic = 'runs' | `run:${string}`;
+
+export interface WorkflowStore {
+  /** `'sqlite'` or `'postgres'`. */
+  readonly dialect: string;
+  /** Applies pending migrations; safe when several processes start at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Creates runs, in one transaction, durable when the promise resolves. A run whose
+   * idempotency key exists already is not created; its id is returned. Appends `run:queued`
+   * (or `run:cancelled` for a run whose parent already failed) to each new run's timeline.
+   */
+  enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  listRuns(filter?: ListRunsFilter): Promise<RunRecord[]>;
+
+  /**
+   * Claims claimable runs: not final, `pendingParents = 0`, `availableAt <= now`, and not
+   * leased (or the lease expired), of the given workflows, within the concurrency limits; in
+   * order of priority (highest first), then creation time, then id. Atomic across processes.
+   */
+  claim(request: ClaimRequest): Promise<ClaimedRun[]>;
+  /**
+   * Extends the leases `workerId` still holds; returns the ids it holds and, among them, those
+   * with a cancellation requested.
+   */
+  renew(
+    workerId: string,
+    runIds: readonly string[],
+    leaseMs: number,
+    now: number,
+  ): Promise<{ held: string[]; cancelRequested: string[] }>;
+
+  /**
+   * Applies changes atomically (one transaction; concurrent calls may share one, which is how
+   * many runs' progress costs fewer commits than runs). When a run becomes `completed`, its
+   * dependents' `pendingParents` drop by one (and those at 0 become available at once); when it
+   * becomes `failed`, `cancelled` or `compensated`, its dependents, and theirs, are cancelled with
+   * a `run:cancelled` event saying which parent. Durable when the promise resolves.
+   */
+  commit(changes: readonly Change[], now: number): Promise<CommitResult>;
+
+  /** The recorded steps of a run, in `seq` order. */
+  steps(runId: string): Promise<StepRecord[]>;
+  /** A run's timeline after `afterSeq` (exclusive), oldest first. */
+  events(runId: string, afterSeq?: number, limit?: number): Promise<TimelineEvent[]>;
+
+  /**
+   * Sends an event to a run: stored until consumed; a run `waiting` for this name becomes
+   * available now. Unknown or final runs: false.
+   */
+  signal(runId: string, name: string, payload: Json, now: number): Promise<boolean>;
+  /** Unconsumed signals of a run with this name, oldest first. */
+  signals(runId: string, name: string): Promise<Signal[]>;
+
+  /**
+   * Cancels a run. Not leased: it becomes `cancelled` at once (dependents cascade). Leased: the
+   * request is recorded (`cancelRequested`) for its worker, which cancels it. Final: false.
+   */
+  requestCancel(runId: string, reason: string, now: number): Promise<boolean>;
+
+  /** Deletes final runs finished before `before`, with their steps, events, signals. Returns how many runs. */
+  prune(before: number): Promise<number>;
+
+  /**
+   * Calls `listener` on wake-ups: from this process always; from other processes where the
+   * database can tell (PostgreSQL's LISTEN/NOTIFY). Returns a function that unsubscribes.
+   */
+  subscribe(listener: (topic: WakeTopic) => void): () => void;
+}

@@ -1,0 +1,422 @@
+// The engine on a real SQLite file: steps checkpointed and replayed, retries, parking behind an
+// open circuit, compensation, sleeps, events, cancellation, priorities, dependencies, versions,
+// and the timeline.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, type TestContext, test } from 'node:test';
+import { DependencyRegistry } from '@bulwark/core';
+import {
+  defineWorkflow,
+  RunFailedError,
+  type TimelineEvent,
+  WorkflowEngine,
+  type WorkflowEngineOptions,
+  WorkflowErrorCodes,
+  type WorkflowStore,
+} from '@bulwark/workflow';
+import { openTestStore } from './stores.ts';
+
+async function setup(
+  t: TestContext,
+  options: Partial<WorkflowEngineOptions> = {},
+): Promise<{ engine: WorkflowEngine; store: WorkflowStore; path: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-engine-'));
+  const path = join(dir, 'runs.db');
+  const store = await openTestStore(path);
+  const engine = new WorkflowEngine({ store, pollMs: 20, leaseMs: 2_000, ...options });
+  t.after(async () => {
+    await engine.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { engine, store, path };
+}
+
+const types = (events: TimelineEvent[]) =>
+  events.map((e) => (e.step === undefined ? e.type : `${e.type} ${e.step}`));
+
+async function collect(engine: WorkflowEngine, runId: string): Promise<TimelineEvent[]> {
+  const events: TimelineEvent[] = [];
+  for await (const e of engine.timeline(runId)) events.push(e);
+  return events;
+}
+
+const transient = (message = 'upstream unavailable') => Object.assign(new Error(message), { status: 503 });
+const permanent = (message = 'rejected') => Object.assign(new Error(message), { status: 422 });
+
+describe('workflow engine', () => {
+  test('a three-step workflow runs its steps in order and records each before moving on', async (t) => {
+    const { engine, store } = await setup(t);
+    const order = defineWorkflow({ name: 'order' }, async (ctx, input: { pet: string }) => {
+      const reserved = await ctx.step('reserve', () => ({ reservation: `r-${input.pet}` }));
+      const paid = await ctx.step('charge', () => ({ charge: 'ch_1' }));
+      await ctx.step('notify', () => null);
+      return { ...reserved, ...paid };
+    });
+    engine.register(order).startWorker();
+    const run = await engine.start(order, { pet: 'rex' });
+    assert.deepEqual(await engine.result(run.id), { reservation: 'r-rex', charge: 'ch_1' });
+    const steps = await store.steps(run.id);
+    assert.deepEqual(
+      steps.map((s) => [s.name, s.status, s.seq]),
+      [
+        ['reserve', 'completed', 0],
+        ['charge', 'completed', 1],
+        ['notify', 'completed', 2],
+      ],
+    );
+    const events = await collect(engine, run.id);
+    assert.deepEqual(types(events), [
+      'run:queued',
+      'run:started',
+      'step:started reserve',
+      'step:completed reserve',
+      'step:started charge',
+      'step:completed charge',
+      'step:started notify',
+      'step:completed notify',
+      'run:completed',
+    ]);
+    assert.ok(events.every((e, i) => i === 0 || e.seq > events[i - 1]!.seq));
+    assert.equal(events.at(-1)!.progress, 100);
+  });
+
+  test('parallel steps with Promise.all, and each step gets a stable idempotency key', async (t) => {
+    const { engine } = await setup(t);
+    const keys: string[] = [];
+    const fanOut = defineWorkflow({ name: 'fan-out' }, async (ctx) => {
+      const [a, b] = await Promise.all([
+        ctx.step('a', (s) => {
+          keys.push(s.idempotencyKey);
+          return 1;
+        }),
+        ctx.step('b', (s) => {
+          keys.push(s.idempotencyKey);
+          return 2;
+        }),
+      ]);
+      return a + b;
+    });
+    engine.register(fanOut).startWorker();
+    const run = await engine.start(fanOut, null);
+    assert.equal(await engine.result(run.id), 3);
+    assert.deepEqual(keys.sort(), [`${run.id}:a`, `${run.id}:b`]);
+  });
+
+  test('transient failures are retried; a permanent one fails the step at once', async (t) => {
+    const { engine, store } = await setup(t);
+    let calls = 0;
+    let permanentCalls = 0;
+    const flaky = defineWorkflow({ name: 'flaky' }, async (ctx) => {
+      await ctx.step('fetch', { retry: { maxAttempts: 3, baseMs: 1, maxMs: 5 } }, () => {
+        if (++calls < 3) throw transient();
+        return 'ok';
+      });
+      await ctx.step('validate', { retry: { maxAttempts: 3, baseMs: 1 } }, () => {
+        permanentCalls++;
+        throw permanent('bad card');
+      });
+    });
+    engine.register(flaky).startWorker();
+    const run = await engine.start(flaky, null);
+    await assert.rejects(
+      engine.result(run.id),
+      (e: Error) => e instanceof RunFailedError && /bad card/.test(e.message),
+    );
+    assert.equal(calls, 3);
+    assert.equal(permanentCalls, 1);
+    const steps = await store.steps(run.id);
+    assert.deepEqual(
+      steps.map((s) => [s.name, s.status, s.attempts]),
+      [
+        ['fetch', 'completed', 3],
+        ['validate', 'failed', 1],
+      ],
+    );
+    const events = types(await collect(engine, run.id));
+    assert.equal(events.filter((e) => e === 'step:retry-scheduled fetch').length, 2);
+    assert.equal(events.at(-1), 'run:failed');
+  });
+
+  test('on failure the completed steps are compensated in reverse order, then the run is compensated', async (t) => {
+    const { engine } = await setup(t);
+    const undone: string[] = [];
+    const saga = defineWorkflow({ name: 'saga' }, async (ctx) => {
+      await ctx.step(
+        'reserve',
+        { compensate: (r: string) => void undone.push(`release ${r}`) },
+        () => 'pet-7',
+      );
+      await ctx.step('charge', { compensate: (c: string) => void undone.push(`refund ${c}`) }, () => 'ch_9');
+      await ctx.step('ship', { retry: false }, () => {
+        throw permanent('no courier');
+      });
+    });
+    engine.register(saga).startWorker();
+    const run = await engine.start(saga, null);
+    await assert.rejects(engine.result(run.id), /compensated: no courier/);
+    assert.deepEqual(undone, ['refund ch_9', 'release pet-7']);
+    const events = types(await collect(engine, run.id));
+    assert.deepEqual(events.slice(-6), [
+      'run:compensating',
+      'compensation:started charge',
+      'compensation:completed charge',
+      'compensation:started reserve',
+      'compensation:completed reserve',
+      'run:compensated',
+    ]);
+  });
+
+  test('a compensation that keeps failing leaves the run failed, and the timeline says which', async (t) => {
+    const { engine } = await setup(t);
+    const saga = defineWorkflow({ name: 'saga-stuck' }, async (ctx) => {
+      await ctx.step(
+        'reserve',
+        {
+          retry: { maxAttempts: 2, baseMs: 1 },
+          compensate: () => Promise.reject(transient('inventory down')),
+        },
+        () => 'pet',
+      );
+      await ctx.step('charge', { retry: false }, () => Promise.reject(permanent('declined')));
+    });
+    engine.register(saga).startWorker();
+    const run = await engine.start(saga, null);
+    await assert.rejects(engine.result(run.id), /failed: declined/);
+    const events = types(await collect(engine, run.id));
+    assert.deepEqual(events.slice(-3), [
+      'compensation:started reserve',
+      'compensation:failed reserve',
+      'run:failed',
+    ]);
+  });
+
+  test('a step whose dependency’s circuit is open is parked, not failed, and runs when it may', async (t) => {
+    const registry = new DependencyRegistry({
+      dependencies: {
+        payments: { retry: false, breaker: { window: { kind: 'consecutive', failures: 1 }, openMs: 300 } },
+      },
+    });
+    t.after(() => registry.close());
+    const { engine, store } = await setup(t, { registry });
+    await assert.rejects(registry.execute('payments', 'charge', () => Promise.reject(transient())));
+    let attempts = 0;
+    const pay = defineWorkflow({ name: 'pay' }, async (ctx) =>
+      ctx.step('charge', { dependency: 'payments', retry: { maxAttempts: 1, baseMs: 1 } }, () => {
+        attempts++;
+        return 'paid';
+      }),
+    );
+    engine.register(pay).startWorker();
+    const started = Date.now();
+    const run = await engine.start(pay, null);
+    assert.equal(await engine.result(run.id), 'paid');
+    assert.ok(Date.now() - started >= 200, 'it waited for the circuit');
+    assert.equal(attempts, 1, 'no attempt was spent while parked');
+    const events = types(await collect(engine, run.id));
+    assert.ok(events.includes('step:parked charge'), events.join(', '));
+    assert.equal((await store.steps(run.id))[0]?.attempts, 1);
+  });
+
+  test('sleep releases the worker and the run resumes after it', async (t) => {
+    const { engine, store } = await setup(t);
+    let before = 0;
+    const nap = defineWorkflow({ name: 'nap' }, async (ctx) => {
+      await ctx.step('before', () => ++before);
+      await ctx.sleep('rest', 150);
+      return ctx.step('after', () => 'awake');
+    });
+    engine.register(nap).startWorker();
+    const started = Date.now();
+    const run = await engine.start(nap, null);
+    await waitFor(async () => (await store.getRun(run.id))?.status === 'waiting', 'the run to sleep');
+    assert.equal((await store.getRun(run.id))?.leaseOwner, undefined, 'asleep, it holds no worker');
+    assert.equal(await engine.result(run.id), 'awake');
+    assert.ok(Date.now() - started >= 150);
+    assert.equal(before, 1, 'the step before the sleep ran once');
+  });
+
+  test('waitForEvent receives an event sent to the run, and times out without one', async (t) => {
+    const { engine, store } = await setup(t);
+    const approval = defineWorkflow({ name: 'approval' }, async (ctx) => {
+      const decision = await ctx.waitForEvent<{ approved: boolean }>('decision', { timeoutMs: 5_000 });
+      return decision.approved ? 'approved' : 'rejected';
+    });
+    const impatient = defineWorkflow({ name: 'impatient' }, async (ctx) => {
+      await ctx.waitForEvent('never', { timeoutMs: 100 });
+    });
+    engine.register(approval, impatient).startWorker();
+    const run = await engine.start(approval, null);
+    await waitFor(async () => (await store.getRun(run.id))?.waitingFor === 'decision', 'the run to wait');
+    assert.equal(await engine.sendEvent(run.id, 'decision', { approved: true }), true);
+    assert.equal(await engine.result(run.id), 'approved');
+    const late = await engine.start(impatient, null);
+    await assert.rejects(engine.result(late.id), /No 'never' event within 100 ms/);
+  });
+
+  test('an event sent before the run waits for it is not lost', async (t) => {
+    const { engine } = await setup(t);
+    const early = defineWorkflow({ name: 'early' }, async (ctx) => {
+      await ctx.sleep('first', 100);
+      return ctx.waitForEvent('go');
+    });
+    engine.register(early).startWorker();
+    const run = await engine.start(early, null);
+    await engine.sendEvent(run.id, 'go', 'ready');
+    assert.equal(await engine.result(run.id), 'ready');
+  });
+
+  test('cancel aborts the running step’s signal, compensates, and ends the run cancelled', async (t) => {
+    const { engine } = await setup(t);
+    const undone: string[] = [];
+    let stepStarted!: () => void;
+    const started = new Promise<void>((r) => {
+      stepStarted = r;
+    });
+    const long = defineWorkflow({ name: 'long' }, async (ctx) => {
+      await ctx.step('reserve', { compensate: () => void undone.push('released') }, () => 'r');
+      await ctx.step('wait', { retry: false }, ({ signal }) => {
+        stepStarted();
+        return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+      });
+    });
+    engine.register(long).startWorker();
+    const run = await engine.start(long, null);
+    await started;
+    assert.equal(await engine.cancel(run.id, 'customer changed their mind'), true);
+    await assert.rejects(engine.result(run.id), /cancelled: .*customer changed their mind/);
+    assert.deepEqual(undone, ['released']);
+  });
+
+  test('runs are claimed by priority, then age', async (t) => {
+    const { engine } = await setup(t, { concurrency: 1 });
+    const done: string[] = [];
+    const job = defineWorkflow({ name: 'job' }, async (ctx, name: string) => {
+      await ctx.step('work', () => void done.push(name));
+    });
+    engine.register(job);
+    const ids = [
+      await engine.start(job, 'low', { priority: 'low' }),
+      await engine.start(job, 'normal-1'),
+      await engine.start(job, 'critical', { priority: 'critical' }),
+      await engine.start(job, 'normal-2'),
+    ];
+    engine.startWorker();
+    for (const id of ids) await engine.result(id.id);
+    assert.deepEqual(done, ['critical', 'normal-1', 'normal-2', 'low']);
+  });
+
+  test('dependsOn: a run waits for its parents, and is cancelled when one fails', async (t) => {
+    const { engine, store } = await setup(t);
+    const order: string[] = [];
+    const job = defineWorkflow({ name: 'dep-job' }, async (ctx, input: { name: string; fail?: boolean }) => {
+      await ctx.step('work', { retry: false }, () => {
+        order.push(input.name);
+        if (input.fail) throw permanent('parent broke');
+      });
+    });
+    engine.register(job);
+    const parent = await engine.start(job, { name: 'parent' });
+    const child = await engine.start(
+      job,
+      { name: 'child' },
+      { dependsOn: [parent.id], priority: 'critical' },
+    );
+    const failing = await engine.start(job, { name: 'failing', fail: true });
+    const orphan = await engine.start(job, { name: 'orphan' }, { dependsOn: [failing.id] });
+    engine.startWorker();
+    await engine.result(child.id);
+    assert.ok(order.indexOf('parent') < order.indexOf('child'), order.join(', '));
+    await assert.rejects(engine.result(orphan.id), /cancelled/);
+    assert.equal((await store.getRun(orphan.id))?.status, 'cancelled');
+    assert.ok(!order.includes('orphan'));
+  });
+
+  test('starting twice with one idempotency key gives the same run', async (t) => {
+    const { engine } = await setup(t);
+    const job = defineWorkflow({ name: 'once' }, async () => 'done');
+    engine.register(job);
+    const a = await engine.start(job, null, { idempotencyKey: 'order-42' });
+    const b = await engine.start(job, null, { idempotencyKey: 'order-42' });
+    assert.equal(a.id, b.id);
+    assert.deepEqual([a.created, b.created], [true, false]);
+  });
+
+  test('a run whose version is no longer registered stops with a clear error', async (t) => {
+    const { engine, store } = await setup(t);
+    const v1 = defineWorkflow({ name: 'versioned', version: '1' }, async () => 'v1');
+    const v2 = defineWorkflow({ name: 'versioned', version: '2' }, async () => 'v2');
+    const run = await engine.start(v1, null);
+    engine.register(v2).startWorker();
+    await assert.rejects(engine.result(run.id), /version 1, which is not registered here \(registered: 2\)/);
+    assert.equal((await store.getRun(run.id))?.error?.code, WorkflowErrorCodes.VERSION_GONE);
+  });
+
+  test('a replay that asks for steps the history does not have fails the run, naming them', async (t) => {
+    const { engine, store } = await setup(t);
+    const v = defineWorkflow({ name: 'changing' }, async (ctx) => {
+      await ctx.step('a', () => 1);
+      await ctx.sleep('pause', 200);
+      await ctx.step('b', () => 2);
+    });
+    engine.register(v).startWorker();
+    const run = await engine.start(v, null);
+    await waitFor(async () => (await store.getRun(run.id))?.status === 'waiting', 'the run to sleep');
+    await engine.stop();
+    // Deployed meanwhile under the same version: step 'a' became 'a2'.
+    const changed = defineWorkflow({ name: 'changing' }, async (ctx) => {
+      await ctx.step('a2', () => 1);
+    });
+    const other = new WorkflowEngine({ store, pollMs: 20 });
+    t.after(() => other.stop());
+    other.register(changed).startWorker();
+    await assert.rejects(
+      other.result(run.id),
+      /asked for step 'a2' while recorded step\(s\) 'a', 'sleep:pause'/,
+    );
+    assert.equal((await store.getRun(run.id))?.error?.code, WorkflowErrorCodes.NON_DETERMINISTIC);
+  });
+
+  test('the timeline gives history, then live events, each once, and ends with the run', async (t) => {
+    const { engine } = await setup(t);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = defineWorkflow({ name: 'slow' }, async (ctx) => {
+      await ctx.step('one', () => 1);
+      await ctx.step('two', () => gate);
+      ctx.progress(80, 'almost');
+      await ctx.step('three', () => 3);
+    });
+    engine.register(slow).startWorker();
+    const run = await engine.start(slow, null);
+    const seen: TimelineEvent[] = [];
+    const reading = (async () => {
+      for await (const e of engine.timeline(run.id)) {
+        seen.push(e);
+        if (e.type === 'step:started' && e.step === 'two') release();
+      }
+    })();
+    await reading;
+    const seqs = seen.map((e) => e.seq);
+    assert.deepEqual(
+      seqs,
+      [...new Set(seqs)].sort((a, b) => a - b),
+      'in order, none repeated',
+    );
+    assert.deepEqual(types(seen), types(await collect(engine, run.id)), 'none lost');
+    assert.ok(seen.some((e) => e.type === 'run:progress' && e.progress === 80));
+    assert.equal(seen.at(-1)?.type, 'run:completed');
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

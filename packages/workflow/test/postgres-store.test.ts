@@ -1,0 +1,558 @@
+// The PostgreSQL store: the conformance suite, each test in a schema of its own, then what only
+// PostgreSQL does (claims across pools, LISTEN/NOTIFY and its polling fallback, migrations run
+// at once, lease takeover, group commit). Without a server the tests skip, except under CI.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, describe, test } from 'node:test';
+import { ErrorCodes, InvalidOptionsError } from '@bulwark/core';
+import pg from 'pg';
+import { WorkflowErrorCodes } from '../src/errors.ts';
+import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres/index.ts';
+import type { NewRun, WakeTopic } from '../src/store/types.ts';
+import { storeConformance } from './store-conformance.ts';
+
+const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const T0 = 1_700_000_000_000;
+
+/** Whether the server answers; the reason if not. */
+async function probe(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return undefined;
+  } catch (error) {
+    return (error as Error).message || String(error);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const unreachable = await probe();
+
+if (unreachable !== undefined) {
+  const message = `PostgreSQL is not reachable at ${PG_URL} (${unreachable}); set BULWARK_TEST_PG_URL`;
+  if (process.env.CI === 'true') {
+    test('PostgreSQL is reachable (required under CI)', () => assert.fail(message));
+  } else {
+    test('PostgreSQL store tests', { skip: message }, () => {});
+  }
+} else {
+  suites();
+}
+
+function suites(): void {
+  /** For creating and dropping the tests' schemas. */
+  const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
+  after(() => admin.end());
+
+  function freshSchema(): string {
+    return `bw_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  }
+
+  async function dropSchema(schema: string): Promise<void> {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`);
+  }
+
+  /** A store (not migrated) on a fresh schema; `close` also drops the schema. */
+  function openStore(options: PostgresStoreOptions = {}) {
+    const schema = options.schema ?? freshSchema();
+    const store = new PostgresStore({ connectionString: PG_URL, max: 4, ...options, schema });
+    return {
+      store,
+      schema,
+      async close() {
+        await store.close();
+        await dropSchema(schema);
+      },
+    };
+  }
+
+  /** `count` more stores on the same schema, each with its own pool (as other processes would). */
+  function peers(schema: string, count: number, options: PostgresStoreOptions = {}): PostgresStore[] {
+    return Array.from(
+      { length: count },
+      () => new PostgresStore({ connectionString: PG_URL, max: 3, schema, ...options }),
+    );
+  }
+
+  /** Runs `body` on a fresh, migrated schema and always cleans up (peers included). */
+  async function withSchema(
+    body: (
+      store: PostgresStore,
+      schema: string,
+      track: (s: PostgresStore[]) => PostgresStore[],
+    ) => Promise<void>,
+    options: PostgresStoreOptions = {},
+  ): Promise<void> {
+    const opened = openStore(options);
+    const others: PostgresStore[] = [];
+    try {
+      await opened.store.migrate();
+      await body(opened.store, opened.schema, (s) => {
+        others.push(...s);
+        return s;
+      });
+    } finally {
+      await Promise.all(others.map((s) => s.close()));
+      await opened.close();
+    }
+  }
+
+  function newRun(overrides: Partial<NewRun> = {}): NewRun {
+    return { id: randomUUID(), workflow: 'pg', version: '1', input: null, priority: 1, ...overrides };
+  }
+
+  /** Waits (bounded) until `check` holds, polling every 5 ms: wake-ups cross a connection. */
+  async function eventually(check: () => boolean, what: string, ms = 3_000): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (!check()) {
+      if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  storeConformance('postgres', async () => {
+    const opened = openStore();
+    return { store: opened.store, close: opened.close };
+  });
+
+  describe('PostgreSQL store', () => {
+    // -----------------------------------------------------------------------------------------
+    describe('claims across pools', () => {
+      test('concurrent claims from several pools never return the same run (SKIP LOCKED)', async () => {
+        await withSchema(async (store, schema, track) => {
+          const runs = Array.from({ length: 300 }, (_, i) => newRun({ priority: i % 5 }));
+          await store.enqueue(runs, T0);
+          const workers = track(peers(schema, 5));
+          const claimed = await Promise.all(
+            workers.map(async (worker, w) => {
+              const mine: string[] = [];
+              for (;;) {
+                const batch = await worker.claim({
+                  workerId: `w${w}`,
+                  limit: 7,
+                  leaseMs: 60_000,
+                  now: T0,
+                  workflows: ['pg'],
+                });
+                if (batch.length === 0) return mine;
+                mine.push(...batch.map((r) => r.id));
+              }
+            }),
+          );
+          const all = claimed.flat();
+          assert.equal(new Set(all).size, all.length, 'no run claimed twice');
+          assert.equal(all.length, runs.length, 'every run claimed');
+          assert.ok(claimed.filter((c) => c.length > 0).length > 1, 'the claims really ran side by side');
+        });
+      });
+
+      test('concurrent claims under a perWorkflow limit never exceed it across pools', async () => {
+        await withSchema(async (store, schema, track) => {
+          await store.enqueue(
+            Array.from({ length: 60 }, () => newRun()),
+            T0,
+          );
+          const workers = track(peers(schema, 6));
+          const claimed = await Promise.all(
+            workers.map((worker, w) =>
+              worker.claim({
+                workerId: `w${w}`,
+                limit: 4,
+                leaseMs: 60_000,
+                now: T0,
+                workflows: ['pg'],
+                perWorkflow: { pg: 5 },
+              }),
+            ),
+          );
+          assert.equal(claimed.flat().length, 5);
+          const leased = await store.listRuns({ status: ['running'] });
+          assert.equal(leased.length, 5);
+        });
+      });
+
+      test('concurrent claims under a perKey limit never exceed it across pools', async () => {
+        await withSchema(async (store, schema, track) => {
+          await store.enqueue(
+            Array.from({ length: 40 }, (_, i) => newRun({ concurrencyKey: `tenant-${i % 4}` })),
+            T0,
+          );
+          const workers = track(peers(schema, 6));
+          const claimed = await Promise.all(
+            workers.map((worker, w) =>
+              worker.claim({
+                workerId: `w${w}`,
+                limit: 5,
+                leaseMs: 60_000,
+                now: T0,
+                workflows: ['pg'],
+                perKey: 2,
+              }),
+            ),
+          );
+          const perKey = new Map<string, number>();
+          for (const run of claimed.flat())
+            perKey.set(run.concurrencyKey!, (perKey.get(run.concurrencyKey!) ?? 0) + 1);
+          assert.deepEqual([...perKey.values()], [2, 2, 2, 2]);
+        });
+      });
+
+      test('a lease that expired is taken over by another pool, and the old worker writes nothing', async () => {
+        await withSchema(async (store, schema, track) => {
+          const [other] = track(peers(schema, 1));
+          const [run] = await store.enqueue([newRun()], T0);
+          const [mine] = await store.claim({
+            workerId: 'a',
+            limit: 1,
+            leaseMs: 1_000,
+            now: T0,
+            workflows: ['pg'],
+          });
+          assert.equal(mine?.id, run?.id);
+          assert.deepEqual(
+            await other!.claim({ workerId: 'b', limit: 1, leaseMs: 1_000, now: T0 + 999, workflows: ['pg'] }),
+            [],
+          );
+          const [taken] = await other!.claim({
+            workerId: 'b',
+            limit: 1,
+            leaseMs: 1_000,
+            now: T0 + 1_000,
+            workflows: ['pg'],
+          });
+          assert.equal(taken?.id, run?.id);
+          assert.equal(taken?.takenOver, true);
+          const stale = await store.commit(
+            [
+              {
+                kind: 'step',
+                runId: run!.id,
+                workerId: 'a',
+                step: {
+                  name: 's',
+                  status: 'completed',
+                  output: 1,
+                  error: undefined,
+                  attempts: 1,
+                  startedAt: T0,
+                  finishedAt: T0,
+                },
+              },
+            ],
+            T0 + 1_001,
+          );
+          assert.deepEqual(stale.lostLease, [run?.id]);
+          assert.deepEqual(await store.renew('a', [run!.id], 1_000, T0 + 1_001), {
+            held: [],
+            cancelRequested: [],
+          });
+          assert.deepEqual(await store.steps(run!.id), []);
+        });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('wake-ups', () => {
+      test('subscribe sees runs and run:<id> after changes made through another store on another pool (LISTEN/NOTIFY)', async () => {
+        // Polling every minute: only NOTIFY can deliver within the test's bounds.
+        await withSchema(
+          async (store, schema, track) => {
+            const [writer] = track(peers(schema, 1));
+            const heard: WakeTopic[] = [];
+            const stop = store.subscribe((t) => heard.push(t));
+            try {
+              await eventually(() => store.listening, 'the LISTEN connection');
+              const [run] = await writer!.enqueue([newRun()], T0);
+              await eventually(() => heard.includes('runs'), "'runs' from the other store");
+              const [claimed] = await writer!.claim({
+                workerId: 'w',
+                limit: 1,
+                leaseMs: 1_000,
+                now: T0,
+                workflows: ['pg'],
+              });
+              assert.equal(claimed?.id, run?.id);
+              await writer!.commit(
+                [
+                  {
+                    kind: 'event',
+                    runId: run!.id,
+                    event: { type: 'x', step: undefined, data: null, progress: 0, at: T0 },
+                  },
+                ],
+                T0,
+              );
+              await eventually(
+                () => heard.includes(`run:${run!.id}`),
+                `'run:${run!.id}' from the other store`,
+              );
+              await writer!.signal(run!.id, 'poke', null, T0);
+            } finally {
+              stop();
+            }
+          },
+          { pollMs: 60_000 },
+        );
+      });
+
+      test('with listen: false, subscribers are woken by polling', async () => {
+        await withSchema(
+          async (store, schema, track) => {
+            const [writer] = track(peers(schema, 1));
+            const heard: WakeTopic[] = [];
+            const stop = store.subscribe((t) => heard.push(t));
+            try {
+              await new Promise((resolve) => setTimeout(resolve, 30));
+              assert.equal(store.listening, false);
+              const [run] = await writer!.enqueue([newRun()], T0);
+              await eventually(() => heard.includes(`run:${run!.id}`), 'a polled run:<id>');
+              assert.ok(heard.includes('runs'));
+            } finally {
+              stop();
+            }
+          },
+          { listen: false, pollMs: 20 },
+        );
+      });
+
+      test('when the LISTEN connection drops, the store polls, then listens again', async () => {
+        await withSchema(
+          async (store, schema, track) => {
+            const [writer] = track(peers(schema, 1));
+            const heard: WakeTopic[] = [];
+            const stop = store.subscribe((t) => heard.push(t));
+            try {
+              await eventually(() => store.listening, 'the LISTEN connection');
+              const pid = store.listenerPid;
+              assert.ok(pid);
+              await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+              await eventually(() => !store.listening || store.listenerPid !== pid, 'the drop to be noticed');
+              const [run] = await writer!.enqueue([newRun()], T0);
+              await eventually(() => heard.includes(`run:${run!.id}`), 'a wake-up after the drop');
+              await eventually(() => store.listening && store.listenerPid !== pid, 'a new LISTEN connection');
+              heard.length = 0;
+              const [second] = await writer!.enqueue([newRun()], T0);
+              await eventually(() => heard.includes(`run:${second!.id}`), 'a wake-up on the new connection');
+            } finally {
+              stop();
+            }
+          },
+          { pollMs: 50 },
+        );
+      });
+
+      test('unsubscribing the last listener closes the LISTEN connection', async () => {
+        await withSchema(async (store) => {
+          const stop = store.subscribe(() => {});
+          await eventually(() => store.listening, 'the LISTEN connection');
+          stop();
+          await eventually(() => !store.listening, 'the connection to close');
+        });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('migrations', () => {
+      test('several stores migrating one new schema at once all succeed, applying each migration once', async () => {
+        const schema = freshSchema();
+        const stores = peers(schema, 4);
+        try {
+          await Promise.all(stores.map((s) => s.migrate()));
+          const { rows } = await admin.query(
+            `SELECT version, name FROM "${schema}".migrations ORDER BY version`,
+          );
+          assert.deepEqual(rows, [{ version: 1, name: '0001_init.sql' }]);
+          const [run] = await stores[0]!.enqueue([newRun()], T0);
+          assert.equal((await stores[3]!.getRun(run!.id))?.status, 'queued');
+        } finally {
+          await Promise.all(stores.map((s) => s.close()));
+          await dropSchema(schema);
+        }
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('group commit', () => {
+      test('concurrent commits and enqueues share transactions, each caller getting its own result', async () => {
+        await withSchema(async (store) => {
+          const runs = Array.from({ length: 50 }, () => newRun());
+          await Promise.all(runs.map((r) => store.enqueue([r], T0)));
+          await store.claim({ workerId: 'w', limit: 50, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+          const before = store.stats;
+          const results = await Promise.all(
+            runs.map((r) =>
+              store.commit(
+                [
+                  {
+                    kind: 'step',
+                    runId: r.id,
+                    workerId: 'w',
+                    step: {
+                      name: 'a',
+                      status: 'completed',
+                      output: r.id,
+                      error: undefined,
+                      attempts: 1,
+                      startedAt: T0,
+                      finishedAt: T0,
+                    },
+                  },
+                  {
+                    kind: 'run',
+                    runId: r.id,
+                    workerId: 'w',
+                    update: { status: 'completed', releaseLease: true },
+                  },
+                ],
+                T0 + 1,
+              ),
+            ),
+          );
+          const after = store.stats;
+          assert.ok(results.every((r) => r.lostLease.length === 0 && r.duplicateSteps.length === 0));
+          assert.equal(after.batches - before.batches, 50);
+          assert.ok(
+            after.transactions - before.transactions <= 5,
+            `50 commits in ${after.transactions - before.transactions} transactions`,
+          );
+          for (const r of runs) {
+            const run = await store.getRun(r.id);
+            assert.equal(run?.status, 'completed');
+            assert.deepEqual(
+              (await store.steps(r.id)).map((s) => s.output),
+              [r.id],
+            );
+          }
+        });
+      });
+
+      test('a bad batch fails only its caller; the others in its transaction commit', async () => {
+        await withSchema(async (store) => {
+          const good = Array.from({ length: 5 }, () => newRun());
+          const bad = newRun({ dependsOn: [randomUUID()] });
+          const outcomes = await Promise.allSettled([
+            ...good.slice(0, 2).map((r) => store.enqueue([r], T0)),
+            store.enqueue([bad], T0),
+            ...good.slice(2).map((r) => store.enqueue([r], T0)),
+          ]);
+          assert.equal(outcomes[2]?.status, 'rejected');
+          assert.equal(
+            ((outcomes[2] as PromiseRejectedResult).reason as { code?: string }).code,
+            WorkflowErrorCodes.UNKNOWN_RUN,
+          );
+          assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 5);
+          for (const r of good) assert.equal((await store.getRun(r.id))?.status, 'queued');
+          assert.equal(await store.getRun(bad.id), undefined);
+          assert.equal(store.stats.transactions, 1, 'one transaction for all six callers');
+        });
+      });
+
+      test('an enqueue naming a parent completed in the same group is released', async () => {
+        await withSchema(async (store) => {
+          const [parent] = await store.enqueue([newRun()], T0);
+          await store.claim({ workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+          const child = newRun({ dependsOn: [parent!.id] });
+          await Promise.all([
+            store.commit(
+              [{ kind: 'run', runId: parent!.id, workerId: 'w', update: { status: 'completed' } }],
+              T0 + 1,
+            ),
+            store.enqueue([child], T0 + 1),
+          ]);
+          const run = await store.getRun(child.id);
+          assert.equal(run?.pendingParents, 0);
+        });
+      });
+
+      test('groupCommit: false gives every call its own transaction', async () => {
+        await withSchema(
+          async (store) => {
+            await Promise.all(Array.from({ length: 10 }, () => store.enqueue([newRun()], T0)));
+            assert.deepEqual(store.stats, { transactions: 10, batches: 10, retries: 0 });
+          },
+          { groupCommit: false },
+        );
+      });
+
+      test('concurrent enqueues with one idempotency key from several pools create one run', async () => {
+        await withSchema(async (store, schema, track) => {
+          const stores = [store, ...track(peers(schema, 4))];
+          const results = await Promise.all(
+            stores.map((s) => s.enqueue([newRun({ idempotencyKey: 'once' })], T0)),
+          );
+          const ids = new Set(results.map((r) => r[0]?.id));
+          assert.equal(ids.size, 1);
+          assert.equal(results.filter((r) => r[0]?.created).length, 1);
+          assert.equal((await store.listRuns()).length, 1);
+        });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('options and lifecycle', () => {
+      function invalid(options: unknown, path: string): void {
+        assert.throws(
+          () => new PostgresStore(options as PostgresStoreOptions),
+          (e: unknown) =>
+            e instanceof InvalidOptionsError &&
+            e.code === ErrorCodes.INVALID_OPTIONS &&
+            e.message.includes(path),
+        );
+      }
+
+      test('rejects unknown options, a pool with a connection string, and a schema too long for its channel', () => {
+        invalid({ schemaName: 'x' }, 'postgresStore.schemaName');
+        invalid(
+          { pool: new pg.Pool({ connectionString: PG_URL }), connectionString: PG_URL },
+          'postgresStore.connectionString',
+        );
+        invalid({ schema: 'x'.repeat(60) }, 'postgresStore.schema');
+        invalid({ max: 0 }, 'postgresStore.max');
+        invalid({ pollMs: 1.5 }, 'postgresStore.pollMs');
+        invalid({ listen: 'yes' }, 'postgresStore.listen');
+      });
+
+      test('works on a pool of your own, leaving it open and its type parsers untouched', async () => {
+        const pool = new pg.Pool({ connectionString: PG_URL, max: 3 });
+        const schema = freshSchema();
+        const store = new PostgresStore({ pool, schema });
+        try {
+          await store.migrate();
+          const [run] = await store.enqueue([newRun({ input: { n: 1 } })], T0);
+          assert.deepEqual((await store.getRun(run!.id))?.input, { n: 1 });
+          await store.close();
+          const { rows } = await pool.query('SELECT 1::bigint AS n');
+          assert.equal(rows[0].n, '1', "the pool's own parsers still give BIGINT as a string");
+        } finally {
+          await store.close();
+          await pool.end();
+          await dropSchema(schema);
+        }
+      });
+
+      test('a schema name that needs quoting works', async () => {
+        await withSchema(
+          async (store, schema) => {
+            assert.equal(schema, 'Odd "name"; DROP');
+            const [run] = await store.enqueue([newRun()], T0);
+            assert.equal((await store.getRun(run!.id))?.status, 'queued');
+          },
+          { schema: 'Odd "name"; DROP' },
+        );
+      });
+
+      test('a closed store rejects with BULWARK_WORKFLOW_STORE_CLOSED', async () => {
+        const opened = openStore();
+        await opened.store.migrate();
+        await opened.close();
+        await assert.rejects(
+          opened.store.getRun('x'),
+          (e: { code?: string }) => e.code === WorkflowErrorCodes.STORE_CLOSED,
+        );
+      });
+    });
+  });
+}

@@ -1,0 +1,294 @@
+// The SQLite store: the conformance suite on a fresh file per test, then what only SQLite has
+// (group commit, migrations across processes, options).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { ErrorCodes, InvalidOptionsError } from '@bulwark/core';
+import Database from 'better-sqlite3';
+import { WorkflowErrorCodes } from '../src/errors.ts';
+import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite/index.ts';
+import type { NewRun } from '../src/store/types.ts';
+import { storeConformance } from './store-conformance.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-sqlite-'));
+let files = 0;
+
+function freshPath(): string {
+  return join(dir, `store-${process.pid}-${files++}.db`);
+}
+
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+storeConformance('sqlite', async () => {
+  const path = freshPath();
+  const store = await openSqliteStore({ path });
+  return {
+    store,
+    async close() {
+      await store.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+    },
+  };
+});
+
+// ---------------------------------------------------------------------------------------------
+// What only the SQLite store has
+
+const T0 = 1_700_000_000_000;
+const repoRoot = join(import.meta.dirname, '..', '..', '..');
+const child = join(import.meta.dirname, 'fixtures', 'sqlite-child.ts');
+const execFileAsync = promisify(execFile);
+
+function newRun(overrides: Partial<NewRun> = {}): NewRun {
+  return { id: randomUUID(), workflow: 'race', version: '1', input: null, priority: 1, ...overrides };
+}
+
+/** Opens a store on a fresh file, runs `body`, and always closes it. */
+async function withStore(
+  body: (store: SqliteStore, path: string) => Promise<void>,
+  options: Partial<SqliteStoreOptions> = {},
+) {
+  const path = freshPath();
+  const store = await openSqliteStore({ path, ...options });
+  try {
+    await body(store, path);
+  } finally {
+    await store.close();
+  }
+}
+
+function runChild(args: string[]): Promise<{ stdout: string }> {
+  return execFileAsync(
+    process.execPath,
+    ['--conditions=@bulwark/source', '--import', 'tsx', child, ...args],
+    {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+}
+
+describe('sqlite store: group commit', () => {
+  test('writes made in the same tick share one transaction, and each caller gets its own result', async () => {
+    await withStore(async (store) => {
+      const runs = Array.from({ length: 20 }, () => newRun());
+      await store.enqueue(runs, T0);
+      const claimed = await store.claim({
+        workerId: 'w',
+        limit: 20,
+        leaseMs: 1_000,
+        now: T0,
+        workflows: ['race'],
+      });
+      assert.equal(claimed.length, 20);
+      const before = store.stats();
+      const results = await Promise.all(
+        claimed.map((run) =>
+          store.commit(
+            [{ kind: 'run', runId: run.id, workerId: 'w', update: { status: 'completed', output: run.id } }],
+            T0 + 1,
+          ),
+        ),
+      );
+      const after = store.stats();
+      assert.equal(after.transactions - before.transactions, 1, 'one transaction for 20 commits');
+      assert.equal(after.writes - before.writes, 20);
+      assert.ok(results.every((r) => r.lostLease.length === 0));
+      for (const run of claimed) assert.equal((await store.getRun(run.id))?.output, run.id);
+    });
+  });
+
+  test('a failing write rolls back alone; the others in its transaction are applied', async () => {
+    await withStore(async (store) => {
+      const good = newRun();
+      const bad = newRun({ dependsOn: [randomUUID()] });
+      const [first] = await store.enqueue([newRun()], T0);
+      const before = store.stats();
+      const calls = await Promise.allSettled([
+        store.enqueue([good], T0),
+        store.enqueue([bad], T0),
+        // An event for a run that does not exist breaks a foreign key: this caller alone fails.
+        store.commit(
+          [
+            {
+              kind: 'event',
+              runId: randomUUID(),
+              event: { type: 'x', step: undefined, data: null, progress: 0, at: T0 },
+            },
+          ],
+          T0,
+        ),
+        store.commit(
+          [
+            {
+              kind: 'event',
+              runId: first?.id ?? '',
+              event: { type: 'note', step: undefined, data: 1, progress: 0, at: T0 },
+            },
+          ],
+          T0,
+        ),
+      ]);
+      assert.equal(store.stats().transactions - before.transactions, 1);
+      assert.equal(calls[0].status, 'fulfilled');
+      assert.equal(calls[1].status, 'rejected');
+      assert.equal((calls[1] as PromiseRejectedResult).reason.code, WorkflowErrorCodes.UNKNOWN_RUN);
+      assert.equal(calls[2].status, 'rejected');
+      assert.equal((calls[2] as PromiseRejectedResult).reason.code, 'SQLITE_CONSTRAINT_FOREIGNKEY');
+      assert.equal(calls[3].status, 'fulfilled');
+      assert.ok(await store.getRun(good.id));
+      assert.equal(await store.getRun(bad.id), undefined);
+      assert.equal((await store.events(first?.id ?? '')).at(-1)?.type, 'note');
+    });
+  });
+
+  test('writes of later ticks get transactions of their own', async () => {
+    await withStore(async (store) => {
+      const before = store.stats();
+      await store.enqueue([newRun()], T0);
+      await store.enqueue([newRun()], T0);
+      assert.equal(store.stats().transactions - before.transactions, 2);
+    });
+  });
+
+  test('wake-ups come after the transaction commits, before the caller resumes', async () => {
+    await withStore(async (store, path) => {
+      const seen: number[] = [];
+      const other = new Database(path, { readonly: true });
+      try {
+        store.subscribe((topic) => {
+          if (topic === 'runs')
+            seen.push(other.prepare('SELECT count(*) AS n FROM bulwark_runs').pluck().get() as number);
+        });
+        await store.enqueue([newRun()], T0);
+        assert.deepEqual(seen, [1], 'another connection already sees the run when the wake-up fires');
+      } finally {
+        other.close();
+      }
+    });
+  });
+
+  test('close waits for queued writes, which are durable', async () => {
+    const path = freshPath();
+    const store = await openSqliteStore({ path });
+    const run = newRun();
+    const pending = store.enqueue([run], T0);
+    await store.close();
+    assert.equal((await pending)[0]?.created, true);
+    const reopened = await openSqliteStore({ path });
+    try {
+      assert.equal((await reopened.getRun(run.id))?.status, 'queued');
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  test('a closed store rejects every call with BULWARK_WORKFLOW_STORE_CLOSED', async () => {
+    const store = await openSqliteStore({ path: ':memory:' });
+    await store.close();
+    for (const call of [
+      store.getRun('x'),
+      store.enqueue([newRun()], T0),
+      store.commit([], T0),
+      store.migrate(),
+    ]) {
+      await assert.rejects(call, (e: { code?: string }) => e.code === WorkflowErrorCodes.STORE_CLOSED);
+    }
+    await store.close();
+  });
+});
+
+describe('sqlite store: files, processes and options', () => {
+  test('two processes migrating one new file at once apply each migration once', async () => {
+    const path = freshPath();
+    const startAt = Date.now() + 1_500;
+    await Promise.all([
+      runChild(['migrate', path, String(startAt)]),
+      runChild(['migrate', path, String(startAt)]),
+    ]);
+    const db = new Database(path, { readonly: true });
+    try {
+      const versions = db.prepare('SELECT version FROM bulwark_migrations ORDER BY version').pluck().all();
+      const files = readdirSync(join(import.meta.dirname, '..', 'migrations', 'sqlite')).filter((f) =>
+        f.endsWith('.sql'),
+      );
+      assert.deepEqual(
+        versions,
+        files.map((f) => Number.parseInt(f, 10)).sort((a, b) => a - b),
+      );
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      db.close();
+    }
+  });
+
+  test('two processes claiming from one file never get the same run', async () => {
+    const path = freshPath();
+    const store = await openSqliteStore({ path });
+    const runs = Array.from({ length: 400 }, () => newRun());
+    await store.enqueue(runs, T0);
+    await store.close();
+    const startAt = Date.now() + 1_500;
+    const outputs = await Promise.all(
+      ['a', 'b'].map((worker) => runChild(['claim', path, String(Math.max(startAt, T0)), worker])),
+    );
+    const [a, b] = outputs.map((o) => JSON.parse(o.stdout) as string[]);
+    assert.ok(a && b);
+    const all = [...a, ...b];
+    assert.equal(new Set(all).size, all.length, 'no run claimed by both');
+    assert.equal(all.length, runs.length, 'every run claimed');
+    assert.ok(a.length > 0 && b.length > 0, `both processes claimed (${a.length} / ${b.length})`);
+  });
+
+  test('stores with different table prefixes share a file without seeing each other', async () => {
+    const path = freshPath();
+    const one = await openSqliteStore({ path, tablePrefix: 'one_' });
+    const two = await openSqliteStore({ path, tablePrefix: 'two_' });
+    try {
+      const run = newRun();
+      await one.enqueue([run], T0);
+      assert.ok(await one.getRun(run.id));
+      assert.equal(await two.getRun(run.id), undefined);
+      assert.deepEqual(await two.listRuns(), []);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
+  test("':memory:' and durability 'normal' give a working store", async () => {
+    const store = await openSqliteStore({ path: ':memory:', durability: 'normal' });
+    try {
+      const [result] = await store.enqueue([newRun()], T0);
+      assert.equal(result?.created, true);
+      assert.equal(store.dialect, 'sqlite');
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('rejects invalid options, naming the field', async () => {
+    const cases: [unknown, string][] = [
+      [{ path: '' }, 'sqliteStore.path'],
+      [{ path: ':memory:', durability: 'fast' }, 'sqliteStore.durability'],
+      [{ path: ':memory:', tablePrefix: 'bad"prefix' }, 'sqliteStore.tablePrefix'],
+      [{ path: ':memory:', tablePrefix: '1x' }, 'sqliteStore.tablePrefix'],
+      [{ path: ':memory:', busyTimeoutMs: -1 }, 'sqliteStore.busyTimeoutMs'],
+      [{ path: ':memory:', durabilty: 'full' }, 'sqliteStore.durabilty'],
+    ];
+    for (const [options, path] of cases) {
+      await assert.rejects(openSqliteStore(options as SqliteStoreOptions), (e: unknown) => {
+        assert.ok(e instanceof InvalidOptionsError, String(e));
+        assert.equal(e.code, ErrorCodes.INVALID_OPTIONS);
+        assert.equal(e.path, path);
+        return true;
+      });
+    }
+  });
+});

@@ -1,0 +1,1180 @@
+// The one suite every WorkflowStore must pass (SQLite, PostgreSQL): each rule of store/types.ts
+// as a test, each test on a fresh database (a new file, a new schema). Not a test file itself.
+//
+// Conventions the suite pins where types.ts leaves a detail open (every store follows them):
+// - `open()` gives a store on an empty database; the suite calls `migrate()` itself (twice in one
+//   test, which must be harmless). `close()` closes the store and drops the file or schema.
+// - A run is "leased" while `leaseOwner` is set and `leaseExpiresAt > now`. A worker "holds" a run
+//   while it is `leaseOwner` and the run is not final (an expired lease nobody took over is still
+//   held: nobody else can have written).
+// - `claim` turns `queued` and `waiting` runs into `running`; other statuses are kept.
+// - A run cancelled because of a parent gets a `run:cancelled` event whose data has `parent`
+//   (the direct parent's id); `requestCancel` on an unleased run appends `run:cancelled` with
+//   `reason`. A run made final gets `finishedAt = now` and loses its lease.
+// - `dependsOn` may name a run created earlier in the same `enqueue` call.
+// - For a run whose lease is lost, every change of that run in the commit is dropped: steps, run
+//   updates, events and consumed signals.
+// - Wake-ups from the store's own process arrive soon after the call resolves (SQLite: before).
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { WorkflowErrorCodes } from '../src/errors.ts';
+import type {
+  Change,
+  ClaimRequest,
+  Json,
+  NewRun,
+  NewStep,
+  RunRecord,
+  RunUpdate,
+  StoredError,
+  WakeTopic,
+  WorkflowStore,
+} from '../src/store/types.ts';
+
+export interface OpenedStore {
+  store: WorkflowStore;
+  close(): Promise<void>;
+}
+
+/** A fixed start time: stores never read the clock, so every test passes its own `now`. */
+const T0 = 1_700_000_000_000;
+const WF = 'orders';
+
+/** A UUID whose order among others is `n`'s: for tie-breaks on id. */
+function orderedId(n: number): string {
+  return `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+}
+
+function newRun(overrides: Partial<NewRun> = {}): NewRun {
+  return { id: randomUUID(), workflow: WF, version: '1', input: null, priority: 1, ...overrides };
+}
+
+function claimRequest(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
+  return { workerId: 'w1', limit: 10, leaseMs: 1_000, now: T0, workflows: [WF], ...overrides };
+}
+
+function stepOf(name: string, overrides: Partial<NewStep> = {}): NewStep {
+  return {
+    name,
+    status: 'completed',
+    output: null,
+    error: undefined,
+    attempts: 1,
+    startedAt: T0,
+    finishedAt: T0,
+    ...overrides,
+  };
+}
+
+function update(runId: string, workerId: string, change: RunUpdate): Change {
+  return { kind: 'run', runId, workerId, update: change };
+}
+
+function event(runId: string, type: string, at = T0, data?: Json): Change {
+  return { kind: 'event', runId, event: { type, step: undefined, data, progress: 0, at } };
+}
+
+async function mustGet(store: WorkflowStore, id: string): Promise<RunRecord> {
+  const run = await store.getRun(id);
+  assert.ok(run, `run ${id} exists`);
+  return run;
+}
+
+/** Records wake-ups; `until` waits (bounded) for one, as PostgreSQL's may come a moment later. */
+function recordTopics(store: WorkflowStore): {
+  topics: WakeTopic[];
+  until(topic: WakeTopic): Promise<void>;
+  stop(): void;
+} {
+  const topics: WakeTopic[] = [];
+  const stop = store.subscribe((topic) => topics.push(topic));
+  return {
+    topics,
+    stop,
+    async until(topic) {
+      const deadline = performance.now() + 2_000;
+      while (!topics.includes(topic)) {
+        if (performance.now() > deadline) assert.fail(`no '${topic}' wake-up; got ${JSON.stringify(topics)}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+  };
+}
+
+/** Enqueues one run and claims it for `workerId` (lease 1 s from `now`). */
+async function startOne(
+  store: WorkflowStore,
+  run: Partial<NewRun> = {},
+  workerId = 'w1',
+  now = T0,
+): Promise<string> {
+  const [result] = await store.enqueue([newRun(run)], now);
+  assert.ok(result);
+  const claimed = await store.claim(claimRequest({ workerId, now, workflows: [run.workflow ?? WF] }));
+  assert.deepEqual(
+    claimed.map((c) => c.id),
+    [result.id],
+  );
+  return result.id;
+}
+
+async function finish(store: WorkflowStore, id: string, status: RunRecord['status'], now = T0) {
+  const run = await mustGet(store, id);
+  const result = await store.commit(
+    [update(id, run.leaseOwner ?? 'w1', { status, releaseLease: true }), event(id, `run:${status}`, now)],
+    now,
+  );
+  assert.deepEqual(result, { lostLease: [], duplicateSteps: [] });
+}
+
+export function storeConformance(name: string, open: () => Promise<OpenedStore>): void {
+  /** Runs a test on a fresh, migrated store and always closes it. */
+  function it(title: string, body: (store: WorkflowStore) => Promise<void>): void {
+    test(title, async () => {
+      const opened = await open();
+      try {
+        await opened.store.migrate();
+        await body(opened.store);
+      } finally {
+        await opened.close();
+      }
+    });
+  }
+
+  describe(`workflow store conformance: ${name}`, () => {
+    // -----------------------------------------------------------------------------------------
+    describe('enqueue', () => {
+      it('creates a queued run with every field recorded and a run:queued event', async (store) => {
+        const id = randomUUID();
+        const parent = randomUUID();
+        await store.enqueue([newRun({ id: parent })], T0 - 10);
+        const results = await store.enqueue(
+          [
+            newRun({
+              id,
+              version: '7',
+              input: { order: 42 },
+              priority: 3,
+              idempotencyKey: 'k-1',
+              parentRunId: parent,
+              concurrencyKey: 'tenant-a',
+              deadlineAt: T0 + 60_000,
+              correlationId: 'corr-1',
+              traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+            }),
+          ],
+          T0,
+        );
+        assert.deepEqual(results, [{ id, created: true, status: 'queued' }]);
+        const run = await mustGet(store, id);
+        assert.deepEqual(run, {
+          id,
+          workflow: WF,
+          version: '7',
+          status: 'queued',
+          priority: 3,
+          input: { order: 42 },
+          output: undefined,
+          error: undefined,
+          degraded: false,
+          progress: 0,
+          idempotencyKey: 'k-1',
+          parentRunId: parent,
+          concurrencyKey: 'tenant-a',
+          pendingParents: 0,
+          availableAt: T0,
+          waitingFor: undefined,
+          leaseOwner: undefined,
+          leaseExpiresAt: undefined,
+          cancelRequested: undefined,
+          deadlineAt: T0 + 60_000,
+          correlationId: 'corr-1',
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          createdAt: T0,
+          updatedAt: T0,
+          finishedAt: undefined,
+        });
+        const events = await store.events(id);
+        assert.equal(events.length, 1);
+        assert.equal(events[0]?.type, 'run:queued');
+        assert.equal(events[0]?.runId, id);
+        assert.equal(events[0]?.at, T0);
+        assert.equal(events[0]?.step, undefined);
+      });
+
+      it('returns results in the order of the runs given', async (store) => {
+        const runs = [newRun(), newRun(), newRun()];
+        const results = await store.enqueue(runs, T0);
+        assert.deepEqual(
+          results.map((r) => r.id),
+          runs.map((r) => r.id),
+        );
+        assert.ok(results.every((r) => r.created && r.status === 'queued'));
+      });
+
+      it('an unknown id returns undefined', async (store) => {
+        assert.equal(await store.getRun(randomUUID()), undefined);
+      });
+
+      it('a second enqueue with the same idempotency key returns the first run, created: false', async (store) => {
+        const first = await store.enqueue([newRun({ idempotencyKey: 'once' })], T0);
+        const second = await store.enqueue([newRun({ idempotencyKey: 'once' })], T0 + 1);
+        assert.equal(first[0]?.created, true);
+        assert.deepEqual(second, [{ id: first[0]?.id, created: false, status: 'queued' }]);
+        assert.equal((await store.listRuns()).length, 1);
+        assert.equal((await store.events(first[0]?.id ?? '')).length, 1, 'no second run:queued');
+      });
+
+      it('an idempotency key reports the existing run with its current status', async (store) => {
+        const id = await startOne(store, { idempotencyKey: 'k' });
+        const [again] = await store.enqueue([newRun({ idempotencyKey: 'k' })], T0 + 5);
+        assert.deepEqual(again, { id, created: false, status: 'running' });
+      });
+
+      it('the same idempotency key twice in one call creates one run', async (store) => {
+        const results = await store.enqueue(
+          [newRun({ idempotencyKey: 'x' }), newRun({ idempotencyKey: 'x' })],
+          T0,
+        );
+        assert.equal(results[0]?.created, true);
+        assert.equal(results[1]?.created, false);
+        assert.equal(results[1]?.id, results[0]?.id);
+      });
+
+      it('dependsOn an unknown run rejects with BULWARK_WORKFLOW_UNKNOWN_RUN and creates nothing', async (store) => {
+        const ok = newRun();
+        const bad = newRun({ dependsOn: [randomUUID()] });
+        await assert.rejects(store.enqueue([ok, bad], T0), (e: { code?: string }) => {
+          assert.equal(e.code, WorkflowErrorCodes.UNKNOWN_RUN);
+          return true;
+        });
+        assert.equal(await store.getRun(ok.id), undefined, 'the batch is one transaction');
+        assert.equal(await store.getRun(bad.id), undefined);
+      });
+
+      it('counts parents not yet completed in pendingParents', async (store) => {
+        const done = await startOne(store);
+        await finish(store, done, 'completed');
+        const [pending] = await store.enqueue([newRun()], T0);
+        const child = newRun({ dependsOn: [done, pending?.id ?? ''] });
+        await store.enqueue([child], T0 + 1);
+        assert.equal((await mustGet(store, child.id)).pendingParents, 1);
+      });
+
+      it('dependsOn may name a run created earlier in the same call', async (store) => {
+        const parent = newRun();
+        const child = newRun({ dependsOn: [parent.id] });
+        const results = await store.enqueue([parent, child], T0);
+        assert.ok(results.every((r) => r.created));
+        assert.equal((await mustGet(store, child.id)).pendingParents, 1);
+      });
+
+      for (const status of ['failed', 'cancelled', 'compensated'] as const) {
+        it(`a parent already ${status} creates the child cancelled, with a run:cancelled event naming it`, async (store) => {
+          const parent = await startOne(store);
+          await finish(store, parent, status);
+          const child = newRun({ dependsOn: [parent] });
+          const [result] = await store.enqueue([child], T0 + 10);
+          assert.deepEqual(result, { id: child.id, created: true, status: 'cancelled' });
+          const run = await mustGet(store, child.id);
+          assert.equal(run.status, 'cancelled');
+          assert.equal(run.finishedAt, T0 + 10);
+          const events = await store.events(child.id);
+          const cancelled = events.find((e) => e.type === 'run:cancelled');
+          assert.ok(cancelled, 'run:cancelled event');
+          assert.equal((cancelled.data as { parent?: string }).parent, parent);
+          assert.equal(events.at(-1)?.type, 'run:cancelled');
+          assert.deepEqual(await store.claim(claimRequest({ now: T0 + 20 })), []);
+        });
+      }
+
+      it('wakes subscribers with runs', async (store) => {
+        const rec = recordTopics(store);
+        await store.enqueue([newRun()], T0);
+        await rec.until('runs');
+        rec.stop();
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('claim', () => {
+      it('claims by priority (highest first), then creation time, then id', async (store) => {
+        const a = orderedId(1);
+        const b = orderedId(2);
+        const c = orderedId(3);
+        const d = orderedId(4);
+        const e = orderedId(5);
+        await store.enqueue([newRun({ id: e, priority: 1 })], T0);
+        await store.enqueue([newRun({ id: d, priority: 1 }), newRun({ id: b, priority: 1 })], T0 + 1);
+        await store.enqueue([newRun({ id: c, priority: 0 })], T0 - 5);
+        await store.enqueue([newRun({ id: a, priority: 4 })], T0 + 2);
+        const claimed = await store.claim(claimRequest({ limit: 10, now: T0 + 10 }));
+        assert.deepEqual(
+          claimed.map((r) => r.id),
+          [a, e, b, d, c],
+        );
+      });
+
+      it('claims at most limit runs, in order, leaving the rest', async (store) => {
+        const runs = [0, 1, 2, 3].map((p) => newRun({ priority: p }));
+        await store.enqueue(runs, T0);
+        const first = await store.claim(claimRequest({ limit: 2 }));
+        assert.deepEqual(
+          first.map((r) => r.priority),
+          [3, 2],
+        );
+        const second = await store.claim(claimRequest({ workerId: 'w2', limit: 5 }));
+        assert.deepEqual(
+          second.map((r) => r.priority),
+          [1, 0],
+        );
+      });
+
+      it('a claimed run is running, leased to the worker until now + leaseMs, not taken over', async (store) => {
+        const run = newRun({ input: { a: 1 } });
+        await store.enqueue([run], T0);
+        const [claimed] = await store.claim(claimRequest({ workerId: 'w9', leaseMs: 5_000, now: T0 + 3 }));
+        assert.ok(claimed);
+        assert.equal(claimed.id, run.id);
+        assert.equal(claimed.status, 'running');
+        assert.equal(claimed.leaseOwner, 'w9');
+        assert.equal(claimed.leaseExpiresAt, T0 + 5_003);
+        assert.equal(claimed.takenOver, false);
+        assert.deepEqual(claimed.input, { a: 1 });
+        const stored = await mustGet(store, run.id);
+        assert.equal(stored.status, 'running');
+        assert.equal(stored.leaseOwner, 'w9');
+        assert.equal(stored.leaseExpiresAt, T0 + 5_003);
+      });
+
+      it('skips runs with parents pending, not yet available, leased, final, or of other workflows', async (store) => {
+        const leased = await startOne(store, { priority: 4 }, 'w2');
+        const done = await startOne(store, { priority: 4 }, 'w2');
+        await finish(store, done, 'completed');
+        const [parent] = await store.enqueue([newRun({ priority: 0 })], T0);
+        await store.enqueue(
+          [
+            newRun({ dependsOn: [parent?.id ?? ''], priority: 4 }),
+            newRun({ availableAt: T0 + 1_000, priority: 4 }),
+            newRun({ workflow: 'other', priority: 4 }),
+          ],
+          T0,
+        );
+        const claimed = await store.claim(claimRequest({ now: T0 + 10 }));
+        assert.deepEqual(
+          claimed.map((r) => r.id),
+          [parent?.id],
+        );
+        assert.notEqual(claimed[0]?.id, leased);
+        assert.deepEqual(await store.claim(claimRequest({ now: T0 + 20 })), []);
+      });
+
+      it('a run becomes claimable when availableAt is reached', async (store) => {
+        const run = newRun({ availableAt: T0 + 1_000 });
+        await store.enqueue([run], T0);
+        assert.deepEqual(await store.claim(claimRequest({ now: T0 + 999 })), []);
+        const claimed = await store.claim(claimRequest({ now: T0 + 1_000 }));
+        assert.deepEqual(
+          claimed.map((r) => r.id),
+          [run.id],
+        );
+      });
+
+      it('claims only the workflows asked for, several at once', async (store) => {
+        const a = newRun({ workflow: 'a' });
+        const b = newRun({ workflow: 'b' });
+        const c = newRun({ workflow: 'c' });
+        await store.enqueue([a, b, c], T0);
+        const claimed = await store.claim(claimRequest({ workflows: ['a', 'c'] }));
+        assert.deepEqual(new Set(claimed.map((r) => r.id)), new Set([a.id, c.id]));
+        assert.deepEqual(await store.claim(claimRequest({ workflows: [] })), []);
+      });
+
+      it('an expired lease makes the run claimable again, with takenOver: true', async (store) => {
+        const id = await startOne(store, {}, 'w1', T0);
+        assert.deepEqual(await store.claim(claimRequest({ workerId: 'w2', now: T0 + 999 })), []);
+        const [again] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 1_000 }));
+        assert.ok(again);
+        assert.equal(again.id, id);
+        assert.equal(again.takenOver, true);
+        assert.equal(again.leaseOwner, 'w2');
+        assert.equal(again.leaseExpiresAt, T0 + 2_000);
+        assert.equal(again.status, 'running');
+      });
+
+      it('a run whose lease was released is claimed without takenOver', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [update(id, 'w1', { status: 'waiting', availableAt: T0 + 100, releaseLease: true })],
+          T0 + 1,
+        );
+        const waiting = await mustGet(store, id);
+        assert.equal(waiting.status, 'waiting');
+        assert.equal(waiting.leaseOwner, undefined);
+        assert.equal(waiting.leaseExpiresAt, undefined);
+        assert.deepEqual(await store.claim(claimRequest({ workerId: 'w2', now: T0 + 99 })), []);
+        const [woke] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 100 }));
+        assert.equal(woke?.id, id);
+        assert.equal(woke?.takenOver, false);
+        assert.equal(woke?.status, 'running');
+      });
+
+      it('a compensating run keeps its status when taken over', async (store) => {
+        const id = await startOne(store);
+        await store.commit([update(id, 'w1', { status: 'compensating' })], T0 + 1);
+        const [again] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 5_000 }));
+        assert.equal(again?.id, id);
+        assert.equal(again?.status, 'compensating');
+        assert.equal(again?.takenOver, true);
+      });
+
+      it('perWorkflow limits leased runs of a workflow across workers', async (store) => {
+        await store.enqueue([newRun(), newRun(), newRun(), newRun({ workflow: 'free' })], T0);
+        const request = { perWorkflow: { [WF]: 2 }, workflows: [WF, 'free'] };
+        const first = await store.claim(claimRequest({ ...request, workerId: 'w1' }));
+        assert.equal(first.filter((r) => r.workflow === WF).length, 2);
+        assert.equal(first.filter((r) => r.workflow === 'free').length, 1, 'other workflows are not limited');
+        assert.deepEqual(await store.claim(claimRequest({ ...request, workerId: 'w2' })), []);
+        const held = first.find((r) => r.workflow === WF);
+        assert.ok(held);
+        await finish(store, held.id, 'completed', T0 + 1);
+        const third = await store.claim(claimRequest({ ...request, workerId: 'w2', now: T0 + 2 }));
+        assert.equal(third.length, 1);
+      });
+
+      it('perWorkflow does not count expired leases', async (store) => {
+        await store.enqueue([newRun(), newRun()], T0);
+        const first = await store.claim(claimRequest({ limit: 1, perWorkflow: { [WF]: 1 } }));
+        assert.equal(first.length, 1);
+        const later = await store.claim(
+          claimRequest({ workerId: 'w2', now: T0 + 1_000, perWorkflow: { [WF]: 1 } }),
+        );
+        assert.equal(later.length, 1, 'the expired lease frees its slot; one run is claimed');
+      });
+
+      it('perKey limits leased runs sharing a concurrency key; runs without a key are free', async (store) => {
+        await store.enqueue(
+          [
+            newRun({ concurrencyKey: 'a' }),
+            newRun({ concurrencyKey: 'a' }),
+            newRun({ concurrencyKey: 'a' }),
+            newRun({ concurrencyKey: 'b' }),
+            newRun({ concurrencyKey: 'b' }),
+            newRun(),
+            newRun(),
+          ],
+          T0,
+        );
+        const first = await store.claim(claimRequest({ perKey: 1 }));
+        const keys = first.map((r) => r.concurrencyKey ?? '-').sort();
+        assert.deepEqual(keys, ['-', '-', 'a', 'b']);
+        assert.deepEqual(await store.claim(claimRequest({ workerId: 'w2', perKey: 1 })), []);
+        const second = await store.claim(claimRequest({ workerId: 'w2', perKey: 2 }));
+        assert.deepEqual(second.map((r) => r.concurrencyKey).sort(), ['a', 'b']);
+      });
+
+      it('concurrent claims never return the same run', async (store) => {
+        const runs = Array.from({ length: 40 }, () => newRun());
+        await store.enqueue(runs, T0);
+        const batches = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => store.claim(claimRequest({ workerId: `w${i}`, limit: 7 }))),
+        );
+        const ids = batches.flat().map((r) => r.id);
+        assert.equal(new Set(ids).size, ids.length, 'no run claimed twice');
+        assert.equal(ids.length, 40, 'every run claimed once');
+        for (const [i, batch] of batches.entries()) {
+          for (const run of batch) assert.equal((await mustGet(store, run.id)).leaseOwner, `w${i}`);
+        }
+      });
+
+      it('claims in priority, creation, id order for any mix of runs (property)', async (store) => {
+        let round = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({ priority: fc.integer({ min: 0, max: 4 }), age: fc.integer({ min: 0, max: 3 }) }),
+              {
+                minLength: 1,
+                maxLength: 12,
+              },
+            ),
+            fc.integer({ min: 1, max: 5 }),
+            async (shapes, limit) => {
+              const workflow = `prop-${round++}`;
+              const runs = shapes.map((s, i) => ({
+                run: newRun({ id: orderedId(round * 100 + i), workflow, priority: s.priority }),
+                createdAt: T0 - s.age,
+              }));
+              for (const { run, createdAt } of runs) await store.enqueue([run], createdAt);
+              const expected = [...runs]
+                .sort(
+                  (x, y) =>
+                    y.run.priority - x.run.priority ||
+                    x.createdAt - y.createdAt ||
+                    (x.run.id < y.run.id ? -1 : 1),
+                )
+                .map((x) => x.run.id);
+              const claimed: string[] = [];
+              for (;;) {
+                const batch = await store.claim(claimRequest({ workflows: [workflow], limit }));
+                if (batch.length === 0) break;
+                claimed.push(...batch.map((r) => r.id));
+              }
+              assert.deepEqual(claimed, expected);
+            },
+          ),
+          { numRuns: 15 },
+        );
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('renew', () => {
+      it('extends the leases the worker holds and returns them', async (store) => {
+        const a = await startOne(store, {}, 'w1');
+        const b = await startOne(store, {}, 'w2');
+        const result = await store.renew('w1', [a, b, randomUUID()], 3_000, T0 + 500);
+        assert.deepEqual(result, { held: [a], cancelRequested: [] });
+        assert.equal((await mustGet(store, a)).leaseExpiresAt, T0 + 3_500);
+        assert.equal((await mustGet(store, b)).leaseExpiresAt, T0 + 1_000, 'not the worker’s: untouched');
+      });
+
+      it('a lease taken over by another worker is no longer held', async (store) => {
+        const id = await startOne(store, {}, 'w1');
+        await store.claim(claimRequest({ workerId: 'w2', now: T0 + 2_000 }));
+        assert.deepEqual(await store.renew('w1', [id], 1_000, T0 + 2_001), { held: [], cancelRequested: [] });
+        assert.equal((await mustGet(store, id)).leaseOwner, 'w2');
+      });
+
+      it('a run made final is no longer held', async (store) => {
+        const id = await startOne(store);
+        await finish(store, id, 'completed');
+        assert.deepEqual(await store.renew('w1', [id], 1_000, T0 + 1), { held: [], cancelRequested: [] });
+      });
+
+      it('reports held runs with a cancellation requested', async (store) => {
+        const a = await startOne(store);
+        const b = await startOne(store);
+        assert.equal(await store.requestCancel(a, 'no longer needed', T0 + 1), true);
+        const result = await store.renew('w1', [a, b], 1_000, T0 + 2);
+        assert.deepEqual(new Set(result.held), new Set([a, b]));
+        assert.deepEqual(result.cancelRequested, [a]);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('commit', () => {
+      it('applies steps, run updates and events together', async (store) => {
+        const id = await startOne(store);
+        const result = await store.commit(
+          [
+            {
+              kind: 'step',
+              runId: id,
+              workerId: 'w1',
+              step: stepOf('charge', { output: { paid: true }, attempts: 2 }),
+            },
+            update(id, 'w1', { progress: 40, degraded: true }),
+            event(id, 'step:completed', T0 + 5),
+          ],
+          T0 + 5,
+        );
+        assert.deepEqual(result, { lostLease: [], duplicateSteps: [] });
+        const steps = await store.steps(id);
+        assert.deepEqual(steps, [
+          {
+            runId: id,
+            name: 'charge',
+            seq: 0,
+            status: 'completed',
+            output: { paid: true },
+            error: undefined,
+            attempts: 2,
+            startedAt: T0,
+            finishedAt: T0,
+          },
+        ]);
+        const run = await mustGet(store, id);
+        assert.equal(run.progress, 40);
+        assert.equal(run.degraded, true);
+        assert.equal(run.updatedAt, T0 + 5);
+        assert.equal((await store.events(id)).at(-1)?.type, 'step:completed');
+      });
+
+      it('records steps in seq order from 0 across commits', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('b') },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('a') },
+          ],
+          T0,
+        );
+        await store.commit([{ kind: 'step', runId: id, workerId: 'w1', step: stepOf('c') }], T0 + 1);
+        const steps = await store.steps(id);
+        assert.deepEqual(
+          steps.map((s) => [s.name, s.seq]),
+          [
+            ['b', 0],
+            ['a', 1],
+            ['c', 2],
+          ],
+        );
+      });
+
+      it('refuses a step already recorded, and still applies the rest', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [{ kind: 'step', runId: id, workerId: 'w1', step: stepOf('pay', { output: 1 }) }],
+          T0,
+        );
+        const result = await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('pay', { output: 2 }) },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('ship') },
+            update(id, 'w1', { progress: 70 }),
+            event(id, 'step:completed'),
+          ],
+          T0 + 1,
+        );
+        assert.deepEqual(result, { lostLease: [], duplicateSteps: [{ runId: id, name: 'pay' }] });
+        const steps = await store.steps(id);
+        assert.deepEqual(
+          steps.map((s) => [s.name, s.seq, s.output]),
+          [
+            ['pay', 0, 1],
+            ['ship', 1, null],
+          ],
+        );
+        assert.equal((await mustGet(store, id)).progress, 70);
+      });
+
+      it('refuses the second of two records of one step in the same commit', async (store) => {
+        const id = await startOne(store);
+        const result = await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('x', { output: 'first' }) },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('x', { output: 'second' }) },
+          ],
+          T0,
+        );
+        assert.deepEqual(result.duplicateSteps, [{ runId: id, name: 'x' }]);
+        assert.deepEqual(
+          (await store.steps(id)).map((s) => s.output),
+          ['first'],
+        );
+      });
+
+      it('drops every change of a run whose lease was taken over, and reports it in lostLease', async (store) => {
+        const id = await startOne(store, {}, 'w1');
+        const other = await startOne(store, { workflow: 'side' }, 'w3', T0 + 1_500);
+        await store.claim(claimRequest({ workerId: 'w2', now: T0 + 2_000, limit: 1 }));
+        assert.equal((await mustGet(store, id)).leaseOwner, 'w2');
+        const eventsBefore = await store.events(id);
+        await store.signal(id, 'go', null, T0 + 2_000);
+        const [sig] = await store.signals(id, 'go');
+        assert.ok(sig);
+        const result = await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('stale') },
+            update(id, 'w1', { status: 'completed', output: 'stale', releaseLease: true }),
+            event(id, 'run:completed', T0 + 2_001),
+            { kind: 'consume-signal', runId: id, signalId: sig.id },
+            { kind: 'step', runId: other, workerId: 'w3', step: stepOf('fresh') },
+          ],
+          T0 + 2_001,
+        );
+        assert.deepEqual(result, { lostLease: [id], duplicateSteps: [] });
+        assert.deepEqual(await store.steps(id), []);
+        const run = await mustGet(store, id);
+        assert.equal(run.status, 'running');
+        assert.equal(run.output, undefined);
+        assert.equal(run.leaseOwner, 'w2');
+        assert.deepEqual(await store.events(id), eventsBefore);
+        assert.equal((await store.signals(id, 'go')).length, 1, 'the signal is still there');
+        assert.deepEqual(
+          (await store.steps(other)).map((s) => s.name),
+          ['fresh'],
+          'other runs in the commit are applied',
+        );
+      });
+
+      it('a run change from a worker that never held the run is a lost lease', async (store) => {
+        const id = await startOne(store, {}, 'w1');
+        const result = await store.commit([update(id, 'intruder', { progress: 99 })], T0 + 1);
+        assert.deepEqual(result.lostLease, [id]);
+        assert.equal((await mustGet(store, id)).progress, 0);
+      });
+
+      it("events' seq increases across the whole store; events() pages with afterSeq and limit", async (store) => {
+        const a = await startOne(store);
+        const b = await startOne(store);
+        await store.commit([event(a, 'e1'), event(b, 'e2'), event(a, 'e3')], T0 + 1);
+        await store.commit([event(b, 'e4'), event(a, 'e5')], T0 + 2);
+        const ea = await store.events(a);
+        const eb = await store.events(b);
+        const all = [...ea, ...eb].map((e) => e.seq);
+        assert.equal(new Set(all).size, all.length, 'seq unique across runs');
+        for (const list of [ea, eb]) {
+          for (let i = 1; i < list.length; i++) assert.ok((list[i]?.seq ?? 0) > (list[i - 1]?.seq ?? 0));
+        }
+        assert.deepEqual(
+          ea.map((e) => e.type),
+          ['run:queued', 'e1', 'e3', 'e5'],
+        );
+        const e1 = ea.find((e) => e.type === 'e1');
+        const e4 = eb.find((e) => e.type === 'e4');
+        assert.ok(e1 && e4 && e1.seq < e4.seq, 'later commits get higher seq');
+        const after = await store.events(a, e1.seq);
+        assert.deepEqual(
+          after.map((e) => e.type),
+          ['e3', 'e5'],
+        );
+        const limited = await store.events(a, undefined, 2);
+        assert.deepEqual(
+          limited.map((e) => e.type),
+          ['run:queued', 'e1'],
+        );
+      });
+
+      it('stores an event with its step, data and progress', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [
+            {
+              kind: 'event',
+              runId: id,
+              event: {
+                type: 'step:retry-scheduled',
+                step: 'pay',
+                data: { attempt: 2, delayMs: 100 },
+                progress: 33,
+                at: T0 + 7,
+              },
+            },
+          ],
+          T0 + 7,
+        );
+        const last = (await store.events(id)).at(-1);
+        assert.ok(last);
+        assert.deepEqual(
+          { ...last, seq: 0 },
+          {
+            seq: 0,
+            runId: id,
+            type: 'step:retry-scheduled',
+            step: 'pay',
+            data: { attempt: 2, delayMs: 100 },
+            progress: 33,
+            at: T0 + 7,
+          },
+        );
+      });
+
+      it('a final status sets finishedAt and releases the lease', async (store) => {
+        const id = await startOne(store);
+        await store.commit([update(id, 'w1', { status: 'completed', output: { ok: true } })], T0 + 9);
+        const run = await mustGet(store, id);
+        assert.equal(run.status, 'completed');
+        assert.deepEqual(run.output, { ok: true });
+        assert.equal(run.finishedAt, T0 + 9);
+        assert.equal(run.leaseOwner, undefined);
+        assert.equal(run.leaseExpiresAt, undefined);
+      });
+
+      it('completion releases dependents: pendingParents drops, at 0 available now, with a runs wake-up', async (store) => {
+        const p1 = await startOne(store);
+        const p2 = await startOne(store);
+        const child = newRun({ dependsOn: [p1, p2] });
+        const grandchild = newRun({ dependsOn: [child.id] });
+        await store.enqueue([child, grandchild], T0);
+        await finish(store, p1, 'completed', T0 + 10);
+        assert.equal((await mustGet(store, child.id)).pendingParents, 1);
+        assert.deepEqual(await store.claim(claimRequest({ now: T0 + 11 })), []);
+        const rec = recordTopics(store);
+        await finish(store, p2, 'completed', T0 + 20);
+        const released = await mustGet(store, child.id);
+        assert.equal(released.pendingParents, 0);
+        assert.equal(released.availableAt, T0 + 20);
+        assert.equal(released.status, 'queued');
+        await rec.until('runs');
+        rec.stop();
+        assert.equal((await mustGet(store, grandchild.id)).pendingParents, 1, 'only direct dependents');
+        const claimed = await store.claim(claimRequest({ now: T0 + 20 }));
+        assert.deepEqual(
+          claimed.map((r) => r.id),
+          [child.id],
+        );
+      });
+
+      for (const status of ['failed', 'cancelled', 'compensated'] as const) {
+        it(`${status} cancels dependents recursively with run:cancelled naming the parent`, async (store) => {
+          const parent = await startOne(store);
+          const other = await startOne(store);
+          const child = newRun({ dependsOn: [parent, other] });
+          const grandchild = newRun({ dependsOn: [child.id] });
+          const unrelated = newRun({ dependsOn: [other] });
+          await store.enqueue([child, grandchild, unrelated], T0);
+          await finish(store, parent, status, T0 + 30);
+          for (const [id, direct] of [
+            [child.id, parent],
+            [grandchild.id, child.id],
+          ] as const) {
+            const run = await mustGet(store, id);
+            assert.equal(run.status, 'cancelled');
+            assert.equal(run.finishedAt, T0 + 30);
+            const cancelled = (await store.events(id)).find((e) => e.type === 'run:cancelled');
+            assert.ok(cancelled, `run:cancelled for ${id}`);
+            assert.equal((cancelled.data as { parent?: string }).parent, direct);
+            assert.equal(cancelled.at, T0 + 30);
+          }
+          assert.equal((await mustGet(store, unrelated.id)).status, 'queued');
+        });
+      }
+
+      it('compensating does not cascade; the later final status does', async (store) => {
+        const parent = await startOne(store);
+        const child = newRun({ dependsOn: [parent] });
+        await store.enqueue([child], T0);
+        await store.commit([update(parent, 'w1', { status: 'compensating' })], T0 + 1);
+        assert.equal((await mustGet(store, child.id)).status, 'queued');
+        await store.commit([update(parent, 'w1', { status: 'compensated', releaseLease: true })], T0 + 2);
+        assert.equal((await mustGet(store, child.id)).status, 'cancelled');
+      });
+
+      it('waitingFor is set with waiting and cleared with null', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [
+            update(id, 'w1', {
+              status: 'waiting',
+              waitingFor: 'approved',
+              availableAt: T0 + 60_000,
+              releaseLease: true,
+            }),
+          ],
+          T0 + 1,
+        );
+        const waiting = await mustGet(store, id);
+        assert.equal(waiting.waitingFor, 'approved');
+        assert.equal(waiting.availableAt, T0 + 60_000);
+        const [claimed] = await store.claim(claimRequest({ now: T0 + 60_000 }));
+        assert.equal(claimed?.waitingFor, 'approved');
+        await store.commit([update(id, 'w1', { status: 'running', waitingFor: null })], T0 + 60_001);
+        assert.equal((await mustGet(store, id)).waitingFor, undefined);
+      });
+
+      it('wakes run:<id> subscribers on a commit for that run', async (store) => {
+        const id = await startOne(store);
+        const rec = recordTopics(store);
+        await store.commit([update(id, 'w1', { progress: 10 }), event(id, 'progress')], T0 + 1);
+        await rec.until(`run:${id}`);
+        rec.stop();
+      });
+
+      it('an empty commit succeeds', async (store) => {
+        assert.deepEqual(await store.commit([], T0), { lostLease: [], duplicateSteps: [] });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('signals', () => {
+      it('stores signals until consumed, oldest first, by name', async (store) => {
+        const id = await startOne(store);
+        assert.equal(await store.signal(id, 'approved', { by: 'ann' }, T0 + 1), true);
+        assert.equal(await store.signal(id, 'approved', { by: 'bob' }, T0 + 2), true);
+        assert.equal(await store.signal(id, 'other', 1, T0 + 3), true);
+        const list = await store.signals(id, 'approved');
+        assert.deepEqual(
+          list.map((s) => [s.runId, s.name, s.payload, s.createdAt]),
+          [
+            [id, 'approved', { by: 'ann' }, T0 + 1],
+            [id, 'approved', { by: 'bob' }, T0 + 2],
+          ],
+        );
+        assert.ok((list[0]?.id ?? 0) < (list[1]?.id ?? 0));
+        const first = list[0];
+        assert.ok(first);
+        await store.commit([{ kind: 'consume-signal', runId: id, signalId: first.id }], T0 + 4);
+        assert.deepEqual(
+          (await store.signals(id, 'approved')).map((s) => s.payload),
+          [{ by: 'bob' }],
+        );
+        assert.equal((await store.signals(id, 'other')).length, 1);
+      });
+
+      it('a signal wakes a run waiting for that name: available now, with a runs wake-up', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [
+            update(id, 'w1', {
+              status: 'waiting',
+              waitingFor: 'approved',
+              availableAt: T0 + 60_000,
+              releaseLease: true,
+            }),
+          ],
+          T0 + 1,
+        );
+        await store.signal(id, 'something-else', null, T0 + 5);
+        assert.equal((await mustGet(store, id)).availableAt, T0 + 60_000, 'another name does not wake it');
+        const rec = recordTopics(store);
+        assert.equal(await store.signal(id, 'approved', true, T0 + 10), true);
+        assert.equal((await mustGet(store, id)).availableAt, T0 + 10);
+        await rec.until('runs');
+        rec.stop();
+        const [claimed] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 10 }));
+        assert.equal(claimed?.id, id);
+      });
+
+      it('a signal to an unknown or final run returns false and stores nothing', async (store) => {
+        assert.equal(await store.signal(randomUUID(), 'x', null, T0), false);
+        const id = await startOne(store);
+        await finish(store, id, 'completed');
+        assert.equal(await store.signal(id, 'x', null, T0 + 1), false);
+        assert.deepEqual(await store.signals(id, 'x'), []);
+      });
+
+      it('a signal to a queued run is stored', async (store) => {
+        const [run] = await store.enqueue([newRun()], T0);
+        assert.equal(await store.signal(run?.id ?? '', 'early', 5, T0), true);
+        assert.equal((await store.signals(run?.id ?? '', 'early')).length, 1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('requestCancel', () => {
+      it('an unleased run is cancelled at once, with its dependents', async (store) => {
+        const [parent] = await store.enqueue([newRun()], T0);
+        const child = newRun({ dependsOn: [parent?.id ?? ''] });
+        await store.enqueue([child], T0);
+        const rec = recordTopics(store);
+        assert.equal(await store.requestCancel(parent?.id ?? '', 'user asked', T0 + 5), true);
+        const run = await mustGet(store, parent?.id ?? '');
+        assert.equal(run.status, 'cancelled');
+        assert.equal(run.finishedAt, T0 + 5);
+        const cancelled = (await store.events(run.id)).find((e) => e.type === 'run:cancelled');
+        assert.ok(cancelled);
+        assert.equal((cancelled.data as { reason?: string }).reason, 'user asked');
+        assert.equal((await mustGet(store, child.id)).status, 'cancelled');
+        await rec.until(`run:${run.id}`);
+        rec.stop();
+      });
+
+      it('a run whose lease expired is cancelled at once', async (store) => {
+        const id = await startOne(store);
+        assert.equal(await store.requestCancel(id, 'stop', T0 + 5_000), true);
+        assert.equal((await mustGet(store, id)).status, 'cancelled');
+      });
+
+      it('a leased run records the request for its worker, which renew reports', async (store) => {
+        const id = await startOne(store);
+        assert.equal(await store.requestCancel(id, 'stop', T0 + 1), true);
+        const run = await mustGet(store, id);
+        assert.equal(run.status, 'running');
+        assert.equal(run.cancelRequested, 'stop');
+        assert.deepEqual(await store.renew('w1', [id], 1_000, T0 + 2), { held: [id], cancelRequested: [id] });
+      });
+
+      it('a final or unknown run returns false', async (store) => {
+        const id = await startOne(store);
+        await finish(store, id, 'failed');
+        assert.equal(await store.requestCancel(id, 'late', T0 + 1), false);
+        assert.equal((await mustGet(store, id)).status, 'failed');
+        assert.equal(await store.requestCancel(randomUUID(), 'who', T0), false);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('prune', () => {
+      it('deletes only final runs finished before the cutoff, with their steps, events, signals and links', async (store) => {
+        const old = await startOne(store);
+        await store.signal(old, 's', null, T0);
+        await store.commit([{ kind: 'step', runId: old, workerId: 'w1', step: stepOf('a') }], T0);
+        await finish(store, old, 'completed', T0 + 10);
+        const oldFailed = await startOne(store);
+        await finish(store, oldFailed, 'failed', T0 + 20);
+        const recent = await startOne(store);
+        await finish(store, recent, 'completed', T0 + 1_000);
+        const [live] = await store.enqueue([newRun()], T0);
+        const child = newRun({ dependsOn: [old] });
+        await store.enqueue([child], T0 + 30);
+        const [cancelled] = await store.enqueue([newRun()], T0);
+        await store.requestCancel(cancelled?.id ?? '', 'not needed', T0 + 40);
+
+        assert.equal(await store.prune(T0 + 500), 3);
+        assert.equal(await store.getRun(old), undefined);
+        assert.equal(await store.getRun(oldFailed), undefined);
+        assert.equal(await store.getRun(cancelled?.id ?? ''), undefined);
+        assert.deepEqual(await store.steps(old), []);
+        assert.deepEqual(await store.events(old), []);
+        assert.deepEqual(await store.signals(old, 's'), []);
+        assert.ok(await store.getRun(recent));
+        assert.ok(await store.getRun(live?.id ?? ''));
+        assert.ok(await store.getRun(child.id), 'a run that is not final stays, whatever its age');
+        assert.equal(await store.prune(T0 + 500), 0);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('listRuns', () => {
+      it('lists newest first, filtered by status and workflow, with limit and paging by before', async (store) => {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const run = newRun({ workflow: i % 2 === 0 ? 'even' : 'odd' });
+          await store.enqueue([run], T0 + i);
+          ids.push(run.id);
+        }
+        const all = await store.listRuns();
+        assert.deepEqual(
+          all.map((r) => r.id),
+          [...ids].reverse(),
+        );
+        const even = await store.listRuns({ workflow: 'even' });
+        assert.deepEqual(
+          even.map((r) => r.id),
+          [ids[4], ids[2], ids[0]],
+        );
+        await store.claim(claimRequest({ workflows: ['odd'], now: T0 + 10 }));
+        const running = await store.listRuns({ status: ['running'] });
+        assert.deepEqual(
+          running.map((r) => r.id),
+          [ids[3], ids[1]],
+        );
+        const queuedOrRunning = await store.listRuns({ status: ['queued', 'running'], limit: 2 });
+        assert.deepEqual(
+          queuedOrRunning.map((r) => r.id),
+          [ids[4], ids[3]],
+        );
+        const page2 = await store.listRuns({ limit: 2, before: ids[3] });
+        assert.deepEqual(
+          page2.map((r) => r.id),
+          [ids[2], ids[1]],
+        );
+        const page3 = await store.listRuns({ limit: 2, before: ids[1] });
+        assert.deepEqual(
+          page3.map((r) => r.id),
+          [ids[0]],
+        );
+      });
+
+      it('pages by id among runs created at the same time', async (store) => {
+        const ids = [orderedId(1), orderedId(2), orderedId(3)];
+        await store.enqueue(
+          ids.map((id) => newRun({ id })),
+          T0,
+        );
+        assert.deepEqual(
+          (await store.listRuns()).map((r) => r.id),
+          [ids[2], ids[1], ids[0]],
+        );
+        assert.deepEqual(
+          (await store.listRuns({ before: ids[2], limit: 1 })).map((r) => r.id),
+          [ids[1]],
+        );
+      });
+
+      it('lists at most 100 runs by default', async (store) => {
+        await store.enqueue(
+          Array.from({ length: 105 }, () => newRun()),
+          T0,
+        );
+        assert.equal((await store.listRuns()).length, 100);
+        assert.equal((await store.listRuns({ limit: 105 })).length, 105);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('JSON and subscriptions', () => {
+      const nested: Json = {
+        text: 'héllo ✓ 日本語 \u0000 "quoted" \\ back',
+        emoji: '🚀',
+        list: [1, 2.5, -3, true, false, null, { deep: [[[]]] }],
+        empty: {},
+        zero: 0,
+      };
+
+      it('round-trips inputs, outputs, step outputs, errors and payloads as JSON', async (store) => {
+        const id = await startOne(store, { input: nested });
+        const error: StoredError = {
+          name: 'HttpStatusError',
+          message: 'upstream said ✗',
+          code: 'BULWARK_HTTP_STATUS',
+          transient: true,
+          stack: 'Error: x\n    at y',
+          data: { status: 503, nested: { a: [null] } },
+        };
+        await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('s1', { output: nested }) },
+            {
+              kind: 'step',
+              runId: id,
+              workerId: 'w1',
+              step: stepOf('s2', { status: 'failed', output: undefined, error }),
+            },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('s3', { output: null }) },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('s4', { output: undefined }) },
+            update(id, 'w1', { status: 'failed', output: null, error, releaseLease: true }),
+          ],
+          T0 + 1,
+        );
+        const run = await mustGet(store, id);
+        assert.deepEqual(run.input, nested);
+        assert.equal(run.output, null);
+        assert.deepEqual(run.error, error);
+        const steps = await store.steps(id);
+        assert.deepEqual(steps[0]?.output, nested);
+        assert.equal(steps[1]?.output, undefined);
+        assert.deepEqual(steps[1]?.error, error);
+        assert.equal(steps[1]?.status, 'failed');
+        assert.equal(steps[2]?.output, null);
+        assert.ok(
+          steps[3] && 'output' in steps[3] && steps[3].output === undefined,
+          'undefined stays undefined',
+        );
+        assert.equal(steps[0]?.error, undefined);
+      });
+
+      it('an output never set reads undefined; a minimal error keeps only its fields', async (store) => {
+        const id = await startOne(store, { input: 'just a string' });
+        const run = await mustGet(store, id);
+        assert.equal(run.output, undefined);
+        assert.equal(run.input, 'just a string');
+        await store.commit([update(id, 'w1', { error: { name: 'E', message: 'm' } })], T0 + 1);
+        assert.deepEqual((await mustGet(store, id)).error, { name: 'E', message: 'm' });
+      });
+
+      it('round-trips signal payloads and event data', async (store) => {
+        const id = await startOne(store);
+        await store.signal(id, 'n', nested, T0);
+        assert.deepEqual((await store.signals(id, 'n'))[0]?.payload, nested);
+        await store.commit([event(id, 'custom', T0 + 1, nested)], T0 + 1);
+        assert.deepEqual((await store.events(id)).at(-1)?.data, nested);
+        const queued = (await store.events(id))[0];
+        assert.ok(queued);
+      });
+
+      it('an unsubscribed listener hears nothing more', async (store) => {
+        const heard: WakeTopic[] = [];
+        const stop = store.subscribe((t) => heard.push(t));
+        stop();
+        const rec = recordTopics(store);
+        await store.enqueue([newRun()], T0);
+        await rec.until('runs');
+        rec.stop();
+        assert.deepEqual(heard, []);
+      });
+    });
+
+    it('migrate is safe to run again', async (store) => {
+      await store.migrate();
+      const [run] = await store.enqueue([newRun()], T0);
+      assert.equal(run?.created, true);
+      await store.migrate();
+      assert.ok(await store.getRun(run?.id ?? ''));
+    });
+  });
+}
