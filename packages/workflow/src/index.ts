@@ -6,6 +6,12 @@ export {
   type WorkflowEngineOptions,
 } from './engine/engine.ts';
 export {
+  type CatchUpPolicy,
+  type Schedule,
+  WorkflowScheduler,
+  type WorkflowSchedulerOptions,
+} from './engine/schedules.ts';
+export {
   defineWorkflow,
   PRIORITIES,
   type Priority,

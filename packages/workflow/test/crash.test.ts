@@ -13,6 +13,7 @@ import { WorkflowEngine, type WorkflowStore } from '@bulwark/workflow';
 import Database from 'better-sqlite3';
 import { crashy, openEffects } from './fixtures/crashy.ts';
 import { dropSchema, freshSchema, openStoreAt, postgresUnavailable } from './stores.ts';
+import { seeded } from './support.ts';
 
 const TRIALS = 50;
 /** Trials run side by side, each with its own files. */
@@ -20,18 +21,6 @@ const PARALLEL = 4;
 const RUNS_PER_TRIAL = 12;
 const LEASE_MS = 300;
 const worker = join(import.meta.dirname, 'fixtures', 'crash-worker.ts');
-
-/** A seeded generator, so a failing trial can be replayed from its number. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function trial(
   kind: 'sqlite' | 'postgres',

@@ -379,6 +379,86 @@ describe('workflow engine', () => {
     assert.equal((await store.getRun(run.id))?.error?.code, WorkflowErrorCodes.NON_DETERMINISTIC);
   });
 
+  test('a step that fails for good takes its fallback, and the run ends degraded', async (t) => {
+    const { engine, store } = await setup(t);
+    const quote = defineWorkflow({ name: 'quote' }, async (ctx) => {
+      const price = await ctx.step(
+        'live-price',
+        { retry: { maxAttempts: 2, baseMs: 1 }, fallback: () => ({ cents: 999, stale: true }) },
+        () => Promise.reject(transient('pricing down')),
+      );
+      return price;
+    });
+    engine.register(quote).startWorker();
+    const run = await engine.start(quote, null);
+    assert.deepEqual(await engine.result(run.id), { cents: 999, stale: true });
+    const record = await store.getRun(run.id);
+    assert.equal(record?.degraded, true);
+    const events = types(await collect(engine, run.id));
+    assert.ok(events.includes('step:fallback live-price'));
+    assert.equal(events.at(-1), 'run:degraded');
+  });
+
+  test('a child workflow runs once, and its result (or failure) reaches the parent', async (t) => {
+    const { engine, store } = await setup(t);
+    let childRuns = 0;
+    const vaccinate = defineWorkflow({ name: 'vaccinate' }, async (ctx, pet: string) => {
+      await ctx.sleep('clinic', 50);
+      return ctx.step('shot', () => {
+        childRuns++;
+        if (pet === 'bad') throw permanent('no vaccine for that');
+        return `${pet} vaccinated`;
+      });
+    });
+    const adopt = defineWorkflow({ name: 'adopt-with-child' }, async (ctx, pet: string) => {
+      const note = await ctx.child('vaccination', vaccinate, pet);
+      return `${note}, adopted`;
+    });
+    engine.register(vaccinate, adopt).startWorker();
+    const run = await engine.start(adopt, 'rex', { priority: 'high' });
+    assert.equal(await engine.result(run.id), 'rex vaccinated, adopted');
+    assert.equal(childRuns, 1);
+    const children = (await store.listRuns({ workflow: 'vaccinate' })).filter(
+      (r) => r.parentRunId === run.id,
+    );
+    assert.equal(children.length, 1);
+    assert.equal(children[0]?.priority, 2, 'the child takes its parent’s priority');
+    const failing = await engine.start(adopt, 'bad');
+    await assert.rejects(engine.result(failing.id), /vaccinate|no vaccine for that/);
+  });
+
+  test('a run past its deadline is aborted and compensated, even mid-step', async (t) => {
+    const { engine } = await setup(t);
+    const undone: string[] = [];
+    const slow = defineWorkflow({ name: 'slow-deadline' }, async (ctx) => {
+      await ctx.step('reserve', { compensate: () => void undone.push('released') }, () => 'r');
+      await ctx.step(
+        'forever',
+        { retry: false },
+        ({ signal }) =>
+          new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+      );
+    });
+    engine.register(slow).startWorker();
+    const run = await engine.start(slow, null, { timeoutMs: 200 });
+    await assert.rejects(engine.result(run.id), /passed its deadline/);
+    assert.deepEqual(undone, ['released']);
+  });
+
+  test('prune deletes final runs older than the age given, and keeps the others', async (t) => {
+    const { engine, store } = await setup(t);
+    const job = defineWorkflow({ name: 'prunable' }, async () => 'done');
+    engine.register(job).startWorker();
+    const old = await engine.start(job, null);
+    await engine.result(old.id);
+    await new Promise((r) => setTimeout(r, 30));
+    const recent = await engine.start(job, null);
+    await engine.result(recent.id);
+    assert.equal(await engine.prune(20), 1);
+    assert.equal(await store.getRun(old.id), undefined);
+    assert.equal((await store.getRun(recent.id))?.status, 'completed');
+  });
+
   test('the timeline gives history, then live events, each once, and ends with the run', async (t) => {
     const { engine } = await setup(t);
     let release!: () => void;

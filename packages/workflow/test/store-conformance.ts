@@ -929,6 +929,26 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(claimed?.id, id);
       });
 
+      it('a wait committed after its signal came ends at once: the run is available now', async (store) => {
+        const id = await startOne(store);
+        // The signal arrives while the worker still holds the run, between its look and its commit.
+        assert.equal(await store.signal(id, 'approved', true, T0 + 5), true);
+        await store.commit(
+          [
+            update(id, 'w1', {
+              status: 'waiting',
+              waitingFor: 'approved',
+              availableAt: T0 + 60_000,
+              releaseLease: true,
+            }),
+          ],
+          T0 + 7,
+        );
+        assert.equal((await mustGet(store, id)).availableAt, T0 + 7);
+        const [claimed] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 7 }));
+        assert.equal(claimed?.id, id);
+      });
+
       it('a signal to an unknown or final run returns false and stores nothing', async (store) => {
         assert.equal(await store.signal(randomUUID(), 'x', null, T0), false);
         const id = await startOne(store);

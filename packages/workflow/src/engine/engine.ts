@@ -109,17 +109,29 @@ export class WorkflowEngine {
   }
 
   /** Enqueues a run of `workflow` (its latest registered version when given by name). Durable when it resolves. */
-  async start<I>(
+  start<I>(
     workflow: WorkflowDefinition<I, unknown> | string,
     input: I,
     options: StartOptions = {},
   ): Promise<RunHandle> {
-    const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
     const priority = options.priority ?? 'normal';
-    if (!(priority in PRIORITIES))
-      throw new TypeError(
-        `priority: expected one of ${Object.keys(PRIORITIES).join(', ')}, got ${String(priority)}`,
+    if (!(priority in PRIORITIES)) {
+      return Promise.reject(
+        new TypeError(
+          `priority: expected one of ${Object.keys(PRIORITIES).join(', ')}, got ${String(priority)}`,
+        ),
       );
+    }
+    return this.#enqueue(workflow, input, { ...options, priority: PRIORITIES[priority] }, undefined);
+  }
+
+  async #enqueue(
+    workflow: WorkflowDefinition<any, unknown> | string,
+    input: unknown,
+    options: Omit<StartOptions, 'priority'> & { priority: number },
+    parentRunId: string | undefined,
+  ): Promise<RunHandle> {
+    const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
     const now = this.#clock.now();
     const [result] = await this.#store.enqueue(
       [
@@ -128,7 +140,8 @@ export class WorkflowEngine {
           workflow: definition.name,
           version: definition.version,
           input: toJson(input, 'the workflow input') ?? null,
-          priority: PRIORITIES[priority],
+          priority: options.priority,
+          ...(parentRunId === undefined ? {} : { parentRunId }),
           ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
           ...(options.dependsOn === undefined ? {} : { dependsOn: [...options.dependsOn] }),
           ...(options.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
@@ -141,6 +154,11 @@ export class WorkflowEngine {
     );
     if (this.#running) this.#poke();
     return { id: result!.id, created: result!.created };
+  }
+
+  /** Deletes final runs that finished more than `olderThanMs` ago, with their steps and timelines. */
+  prune(olderThanMs: number): Promise<number> {
+    return this.#store.prune(this.#clock.now() - olderThanMs);
   }
 
   getRun(runId: string): Promise<RunRecord | undefined> {
@@ -359,6 +377,7 @@ export class WorkflowEngine {
       registry: this.#registry,
       workerId: this.#workerId,
       random: this.#random,
+      startChild: (workflow, input, options) => this.#enqueue(workflow, input, options, options.parentRunId),
     };
     if (definition === undefined) {
       // The run started on a version this deploy no longer has: replaying its history against

@@ -11,26 +11,36 @@ import {
   type Policy,
   pipeline,
   retry,
+  type TimerHandle,
   timeout,
 } from '@bulwark/core';
 import {
   NonDeterminismError,
   RunCancelledError,
+  RunFailedError,
   WaitTimeoutError,
   WorkflowError,
   WorkflowErrorCodes,
 } from '../errors.ts';
-import type {
-  Change,
-  ClaimedRun,
-  Json,
-  NewEvent,
-  StepRecord,
-  StoredError,
-  WorkflowStore,
+import {
+  type Change,
+  type ClaimedRun,
+  FINAL_STATUSES,
+  type Json,
+  type NewEvent,
+  type StepRecord,
+  type StoredError,
+  type WorkflowStore,
 } from '../store/types.ts';
 import { fromStoredError, toJson, toStoredError } from './serialize.ts';
-import type { StepContext, StepOptions, WorkflowContext, WorkflowDefinition } from './workflow.ts';
+import {
+  type ChildOptions,
+  PRIORITIES,
+  type StepContext,
+  type StepOptions,
+  type WorkflowContext,
+  type WorkflowDefinition,
+} from './workflow.ts';
 
 const DEFAULT_STEP_RETRY = { maxAttempts: 3, baseMs: 1_000, maxMs: 60_000, jitter: 0.2 };
 
@@ -43,6 +53,12 @@ export interface ExecutionHost {
   readonly registry: DependencyRegistry | undefined;
   readonly workerId: string;
   readonly random: () => number;
+  /** Enqueues a child run (idempotent by its key). */
+  startChild(
+    workflow: WorkflowDefinition<unknown, unknown> | string,
+    input: unknown,
+    options: { priority: number; idempotencyKey: string; parentRunId: string; concurrencyKey?: string },
+  ): Promise<{ id: string }>;
 }
 
 /** Thrown inside the workflow when this worker no longer holds the run: nothing more may be written. */
@@ -134,9 +150,33 @@ export class RunExecution {
       await this.#commit(this.#events(started));
     }
     if (this.run.cancelRequested !== undefined) this.abort(new RunCancelledError(this.run.cancelRequested));
-    if (this.run.deadlineAt !== undefined && this.#host.clock.now() >= this.run.deadlineAt) {
-      return this.#fail(new WorkflowError(WorkflowErrorCodes.DEADLINE, `Run passed its deadline`));
+    const deadlineTimer = this.#armDeadline();
+    try {
+      return await this.#race();
+    } finally {
+      if (deadlineTimer !== undefined) this.#host.clock.clearTimeout(deadlineTimer);
     }
+  }
+
+  /**
+   * A run past its deadline is aborted like a cancelled one, but ends failed (after compensating):
+   * at once if it is already late, else by a timer cleared when this execution ends.
+   */
+  #armDeadline(): TimerHandle | undefined {
+    const deadline = this.run.deadlineAt;
+    if (deadline === undefined) return undefined;
+    const clock = this.#host.clock;
+    const late = () =>
+      this.abort(new WorkflowError(WorkflowErrorCodes.DEADLINE, `Run ${this.run.id} passed its deadline`));
+    const remaining = deadline - clock.now();
+    if (remaining <= 0) {
+      late();
+      return undefined;
+    }
+    return clock.setTimeout(late, remaining);
+  }
+
+  async #race(): Promise<ExecutionEnd> {
     let output: unknown;
     let failure: unknown;
     let succeeded = false;
@@ -198,6 +238,8 @@ export class RunExecution {
       },
       sleep: (name, ms) => this.#sleep(name, ms),
       waitForEvent: (name, options) => this.#waitForEvent(name, options?.timeoutMs) as never,
+      child: (name, workflow, input, options) =>
+        this.#child(name, workflow as WorkflowDefinition<unknown, unknown>, input, options) as never,
       progress: (percent, message) => this.#reportProgress(percent, message),
     };
   }
@@ -330,12 +372,72 @@ export class RunExecution {
       }
       if (this.#controller.signal.aborted) throw this.#controller.signal.reason;
       const stored = toStoredError(error);
+      if (options.fallback !== undefined) {
+        const substitute = await options.fallback(error);
+        this.#degraded = true;
+        await this.#commit([
+          this.#stepChange(
+            name,
+            { output: toJson(substitute, `the fallback of step '${name}'`) },
+            attempts,
+            startedAt,
+          ),
+          this.#runChange({ degraded: true }),
+          ...this.#events([
+            this.#event('step:fallback', name, { attempts, error: stored as unknown as Json }),
+          ]),
+        ]);
+        return substitute;
+      }
       await this.#commit([
         this.#stepChange(name, { error: stored }, attempts, startedAt),
         ...this.#events([this.#event('step:failed', name, { attempts, error: stored as unknown as Json })]),
       ]);
       throw error;
     }
+  }
+
+  async #child(
+    name: string,
+    workflow: WorkflowDefinition<unknown, unknown> | string,
+    input: unknown,
+    options: ChildOptions | undefined,
+  ): Promise<unknown> {
+    const { runId: childId } = await this.#step(`child:${name}`, { retry: false }, async () => {
+      const handle = await this.#host.startChild(workflow, input, {
+        ...(options?.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
+        priority: options?.priority === undefined ? this.run.priority : PRIORITIES[options.priority],
+        // Started once however often this step is retried or replayed.
+        idempotencyKey: `${this.run.id}:child:${name}`,
+        parentRunId: this.run.id,
+      });
+      return { runId: handle.id };
+    });
+    const resultStep = `child-result:${name}`;
+    if (this.#recorded.has(resultStep)) return this.#step(resultStep, { retry: false }, () => undefined);
+    const child = await this.#host.store.getRun(childId);
+    if (child !== undefined && FINAL_STATUSES.includes(child.status)) {
+      this.#requested.add(resultStep);
+      const t = this.#host.clock.now();
+      if (child.status === 'completed') {
+        await this.#commit([this.#stepChange(resultStep, { output: child.output ?? null }, 1, t)]);
+        return child.output;
+      }
+      const error = new RunFailedError(childId, child.status, child.error?.message ?? child.status);
+      await this.#commit([this.#stepChange(resultStep, { error: toStoredError(error) }, 1, t)]);
+      throw error;
+    }
+    // The child signals `child:<id>` when it ends; the re-check covers a child that could not.
+    this.#requestSuspend(
+      this.#host.clock.now() + CHILD_RECHECK_MS,
+      `child:${childId}`,
+      'run:waiting',
+      resultStep,
+      {
+        child: childId,
+      },
+    );
+    return this.#never();
   }
 
   async #sleep(name: string, ms: number): Promise<void> {
@@ -415,10 +517,12 @@ export class RunExecution {
 
   async #suspendRun(): Promise<ExecutionEnd> {
     const s = this.#suspend!;
+    // Woken at its deadline at the latest, so that it fails on time even while it waits.
+    const until = Math.min(s.until, this.run.deadlineAt ?? Number.POSITIVE_INFINITY);
     await this.#commit([
       this.#runChange({
         status: 'waiting',
-        availableAt: s.until,
+        availableAt: until,
         waitingFor: s.waitingFor ?? null,
         releaseLease: true,
         progress: this.#progress,
@@ -439,7 +543,17 @@ export class RunExecution {
       }),
       ...this.#events([this.#event(this.#degraded ? 'run:degraded' : 'run:completed', undefined, null, 100)]),
     ]);
+    await this.#notifyParent('completed');
     return 'final';
+  }
+
+  /** A child run tells its parent, waiting on `child:<id>`, that it ended. */
+  async #notifyParent(status: string): Promise<void> {
+    const parent = this.run.parentRunId;
+    if (parent === undefined) return;
+    await this.#host.store
+      .signal(parent, `child:${this.run.id}`, { status }, this.#host.clock.now())
+      .catch(() => false);
   }
 
   /** Compensates the completed steps in reverse order, then ends the run failed, compensated or cancelled. */
@@ -474,6 +588,7 @@ export class RunExecution {
       this.#runChange({ status: finalStatus, error: stored, releaseLease: true, progress: this.#progress }),
       ...this.#events([this.#event(`run:${finalStatus}`, undefined, { error: stored as unknown as Json })]),
     ]);
+    await this.#notifyParent(finalStatus);
     return 'final';
   }
 
@@ -581,6 +696,9 @@ export class RunExecution {
     }
   }
 }
+
+/** How often a parent looks at a child that has not signalled its end (a crash between the two). */
+const CHILD_RECHECK_MS = 60_000;
 
 /** Far enough to mean "until an event comes", small enough for every database's BIGINT. */
 const FAR_FUTURE = 8_640_000_000_000_000;

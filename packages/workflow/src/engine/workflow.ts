@@ -19,6 +19,19 @@ export interface StepOptions<T> {
   timeoutMs?: number;
   /** Undoes the step, given its output, when the run fails later; retried per `retry`. */
   compensate?: (output: T, context: StepContext) => unknown | Promise<unknown>;
+  /**
+   * A substitute for the step's output when it fails for good (not when it is cancelled). The
+   * substitute is recorded as the step's output and the run is marked `degraded`; a step that
+   * ended on its fallback is not compensated (what it stands for did not happen).
+   */
+  fallback?: (error: unknown) => T | Promise<T>;
+}
+
+/** Options of a child workflow run. */
+export interface ChildOptions {
+  /** @default the parent's priority */
+  priority?: Priority;
+  concurrencyKey?: string;
 }
 
 /** What a step's function receives. */
@@ -46,6 +59,16 @@ export interface WorkflowContext<I> {
   sleep(name: string, ms: number): Promise<void>;
   /** Waits durably for `engine.sendEvent(runId, name, payload)`; rejects with WaitTimeoutError after `timeoutMs`. */
   waitForEvent<T = Json>(name: string, options?: { timeoutMs?: number }): Promise<T>;
+  /**
+   * Starts a child workflow (once: the start is a recorded step) and waits durably for its
+   * result; a child that fails makes this reject with RunFailedError.
+   */
+  child<CI, CO>(
+    name: string,
+    workflow: WorkflowDefinition<CI, CO> | string,
+    input: CI,
+    options?: ChildOptions,
+  ): Promise<CO>;
   /** Reports progress (0 to 100) on the timeline. */
   progress(percent: number, message?: string): void;
 }

@@ -247,7 +247,13 @@ export function statements(schema: string, tag: string) {
         error            = CASE WHEN u.set_error THEN u.error::jsonb ELSE r.error END,
         degraded         = coalesce(u.degraded, r.degraded),
         progress         = coalesce(u.progress, r.progress),
-        available_at     = coalesce(u.available_at, r.available_at),
+        -- A signal that came while the worker was deciding to wait makes the wait end at once.
+        available_at     = CASE
+          WHEN u.set_waiting_for AND u.waiting_for IS NOT NULL AND EXISTS (
+            SELECT 1 FROM %s.signals s
+            WHERE s.run_id = r.id AND s.name = u.waiting_for AND s.consumed_at IS NULL)
+          THEN u.now
+          ELSE coalesce(u.available_at, r.available_at) END,
         waiting_for      = CASE WHEN u.set_waiting_for THEN u.waiting_for ELSE r.waiting_for END,
         lease_owner      = CASE WHEN u.release_lease THEN NULL ELSE r.lease_owner END,
         lease_expires_at = CASE WHEN u.release_lease THEN NULL ELSE r.lease_expires_at END,

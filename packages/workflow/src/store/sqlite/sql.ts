@@ -101,7 +101,12 @@ export function sqliteSql(prefix: string) {
         error            = CASE WHEN @setError THEN @error ELSE error END,
         degraded         = coalesce(@degraded, degraded),
         progress         = coalesce(@progress, progress),
-        available_at     = coalesce(@availableAt, available_at),
+        -- A signal that came while the worker was deciding to wait makes the wait end at once.
+        available_at     = CASE
+          WHEN @setWaitingFor AND @waitingFor IS NOT NULL AND EXISTS (
+            SELECT 1 FROM ${signals} s WHERE s.run_id = @id AND s.name = @waitingFor)
+          THEN @now
+          ELSE coalesce(@availableAt, available_at) END,
         waiting_for      = CASE WHEN @setWaitingFor THEN @waitingFor ELSE waiting_for END,
         lease_owner      = CASE WHEN @release THEN NULL ELSE lease_owner END,
         lease_expires_at = CASE WHEN @release THEN NULL ELSE lease_expires_at END,

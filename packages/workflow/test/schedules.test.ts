@@ -1,0 +1,352 @@
+// Cron schedules on real stores and a virtual clock: ticks in a time zone across a DST change,
+// one run per tick however many schedulers run, catch-up policies, timers, invalid options.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, type TestContext, test } from 'node:test';
+import { type Clock, ErrorCodes, InvalidOptionsError, VirtualClock } from '@bulwark/core';
+import {
+  type CatchUpPolicy,
+  defineWorkflow,
+  type RunRecord,
+  WorkflowEngine,
+  WorkflowScheduler,
+  type WorkflowStore,
+} from '@bulwark/workflow';
+import { dropSchema, freshSchema, openStoreAt, postgresUnavailable } from './stores.ts';
+
+const report = defineWorkflow({ name: 'report' }, async (ctx, input: { tick: string } | null) => {
+  return ctx.step('build', () => `report for ${input?.tick ?? 'nothing'}`);
+});
+
+interface Worker {
+  store: WorkflowStore;
+  engine: WorkflowEngine;
+  scheduler: WorkflowScheduler;
+}
+
+/** `count` workers (each its own store connection, engine and scheduler) on one store and one clock. */
+async function workers(t: TestContext, clock: VirtualClock, count = 1, target?: string): Promise<Worker[]> {
+  let where = target;
+  if (where === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-schedules-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    where = join(dir, 'runs.db');
+  }
+  const list: Worker[] = [];
+  for (let i = 0; i < count; i++) {
+    const store = await openStoreAt(where);
+    const engine = new WorkflowEngine({ store, clock, workerId: `w${i}` }).register(report);
+    list.push({ store, engine, scheduler: new WorkflowScheduler(engine, { clock }) });
+  }
+  // Registered before the directory's removal, so it runs first.
+  t.after(async () => {
+    for (const w of list) {
+      await w.scheduler.stop();
+      await w.engine.stop();
+      await w.store.close();
+    }
+  });
+  return list;
+}
+
+/** Scheduled runs, oldest tick first. */
+async function scheduled(store: WorkflowStore): Promise<RunRecord[]> {
+  const runs = await store.listRuns({ limit: 1_000 });
+  return runs
+    .filter((r) => r.idempotencyKey?.startsWith('schedule:'))
+    .sort((a, b) => a.idempotencyKey!.localeCompare(b.idempotencyKey!));
+}
+
+const keys = (runs: RunRecord[]) => runs.map((r) => r.idempotencyKey);
+
+/** Waits (bounded, real time) for the enqueues a tick set off: the store writes off the clock. */
+async function until(store: WorkflowStore, count: number): Promise<RunRecord[]> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const runs = await scheduled(store);
+    if (runs.length >= count || Date.now() > deadline) return runs;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const at = (iso: string) => Date.parse(iso);
+// Without a server the PostgreSQL case skips, except under CI, where it must run.
+const pgMissing = process.env.CI === 'true' ? undefined : await postgresUnavailable();
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+describe('workflow schedules', () => {
+  test('a 9:00 schedule in America/New_York ticks at 14:00Z before the DST change and 13:00Z after', async (t) => {
+    const clock = new VirtualClock(at('2026-03-06T15:00:00Z'));
+    const [{ store, scheduler }] = (await workers(t, clock)) as [Worker];
+    const ticks: string[] = [];
+    scheduler.add({
+      name: 'ny-report',
+      cron: '0 9 * * *',
+      timezone: 'America/New_York',
+      workflow: report,
+      input: (tick) => {
+        ticks.push(tick.toISOString());
+        return { tick: tick.toISOString() };
+      },
+      catchUp: 'none',
+    });
+    await scheduler.start();
+    assert.equal(scheduler.next('ny-report')?.toISOString(), '2026-03-07T14:00:00.000Z');
+    assert.deepEqual(await scheduled(store), [], "'none' starts no missed tick");
+
+    await clock.advance(HOUR * 23);
+    assert.equal((await until(store, 1)).length, 1);
+    assert.equal(scheduler.next('ny-report')?.toISOString(), '2026-03-08T13:00:00.000Z');
+    await clock.advance(HOUR * 48);
+    const runs = await until(store, 3);
+    assert.deepEqual(keys(runs), [
+      'schedule:ny-report:2026-03-07T14:00:00.000Z',
+      'schedule:ny-report:2026-03-08T13:00:00.000Z',
+      'schedule:ny-report:2026-03-09T13:00:00.000Z',
+    ]);
+    // Enqueued when the tick came, not later, with the tick as its input.
+    assert.deepEqual(
+      runs.map((r) => new Date(r.createdAt).toISOString()),
+      ticks,
+    );
+    assert.deepEqual(
+      runs.map((r) => r.input),
+      ticks.map((tick) => ({ tick })),
+    );
+    assert.equal(runs[0]!.workflow, 'report');
+  });
+
+  test('three schedulers on one SQLite file start exactly one run per tick', async (t) => {
+    const clock = new VirtualClock(at('2026-05-01T10:02:00Z'));
+    const list = await workers(t, clock, 3);
+    let attempts = 0;
+    for (const w of list) {
+      w.scheduler.add({
+        name: 'every-5',
+        cron: '*/5 * * * *',
+        workflow: 'report',
+        input: () => {
+          attempts++;
+          return null;
+        },
+        priority: 'high',
+      });
+    }
+    await Promise.all(list.map((w) => w.scheduler.start()));
+    await clock.advance(30 * MINUTE);
+    await until(list[0]!.store, 7);
+    await Promise.all(list.map((w) => w.scheduler.stop()));
+    const runs = await scheduled(list[0]!.store);
+    // The catch-up tick 10:00 plus the six ticks 10:05 .. 10:30, one run each.
+    assert.deepEqual(
+      keys(runs),
+      ['00', '05', '10', '15', '20', '25', '30'].map((m) => `schedule:every-5:2026-05-01T10:${m}:00.000Z`),
+    );
+    assert.equal(attempts, 21, 'every scheduler tried every tick: the store kept one run each');
+    assert.ok(runs.every((r) => r.priority === 2));
+  });
+
+  test('the scheduled runs run on the workers, once each', async (t) => {
+    const clock = new VirtualClock(at('2026-05-01T10:00:30Z'));
+    const list = await workers(t, clock, 2);
+    for (const w of list) {
+      w.scheduler.add({
+        name: 'minutely',
+        cron: '* * * * *',
+        workflow: report,
+        input: (tick) => ({ tick: tick.toISOString() }),
+        catchUp: 'none',
+      });
+      w.engine.startWorker();
+      await w.scheduler.start();
+    }
+    await clock.advance(MINUTE);
+    const [run] = await until(list[0]!.store, 1);
+    assert.equal(await list[1]!.engine.result(run!.id), 'report for 2026-05-01T10:01:00.000Z');
+  });
+
+  test('three schedulers on one PostgreSQL schema start exactly one run per tick', {
+    skip: pgMissing ?? false,
+  }, async (t) => {
+    const schema = freshSchema();
+    t.after(() => dropSchema(schema));
+    const clock = new VirtualClock(at('2026-05-01T10:02:00Z'));
+    const list = await workers(t, clock, 3, `pg:${schema}`);
+    for (const w of list) {
+      w.scheduler.add({ name: 'every-5', cron: '*/5 * * * *', workflow: report, catchUp: { maxTicks: 3 } });
+    }
+    await Promise.all(list.map((w) => w.scheduler.start()));
+    await clock.advance(10 * MINUTE);
+    await until(list[0]!.store, 5);
+    await Promise.all(list.map((w) => w.scheduler.stop()));
+    assert.deepEqual(
+      keys(await scheduled(list[0]!.store)),
+      ['09:50', '09:55', '10:00', '10:05', '10:10'].map((m) => `schedule:every-5:2026-05-01T${m}:00.000Z`),
+    );
+  });
+
+  describe('catch-up when everything was down', () => {
+    const down = async (t: TestContext, catchUp: CatchUpPolicy) => {
+      // Hourly; the scheduler starts at 15:30, after ticks 13:00, 14:00 and 15:00 went by.
+      const clock = new VirtualClock(at('2026-05-01T15:30:00Z'));
+      const [w] = (await workers(t, clock)) as [Worker];
+      w.scheduler.add({ name: 'hourly', cron: '0 * * * *', workflow: report, catchUp });
+      await w.scheduler.start();
+      return { ...w, clock, runs: await scheduled(w.store) };
+    };
+    const hour = (h: number) => `schedule:hourly:2026-05-01T${String(h).padStart(2, '0')}:00:00.000Z`;
+
+    test("'none' starts no missed tick and waits for the next", async (t) => {
+      const { runs, scheduler } = await down(t, 'none');
+      assert.deepEqual(runs, []);
+      assert.equal(scheduler.next('hourly')?.toISOString(), '2026-05-01T16:00:00.000Z');
+    });
+
+    test("'latest' (the default) starts the most recent missed tick, once however often it starts", async (t) => {
+      const { runs, store, engine, clock } = await down(t, 'latest');
+      assert.deepEqual(keys(runs), [hour(15)]);
+      // Another worker, or this one restarted: the tick has its run already.
+      const again = new WorkflowScheduler(engine, { clock }).add({
+        name: 'hourly',
+        cron: '0 * * * *',
+        workflow: report,
+      });
+      await again.start();
+      await again.stop();
+      assert.deepEqual(keys(await scheduled(store)), [hour(15)]);
+    });
+
+    test('{ maxTicks } starts up to that many of the most recent missed ticks, oldest first', async (t) => {
+      const { runs, store, engine, clock } = await down(t, { maxTicks: 3 });
+      assert.deepEqual(keys(runs), [hour(13), hour(14), hour(15)]);
+      assert.ok(runs[0]!.createdAt <= runs[1]!.createdAt);
+      // Later, a larger window: the ticks that ran already are not started twice.
+      const wider = new WorkflowScheduler(engine, { clock }).add({
+        name: 'hourly',
+        cron: '0 * * * *',
+        workflow: report,
+        catchUp: { maxTicks: 5 },
+      });
+      await wider.start();
+      await wider.stop();
+      assert.deepEqual(keys(await scheduled(store)), [11, 12, 13, 14, 15].map(hour));
+    });
+  });
+
+  test('one timer for the earliest tick across schedules, none when stopped or empty', async (t) => {
+    const clock = new VirtualClock(at('2026-05-01T10:00:30Z'));
+    const [{ scheduler, store }] = (await workers(t, clock)) as [Worker];
+    await scheduler.start();
+    assert.equal(clock.pendingTimers, 0, 'no schedule, no timer');
+    scheduler.add({ name: 'every-5', cron: '*/5 * * * *', workflow: report, catchUp: 'none' });
+    scheduler.add({ name: 'every-7s', cron: '*/7 * * * * *', workflow: report, catchUp: 'none' });
+    assert.equal(clock.pendingTimers, 1);
+    assert.equal(scheduler.next('every-7s')?.toISOString(), '2026-05-01T10:00:35.000Z');
+    await clock.advance(5_000);
+    assert.deepEqual(keys(await until(store, 1)), ['schedule:every-7s:2026-05-01T10:00:35.000Z']);
+    assert.equal(clock.pendingTimers, 1);
+    assert.equal(scheduler.remove('every-7s'), true);
+    assert.equal(scheduler.remove('every-7s'), false);
+    assert.equal(clock.pendingTimers, 1, 'still waiting for every-5');
+    await scheduler.stop();
+    assert.equal(clock.pendingTimers, 0, 'stopped: no timer left');
+    await clock.advance(HOUR);
+    assert.equal((await scheduled(store)).length, 1, 'no tick fires while stopped');
+    assert.equal(scheduler.next('every-5')?.toISOString(), '2026-05-01T11:05:00.000Z');
+    assert.equal(scheduler.next('unknown'), undefined);
+    await scheduler.start();
+    scheduler.remove('every-5');
+    assert.equal(clock.pendingTimers, 0, 'started but empty: no timer');
+  });
+
+  test('a timer that fires hours late starts the latest due tick, and earlier ones as catchUp allows', async (t) => {
+    // A process suspended for 2.5 h: every timer fires that much after it was due.
+    const clock = new VirtualClock(at('2026-05-01T10:30:00Z'));
+    const late: Clock = {
+      now: () => clock.now(),
+      setTimeout: (fn, ms) => clock.setTimeout(fn, ms + 2.5 * HOUR),
+      clearTimeout: (handle) => clock.clearTimeout(handle),
+      sleep: (ms, signal) => clock.sleep(ms, signal),
+    };
+    const [{ engine, store }] = (await workers(t, clock)) as [Worker];
+    const scheduler = new WorkflowScheduler(engine, { clock: late });
+    t.after(() => scheduler.stop());
+    scheduler.add({ name: 'latest', cron: '0 * * * *', workflow: report, catchUp: 'none' });
+    scheduler.add({ name: 'two', cron: '0 * * * *', workflow: report, catchUp: { maxTicks: 2 } });
+    await scheduler.start();
+    assert.equal((await scheduled(store)).length, 2, 'the 10:00 tick of "two", caught up at start');
+    await clock.advance(3 * HOUR);
+    const runs = await until(store, 5);
+    assert.deepEqual(keys(runs), [
+      'schedule:latest:2026-05-01T13:00:00.000Z',
+      'schedule:two:2026-05-01T09:00:00.000Z',
+      'schedule:two:2026-05-01T10:00:00.000Z',
+      'schedule:two:2026-05-01T12:00:00.000Z',
+      'schedule:two:2026-05-01T13:00:00.000Z',
+    ]);
+    assert.equal(scheduler.next('latest')?.toISOString(), '2026-05-01T14:00:00.000Z');
+  });
+
+  test('a tick that cannot start is a warning, and the next tick starts', async (t) => {
+    const clock = new VirtualClock(at('2026-05-01T10:00:30Z'));
+    const [{ scheduler, store }] = (await workers(t, clock)) as [Worker];
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    t.after(() => process.off('warning', onWarning));
+    let calls = 0;
+    scheduler.add({
+      name: 'flaky-input',
+      cron: '* * * * *',
+      workflow: report,
+      catchUp: 'none',
+      input: () => {
+        if (++calls === 1) throw new Error('no data yet');
+        return null;
+      },
+    });
+    await scheduler.start();
+    await clock.advance(2 * MINUTE);
+    await until(store, 1);
+    await scheduler.stop();
+    assert.deepEqual(keys(await scheduled(store)), ['schedule:flaky-input:2026-05-01T10:02:00.000Z']);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(
+      warnings.some((m) => m.includes("'flaky-input'") && m.includes('no data yet')),
+      warnings.join(),
+    );
+  });
+
+  test('invalid schedules are refused at add() with the path of the field', async (t) => {
+    const [{ scheduler }] = (await workers(t, new VirtualClock(at('2026-05-01T10:00:00Z')))) as [Worker];
+    const invalid = (schedule: object, path: string) => {
+      assert.throws(
+        () => scheduler.add(schedule as never),
+        (error: unknown) =>
+          error instanceof InvalidOptionsError &&
+          error.code === ErrorCodes.INVALID_OPTIONS &&
+          error.path === path,
+        path,
+      );
+    };
+    const ok = { name: 'nightly', cron: '0 2 * * *', workflow: report };
+    invalid({ ...ok, cron: 'every night' }, 'schedules.nightly.cron');
+    invalid({ ...ok, cron: '61 * * * *' }, 'schedules.nightly.cron');
+    invalid({ ...ok, cron: '' }, 'schedules.nightly.cron');
+    invalid({ ...ok, cron: '0 0 30 2 *' }, 'schedules.nightly.cron');
+    invalid({ ...ok, timezone: 'Mars/Olympus_Mons' }, 'schedules.nightly.timezone');
+    invalid({ ...ok, catchUp: 'all' }, 'schedules.nightly.catchUp');
+    invalid({ ...ok, catchUp: { maxTicks: 0 } }, 'schedules.nightly.catchUp.maxTicks');
+    invalid({ ...ok, catchUp: { maxTicks: 2.5 } }, 'schedules.nightly.catchUp.maxTicks');
+    invalid({ ...ok, priority: 'mega' }, 'schedules.nightly.priority');
+    invalid({ ...ok, workflow: 42 }, 'schedules.nightly.workflow');
+    invalid({ ...ok, timeZone: 'UTC' }, 'schedules.nightly.timeZone');
+    invalid({ ...ok, name: '' }, 'schedules.name');
+    scheduler.add(ok);
+    invalid(ok, 'schedules.nightly');
+    assert.equal(scheduler.next('nightly')?.toISOString(), '2026-05-02T02:00:00.000Z');
+  });
+});
