@@ -147,7 +147,9 @@ export class RunExecution {
         ...this.#events(started),
       ]);
     } else {
-      await this.#commit(this.#events(started));
+      // Goes with the run's next commit (its first step's outcome, most often): one commit fewer
+      // per run. Lost in a crash before then, it is replaced by the next worker's `run:resumed`.
+      this.#defer(started);
     }
     if (this.run.cancelRequested !== undefined) this.abort(new RunCancelledError(this.run.cancelRequested));
     const deadlineTimer = this.#armDeadline();
@@ -268,9 +270,10 @@ export class RunExecution {
       }
       return record.output as T;
     }
-    // A new step. Let every call the replay makes synchronously (siblings in a Promise.all) be
-    // asked first: a recorded step still unvisited after that means the code took another path.
-    await new Promise((resolve) => setImmediate(resolve));
+    // A new step while recorded ones are still unvisited: let every call the replay makes
+    // synchronously (siblings in a Promise.all) be asked first; a recorded step still unvisited
+    // after that means the code took another path. (Not replaying, there is nothing to wait for.)
+    if (this.#unvisited.size > 0) await new Promise((resolve) => setImmediate(resolve));
     if (this.#unvisited.size > 0 && this.#fatal === undefined) {
       this.#fatal = new NonDeterminismError(this.run.id, name, [...this.#unvisited]);
     }
@@ -299,7 +302,12 @@ export class RunExecution {
     const runId = this.run.id;
     const idempotencyKey = `${runId}:${name}`;
     let attempts = 0;
-    void this.#commit(this.#events([this.#event('step:started', name)]));
+    // A quick step's start is committed with its outcome; a slow one's is flushed on its own,
+    // so a live timeline shows it running.
+    this.#defer([this.#event('step:started', name)]);
+    const flushStart = host.clock.setTimeout(() => {
+      if (this.#deferred.length > 0) this.#commit([]).catch(() => {});
+    }, START_FLUSH_MS);
     const layers: Policy<never>[] = [];
     if (options.retry !== false) {
       const r = { ...DEFAULT_STEP_RETRY, ...(options.retry ?? {}) };
@@ -344,6 +352,7 @@ export class RunExecution {
         },
         { signal: this.#controller.signal, operation: name },
       );
+      host.clock.clearTimeout(flushStart);
       const output = toJson(value, `the output of step '${name}'`);
       await this.#commit([
         this.#stepChange(name, { output }, attempts, startedAt),
@@ -360,6 +369,7 @@ export class RunExecution {
       }
       return value as T;
     } catch (error) {
+      host.clock.clearTimeout(flushStart);
       if (error instanceof LeaseLost || this.#lost) throw error;
       if (isCircuitOpen(error) && !this.#controller.signal.aborted) {
         // Parked: no attempt spent, no outcome recorded; the step runs again when the circuit may let it through.
@@ -686,16 +696,37 @@ export class RunExecution {
   }
 
   /** Commits; losing the lease aborts the run on this worker. */
-  async #commit(changes: Change[]): Promise<void> {
-    if (this.#lost) throw new LeaseLost();
-    const result = await this.#host.store.commit(changes, this.#host.clock.now());
-    if (result.lostLease.includes(this.run.id)) {
-      const lost = new LeaseLost(`run ${this.run.id} was taken over by another worker`);
-      this.abort(lost);
-      throw lost;
-    }
+  /** Events that go with the run's next commit. */
+  #deferred: Change[] = [];
+
+  #defer(events: NewEvent[]): void {
+    this.#deferred.push(...this.#events(events));
   }
+
+  #commit(changes: Change[]): Promise<void> {
+    const all = this.#deferred.length === 0 ? changes : [...this.#deferred.splice(0), ...changes];
+    // One after the other: a store may run two group commits at once, and this run's changes
+    // (its timeline above all) must land in the order they were made.
+    const next = this.#committed.then(async () => {
+      if (this.#lost) throw new LeaseLost();
+      if (all.length === 0) return;
+      const result = await this.#host.store.commit(all, this.#host.clock.now());
+      if (result.lostLease.includes(this.run.id)) {
+        const lost = new LeaseLost(`run ${this.run.id} was taken over by another worker`);
+        this.abort(lost);
+        throw lost;
+      }
+    });
+    this.#committed = next.catch(() => {});
+    return next;
+  }
+
+  /** The last commit of this run, settled either way: the next one waits for it. */
+  #committed: Promise<void> = Promise.resolve();
 }
+
+/** A step still running after this long has its start committed on its own (for live timelines). */
+const START_FLUSH_MS = 50;
 
 /** How often a parent looks at a child that has not signalled its end (a crash between the two). */
 const CHILD_RECHECK_MS = 60_000;
