@@ -1,10 +1,12 @@
 // The workflow engine end to end, on SQLite and on PostgreSQL: one-step and three-step no-op
 // workflows per second, steps per second, start-to-finish latency (p50/p99) and idle pickup
 // latency. The peers (pg-boss, graphile-worker, DBOS) are not installed yet: this measures
-// Bulwark alone. Run: npm run bench:workflow-engine [-- runs]
+// Bulwark alone (bench/workflow.bench.ts imports these measurements and adds the peers).
+// Run: npm run bench:workflow-engine [-- runs]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   defineWorkflow,
   openPostgresStore,
@@ -14,63 +16,99 @@ import {
 } from '@bulwark/workflow';
 import pg from 'pg';
 
-const RUNS = Number(process.argv[2] ?? 2_000);
-const CONCURRENCY = 64;
+const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const RUNS = main ? Number(process.argv[2] ?? 2_000) : 2_000;
+export const CONCURRENCY = 64;
 const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Runs call this from their last step: finish times without anyone polling for results. */
 let finished: (id: string) => void = () => {};
 
-const oneStep = defineWorkflow({ name: 'one-step' }, async (ctx) => ctx.step('a', () => finished(ctx.runId)));
-const threeSteps = defineWorkflow({ name: 'three-steps' }, async (ctx) => {
+export const oneStep = defineWorkflow({ name: 'one-step' }, async (ctx) =>
+  ctx.step('a', () => finished(ctx.runId)),
+);
+export const threeSteps = defineWorkflow({ name: 'three-steps' }, async (ctx) => {
   await ctx.step('a', () => 1);
   await ctx.step('b', () => 2);
   return ctx.step('c', () => finished(ctx.runId));
 });
 
-const quantile = (sorted: number[], q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
+export const quantile = (sorted: number[], q: number) =>
+  sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 
 /**
  * N runs enqueued at once, executed `CONCURRENCY` at a time. Latency is from the durable start
  * to the last step; throughput counts until every run is final (checked, not timed, at the end).
  */
-async function measure(store: WorkflowStore, workflow: typeof oneStep, steps: number) {
+export async function measure(store: WorkflowStore, workflow: typeof oneStep, steps: number, runs = RUNS) {
   const engine = new WorkflowEngine({ store, concurrency: CONCURRENCY, pollMs: 50 });
   engine.register(workflow).startWorker();
   const started = new Map<string, number>();
-  const latencies: number[] = [];
-  let all!: () => void;
-  const done = new Promise<void>((resolve) => {
-    all = resolve;
-  });
+  // Finish times by run, matched with start times at the end: a run may finish before its
+  // `start()` has even returned its id.
+  const ends = new Map<string, number>();
   finished = (id) => {
-    const at = started.get(id);
-    if (at !== undefined && latencies.push(performance.now() - at) === RUNS) all();
+    ends.set(id, performance.now());
   };
   const t0 = performance.now();
   const handles = await Promise.all(
-    Array.from({ length: RUNS }, async () => {
+    Array.from({ length: runs }, async () => {
       const h = await engine.start(workflow, null);
       started.set(h.id, performance.now());
       return h;
     }),
   );
-  await done;
-  // The last step's outcome and the completion are committed after it ran: wait for them too.
+  // The last step's outcome and the completion are committed after it ran: wait for them.
   for (const h of handles) await engine.result(h.id);
+  const seconds = (performance.now() - t0) / 1000;
+  await engine.stop();
+  const latencies = handles.map((h) => Math.max(0, (ends.get(h.id) ?? Number.NaN) - started.get(h.id)!));
+  latencies.sort((a, b) => a - b);
+  return {
+    perSecond: runs / seconds,
+    stepsPerSecond: (runs * steps) / seconds,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+  };
+}
+
+/**
+ * `CONCURRENCY` clients, each starting a run and awaiting its result before starting the next
+ * (as the issue measures DBOS): latency from the `start` call to `result()` resolving, for
+ * `runs` runs or until `maxMs`, whichever comes first.
+ */
+export async function closedLoop(
+  store: WorkflowStore,
+  workflow: typeof oneStep,
+  runs = RUNS,
+  maxMs = 10_000,
+) {
+  const engine = new WorkflowEngine({ store, concurrency: CONCURRENCY, pollMs: 50 });
+  engine.register(workflow).startWorker();
+  const latencies: number[] = [];
+  let issued = 0;
+  const t0 = performance.now();
+  const client = async () => {
+    while (issued < runs && performance.now() - t0 < maxMs) {
+      issued++;
+      const at = performance.now();
+      await engine.result((await engine.start(workflow, null)).id);
+      latencies.push(performance.now() - at);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, client));
   const seconds = (performance.now() - t0) / 1000;
   await engine.stop();
   latencies.sort((a, b) => a - b);
   return {
-    perSecond: RUNS / seconds,
-    stepsPerSecond: (RUNS * steps) / seconds,
+    perSecond: latencies.length / seconds,
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
   };
 }
 
 /** An idle engine: how long from `start` (durable) until the run's first step runs. */
-async function pickup(store: WorkflowStore): Promise<number> {
+export async function pickup(store: WorkflowStore): Promise<number> {
   const samples: number[] = [];
   let seen: (() => void) | undefined;
   const probe = defineWorkflow({ name: 'pickup' }, async (ctx) => ctx.step('seen', () => seen?.()));
@@ -103,7 +141,7 @@ async function bench(name: string, open: () => Promise<{ store: WorkflowStore; c
   ] as const) {
     const { store, close } = await open();
     try {
-      const r = await measure(store, workflow, steps);
+      const r = await measure(store, workflow, steps, RUNS);
       rows.push([
         name,
         workflow.name,
@@ -125,41 +163,43 @@ async function bench(name: string, open: () => Promise<{ store: WorkflowStore; c
   }
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'bulwark-engine-bench-'));
-let file = 0;
-console.log(
-  `Bulwark workflow engine: ${RUNS} runs per case, ${CONCURRENCY} in flight per engine, Node ${process.version}\n`,
-);
-await bench('SQLite (durability full)', async () => {
-  const store = await openSqliteStore({ path: join(dir, `b${file++}.db`) });
-  return { store, close: () => store.close() };
-});
-try {
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await bench('PostgreSQL', async () => {
-    const schema = `bw_bench_${file++}_${process.pid}`;
-    const store = await openPostgresStore({ connectionString: PG_URL, schema, max: 8 });
-    return {
-      store,
-      async close() {
-        await store.close();
-        await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      },
-    };
+if (main) {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-engine-bench-'));
+  let file = 0;
+  console.log(
+    `Bulwark workflow engine: ${RUNS} runs per case, ${CONCURRENCY} in flight per engine, Node ${process.version}\n`,
+  );
+  await bench('SQLite (durability full)', async () => {
+    const store = await openSqliteStore({ path: join(dir, `b${file++}.db`) });
+    return { store, close: () => store.close() };
   });
-  await admin.end();
-} catch (error) {
-  console.log(`PostgreSQL skipped: ${(error as Error).message}`);
-}
-rmSync(dir, { recursive: true, force: true });
+  try {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    await bench('PostgreSQL', async () => {
+      const schema = `bw_bench_${file++}_${process.pid}`;
+      const store = await openPostgresStore({ connectionString: PG_URL, schema, max: 8 });
+      return {
+        store,
+        async close() {
+          await store.close();
+          await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        },
+      };
+    });
+    await admin.end();
+  } catch (error) {
+    console.log(`PostgreSQL skipped: ${(error as Error).message}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
 
-const headers = ['store', 'case', 'workflows/s', 'steps/s', 'p50 ms', 'p99 ms', 'pickup p50 ms'];
-const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (cells: string[]) =>
-  `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-console.log(line(headers));
-console.log(
-  `|${widths.map((w, i) => (i < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
-);
-for (const r of rows) console.log(line(r));
+  const headers = ['store', 'case', 'workflows/s', 'steps/s', 'p50 ms', 'p99 ms', 'pickup p50 ms'];
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  console.log(line(headers));
+  console.log(
+    `|${widths.map((w, i) => (i < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+  );
+  for (const r of rows) console.log(line(r));
+}
