@@ -172,7 +172,8 @@ export class WorkflowEngine {
 
   /**
    * Cancels a run: a run this engine is executing has its steps' signals aborted at once and is
-   * compensated; one held elsewhere is cancelled by its worker at its next heartbeat.
+   * compensated; one held elsewhere is cancelled by its worker at its next heartbeat; one no
+   * worker holds (queued, asleep, waiting) is cancelled by the store at once, uncompensated.
    */
   async cancel(runId: string, reason = 'cancelled'): Promise<boolean> {
     const ok = await this.#store.requestCancel(runId, reason, this.#clock.now());
