@@ -244,6 +244,22 @@ export class HttpClientClosedError extends BulwarkError {
   }
 }
 
+/**
+ * Whether Bulwark refused the call itself (an open or isolated circuit, a full bulkhead, a rate
+ * or concurrency limit): load shedding, which says the caller is overloaded rather than the
+ * dependency sick. Breakers do not record it, the registry's retries do not retry it, and
+ * statistics count it as a rejection. @internal
+ */
+export function isLocalRejection(error: unknown): boolean {
+  return (
+    error instanceof BrokenCircuitError ||
+    error instanceof IsolatedCircuitError ||
+    error instanceof BulkheadRejectedError ||
+    error instanceof RateLimitedError ||
+    error instanceof ConcurrencyLimitError
+  );
+}
+
 /** A registry call named a dependency or group the registry does not have. */
 export class UnknownDependencyError extends BulwarkError {
   readonly dependency: string;

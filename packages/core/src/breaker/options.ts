@@ -1,12 +1,7 @@
 // Circuit breaker options, their defaults, and their one-time normalisation.
 import { isTransient } from '../classify.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
-import {
-  BrokenCircuitError,
-  BulkheadRejectedError,
-  ConcurrencyLimitError,
-  RateLimitedError,
-} from '../errors.ts';
+import { isLocalRejection } from '../errors.ts';
 import {
   clockOption,
   fail,
@@ -228,13 +223,5 @@ function normalizeStore(value: unknown): BreakerStateStore | undefined {
 
 /** The default of `shouldRecord`. */
 function recordsByDefault(error: unknown): boolean {
-  if (
-    error instanceof BulkheadRejectedError ||
-    error instanceof RateLimitedError ||
-    error instanceof ConcurrencyLimitError ||
-    error instanceof BrokenCircuitError
-  ) {
-    return false;
-  }
-  return isTransient(error);
+  return !isLocalRejection(error) && isTransient(error);
 }

@@ -4,13 +4,7 @@ import { circuitBreaker } from '../breaker/breaker.ts';
 import { bulkhead } from '../bulkhead/bulkhead.ts';
 import { isTransient } from '../classify.ts';
 import type { Clock } from '../clock/clock.ts';
-import {
-  BrokenCircuitError,
-  BulkheadRejectedError,
-  ConcurrencyLimitError,
-  InvalidOptionsError,
-  RateLimitedError,
-} from '../errors.ts';
+import { InvalidOptionsError, isLocalRejection } from '../errors.ts';
 import { fail, isRecord, knownKeys, num, oneOf, optionsObject } from '../internal/validate.ts';
 import type { Policy } from '../pipeline/policy.ts';
 import { rateLimiter } from '../ratelimit/ratelimit.ts';
@@ -148,13 +142,7 @@ function buildRetry(value: Record<string, unknown>, ctx: BuildContext): Policy<n
  * again (the seeds' "15 calls against a bulkhead of 10 give 5 rejections", not 5 delayed retries).
  */
 function retriesWorthTrying(error: unknown): boolean {
-  return (
-    isTransient(error) &&
-    !(error instanceof BulkheadRejectedError) &&
-    !(error instanceof BrokenCircuitError) &&
-    !(error instanceof RateLimitedError) &&
-    !(error instanceof ConcurrencyLimitError)
-  );
+  return isTransient(error) && !isLocalRejection(error);
 }
 
 /** The policies' own paths (`circuitBreaker.openMs`) renamed to the settings' (`<path>.breaker.openMs`). */

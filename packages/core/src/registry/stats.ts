@@ -1,14 +1,6 @@
 // Call statistics of a dependency and of each of its operations: lifetime totals by outcome
 // plus a rolling window of recent calls and latencies.
-import {
-  BrokenCircuitError,
-  BulkheadRejectedError,
-  ConcurrencyLimitError,
-  IsolatedCircuitError,
-  RateLimitedError,
-  RetriesExhaustedError,
-  TimeoutError,
-} from '../errors.ts';
+import { isLocalRejection, RetriesExhaustedError, TimeoutError } from '../errors.ts';
 import { type RollingSnapshot, RollingWindow } from './rolling.ts';
 
 /** How a call through the registry ended. */
@@ -39,15 +31,7 @@ export const MAX_OPERATIONS = 100;
 
 export function outcomeOf(error: unknown, signal: AbortSignal | undefined): CallOutcome {
   if (signal?.aborted && error === signal.reason) return 'cancelled';
-  if (
-    error instanceof BrokenCircuitError ||
-    error instanceof IsolatedCircuitError ||
-    error instanceof BulkheadRejectedError ||
-    error instanceof RateLimitedError ||
-    error instanceof ConcurrencyLimitError
-  ) {
-    return 'rejected';
-  }
+  if (isLocalRejection(error)) return 'rejected';
   if (error instanceof TimeoutError) return 'timeout';
   if (error instanceof RetriesExhaustedError && error.cause instanceof TimeoutError) return 'timeout';
   return 'failure';
