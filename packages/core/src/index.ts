@@ -134,6 +134,7 @@ export {
   type ReloadResult,
   type RetrySettings,
   type RollingSnapshot,
+  retryFromSettings,
 } from './registry/index.ts';
 export {
   type Backoff,

@@ -140,6 +140,31 @@ describe('workflow engine', () => {
     assert.equal(events.at(-1), 'run:failed');
   });
 
+  test('a step’s retry settings are the registry’s: every field counts, and a bad one is named', async (t) => {
+    const { engine } = await setup(t);
+    let calls = 0;
+    const constant = defineWorkflow({ name: 'constant-retry' }, async (ctx) =>
+      ctx.step('fetch', { retry: { maxAttempts: 3, backoff: 'constant', baseMs: 40 } }, () => {
+        if (++calls < 3) throw transient();
+        return calls;
+      }),
+    );
+    const typo = defineWorkflow({ name: 'typo-retry' }, async (ctx) =>
+      ctx.step(
+        'fetch',
+        { retry: { maxAttempts: 3, baseMs: 1, backoff: 'fibonacci' as 'constant' } },
+        () => 1,
+      ),
+    );
+    engine.register(constant, typo).startWorker();
+    const started = Date.now();
+    const run = await engine.start(constant, null);
+    assert.equal(await engine.result(run.id), 3);
+    assert.ok(Date.now() - started >= 80, 'two constant 40 ms delays');
+    const bad = await engine.start(typo, null);
+    await assert.rejects(engine.result(bad.id), /retry\.backoff: expected one of/);
+  });
+
   test('on failure the completed steps are compensated in reverse order, then the run is compensated', async (t) => {
     const { engine } = await setup(t);
     const undone: string[] = [];

@@ -17,4 +17,5 @@ export {
 } from './options.ts';
 export { type CallOptions, DependencyRegistry, type ReloadResult } from './registry.ts';
 export type { RollingSnapshot } from './rolling.ts';
+export { retryFromSettings } from './settings.ts';
 export type { CallOutcome, CallStats } from './stats.ts';

@@ -9,10 +9,11 @@ import { fail, isRecord, knownKeys, num, oneOf, optionsObject } from '../interna
 import type { Policy } from '../pipeline/policy.ts';
 import { rateLimiter } from '../ratelimit/ratelimit.ts';
 import { constant, decorrelatedJitter, exponential, linear } from '../retry/backoff.ts';
-import { retry } from '../retry/retry.ts';
+import type { RetryOptions } from '../retry/options.ts';
+import { type RetryPolicy, retry } from '../retry/retry.ts';
 import { timeout } from '../timeout/timeout.ts';
 import { KIND_DEFAULTS } from './kinds.ts';
-import type { DependencyKind, PolicySettings } from './options.ts';
+import type { DependencyKind, PolicySettings, RetrySettings } from './options.ts';
 
 export const SECTIONS = ['timeoutMs', 'totalTimeoutMs', 'retry', 'breaker', 'bulkhead', 'rateLimit'] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -104,7 +105,24 @@ export function buildSection(
 }
 
 function buildRetry(value: Record<string, unknown>, ctx: BuildContext): Policy<never> {
-  const o = optionsObject('retry', value);
+  return retryFromSettings(value as unknown as RetrySettings, {
+    shouldRetry: retriesWorthTrying,
+    random: ctx.random,
+    clock: ctx.clock,
+    name: `${ctx.name}.retry`,
+  });
+}
+
+/**
+ * A retry policy from {@link RetrySettings} (data, as a config file or a workflow step gives
+ * them, the backoff named rather than built). Invalid settings throw `InvalidOptionsError`
+ * naming the field (`retry.baseMs`).
+ */
+export function retryFromSettings(
+  settings: RetrySettings,
+  init: Pick<RetryOptions, 'shouldRetry' | 'random' | 'clock' | 'name'> = {},
+): RetryPolicy {
+  const o = optionsObject('retry', settings);
   knownKeys('retry', o, RETRY_KEYS);
   if (o.baseMs === undefined) fail('retry.baseMs', 'is required');
   const kind = oneOf(
@@ -125,14 +143,11 @@ function buildRetry(value: Record<string, unknown>, ctx: BuildContext): Policy<n
           ? decorrelatedJitter({ baseMs, maxMs })
           : exponential({ baseMs, maxMs, jitter });
   return retry({
-    shouldRetry: retriesWorthTrying,
+    ...init,
     maxAttempts: o.maxAttempts as number,
     maxDurationMs: o.maxDurationMs as number | undefined,
     retryAfter: o.retryAfterMaxMs === undefined ? undefined : { maxMs: o.retryAfterMaxMs as number },
     backoff,
-    random: ctx.random,
-    clock: ctx.clock,
-    name: `${ctx.name}.retry`,
   });
 }
 

@@ -5,12 +5,11 @@ import {
   BrokenCircuitError,
   type Clock,
   type DependencyRegistry,
-  exponential,
   IsolatedCircuitError,
   isTransient,
   type Policy,
   pipeline,
-  retry,
+  retryFromSettings,
   type TimerHandle,
   timeout,
 } from '@bulwark/core';
@@ -308,31 +307,18 @@ export class RunExecution {
     const flushStart = host.clock.setTimeout(() => {
       if (this.#deferred.length > 0) this.#commit([]).catch(() => {});
     }, START_FLUSH_MS);
-    const layers: Policy<never>[] = [];
-    if (options.retry !== false) {
-      const r = { ...DEFAULT_STEP_RETRY, ...(options.retry ?? {}) };
-      const policy = retry({
-        maxAttempts: r.maxAttempts,
-        backoff: exponential({ baseMs: r.baseMs, maxMs: r.maxMs, jitter: r.jitter }),
-        // An open circuit parks the step instead of spending its attempts.
-        shouldRetry: (error) => isTransient(error) && !isCircuitOpen(error),
-        clock: host.clock,
-        random: host.random,
-      });
-      policy.events.on('retry:scheduled', (e) => {
-        void this.#commit(
-          this.#events([
-            this.#event('step:retry-scheduled', name, {
-              attempt: e.attempt,
-              delayMs: e.delayMs,
-              error: toStoredError(e.error) as unknown as Json,
-            }),
-          ]),
-        );
-      });
-      layers.push(policy);
-    }
-    if (options.timeoutMs !== undefined) layers.push(timeout({ ms: options.timeoutMs, clock: host.clock }));
+    const layers = this.#policies(options, (error) => isTransient(error) && !isCircuitOpen(error));
+    layers[0]?.events.on('retry:scheduled', (e) => {
+      void this.#commit(
+        this.#events([
+          this.#event('step:retry-scheduled', name, {
+            attempt: e.attempt,
+            delayMs: e.delayMs,
+            error: toStoredError(e.error) as unknown as Json,
+          }),
+        ]),
+      );
+    });
     const protectedCall = pipeline(...layers);
     try {
       const value = await protectedCall.execute(
@@ -611,20 +597,7 @@ export class RunExecution {
     void this.#commit(this.#events([this.#event('compensation:started', c.name)]));
     // A cancellation must not stop the compensations it triggered: they run on their own signal.
     const saved = this.#controller;
-    const { retry: retrySettings, timeoutMs } = c.options;
-    const layers: Policy<never>[] = [];
-    if (retrySettings !== false) {
-      const r = { ...DEFAULT_STEP_RETRY, ...(retrySettings ?? {}) };
-      layers.push(
-        retry({
-          maxAttempts: r.maxAttempts,
-          backoff: exponential({ baseMs: r.baseMs, maxMs: r.maxMs, jitter: r.jitter }),
-          clock: this.#host.clock,
-          random: this.#host.random,
-        }),
-      );
-    }
-    if (timeoutMs !== undefined) layers.push(timeout({ ms: timeoutMs, clock: this.#host.clock }));
+    const layers = this.#policies(c.options, isTransient);
     const startedAt = this.#host.clock.now();
     let attempts = 0;
     try {
@@ -651,6 +624,25 @@ export class RunExecution {
       this.#stepChange(name, { output: null }, attempts, startedAt),
       ...this.#events([this.#event('compensation:completed', c.name)]),
     ]);
+  }
+
+  /**
+   * A step's (or its compensation's) retry, then its per-attempt timeout, from its options: the
+   * retry first when there is one. An open circuit is never retried (the step parks instead).
+   */
+  #policies(
+    options: Pick<StepOptions<unknown>, 'retry' | 'timeoutMs'>,
+    shouldRetry: (error: unknown) => boolean,
+  ): Policy<never>[] {
+    const { clock, random } = this.#host;
+    const layers: Policy<never>[] = [];
+    if (options.retry !== false) {
+      layers.push(
+        retryFromSettings({ ...DEFAULT_STEP_RETRY, ...options.retry }, { shouldRetry, clock, random }),
+      );
+    }
+    if (options.timeoutMs !== undefined) layers.push(timeout({ ms: options.timeoutMs, clock }));
+    return layers;
   }
 
   /** A step's outcome: completed with `output`, or failed with `error`; it ends now. */
