@@ -191,36 +191,55 @@ export class WorkflowEngine {
 
   /** Reads the run again on each of its wake-ups (and every `pollMs`) until it is final. */
   async #untilFinal(runId: string): Promise<RunRecord> {
-    let wake: (() => void) | undefined;
-    let woken = false;
-    const unsubscribe = this.#store.subscribe((topic) => {
-      if (topic !== `run:${runId}`) return;
-      woken = true;
-      wake?.();
-    });
+    const watch = this.#watch(runId);
     try {
       for (;;) {
-        woken = false;
+        watch.reading();
         const run = await this.#store.getRun(runId);
         if (run === undefined) throw new TypeError(`no run ${runId}`);
         if (FINAL_STATUSES.includes(run.status)) return run;
-        if (!woken) await this.#nap((resolve) => (wake = resolve));
-        wake = undefined;
+        await watch.next();
       }
     } finally {
-      unsubscribe();
+      watch.close();
     }
   }
 
-  /** Waits for a wake-up (given to `arm`) or `pollMs`, whichever comes first. */
-  #nap(arm: (resolve: () => void) => void): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = this.#clock.setTimeout(() => resolve(), this.#pollMs);
-      arm(() => {
-        this.#clock.clearTimeout(timer);
-        resolve();
-      });
+  /**
+   * Wake-ups of one run. Call `reading()` before each read of it and `next()` after: `next()`
+   * resolves at once if the run changed during the read, else at its next change or after
+   * `pollMs` (the fallback where a store cannot tell other processes' changes).
+   */
+  #watch(runId: string): { reading(): void; next(): Promise<void>; close(): void } {
+    const clock = this.#clock;
+    const topic = `run:${runId}`;
+    let changed = false;
+    let wake: (() => void) | undefined;
+    const close = this.#store.subscribe((t) => {
+      if (t !== topic) return;
+      changed = true;
+      wake?.();
     });
+    return {
+      reading: () => {
+        changed = false;
+      },
+      next: () =>
+        changed
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              const timer = clock.setTimeout(() => {
+                wake = undefined;
+                resolve();
+              }, this.#pollMs);
+              wake = () => {
+                wake = undefined;
+                clock.clearTimeout(timer);
+                resolve();
+              };
+            }),
+      close,
+    };
   }
 
   /**
@@ -230,16 +249,10 @@ export class WorkflowEngine {
    */
   async *timeline(runId: string): AsyncGenerator<TimelineEvent> {
     let after = 0;
-    let wake: (() => void) | undefined;
-    let woken = false;
-    const unsubscribe = this.#store.subscribe((topic) => {
-      if (topic !== `run:${runId}`) return;
-      woken = true;
-      wake?.();
-    });
+    const watch = this.#watch(runId);
     try {
       for (;;) {
-        woken = false;
+        watch.reading();
         const events = await this.#store.events(runId, after, 500);
         for (const e of events) {
           after = e.seq;
@@ -256,11 +269,10 @@ export class WorkflowEngine {
           }
           return;
         }
-        if (!woken) await this.#nap((resolve) => (wake = resolve));
-        wake = undefined;
+        await watch.next();
       }
     } finally {
-      unsubscribe();
+      watch.close();
     }
   }
 
