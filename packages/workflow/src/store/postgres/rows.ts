@@ -1,16 +1,8 @@
 // Rows as PostgreSQL returns them, turned into the store's records; and values turned into the
 // text the statements take.
 import type { CustomTypesConfig } from 'pg';
-import type {
-  ClaimedRun,
-  Json,
-  RunRecord,
-  RunStatus,
-  Signal,
-  StepRecord,
-  StoredError,
-  TimelineEvent,
-} from '../types.ts';
+import { type Row, rowReader } from '../rows.ts';
+import type { ClaimedRun, Json, RunRecord } from '../types.ts';
 
 const INT8 = 20;
 const JSON_OID = 114;
@@ -38,7 +30,7 @@ export function useDefaultParsers(getTypeParser: typeof defaultParser): void {
   defaultParser = getTypeParser;
 }
 
-export type Row = Record<string, unknown>;
+export type { Row } from '../rows.ts';
 
 function json(value: unknown): Json | undefined {
   if (value === null || value === undefined) return undefined;
@@ -46,78 +38,15 @@ function json(value: unknown): Json | undefined {
   return (value as string).includes(MARK) ? mapStrings(parsed, unescapeNul) : parsed;
 }
 
-function opt<T>(value: unknown): T | undefined {
-  return value === null || value === undefined ? undefined : (value as T);
-}
+const read = rowReader(json);
 
-export function toRun(row: Row): RunRecord {
-  return {
-    id: row.id as string,
-    workflow: row.workflow as string,
-    version: row.version as string,
-    status: row.status as RunStatus,
-    priority: row.priority as number,
-    input: json(row.input) ?? null,
-    output: json(row.output),
-    error: json(row.error) as StoredError | undefined,
-    degraded: row.degraded as boolean,
-    progress: row.progress as number,
-    idempotencyKey: opt(row.idempotency_key),
-    parentRunId: opt(row.parent_run_id),
-    concurrencyKey: opt(row.concurrency_key),
-    pendingParents: row.pending_parents as number,
-    availableAt: row.available_at as number,
-    waitingFor: opt(row.waiting_for),
-    leaseOwner: opt(row.lease_owner),
-    leaseExpiresAt: opt(row.lease_expires_at),
-    cancelRequested: opt(row.cancel_requested),
-    deadlineAt: opt(row.deadline_at),
-    correlationId: opt(row.correlation_id),
-    traceparent: opt(row.traceparent),
-    createdAt: row.created_at as number,
-    updatedAt: row.updated_at as number,
-    finishedAt: opt(row.finished_at),
-  };
-}
+export const toRun = read.run;
+export const toStep = read.step;
+export const toEvent = read.event;
+export const toSignal = read.signal;
 
 export function toClaimed(row: Row): ClaimedRun {
   return { ...toRun(row), takenOver: row.taken_over as boolean };
-}
-
-export function toStep(row: Row): StepRecord {
-  return {
-    runId: row.run_id as string,
-    name: row.name as string,
-    seq: row.seq as number,
-    status: row.status as StepRecord['status'],
-    output: json(row.output),
-    error: json(row.error) as StoredError | undefined,
-    attempts: row.attempts as number,
-    startedAt: row.started_at as number,
-    finishedAt: row.finished_at as number,
-  };
-}
-
-export function toEvent(row: Row): TimelineEvent {
-  return {
-    seq: row.seq as number,
-    runId: row.run_id as string,
-    type: row.type as string,
-    step: opt(row.step),
-    data: json(row.data),
-    progress: row.progress as number,
-    at: row.at as number,
-  };
-}
-
-export function toSignal(row: Row): Signal {
-  return {
-    id: row.id as number,
-    runId: row.run_id as string,
-    name: row.name as string,
-    payload: json(row.payload) ?? null,
-    createdAt: row.created_at as number,
-  };
 }
 
 /** A value as the JSON text a statement casts to jsonb; undefined stays SQL NULL. */

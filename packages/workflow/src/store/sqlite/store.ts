@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
+import { type Row, rowReader } from '../rows.ts';
 import {
   type Change,
   type ClaimedRun,
@@ -105,7 +106,6 @@ function migrateDatabase(db: Database.Database, prefix: string): void {
   }
 }
 
-type Row = Record<string, unknown>;
 type Statements = { [K in keyof SqliteSql]: Database.Statement };
 
 export class SqliteStore implements WorkflowStore {
@@ -209,7 +209,7 @@ export class SqliteStore implements WorkflowStore {
   async getRun(id: string): Promise<RunRecord | undefined> {
     this.#open();
     const row = this.#sql.getRun.get(id) as Row | undefined;
-    return row ? toRun(row) : undefined;
+    return row ? read.run(row) : undefined;
   }
 
   async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
@@ -220,7 +220,7 @@ export class SqliteStore implements WorkflowStore {
       before: filter.before ?? null,
       limit: filter.limit ?? 100,
     }) as Row[];
-    return rows.map(toRun);
+    return rows.map(read.run);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ export class SqliteStore implements WorkflowStore {
     return chosen.map((row) => {
       s.leaseRun.run({ id: row.id, workerId, expiresAt, now });
       topics.add(`run:${row.id as string}`);
-      const run = toRun(row);
+      const run = read.run(row);
       const takenOver = run.leaseOwner !== undefined;
       const status: RunStatus = run.status === 'queued' || run.status === 'waiting' ? 'running' : run.status;
       return { ...run, status, leaseOwner: workerId, leaseExpiresAt: expiresAt, updatedAt: now, takenOver };
@@ -435,12 +435,12 @@ export class SqliteStore implements WorkflowStore {
 
   async steps(runId: string): Promise<StepRecord[]> {
     this.#open();
-    return (this.#sql.steps.all(runId) as Row[]).map(toStep);
+    return (this.#sql.steps.all(runId) as Row[]).map(read.step);
   }
 
   async events(runId: string, afterSeq = 0, limit?: number): Promise<TimelineEvent[]> {
     this.#open();
-    return (this.#sql.events.all(runId, afterSeq, limit ?? -1) as Row[]).map(toEvent);
+    return (this.#sql.events.all(runId, afterSeq, limit ?? -1) as Row[]).map(read.event);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -461,13 +461,7 @@ export class SqliteStore implements WorkflowStore {
 
   async signals(runId: string, name: string): Promise<Signal[]> {
     this.#open();
-    return (this.#sql.signals.all(runId, name) as Row[]).map((row) => ({
-      id: row.id as number,
-      runId: row.run_id as string,
-      name: row.name as string,
-      payload: JSON.parse(row.payload as string) as Json,
-      createdAt: row.created_at as number,
-    }));
+    return (this.#sql.signals.all(runId, name) as Row[]).map(read.signal);
   }
 
   async requestCancel(runId: string, reason: string, now: number): Promise<boolean> {
@@ -526,12 +520,11 @@ function toJson(value: Json | StoredError | undefined): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
 
+/** The stores' JSON columns, read back (NULL is undefined). */
+const read = rowReader((text) => fromJson<Json>(text));
+
 function fromJson<T>(text: unknown): T | undefined {
   return text === null || text === undefined ? undefined : (JSON.parse(text as string) as T);
-}
-
-function opt<T>(value: unknown): T | undefined {
-  return value === null ? undefined : (value as T);
 }
 
 function parentError(parent: string, status: RunStatus): StoredError {
@@ -552,60 +545,4 @@ function claimsBefore(a: Row, b: Row): boolean {
 
 function counts(rows: Row[]): Map<string, number> {
   return new Map(rows.map((row) => [row.name as string, row.n as number]));
-}
-
-function toRun(row: Row): RunRecord {
-  return {
-    id: row.id as string,
-    workflow: row.workflow as string,
-    version: row.version as string,
-    status: row.status as RunStatus,
-    priority: row.priority as number,
-    input: JSON.parse(row.input as string) as Json,
-    output: fromJson<Json>(row.output),
-    error: fromJson<StoredError>(row.error),
-    degraded: row.degraded === 1,
-    progress: row.progress as number,
-    idempotencyKey: opt(row.idempotency_key),
-    parentRunId: opt(row.parent_run_id),
-    concurrencyKey: opt(row.concurrency_key),
-    pendingParents: row.pending_parents as number,
-    availableAt: row.available_at as number,
-    waitingFor: opt(row.waiting_for),
-    leaseOwner: opt(row.lease_owner),
-    leaseExpiresAt: opt(row.lease_expires_at),
-    cancelRequested: opt(row.cancel_requested),
-    deadlineAt: opt(row.deadline_at),
-    correlationId: opt(row.correlation_id),
-    traceparent: opt(row.traceparent),
-    createdAt: row.created_at as number,
-    updatedAt: row.updated_at as number,
-    finishedAt: opt(row.finished_at),
-  };
-}
-
-function toStep(row: Row): StepRecord {
-  return {
-    runId: row.run_id as string,
-    name: row.name as string,
-    seq: row.seq as number,
-    status: row.status as StepRecord['status'],
-    output: fromJson<Json>(row.output),
-    error: fromJson<StoredError>(row.error),
-    attempts: row.attempts as number,
-    startedAt: row.started_at as number,
-    finishedAt: row.finished_at as number,
-  };
-}
-
-function toEvent(row: Row): TimelineEvent {
-  return {
-    seq: row.seq as number,
-    runId: row.run_id as string,
-    type: row.type as string,
-    step: opt(row.step),
-    data: fromJson<Json>(row.data),
-    progress: row.progress as number,
-    at: row.at as number,
-  };
 }
