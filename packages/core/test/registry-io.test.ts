@@ -106,7 +106,9 @@ describe('registry.fetch', () => {
     assert.deepEqual(registry.groupStats('ai').servedBy, { secondary: 1 });
   });
 
-  test('close() forces the client shut after 10 s when a response body is never read', async (t) => {
+  test('close() forces the client shut after 10 s when a response body is never read', {
+    timeout: 10_000,
+  }, async (t) => {
     const server = await serve(t, (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('part of a body that never ends');
