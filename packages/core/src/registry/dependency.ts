@@ -400,22 +400,6 @@ export class Dependency {
     return sameData(a, b);
   }
 
-  healthSource(): {
-    name: string;
-    kind: string;
-    critical: boolean;
-    breakerState(): CircuitState | undefined;
-    recentCalls(): { calls: number; failures: number };
-  } {
-    return {
-      name: this.name,
-      kind: this.kind,
-      critical: this.critical,
-      breakerState: () => this.breakerState(),
-      recentCalls: () => this.recentCalls(),
-    };
-  }
-
   #recorder(operation: string): CallRecorder {
     let r = this.#operations.get(operation);
     if (r !== undefined) return r;

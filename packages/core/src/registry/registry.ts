@@ -4,7 +4,7 @@ import type { CircuitBreakerPolicy } from '../breaker/breaker.ts';
 import { type Clock, systemClock } from '../clock/clock.ts';
 import { GroupUnavailableError, UnknownDependencyError, withoutStack } from '../errors.ts';
 import { EventStream } from '../events/events.ts';
-import { dependencyCheck } from '../health/checks.ts';
+import { dependencyCheck, type HealthSource } from '../health/checks.ts';
 import { HealthMonitor } from '../health/monitor.ts';
 import type { HealthCheck, HealthProbe } from '../health/options.ts';
 import { HttpClient } from '../http/client.ts';
@@ -314,7 +314,8 @@ export class DependencyRegistry {
 
   #healthCheck(dep: Dependency) {
     const probe = dep.options.health as HealthProbe | undefined;
-    const source = dep.healthSource();
+    // A dependency is its own health source: name, kind, criticality, breaker, recent calls.
+    const source: HealthSource = dep;
     if (probe?.path !== undefined && probe.check === undefined && dep.kind === 'http') {
       const path = probe.path;
       // The client alone, not the pipeline: the check has its own timeout, and a probe
