@@ -13,6 +13,8 @@ export const WorkflowErrorCodes = {
   NOT_SERIALIZABLE: 'BULWARK_WORKFLOW_NOT_SERIALIZABLE',
   UNKNOWN_RUN: 'BULWARK_WORKFLOW_UNKNOWN_RUN',
   STORE_CLOSED: 'BULWARK_WORKFLOW_STORE_CLOSED',
+  RUN_NOT_RETRYABLE: 'BULWARK_WORKFLOW_RUN_NOT_RETRYABLE',
+  SHUTDOWN: 'BULWARK_WORKFLOW_SHUTDOWN',
 } as const;
 
 export type WorkflowErrorCode = (typeof WorkflowErrorCodes)[keyof typeof WorkflowErrorCodes];
@@ -78,9 +80,36 @@ export class UnknownRunError extends WorkflowError {
   }
 }
 
+/** `engine.retry` of a run that is not `failed`, `compensated` or `cancelled`. */
+export class RunNotRetryableError extends WorkflowError {
+  readonly runId: string;
+  readonly status: string;
+  constructor(runId: string, status: string) {
+    super(
+      WorkflowErrorCodes.RUN_NOT_RETRYABLE,
+      `Run ${runId} is ${status}: only a failed, compensated or cancelled run can be retried`,
+    );
+    this.runId = runId;
+    this.status = status;
+  }
+}
+
 /** The store was closed; nothing more can be read or written through it. */
 export class StoreClosedError extends WorkflowError {
   constructor(dialect: string) {
     super(WorkflowErrorCodes.STORE_CLOSED, `The ${dialect} workflow store is closed`);
+  }
+}
+
+/**
+ * The reason a step's signal aborts when its worker stops (`engine.stop({ drain: 'step' })`)
+ * and the grace period ends: the step is not recorded as failed, and runs again on the next start.
+ */
+export class WorkerStoppedError extends WorkflowError {
+  constructor(graceMs: number) {
+    super(
+      WorkflowErrorCodes.SHUTDOWN,
+      `The worker stopped and its ${graceMs} ms grace period ended; the step will run again`,
+    );
   }
 }

@@ -2,9 +2,13 @@
 export {
   type RunHandle,
   type StartOptions,
+  type StopOptions,
+  type StopResult,
   WorkflowEngine,
   type WorkflowEngineOptions,
+  type WorkflowInfo,
 } from './engine/engine.ts';
+export type { EngineEvent, EngineListener } from './engine/events.ts';
 export {
   type CatchUpPolicy,
   type Schedule,
@@ -19,14 +23,17 @@ export {
   type StepOptions,
   type WorkflowContext,
   type WorkflowDefinition,
+  type WorkflowOptions,
 } from './engine/workflow.ts';
 export {
   NonDeterminismError,
   RunCancelledError,
   RunFailedError,
+  RunNotRetryableError,
   StoreClosedError,
   UnknownRunError,
   WaitTimeoutError,
+  WorkerStoppedError,
   WorkflowError,
   type WorkflowErrorCode,
   WorkflowErrorCodes,
@@ -43,16 +50,22 @@ export {
   type SqliteStoreOptions,
 } from './store/sqlite/index.ts';
 export type {
+  AuditEntry,
   Change,
   ClaimedRun,
   ClaimRequest,
   CommitResult,
   EnqueueResult,
+  FeedEvent,
   Json,
+  ListAuditFilter,
   ListRunsFilter,
+  NewAuditEntry,
   NewEvent,
   NewRun,
   NewStep,
+  RetryOutcome,
+  RunCount,
   RunRecord,
   RunStatus,
   RunUpdate,
@@ -63,4 +76,4 @@ export type {
   WakeTopic,
   WorkflowStore,
 } from './store/types.ts';
-export { FINAL_STATUSES } from './store/types.ts';
+export { FINAL_STATUSES, RUN_STATUSES } from './store/types.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { DependencyRegistry } from '@bulwark/core';
+import { currentRequestContext, DependencyRegistry } from '@bulwark/core';
 import {
   defineWorkflow,
   RunFailedError,
@@ -103,6 +103,19 @@ describe('workflow engine', () => {
     const run = await engine.start(fanOut, null);
     assert.equal(await engine.result(run.id), 3);
     assert.deepEqual(keys.sort(), [`${run.id}:a`, `${run.id}:b`]);
+  });
+
+  test('steps run in the trace and request context of whoever started the run', async (t) => {
+    const { engine } = await setup(t);
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const seen: unknown[] = [];
+    const traced = defineWorkflow({ name: 'traced' }, async (ctx) => {
+      await ctx.step('look', () => void seen.push(currentRequestContext()));
+    });
+    engine.register(traced).startWorker();
+    const run = await engine.start(traced, null, { traceparent, correlationId: 'req-42' });
+    await engine.result(run.id);
+    assert.deepEqual(seen, [{ traceparent, requestId: 'req-42' }]);
   });
 
   test('transient failures are retried; a permanent one fails the step at once', async (t) => {

@@ -3,16 +3,19 @@
 // at once, lease takeover, group commit). Without a server the tests skip, except under CI.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { ErrorCodes, InvalidOptionsError } from '@bulwark/core';
 import pg from 'pg';
 import { WorkflowErrorCodes } from '../src/errors.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres/index.ts';
+import { statements } from '../src/store/postgres/sql.ts';
 import type { NewRun, WakeTopic } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
 
 const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const T0 = 1_700_000_000_000;
+const late = { type: 'run:late', step: undefined, data: undefined, progress: 0, at: T0 + 1 };
 
 /** Whether the server answers; the reason if not. */
 async function probe(): Promise<string | undefined> {
@@ -355,6 +358,95 @@ function suites(): void {
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('run feed', () => {
+      /** Waits (bounded) until some session waits for an advisory lock: a feed or writer held back. */
+      async function untilLockWaited(): Promise<void> {
+        const deadline = performance.now() + 3_000;
+        for (;;) {
+          const { rows } = await admin.query(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+          );
+          if (rows[0].n > 0) return;
+          if (performance.now() > deadline) assert.fail('no session waited for the feed lock');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+
+      test('an event committed after a later seq is not skipped: the feed waits for writers in flight', async () => {
+        await withSchema(async (store, schema) => {
+          const [run] = await store.enqueue([newRun()], T0);
+          // A writer as the store's own: the feed lock shared from BEGIN, a seq taken, not committed.
+          const writer = new pg.Client({ connectionString: PG_URL });
+          await writer.connect();
+          try {
+            await writer.query('BEGIN');
+            await writer.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))', [
+              `bulwark:feed:${schema}`,
+            ]);
+            await writer.query(
+              `INSERT INTO "${schema}".events (run_id, type, progress, at) VALUES ($1, 'run:early', 0, $2)`,
+              [run?.id, T0],
+            );
+            // A later seq, committed first.
+            await store.commit([{ kind: 'event', runId: run?.id ?? '', event: late }], T0 + 1);
+            const feed = store.runFeed(0, 10);
+            await untilLockWaited();
+            await writer.query('COMMIT');
+            assert.deepEqual(
+              (await feed).map((e) => e.type),
+              ['run:queued', 'run:early', 'run:late'],
+            );
+          } finally {
+            await writer.end();
+          }
+        });
+      });
+
+      test('the store’s writers hold the feed lock from BEGIN, so a feed read cannot pass them', async () => {
+        await withSchema(async (store, schema) => {
+          const reader = await admin.connect();
+          try {
+            await reader.query('BEGIN');
+            await reader.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+              `bulwark:feed:${schema}`,
+            ]);
+            let done = false;
+            const enqueued = store.enqueue([newRun()], T0).then(() => {
+              done = true;
+            });
+            await untilLockWaited();
+            assert.equal(done, false, 'the enqueue waits for the feed reader');
+            await reader.query('COMMIT');
+            await enqueued;
+          } finally {
+            reader.release();
+          }
+        });
+      });
+
+      test('the feed reads through its partial index', async () => {
+        await withSchema(async (store, schema) => {
+          await store.enqueue([newRun()], T0);
+          const client = await admin.connect();
+          try {
+            await client.query('BEGIN');
+            await client.query('SET LOCAL enable_seqscan = off');
+            const text = statements(`"${schema}"`, 'x')
+              .runFeed.text.replace('$1', '0')
+              .replace('$2', '100')
+              .replace('$3', '10');
+            const { rows } = await client.query(`EXPLAIN ${text}`);
+            const plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+            assert.match(plan, /events_run_feed/);
+            await client.query('ROLLBACK');
+          } finally {
+            client.release();
+          }
+        });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
     describe('migrations', () => {
       test('several stores migrating one new schema at once all succeed, applying each migration once', async () => {
         const schema = freshSchema();
@@ -364,7 +456,13 @@ function suites(): void {
           const { rows } = await admin.query(
             `SELECT version, name FROM "${schema}".migrations ORDER BY version`,
           );
-          assert.deepEqual(rows, [{ version: 1, name: '0001_init.sql' }]);
+          const files = readdirSync(new URL('../migrations/postgres/', import.meta.url))
+            .filter((f) => f.endsWith('.sql'))
+            .sort();
+          assert.deepEqual(
+            rows,
+            files.map((name) => ({ version: Number.parseInt(name, 10), name })),
+          );
           const [run] = await stores[0]!.enqueue([newRun()], T0);
           assert.equal((await stores[3]!.getRun(run!.id))?.status, 'queued');
         } finally {

@@ -24,6 +24,7 @@ import type {
   Change,
   ClaimRequest,
   Json,
+  NewAuditEntry,
   NewRun,
   NewStep,
   RunRecord,
@@ -1186,6 +1187,369 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         await rec.until('runs');
         rec.stop();
         assert.deepEqual(heard, []);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('retryRun', () => {
+      it('queues a failed run again: failed steps deleted, completed kept, fields cleared, run:retried', async (store) => {
+        const id = await startOne(store);
+        assert.equal(await store.requestCancel(id, 'asked', T0 + 1), true); // leased: only recorded
+        await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('a', { output: 1 }) },
+            {
+              kind: 'step',
+              runId: id,
+              workerId: 'w1',
+              step: stepOf('b', { status: 'failed', error: { name: 'E', message: 'boom' } }),
+            },
+            update(id, 'w1', { status: 'waiting', waitingFor: 'never', availableAt: T0 + 5, progress: 40 }),
+          ],
+          T0 + 2,
+        );
+        await store.commit(
+          [
+            update(id, 'w1', { status: 'failed', error: { name: 'E', message: 'boom' }, output: 'partial' }),
+            event(id, 'run:failed', T0 + 3),
+          ],
+          T0 + 3,
+        );
+        const rec = recordTopics(store);
+        assert.equal(await store.retryRun(id, 'operator said so', T0 + 100), 'retried');
+        const run = await mustGet(store, id);
+        assert.equal(run.status, 'queued');
+        for (const field of [
+          'error',
+          'output',
+          'finishedAt',
+          'cancelRequested',
+          'leaseOwner',
+          'leaseExpiresAt',
+          'waitingFor',
+        ] as const) {
+          assert.equal(run[field], undefined, field);
+        }
+        assert.equal(run.availableAt, T0 + 100);
+        assert.equal(run.updatedAt, T0 + 100);
+        assert.equal(run.pendingParents, 0);
+        assert.equal(run.progress, 40, 'progress is kept: the replay does not report it again');
+        assert.deepEqual(
+          (await store.steps(id)).map((st) => [st.name, st.status]),
+          [['a', 'completed']],
+        );
+        const last = (await store.events(id)).at(-1);
+        assert.equal(last?.type, 'run:retried');
+        assert.deepEqual(last?.data, { reason: 'operator said so' });
+        assert.equal(last?.at, T0 + 100);
+        await rec.until('runs');
+        await rec.until(`run:${id}`);
+        rec.stop();
+        const [claimed] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 100 }));
+        assert.equal(claimed?.id, id);
+        assert.equal(claimed?.takenOver, false);
+        assert.equal(claimed?.status, 'running');
+      });
+
+      it('deletes the steps whose compensation completed since the last retry, and their compensations', async (store) => {
+        const id = await startOne(store);
+        const step = (name: string, overrides: Partial<NewStep> = {}): Change => ({
+          kind: 'step',
+          runId: id,
+          workerId: 'w1',
+          step: stepOf(name, overrides),
+        });
+        const failed = { status: 'failed', error: { name: 'E', message: 'no' } } as const;
+        const compensated = (name: string, at: number): Change => ({
+          kind: 'event',
+          runId: id,
+          event: { type: 'compensation:completed', step: name, data: undefined, progress: 0, at },
+        });
+        await store.commit([step('a'), step('b'), step('c'), step('d', failed)], T0 + 1);
+        await store.commit(
+          [
+            update(id, 'w1', { status: 'compensating' }),
+            step('compensate:c'),
+            compensated('c', T0 + 2),
+            step('compensate:b', failed),
+          ],
+          T0 + 2,
+        );
+        await store.commit([update(id, 'w1', { status: 'failed', releaseLease: true })], T0 + 3);
+        assert.equal(await store.retryRun(id, 'again', T0 + 10), 'retried');
+        // c was undone (it runs again), b's compensation failed (b's effect stands: kept).
+        assert.deepEqual(
+          (await store.steps(id)).map((st) => st.name),
+          ['a', 'b'],
+        );
+
+        // Second round: c is done again and d fails again, with nothing compensated this time.
+        await store.claim(claimRequest({ now: T0 + 10 }));
+        await store.commit([step('c'), step('d', failed)], T0 + 11);
+        await store.commit([update(id, 'w1', { status: 'failed', releaseLease: true })], T0 + 12);
+        assert.equal(await store.retryRun(id, 'once more', T0 + 20), 'retried');
+        assert.deepEqual(
+          (await store.steps(id)).map((st) => st.name),
+          ['a', 'b', 'c'],
+          'the compensation of the first round does not undo the second round’s c',
+        );
+      });
+
+      it('a wait that timed out is deleted with its failure, so the retried run waits again', async (store) => {
+        const id = await startOne(store);
+        const timedOut = { status: 'failed', error: { name: 'WaitTimeoutError', message: 'late' } } as const;
+        await store.commit(
+          [
+            {
+              kind: 'step',
+              runId: id,
+              workerId: 'w1',
+              step: stepOf('wait:approval', { output: { deadline: T0 } }),
+            },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('event:approval', timedOut) },
+            {
+              kind: 'step',
+              runId: id,
+              workerId: 'w1',
+              step: stepOf('wait:other', { output: { deadline: T0 } }),
+            },
+            update(id, 'w1', { status: 'failed', releaseLease: true }),
+          ],
+          T0 + 1,
+        );
+        assert.equal(await store.retryRun(id, 'r', T0 + 2), 'retried');
+        assert.deepEqual(
+          (await store.steps(id)).map((st) => st.name),
+          ['wait:other'],
+        );
+      });
+
+      it('compensated and cancelled runs are retryable; other statuses are not; unknown runs are unknown', async (store) => {
+        const compensated = await startOne(store);
+        await finish(store, compensated, 'compensated');
+        assert.equal(await store.retryRun(compensated, 'r', T0 + 1), 'retried');
+        const [cancelled] = await store.enqueue([newRun()], T0);
+        await store.requestCancel(cancelled?.id ?? '', 'stop', T0 + 1);
+        assert.equal(await store.retryRun(cancelled?.id ?? '', 'r', T0 + 2), 'retried');
+        assert.equal((await mustGet(store, cancelled?.id ?? '')).status, 'queued');
+
+        const [queued] = await store.enqueue([newRun({ workflow: 'other' })], T0);
+        const running = await startOne(store, { workflow: 'third' });
+        const completed = await startOne(store, { workflow: 'fourth' });
+        await finish(store, completed, 'completed');
+        for (const [id, status] of [
+          [queued?.id ?? '', 'queued'],
+          [running, 'running'],
+          [completed, 'completed'],
+        ] as const) {
+          const before = await mustGet(store, id);
+          assert.equal(await store.retryRun(id, 'r', T0 + 5), 'not-retryable', status);
+          assert.deepEqual(await mustGet(store, id), before, `${status} run left as it was`);
+        }
+        assert.equal(await store.retryRun(randomUUID(), 'r', T0), 'unknown');
+      });
+
+      it('a retried dependent waits again for its parents that have not completed', async (store) => {
+        const done = await startOne(store);
+        await finish(store, done, 'completed', T0 + 1);
+        const failing = await startOne(store, { workflow: 'parent' });
+        const child = newRun({ dependsOn: [done, failing] });
+        await store.enqueue([child], T0 + 2);
+        await finish(store, failing, 'failed', T0 + 3);
+        assert.equal((await mustGet(store, child.id)).status, 'cancelled');
+        // Born cancelled: its parent had already failed when it was enqueued.
+        const late = newRun({ dependsOn: [failing] });
+        await store.enqueue([late], T0 + 4);
+
+        assert.equal(await store.retryRun(child.id, 'r', T0 + 5), 'retried');
+        assert.equal(await store.retryRun(late.id, 'r', T0 + 5), 'retried');
+        for (const id of [child.id, late.id]) {
+          const run = await mustGet(store, id);
+          assert.equal(run.status, 'queued');
+          assert.equal(run.pendingParents, 1, 'only the parent not completed counts');
+        }
+        assert.deepEqual(await store.claim(claimRequest({ now: T0 + 6 })), [], 'not claimable yet');
+
+        assert.equal(await store.retryRun(failing, 'r', T0 + 7), 'retried');
+        const [parent] = await store.claim(claimRequest({ workflows: ['parent'], now: T0 + 7 }));
+        assert.equal(parent?.id, failing);
+        await finish(store, failing, 'completed', T0 + 8);
+        const claimed = await store.claim(claimRequest({ now: T0 + 8 }));
+        assert.deepEqual(claimed.map((r) => r.id).sort(), [child.id, late.id].sort());
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('audit', () => {
+      const entry = (n: number, overrides: Partial<NewAuditEntry> = {}): NewAuditEntry => ({
+        at: T0 + n,
+        actor: `user-${n}`,
+        role: 'operator',
+        action: 'run.cancel',
+        outcome: 'ok',
+        ...overrides,
+      });
+
+      it('appendAudit returns the entry with an increasing id; listAudit pages newest first', async (store) => {
+        const full = await store.appendAudit(
+          entry(0, {
+            target: 'run-1',
+            requestId: 'req-1',
+            data: { reason: 'stuck', nested: [1, null] },
+            outcome: 'denied',
+          }),
+        );
+        assert.deepEqual(full, {
+          id: full.id,
+          at: T0,
+          actor: 'user-0',
+          role: 'operator',
+          action: 'run.cancel',
+          target: 'run-1',
+          requestId: 'req-1',
+          data: { reason: 'stuck', nested: [1, null] },
+          outcome: 'denied',
+        });
+        const rest = [];
+        for (let n = 1; n < 5; n++) rest.push(await store.appendAudit(entry(n, { outcome: 'failed' })));
+        const ids = [full, ...rest].map((e) => e.id);
+        assert.ok(
+          ids.every((id, i) => i === 0 || id > ids[i - 1]!),
+          `ids increase: ${ids}`,
+        );
+        assert.deepEqual(
+          rest[0],
+          {
+            id: rest[0]?.id,
+            at: T0 + 1,
+            actor: 'user-1',
+            role: 'operator',
+            action: 'run.cancel',
+            outcome: 'failed',
+          },
+          'fields not given stay absent',
+        );
+
+        const all = await store.listAudit();
+        assert.deepEqual(
+          all.map((e) => e.id),
+          [...ids].reverse(),
+        );
+        assert.deepEqual(all.at(-1), full);
+        const page = await store.listAudit({ limit: 2 });
+        assert.deepEqual(
+          page.map((e) => e.id),
+          [ids[4], ids[3]],
+        );
+        const next = await store.listAudit({ limit: 2, before: page.at(-1)?.id ?? 0 });
+        assert.deepEqual(
+          next.map((e) => e.id),
+          [ids[2], ids[1]],
+        );
+      });
+
+      it('listAudit gives 100 entries by default and at most 1000', async (store) => {
+        await Promise.all(Array.from({ length: 1_001 }, (_, n) => store.appendAudit(entry(n))));
+        assert.equal((await store.listAudit()).length, 100);
+        assert.equal((await store.listAudit({ limit: 5_000 })).length, 1_000);
+        await assert.rejects(store.listAudit({ limit: 0 }), /limit/);
+      });
+
+      it('appendAudit rejects an entry with a missing field or an unknown outcome, naming it', async (store) => {
+        await assert.rejects(store.appendAudit({ ...entry(0), actor: '' }), /actor/);
+        await assert.rejects(
+          store.appendAudit({ ...entry(0), outcome: 'maybe' as NewAuditEntry['outcome'] }),
+          /outcome/,
+        );
+        assert.deepEqual(await store.listAudit(), []);
+      });
+
+      it('prune leaves the audit log alone', async (store) => {
+        const id = await startOne(store);
+        await finish(store, id, 'completed', T0 + 1);
+        const kept = await store.appendAudit(entry(1, { target: id }));
+        assert.equal(await store.prune(T0 + 1_000), 1);
+        assert.deepEqual(await store.listAudit(), [kept]);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('run feed and counts', () => {
+      it('an empty store has latestSeq 0 and an empty feed', async (store) => {
+        assert.equal(await store.latestSeq(), 0);
+        assert.deepEqual(await store.runFeed(0, 10), []);
+        assert.deepEqual(await store.countRuns(), []);
+      });
+
+      it('runFeed gives the run:* events of every run after a seq, oldest first, with the workflow', async (store) => {
+        const a = await startOne(store);
+        const b = await startOne(store, { workflow: 'billing' });
+        await store.commit(
+          [
+            event(a, 'step:started', T0 + 1),
+            event(b, 'run:progress', T0 + 1, { note: 1 }),
+            event(a, 'run:started', T0 + 1),
+            event(a, 'steps:x', T0 + 1),
+          ],
+          T0 + 1,
+        );
+        await finish(store, b, 'completed', T0 + 2);
+        const everything = [...(await store.events(a)), ...(await store.events(b))].sort(
+          (x, y) => x.seq - y.seq,
+        );
+        const expected = everything
+          .filter((e) => e.type.startsWith('run:'))
+          .map((e) => ({ ...e, workflow: e.runId === a ? WF : 'billing' }));
+        // (The order of one commit's events of different runs is the store's.)
+        assert.deepEqual(expected.map((e) => e.type).sort(), [
+          'run:completed',
+          'run:progress',
+          'run:queued',
+          'run:queued',
+          'run:started',
+        ]);
+        assert.deepEqual(await store.runFeed(0, 100), expected);
+        assert.deepEqual(await store.runFeed(0, 2), expected.slice(0, 2));
+        assert.deepEqual(await store.runFeed(expected[1]!.seq, 2), expected.slice(2, 4));
+        assert.deepEqual(await store.runFeed(expected.at(-1)!.seq, 10), []);
+        assert.equal(await store.latestSeq(), everything.at(-1)!.seq, 'the last seq of any event');
+      });
+
+      it('latestSeq never goes back when the newest events are pruned', async (store) => {
+        const id = await startOne(store);
+        await finish(store, id, 'completed', T0 + 1);
+        const last = await store.latestSeq();
+        assert.ok(last > 0);
+        assert.equal(await store.prune(T0 + 10), 1);
+        assert.equal(await store.latestSeq(), last);
+        const [next] = await store.enqueue([newRun()], T0 + 20);
+        const feed = await store.runFeed(last, 10);
+        assert.deepEqual(
+          feed.map((e) => [e.runId, e.type]),
+          [[next?.id, 'run:queued']],
+        );
+        assert.ok(feed[0]!.seq > last);
+      });
+
+      it('countRuns counts runs by workflow and status', async (store) => {
+        const done = await startOne(store, { workflow: 'billing' });
+        await finish(store, done, 'completed');
+        await startOne(store, { workflow: 'billing' });
+        await store.enqueue([newRun({ workflow: 'billing' })], T0);
+        // Queued at two times: the oldest is the one that counts.
+        await store.enqueue([newRun()], T0 + 50);
+        await store.enqueue([newRun()], T0);
+        const counts = await store.countRuns();
+        for (const c of counts) assert.equal(c.oldestCreatedAt, T0, `${c.workflow}/${c.status}`);
+        const sorted = [...counts]
+          .map(({ oldestCreatedAt: _, ...c }) => c)
+          .sort((x, y) => `${x.workflow}/${x.status}`.localeCompare(`${y.workflow}/${y.status}`));
+        assert.deepEqual(sorted, [
+          { workflow: 'billing', status: 'completed', count: 1 },
+          { workflow: 'billing', status: 'queued', count: 1 },
+          { workflow: 'billing', status: 'running', count: 1 },
+          { workflow: WF, status: 'queued', count: 2 },
+        ]);
       });
     });
 

@@ -1,15 +1,26 @@
 // The workflow engine: enqueues runs, claims them from the store by priority, runs them with
-// leases kept alive by heartbeats, and serves each run's result and timeline.
+// leases kept alive by heartbeats, serves each run's result and timeline, retries failed runs,
+// tells listeners what it changed, and gives its runs back when it stops.
 import { randomUUID } from 'node:crypto';
 import { type Clock, type DependencyRegistry, systemClock, type TimerHandle } from '@bulwark/core';
-import { RunCancelledError, RunFailedError, WorkflowError, WorkflowErrorCodes } from '../errors.ts';
+import {
+  RunCancelledError,
+  RunFailedError,
+  RunNotRetryableError,
+  UnknownRunError,
+  WorkerStoppedError,
+  WorkflowError,
+  WorkflowErrorCodes,
+} from '../errors.ts';
 import {
   type ClaimedRun,
   FINAL_STATUSES,
   type RunRecord,
+  type RunStatus,
   type TimelineEvent,
   type WorkflowStore,
 } from '../store/types.ts';
+import { EngineEvents, type EngineListener } from './events.ts';
 import { type ExecutionHost, RunExecution } from './execution.ts';
 import { fromStoredError, toJson } from './serialize.ts';
 import { PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
@@ -57,6 +68,55 @@ export interface RunHandle {
   readonly created: boolean;
 }
 
+/** A registered workflow, as `engine.definitions()` lists it. */
+export interface WorkflowInfo {
+  name: string;
+  /** The latest registered version: the one `start(name, ...)` uses. */
+  version: string;
+  /** Every registered version, in the order registered. */
+  versions: string[];
+  /** The latest version's. */
+  description: string | undefined;
+  /** The latest version's declared step names. */
+  steps: readonly string[] | undefined;
+}
+
+export interface StopOptions {
+  /**
+   * `'run'`: the runs in progress go on to a final state or until they suspend themselves.
+   * `'step'`: each finishes the step(s) it is in, then is given back (queued, available now,
+   * `run:suspended` {reason: 'shutdown'}) instead of starting its next step. @default 'run'
+   */
+  drain?: 'run' | 'step';
+  /**
+   * With `drain: 'step'`: after this long, steps still running are aborted (their signal's
+   * reason is a WorkerStoppedError), not recorded, and their runs given back; they run again
+   * on the next start. @default 25_000
+   */
+  graceMs?: number;
+}
+
+export interface StopResult {
+  /** Runs given back at a step boundary. */
+  suspended: number;
+  /** Runs given back with steps aborted at the end of the grace period. */
+  aborted: number;
+}
+
+/** Where stop() stands: draining step by step, and whether the grace period is over. */
+interface Drain {
+  graceMs: number;
+  timer: TimerHandle | undefined;
+  over: boolean;
+  released: StopResult;
+}
+
+interface Executing {
+  readonly workflow: string;
+  execution: RunExecution | undefined;
+  done: Promise<void>;
+}
+
 export class WorkflowEngine {
   readonly #store: WorkflowStore;
   readonly #registry: DependencyRegistry | undefined;
@@ -70,14 +130,18 @@ export class WorkflowEngine {
   readonly #perKey: number | undefined;
   /** name → version → definition. */
   readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
-  readonly #executing = new Map<string, { execution: RunExecution | undefined; done: Promise<void> }>();
+  readonly #executing = new Map<string, Executing>();
+  readonly #events = new EngineEvents();
   #running = false;
   #claiming = false;
+  /** The claim in progress: a stop waits for the runs it may still launch. */
+  #claimInFlight: Promise<void> | undefined;
   #claimAgain = false;
   #pollTimer: TimerHandle | undefined;
   #heartbeatTimer: TimerHandle | undefined;
   #unsubscribe: (() => void) | undefined;
-  #stopping: Promise<void> | undefined;
+  #stopping: Promise<StopResult> | undefined;
+  #drain: Drain | undefined;
 
   constructor(options: WorkflowEngineOptions) {
     if (options?.store === undefined) throw new TypeError('WorkflowEngine: `store` is required');
@@ -106,6 +170,48 @@ export class WorkflowEngine {
     }
     if (this.#running) this.#poke();
     return this;
+  }
+
+  /** The registered workflows, by name, with their versions (latest last) and what they declare. */
+  definitions(): WorkflowInfo[] {
+    const infos: WorkflowInfo[] = [];
+    for (const [name, versions] of this.#workflows) {
+      const latest = [...versions.values()].at(-1);
+      if (latest === undefined) continue;
+      infos.push({
+        name,
+        version: latest.version,
+        versions: [...versions.keys()],
+        description: latest.description,
+        steps: latest.steps,
+      });
+    }
+    return infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  hasWorkflow(name: string): boolean {
+    return (this.#workflows.get(name)?.size ?? 0) > 0;
+  }
+
+  /**
+   * Listens to what this engine changes, each told after the store made it durable: `run:status`
+   * (queued on start, running on claim, waiting or queued on suspension, compensating, each
+   * final status, cancelled by `cancel`, queued by `retry`) and `step:finished`. Returns the
+   * function that stops listening. A listener that throws is reported as a warning.
+   */
+  on(listener: EngineListener): () => void {
+    return this.#events.on(listener);
+  }
+
+  /** The runs this engine is executing now, by workflow name. */
+  activeRuns(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const entry of this.#executing.values()) counts[entry.workflow] = (counts[entry.workflow] ?? 0) + 1;
+    return counts;
+  }
+
+  #emitStatus(runId: string, workflow: string, status: RunStatus): void {
+    this.#events.emit({ type: 'run:status', runId, workflow, status, at: this.#clock.now() });
   }
 
   /** Enqueues a run of `workflow` (its latest registered version when given by name). Durable when it resolves. */
@@ -152,6 +258,8 @@ export class WorkflowEngine {
       ],
       now,
     );
+    if (result!.created && this.#events.listening)
+      this.#emitStatus(result!.id, definition.name, result!.status);
     if (this.#running) this.#poke();
     return { id: result!.id, created: result!.created };
   }
@@ -176,9 +284,42 @@ export class WorkflowEngine {
    * worker holds (queued, asleep, waiting) is cancelled by the store at once, uncompensated.
    */
   async cancel(runId: string, reason = 'cancelled'): Promise<boolean> {
-    const ok = await this.#store.requestCancel(runId, reason, this.#clock.now());
+    const now = this.#clock.now();
+    // Read only for listeners: was it a run no worker held, which the store cancels at once?
+    const before = this.#events.listening ? await this.#store.getRun(runId) : undefined;
+    const ok = await this.#store.requestCancel(runId, reason, now);
     this.#executing.get(runId)?.execution?.abort(new RunCancelledError(reason));
+    if (
+      ok &&
+      before !== undefined &&
+      !(before.leaseOwner !== undefined && (before.leaseExpiresAt ?? 0) > now)
+    ) {
+      // A claim may have come between the two: then its worker ends the run and says so.
+      const after = await this.#store.getRun(runId);
+      if (after?.status === 'cancelled') this.#emitStatus(runId, after.workflow, 'cancelled');
+    }
     return ok;
+  }
+
+  /**
+   * Runs a `failed`, `compensated` or `cancelled` run again: its failed steps, and the steps
+   * whose compensation completed, run again; the other completed steps are replayed from their
+   * records. The run is queued (behind its parents, if some have not completed) with a
+   * `run:retried` event. Throws UnknownRunError, or RunNotRetryableError (any other status).
+   */
+  async retry(runId: string, reason = 'retried'): Promise<void> {
+    // The workflow's name for listeners, read first: once queued, a worker may claim the run at
+    // once, and `queued` must be told before its `running`.
+    const workflow = this.#events.listening ? (await this.#store.getRun(runId))?.workflow : undefined;
+    const outcome = await this.#store.retryRun(runId, reason, this.#clock.now());
+    if (outcome === 'unknown') throw new UnknownRunError(runId);
+    if (outcome === 'not-retryable') {
+      const run = await this.#store.getRun(runId);
+      if (run === undefined) throw new UnknownRunError(runId);
+      throw new RunNotRetryableError(runId, run.status);
+    }
+    if (workflow !== undefined && this.#events.listening) this.#emitStatus(runId, workflow, 'queued');
+    if (this.#running) this.#poke();
   }
 
   /** The run's output once it completes; rejects with RunFailedError if it fails or is cancelled. */
@@ -289,21 +430,54 @@ export class WorkflowEngine {
   }
 
   /**
-   * Stops claiming and waits for the runs in progress to reach a final state or suspend.
-   * Their leases are kept by heartbeats until then.
+   * Stops claiming at once and waits for the runs in progress: by default until each reaches a
+   * final state or suspends itself; with `drain: 'step'`, until each finishes the steps it is in
+   * and is given back (or, past `graceMs`, has them aborted and is given back). Leases are kept
+   * by heartbeats until then. Resolves with how many runs were given back.
    */
-  stop(): Promise<void> {
-    if (!this.#running) return this.#stopping ?? Promise.resolve();
+  stop(options: StopOptions = {}): Promise<StopResult> {
+    let graceMs: number;
+    try {
+      graceMs = stopGrace(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Asked again with `drain: 'step'` while a plain stop waits: the runs still going drain too.
+    if (options.drain === 'step' && (this.#running || this.#executing.size > 0)) this.#beginDrain(graceMs);
+    if (!this.#running) return this.#stopping ?? Promise.resolve({ suspended: 0, aborted: 0 });
     this.#running = false;
     this.#unsubscribe?.();
     if (this.#pollTimer !== undefined) this.#clock.clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
     this.#stopping = (async () => {
-      await Promise.allSettled([...this.#executing.values()].map((e) => e.done));
+      // A claim in flight may still launch runs: they are waited for (and drained) too.
+      while (this.#executing.size > 0 || this.#claimInFlight !== undefined) {
+        await Promise.allSettled([
+          ...[...this.#executing.values()].map((e) => e.done),
+          ...(this.#claimInFlight === undefined ? [] : [this.#claimInFlight]),
+        ]);
+      }
       if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
       this.#heartbeatTimer = undefined;
+      const drain = this.#drain;
+      this.#drain = undefined;
+      if (drain?.timer !== undefined) this.#clock.clearTimeout(drain.timer);
+      return drain === undefined ? { suspended: 0, aborted: 0 } : { ...drain.released };
     })();
     return this.#stopping;
+  }
+
+  /** Tells every run in progress (and any launched later) to stop at its next step; arms the grace timer. */
+  #beginDrain(graceMs: number): void {
+    if (this.#drain !== undefined) return;
+    const drain: Drain = { graceMs, timer: undefined, over: false, released: { suspended: 0, aborted: 0 } };
+    this.#drain = drain;
+    for (const entry of this.#executing.values()) entry.execution?.drain();
+    drain.timer = this.#clock.setTimeout(() => {
+      drain.timer = undefined;
+      drain.over = true;
+      for (const entry of this.#executing.values()) entry.execution?.stopNow(new WorkerStoppedError(graceMs));
+    }, graceMs);
   }
 
   /** Claims what there is room for; again at once if a wake-up came meanwhile. */
@@ -314,8 +488,9 @@ export class WorkflowEngine {
       return;
     }
     this.#claiming = true;
-    void this.#claim().finally(() => {
+    this.#claimInFlight = this.#claim().finally(() => {
       this.#claiming = false;
+      this.#claimInFlight = undefined;
       if (this.#claimAgain && this.#running) {
         this.#claimAgain = false;
         this.#poke();
@@ -349,7 +524,9 @@ export class WorkflowEngine {
     for (const run of runs) {
       // Our own lease ran out (a slow heartbeat) and we claimed the run again: the execution in
       // progress keeps it, with the lease the claim renewed. Two executions must never write.
-      if (!this.#executing.has(run.id)) this.#launch(run);
+      if (this.#executing.has(run.id)) continue;
+      this.#launch(run);
+      if (this.#events.listening) this.#emitStatus(run.id, run.workflow, run.status);
     }
     if (runs.length === room) this.#claimAgain = true;
   }
@@ -364,10 +541,7 @@ export class WorkflowEngine {
   }
 
   #launch(run: ClaimedRun): void {
-    const entry: { execution: RunExecution | undefined; done: Promise<void> } = {
-      execution: undefined,
-      done: Promise.resolve(),
-    };
+    const entry: Executing = { workflow: run.workflow, execution: undefined, done: Promise.resolve() };
     this.#executing.set(run.id, entry);
     entry.done = this.#execute(run, entry)
       .catch((error: unknown) => {
@@ -382,7 +556,7 @@ export class WorkflowEngine {
       });
   }
 
-  async #execute(run: ClaimedRun, entry: { execution: RunExecution | undefined }): Promise<void> {
+  async #execute(run: ClaimedRun, entry: Executing): Promise<void> {
     const definition = this.#workflows.get(run.workflow)?.get(run.version);
     const host: ExecutionHost = {
       store: this.#store,
@@ -390,6 +564,7 @@ export class WorkflowEngine {
       registry: this.#registry,
       workerId: this.#workerId,
       random: this.#random,
+      events: this.#events,
       startChild: (workflow, input, options) => this.#enqueue(workflow, input, options, options.parentRunId),
     };
     if (definition === undefined) {
@@ -427,12 +602,19 @@ export class WorkflowEngine {
         ],
         now,
       );
+      if (this.#events.listening) this.#emitStatus(run.id, run.workflow, 'failed');
       return;
     }
     const history = await this.#store.steps(run.id);
     const execution = new RunExecution(host, run, definition, history);
     entry.execution = execution;
+    const drain = this.#drain;
+    if (drain !== undefined) execution.drain();
+    if (drain?.over) execution.stopNow(new WorkerStoppedError(drain.graceMs));
     await execution.execute();
+    // The drain now, not the one at launch: it may have begun while the run was going.
+    const released = execution.released;
+    if (released !== undefined && this.#drain !== undefined) this.#drain.released[released]++;
   }
 
   /** Renews the leases of the runs in progress; a lost one is aborted here, a cancelled one cancelled. */
@@ -483,6 +665,17 @@ export class WorkflowEngine {
     }
     return [...versions.values()].at(-1)!;
   }
+}
+
+/** The grace period of a stop, checked: `drain` is 'run' or 'step', `graceMs` a duration. */
+function stopGrace(options: StopOptions): number {
+  const drain = options?.drain ?? 'run';
+  if (drain !== 'run' && drain !== 'step')
+    throw new TypeError(`WorkflowEngine.stop: drain must be 'run' or 'step', got ${String(drain)}`);
+  const graceMs = options?.graceMs ?? 25_000;
+  if (typeof graceMs !== 'number' || !(graceMs >= 0) || !Number.isFinite(graceMs))
+    throw new TypeError(`WorkflowEngine.stop: graceMs must be a number of ms >= 0, got ${graceMs}`);
+  return graceMs;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {

@@ -1,6 +1,7 @@
 // One run on one worker: replays the recorded steps, runs the new ones, records each outcome
 // before the workflow moves on, and ends the run (completed, compensated, failed, cancelled) or
-// suspends it (asleep, waiting for an event, parked behind an open circuit).
+// suspends it (asleep, waiting for an event, parked behind an open circuit, or given back
+// because its worker is stopping).
 import {
   BrokenCircuitError,
   type Clock,
@@ -12,25 +13,30 @@ import {
   retryFromSettings,
   type TimerHandle,
   timeout,
+  withRequestContext,
 } from '@bulwark/core';
 import {
   NonDeterminismError,
   RunCancelledError,
   RunFailedError,
   WaitTimeoutError,
+  WorkerStoppedError,
   WorkflowError,
   WorkflowErrorCodes,
 } from '../errors.ts';
 import {
   type Change,
   type ClaimedRun,
+  type CommitResult,
   FINAL_STATUSES,
   type Json,
   type NewEvent,
+  type RunStatus,
   type StepRecord,
   type StoredError,
   type WorkflowStore,
 } from '../store/types.ts';
+import type { EngineEvents } from './events.ts';
 import { fromStoredError, toJson, toStoredError } from './serialize.ts';
 import {
   type ChildOptions,
@@ -52,6 +58,8 @@ export interface ExecutionHost {
   readonly registry: DependencyRegistry | undefined;
   readonly workerId: string;
   readonly random: () => number;
+  /** The engine's listeners: told of each status this execution commits and each step it records. */
+  readonly events: EngineEvents;
   /** Enqueues a child run (idempotent by its key). */
   startChild(
     workflow: WorkflowDefinition<unknown, unknown> | string,
@@ -86,7 +94,16 @@ export class RunExecution {
   readonly #controller = new AbortController();
   #active = 0;
   #idle: (() => void) | undefined;
-  #suspend: { until: number; waitingFor: string | undefined; reason: string } | undefined;
+  /** `shutdown`: given back (queued, available now) because the worker is stopping. */
+  #suspend: { until: number; waitingFor: string | undefined; reason: string; shutdown?: true } | undefined;
+  /** Set by `drain()`: the run starts no new step; it is given back once its steps in flight settle. */
+  #draining = false;
+  /** Rejects the steps in flight (their promise, whether or not they honour their signal) at the grace period's end. */
+  readonly #stoppers = new Set<(error: WorkerStoppedError) => void>();
+  /** How the run left a stopping worker: at a step boundary, or with its steps aborted. */
+  #released: 'suspended' | 'aborted' | undefined;
+  /** The status last committed (or claimed): a listener hears each change once. */
+  #status: RunStatus;
   #progress: number;
   #degraded: boolean;
   #fatal: Error | undefined;
@@ -109,7 +126,9 @@ export class RunExecution {
     }
     this.#progress = run.progress;
     this.#degraded = run.degraded;
-    this.#nextSeq = history.length;
+    this.#status = run.status;
+    // After every recorded step: a retried run's history has gaps where its undone steps were.
+    this.#nextSeq = history.reduce((max, step) => Math.max(max, step.seq + 1), 0);
   }
 
   /** Aborts the running steps: the run was cancelled, or this worker lost it. */
@@ -125,6 +144,25 @@ export class RunExecution {
 
   get cancelled(): boolean {
     return this.#controller.signal.aborted && this.#controller.signal.reason instanceof RunCancelledError;
+  }
+
+  /** The worker is stopping: start no new step, and give the run back once the steps in flight settle. */
+  drain(): void {
+    this.#draining = true;
+    // Idle between steps (committing, or not yet started): the next step call gives it back.
+  }
+
+  /** The grace period ended: abort the steps in flight (not recorded as failed) and give the run back. */
+  stopNow(error: WorkerStoppedError): void {
+    this.#draining = true;
+    if (this.#active > 0) this.#released ??= 'aborted';
+    this.#controller.abort(error);
+    for (const stop of this.#stoppers) stop(error);
+  }
+
+  /** Whether (and how) a stopping worker gave this run back. */
+  get released(): 'suspended' | 'aborted' | undefined {
+    return this.#released;
   }
 
   async execute(): Promise<ExecutionEnd> {
@@ -153,7 +191,11 @@ export class RunExecution {
     if (this.run.cancelRequested !== undefined) this.abort(new RunCancelledError(this.run.cancelRequested));
     const deadlineTimer = this.#armDeadline();
     try {
-      return await this.#race();
+      const { traceparent, correlationId } = this.run;
+      if (traceparent === undefined && correlationId === undefined) return await this.#race();
+      // The run's steps continue the trace (and carry the request id) of whoever started it:
+      // outgoing HTTP calls made by its steps send them on.
+      return await withRequestContext({ traceparent, requestId: correlationId }, () => this.#race());
     } finally {
       if (deadlineTimer !== undefined) this.#host.clock.clearTimeout(deadlineTimer);
     }
@@ -203,6 +245,16 @@ export class RunExecution {
     ]);
     if (this.#lost) return 'lost';
     if (outcome === 'suspended') return this.#suspendRun();
+    if (failure instanceof WorkerStoppedError) {
+      // The workflow let the stop's abort escape (it read ctx.signal): still a stop, not a failure.
+      this.#suspend ??= {
+        until: this.#host.clock.now(),
+        waitingFor: undefined,
+        reason: 'shutdown',
+        shutdown: true,
+      };
+      return this.#suspendRun();
+    }
     if (this.#fatal !== undefined) return this.#fail(this.#fatal);
     if (succeeded && this.#unvisited.size > 0) {
       return this.#fail(
@@ -277,18 +329,40 @@ export class RunExecution {
       this.#fatal = new NonDeterminismError(this.run.id, name, [...this.#unvisited]);
     }
     if (this.#fatal !== undefined) throw this.#fatal;
-    if (this.#controller.signal.aborted) throw this.#controller.signal.reason;
+    const { signal } = this.#controller;
+    if (signal.aborted && !(signal.reason instanceof WorkerStoppedError)) throw signal.reason;
+    if (this.#draining) this.#requestRelease();
     if (this.#suspend !== undefined) return this.#never();
     this.#active++;
     try {
       return await this.#attempts(name, options, fn);
     } catch (error) {
-      if (!(error instanceof Parked)) throw error;
+      // Aborted by the stop: not a failure (nothing was recorded); the run is given back.
+      if (error instanceof WorkerStoppedError) this.#requestRelease();
+      else if (!(error instanceof Parked)) throw error;
     } finally {
       if (--this.#active === 0) this.#idle?.();
     }
-    // Parked: the run suspends once its other steps settle; this call never returns here.
+    // Parked or stopped: the run suspends once its other steps settle; this call never returns here.
     return this.#never();
+  }
+
+  /** The worker is stopping: give the run back (queued, available now) once its steps in flight settle. */
+  #requestRelease(): void {
+    if (this.#suspend !== undefined) return;
+    this.#suspend = {
+      until: this.#host.clock.now(),
+      waitingFor: undefined,
+      reason: 'shutdown',
+      shutdown: true,
+    };
+    this.#settleWhenIdle();
+  }
+
+  #settleWhenIdle(): void {
+    const settle = () => this.#onSuspendSettled?.();
+    if (this.#active === 0) queueMicrotask(settle);
+    else this.#idle = settle;
   }
 
   async #attempts<T>(
@@ -321,7 +395,7 @@ export class RunExecution {
     });
     const protectedCall = pipeline(...layers);
     try {
-      const value = await protectedCall.execute(
+      const running = protectedCall.execute(
         async (ctx) => {
           attempts = ctx.attempt;
           const call = (signal: AbortSignal) =>
@@ -338,6 +412,7 @@ export class RunExecution {
         },
         { signal: this.#controller.signal, operation: name },
       );
+      const value = await this.#unlessStopped(running);
       host.clock.clearTimeout(flushStart);
       const output = toJson(value, `the output of step '${name}'`);
       await this.#commit([
@@ -500,11 +575,22 @@ export class RunExecution {
     data: Json,
   ): void {
     const current = this.#suspend;
-    if (current === undefined || until < current.until) this.#suspend = { until, waitingFor, reason: type };
+    // A release for a stop already asked for wins: the run is given back now, and replays to this wait later.
+    if (current === undefined || (!current.shutdown && until < current.until))
+      this.#suspend = { until, waitingFor, reason: type };
     void this.#commit(this.#events([this.#event(type, step, data)]));
-    const settle = () => this.#onSuspendSettled?.();
-    if (this.#active === 0) queueMicrotask(settle);
-    else this.#idle = settle;
+    this.#settleWhenIdle();
+  }
+
+  /**
+   * A step's promise, rejected at once with the stop's reason when the grace period ends, even
+   * if the step ignores its signal (its late outcome is then dropped: the run was given back).
+   */
+  #unlessStopped<T>(running: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#stoppers.add(reject);
+      running.then(resolve, reject).finally(() => this.#stoppers.delete(reject));
+    });
   }
 
   #never<T>(): Promise<T> {
@@ -513,6 +599,23 @@ export class RunExecution {
 
   async #suspendRun(): Promise<ExecutionEnd> {
     const s = this.#suspend!;
+    if (s.shutdown) {
+      // Queued and available now, lease released: another worker (or the next start) takes it
+      // at once instead of waiting for the lease to expire.
+      await this.#commit([
+        this.#runChange({
+          status: 'queued',
+          availableAt: this.#host.clock.now(),
+          waitingFor: null,
+          releaseLease: true,
+          progress: this.#progress,
+        }),
+        ...this.#events([this.#event('run:suspended', undefined, { reason: 'shutdown' })]),
+      ]).catch(() => {});
+      if (this.#lost) return 'lost';
+      this.#released ??= 'suspended';
+      return 'suspended';
+    }
     // Woken at its deadline at the latest, so that it fails on time even while it waits.
     const until = Math.min(s.until, this.run.deadlineAt ?? Number.POSITIVE_INFINITY);
     await this.#commit([
@@ -708,6 +811,7 @@ export class RunExecution {
         this.abort(lost);
         throw lost;
       }
+      this.#announce(all, result);
     });
     this.#committed = next.catch(() => {});
     return next;
@@ -715,6 +819,40 @@ export class RunExecution {
 
   /** The last commit of this run, settled either way: the next one waits for it. */
   #committed: Promise<void> = Promise.resolve();
+
+  /** Tells the engine's listeners what this commit made durable: a new status, recorded steps. */
+  #announce(changes: readonly Change[], result: CommitResult): void {
+    const events = this.#host.events;
+    for (const change of changes) {
+      if (change.kind === 'run') {
+        const status = change.update.status;
+        if (status === undefined || status === this.#status) continue;
+        this.#status = status;
+        if (events.listening) {
+          events.emit({
+            type: 'run:status',
+            runId: this.run.id,
+            workflow: this.run.workflow,
+            status,
+            at: this.#host.clock.now(),
+          });
+        }
+      } else if (change.kind === 'step' && events.listening) {
+        const { step } = change;
+        if (result.duplicateSteps.some((d) => d.name === step.name)) continue;
+        events.emit({
+          type: 'step:finished',
+          runId: this.run.id,
+          workflow: this.run.workflow,
+          step: step.name,
+          status: step.status,
+          attempts: step.attempts,
+          durationMs: step.finishedAt - step.startedAt,
+          at: this.#host.clock.now(),
+        });
+      }
+    }
+  }
 }
 
 /** A step still running after this long has its start committed on its own (for live timelines). */

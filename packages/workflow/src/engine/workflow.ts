@@ -76,17 +76,53 @@ export interface WorkflowContext<I> {
 export interface WorkflowDefinition<I = unknown, O = unknown> {
   readonly name: string;
   readonly version: string;
+  /** What the workflow does, for people and UIs. */
+  readonly description: string | undefined;
+  /** The step names the workflow declares, in order, for UIs (the engine does not enforce them). */
+  readonly steps: readonly string[] | undefined;
   readonly run: (context: WorkflowContext<I>, input: I) => Promise<O>;
+}
+
+export interface WorkflowOptions {
+  name: string;
+  /** @default '1' */
+  version?: string;
+  description?: string;
+  /** Non-empty, unique step names. */
+  steps?: readonly string[];
 }
 
 /** Defines a workflow. Its code must call the same steps in the same order on every replay. */
 export function defineWorkflow<I, O>(
-  options: { name: string; version?: string },
+  options: WorkflowOptions,
   run: (context: WorkflowContext<I>, input: I) => Promise<O>,
 ): WorkflowDefinition<I, O> {
   if (typeof options?.name !== 'string' || options.name.length === 0) {
     throw new TypeError('defineWorkflow: name must be a non-empty string');
   }
-  if (typeof run !== 'function') throw new TypeError(`defineWorkflow(${options.name}): expected a function`);
-  return Object.freeze({ name: options.name, version: options.version ?? '1', run });
+  const where = `defineWorkflow(${options.name})`;
+  if (typeof run !== 'function') throw new TypeError(`${where}: expected a function`);
+  if (options.version !== undefined && (typeof options.version !== 'string' || options.version.length === 0))
+    throw new TypeError(`${where}: version must be a non-empty string`);
+  if (options.description !== undefined && typeof options.description !== 'string')
+    throw new TypeError(`${where}: description must be a string`);
+  return Object.freeze({
+    name: options.name,
+    version: options.version ?? '1',
+    description: options.description,
+    steps: options.steps === undefined ? undefined : stepNames(where, options.steps),
+    run,
+  });
+}
+
+function stepNames(where: string, steps: readonly string[]): readonly string[] {
+  if (!Array.isArray(steps)) throw new TypeError(`${where}: steps must be an array of step names`);
+  const seen = new Set<string>();
+  steps.forEach((name, i) => {
+    if (typeof name !== 'string' || name.length === 0)
+      throw new TypeError(`${where}: steps[${i}] must be a non-empty string`);
+    if (seen.has(name)) throw new TypeError(`${where}: steps[${i}] '${name}' is listed twice`);
+    seen.add(name);
+  });
+  return Object.freeze([...steps]);
 }

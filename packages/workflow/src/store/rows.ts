@@ -1,6 +1,16 @@
-// Rows of the runs, steps, events and signals tables as records. Both stores name their columns
+// Rows of the runs, steps, events, signals and audit tables as records. Both stores name their columns
 // alike and keep JSON as text; they differ only in how that text is read (`json`).
-import type { Json, RunRecord, RunStatus, Signal, StepRecord, StoredError, TimelineEvent } from './types.ts';
+import type {
+  AuditEntry,
+  FeedEvent,
+  Json,
+  RunRecord,
+  RunStatus,
+  Signal,
+  StepRecord,
+  StoredError,
+  TimelineEvent,
+} from './types.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -9,10 +19,22 @@ export interface RowReader {
   step(row: Row): StepRecord;
   event(row: Row): TimelineEvent;
   signal(row: Row): Signal;
+  /** An event row joined with its run's `workflow`. */
+  feed(row: Row): FeedEvent;
+  audit(row: Row): AuditEntry;
 }
 
 /** The readers for a store whose JSON columns `json` decodes (NULL to undefined). */
 export function rowReader(json: (value: unknown) => Json | undefined): RowReader {
+  const event = (row: Row): TimelineEvent => ({
+    seq: row.seq as number,
+    runId: row.run_id as string,
+    type: row.type as string,
+    step: opt(row.step),
+    data: json(row.data),
+    progress: row.progress as number,
+    at: row.at as number,
+  });
   return {
     run: (row) => ({
       id: row.id as string,
@@ -53,15 +75,7 @@ export function rowReader(json: (value: unknown) => Json | undefined): RowReader
       startedAt: row.started_at as number,
       finishedAt: row.finished_at as number,
     }),
-    event: (row) => ({
-      seq: row.seq as number,
-      runId: row.run_id as string,
-      type: row.type as string,
-      step: opt(row.step),
-      data: json(row.data),
-      progress: row.progress as number,
-      at: row.at as number,
-    }),
+    event,
     signal: (row) => ({
       id: row.id as number,
       runId: row.run_id as string,
@@ -69,6 +83,23 @@ export function rowReader(json: (value: unknown) => Json | undefined): RowReader
       payload: json(row.payload) ?? null,
       createdAt: row.created_at as number,
     }),
+    feed: (row) => ({ ...event(row), workflow: row.workflow as string }),
+    audit: (row) => {
+      const entry: AuditEntry = {
+        id: row.id as number,
+        at: row.at as number,
+        actor: row.actor as string,
+        role: row.role as string,
+        action: row.action as string,
+        outcome: row.outcome as AuditEntry['outcome'],
+      };
+      // Absent fields stay absent (not `undefined` keys), as the caller gave them.
+      if (row.target !== null && row.target !== undefined) entry.target = row.target as string;
+      if (row.request_id !== null && row.request_id !== undefined) entry.requestId = row.request_id as string;
+      const data = json(row.data);
+      if (data !== undefined) entry.data = data;
+      return entry;
+    },
   };
 }
 

@@ -21,6 +21,15 @@ export type RunStatus =
 
 export const FINAL_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled', 'compensated'];
 
+/** Every status, in the order a run may pass through them (for filters, forms and docs). */
+export const RUN_STATUSES: readonly RunStatus[] = [
+  'queued',
+  'running',
+  'waiting',
+  'compensating',
+  ...FINAL_STATUSES,
+];
+
 /** A value stored as JSON. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -207,8 +216,52 @@ export interface ListRunsFilter {
   before?: string;
 }
 
+/** A timeline event of the system-wide feed, with its run's workflow. */
+export interface FeedEvent extends TimelineEvent {
+  workflow: string;
+}
+
+/** What an audit entry records: who did what to which target, and how it ended. */
+export interface NewAuditEntry {
+  /** ms since the epoch. */
+  at: number;
+  actor: string;
+  role: string;
+  /** What was done, e.g. `run.cancel`. */
+  action: string;
+  /** What it was done to, e.g. a run id. */
+  target?: string;
+  requestId?: string;
+  data?: Json;
+  outcome: 'ok' | 'denied' | 'failed';
+}
+
+export interface AuditEntry extends NewAuditEntry {
+  /** Increases with each entry: the order of the log, and the cursor for paging. */
+  id: number;
+}
+
+export interface ListAuditFilter {
+  /** @default 100 (at most 1000) */
+  limit?: number;
+  /** Entries with a smaller id than this one: for paging back. */
+  before?: number;
+}
+
+/** What `retryRun` did: queued the run again, found no such run, or found it not in a final failed state. */
+export type RetryOutcome = 'retried' | 'unknown' | 'not-retryable';
+
 /** A wake-up: new claimable work (`runs`), or something happened to one run (`run:<id>`). */
 export type WakeTopic = 'runs' | `run:${string}`;
+
+/** Runs of one workflow in one status (`countRuns`). */
+export interface RunCount {
+  workflow: string;
+  status: RunStatus;
+  count: number;
+  /** When the oldest of them was created: how long work has been waiting or running. */
+  oldestCreatedAt: number;
+}
 
 export interface WorkflowStore {
   /** `'sqlite'` or `'postgres'`. */
@@ -273,6 +326,32 @@ export interface WorkflowStore {
 
   /** Deletes final runs finished before `before`, with their steps, events, signals. Returns how many runs. */
   prune(before: number): Promise<number>;
+
+  /**
+   * Queues a `failed`, `compensated` or `cancelled` run again, in one transaction: deletes its
+   * failed step records and those of the steps whose compensation completed since its last
+   * retry (with the compensations' records; and the `wait:` record of an `event:` wait that
+   * timed out, so that it waits afresh), clears its error, output, finishedAt,
+   * cancelRequested, lease and waitingFor, makes it `queued` and available at `now`, with
+   * `pendingParents` counting its parents not completed, and appends `run:retried` {reason}.
+   */
+  retryRun(runId: string, reason: string, now: number): Promise<RetryOutcome>;
+
+  /** Appends an entry to the audit log (durable when it resolves); `prune` never deletes these. */
+  appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
+  /** Audit entries, newest first. */
+  listAudit(filter?: ListAuditFilter): Promise<AuditEntry[]>;
+
+  /**
+   * Timeline events whose type starts with `run:`, of every run, with `seq > afterSeq`, oldest
+   * first, at most `limit`. Resumable: an event committed later never has a seq at or below one
+   * already returned, so a reader that goes on from the last seq it saw misses nothing.
+   */
+  runFeed(afterSeq: number, limit: number): Promise<FeedEvent[]>;
+  /** The highest event seq handed out so far (0 when none): where a feed that wants only new events starts. */
+  latestSeq(): Promise<number>;
+  /** How many runs there are per workflow and status, and when the oldest of each was created. */
+  countRuns(): Promise<RunCount[]>;
 
   /**
    * Calls `listener` on wake-ups: from this process always; from other processes where the

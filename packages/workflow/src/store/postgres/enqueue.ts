@@ -138,8 +138,8 @@ export async function applyEnqueues(
 
     const parents: string[] = [];
     const children: string[] = [];
+    // A run born cancelled keeps its edges too: retried, it waits for its parents again.
     for (const p of planned) {
-      if (p.status !== 'queued') continue;
       for (const parent of p.parents) {
         parents.push(parent.id);
         children.push(p.run.id);

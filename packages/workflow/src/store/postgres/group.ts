@@ -17,6 +17,8 @@ type Job =
 export interface GroupHost {
   /** A session on a pooled connection, released after `work` settles. */
   withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
+  /** What starts a transaction (BEGIN, and the feed lock its events need). */
+  begin: string;
   /** The quoted NOTIFY channel. */
   quotedChannel: string;
   /** Tells this process's subscribers, once the transaction has committed. */
@@ -97,7 +99,7 @@ export class GroupCommitter {
     for (let attempt = 1; ; attempt++) {
       session.topics.clear();
       try {
-        await session.raw('BEGIN');
+        await session.raw(this.#host.begin);
         const results = await this.#apply(session, jobs);
         await session.raw(`${session.notifications(this.#host.quotedChannel)}COMMIT`);
         return { results, topics: [...session.topics] };

@@ -44,6 +44,8 @@ export const toRun = read.run;
 export const toStep = read.step;
 export const toEvent = read.event;
 export const toSignal = read.signal;
+export const toFeed = read.feed;
+export const toAudit = read.audit;
 
 export function toClaimed(row: Row): ClaimedRun {
   return { ...toRun(row), takenOver: row.taken_over as boolean };

@@ -411,6 +411,98 @@ export function statements(schema: string, tag: string) {
       SELECT count(*)::integer AS pruned FROM doomed`,
     ),
 
+    // -- Retry --------------------------------------------------------------------------------
+
+    /**
+     * The failed records, and those of steps whose compensation completed since the last retry
+     * (their effects were undone) with the compensations' own: the replay runs them again.
+     */
+    deleteRetriedSteps: make(
+      'delete_retried_steps',
+      `
+      WITH since AS (
+        SELECT coalesce(max(seq), 0) AS seq FROM %s.events WHERE run_id = $1 AND type = 'run:retried'
+      ),
+      undone AS (
+        SELECT e.step AS name FROM %s.events AS e, since
+        WHERE e.run_id = $1 AND e.type = 'compensation:completed' AND e.seq > since.seq
+          AND e.step IS NOT NULL
+      )
+      DELETE FROM %s.steps
+      WHERE run_id = $1 AND (status = 'failed'
+        OR name IN (SELECT name FROM undone)
+        OR name IN (SELECT 'compensate:' || name FROM undone)
+        -- A wait that timed out waits again: its recorded deadline goes with the failure.
+        OR name IN (SELECT 'wait:' || substr(x.name, 7) FROM %s.steps x
+          WHERE x.run_id = $1 AND x.status = 'failed' AND x.name LIKE 'event:%'))`,
+    ),
+
+    /**
+     * Queued again as if new; it waits for the parents that have not completed (a parent that
+     * failed must be retried and complete first).
+     */
+    requeueRun: make(
+      'requeue_run',
+      `
+      UPDATE %s.runs SET
+        status = 'queued', output = NULL, error = NULL, finished_at = NULL, cancel_requested = NULL,
+        lease_owner = NULL, lease_expires_at = NULL, waiting_for = NULL,
+        available_at = $2, updated_at = $2,
+        pending_parents = (
+          SELECT count(*) FROM %s.run_deps AS d JOIN %s.runs AS p ON p.id = d.parent_id
+          WHERE d.child_id = $1 AND p.status <> 'completed')
+      WHERE id = $1
+      RETURNING pending_parents, progress`,
+    ),
+
+    // -- Feed and counts ----------------------------------------------------------------------
+
+    /**
+     * The last seq handed out, read BEFORE waiting for the writers in flight (the feed lock,
+     * taken exclusively for an instant): once they are done, every seq up to it is committed or
+     * rolled back. The CTE is materialized so the read happens first.
+     */
+    feedHorizon: make(
+      'feed_horizon',
+      `
+      WITH last AS MATERIALIZED (
+        SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'seq')::regclass), 0) AS seq
+      )
+      SELECT last.seq, pg_advisory_xact_lock(hashtextextended($2, 0)) AS waited FROM last`,
+    ),
+
+    /** The `type LIKE 'run:%'` term is the feed index's own, which lets the planner use it. */
+    runFeed: make(
+      'run_feed',
+      `
+      SELECT e.*, r.workflow FROM %s.events AS e JOIN %s.runs AS r ON r.id = e.run_id
+      WHERE e.type LIKE 'run:%' AND e.seq > $1 AND e.seq <= $2
+      ORDER BY e.seq LIMIT $3`,
+    ),
+
+    countRuns: make(
+      'count_runs',
+      `
+      SELECT workflow, status, count(*)::integer AS count, min(created_at) AS oldest_created_at FROM %s.runs
+      GROUP BY workflow, status ORDER BY workflow, status`,
+    ),
+
+    // -- Audit --------------------------------------------------------------------------------
+
+    insertAudit: make(
+      'insert_audit',
+      `
+      INSERT INTO %s.audit (at, actor, role, action, target, request_id, data, outcome)
+      VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+      RETURNING *`,
+    ),
+
+    listAudit: make(
+      'list_audit',
+      `
+      SELECT * FROM %s.audit WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2`,
+    ),
+
     // -- Wake-ups without LISTEN --------------------------------------------------------------
 
     /** Runs with timeline events after `$1`: what a polling subscriber reports. */

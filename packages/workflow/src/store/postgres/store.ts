@@ -3,16 +3,24 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
+import { auditPage, checkAuditEntry } from '../audit.ts';
 import type {
+  AuditEntry,
   Change,
   ClaimedRun,
   ClaimRequest,
   CommitResult,
   EnqueueResult,
+  FeedEvent,
   Json,
+  ListAuditFilter,
   ListRunsFilter,
+  NewAuditEntry,
   NewRun,
+  RetryOutcome,
+  RunCount,
   RunRecord,
+  RunStatus,
   Signal,
   StepRecord,
   TimelineEvent,
@@ -31,8 +39,10 @@ import {
 import {
   claimOrder,
   jsonText,
+  toAudit,
   toClaimed,
   toEvent,
+  toFeed,
   toRun,
   toSignal,
   toStep,
@@ -72,6 +82,13 @@ export class PostgresStore implements WorkflowStore {
   readonly #quotedChannel: string;
   /** Claims under concurrency limits take this lock, so their counts are exact across processes. */
   readonly #claimLock: string;
+  /**
+   * Every transaction that writes events holds this lock, shared, from its BEGIN: the feed takes
+   * it exclusively for an instant to wait out the writers in flight (see `#feedHorizon`).
+   */
+  readonly #feedLock: string;
+  /** BEGIN of a transaction that may write events, in the same round trip. */
+  readonly #beginWrite: string;
   readonly #group: GroupCommitter;
   readonly #wakeups: Wakeups;
   #pool: Pool | undefined;
@@ -86,11 +103,14 @@ export class PostgresStore implements WorkflowStore {
     this.#channel = `bulwark_${this.schema}`;
     this.#quotedChannel = quoteIdentifier(this.#channel);
     this.#claimLock = `bulwark:claim:${this.schema}`;
+    this.#feedLock = `bulwark:feed:${this.schema}`;
+    this.#beginWrite = `BEGIN; SELECT pg_advisory_xact_lock_shared(hashtextextended(${literal(this.#feedLock)}, 0))`;
     this.#pool = this.#options.pool;
     const max = this.#options.pool ? (this.#options.pool.options?.max ?? 10) : this.#options.max;
     this.#group = new GroupCommitter(
       {
         withSession: (work) => this.#withSession(work),
+        begin: this.#beginWrite,
         quotedChannel: this.#quotedChannel,
         emit: (topics) => this.#wakeups.emit(topics),
       },
@@ -268,7 +288,7 @@ export class PostgresStore implements WorkflowStore {
   async requestCancel(runId: string, reason: string, now: number): Promise<boolean> {
     const outcome = await this.#withSession(async (session) => {
       try {
-        await session.raw('BEGIN');
+        await session.raw(this.#beginWrite);
         const [row] = await session.run(this.#sql.lockRun, [runId]);
         if (row === undefined || FINAL.has(row.status as string)) {
           await session.raw('ROLLBACK');
@@ -308,6 +328,96 @@ export class PostgresStore implements WorkflowStore {
   async prune(before: number): Promise<number> {
     const [row] = await this.#query(this.#sql.prune, [before]);
     return row!.pruned as number;
+  }
+
+  async retryRun(runId: string, reason: string, now: number): Promise<RetryOutcome> {
+    const outcome = await this.#withSession(async (session) => {
+      try {
+        await session.raw(this.#beginWrite);
+        const [row] = await session.run(this.#sql.lockRun, [runId]);
+        const status = row?.status as string | undefined;
+        if (status === undefined || !RETRYABLE.has(status)) {
+          await session.raw('ROLLBACK');
+          return status === undefined ? ('unknown' as const) : ('not-retryable' as const);
+        }
+        await session.run(this.#sql.deleteRetriedSteps, [runId]);
+        const [queued] = await session.run(this.#sql.requeueRun, [runId, now]);
+        const event = {
+          ord: 0,
+          run_id: runId,
+          type: 'run:retried',
+          step: null,
+          data: jsonText({ reason }),
+          progress: queued!.progress,
+          at: now,
+        };
+        await session.run(this.#sql.insertEvents, [JSON.stringify([event])]);
+        session.topics.add(`run:${runId}`);
+        if (queued!.pending_parents === 0) session.topics.add('runs');
+        await session.raw(`${session.notifications(this.#quotedChannel)}COMMIT`);
+        return [...session.topics];
+      } catch (error) {
+        await session.raw('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+    if (typeof outcome === 'string') return outcome;
+    this.#wakeups.emit(outcome);
+    return 'retried';
+  }
+
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    checkAuditEntry(entry);
+    const [row] = await this.#query(this.#sql.insertAudit, [
+      entry.at,
+      entry.actor,
+      entry.role,
+      entry.action,
+      entry.target ?? null,
+      entry.requestId ?? null,
+      jsonText(entry.data),
+      entry.outcome,
+    ]);
+    return toAudit(row!);
+  }
+
+  async listAudit(filter?: ListAuditFilter): Promise<AuditEntry[]> {
+    const { limit, before } = auditPage(filter);
+    return (await this.#query(this.#sql.listAudit, [before, limit])).map(toAudit);
+  }
+
+  async runFeed(afterSeq: number, limit: number): Promise<FeedEvent[]> {
+    const horizon = await this.#feedHorizon();
+    if (horizon <= afterSeq) return [];
+    return (await this.#query(this.#sql.runFeed, [afterSeq, horizon, limit])).map(toFeed);
+  }
+
+  latestSeq(): Promise<number> {
+    return this.#feedHorizon();
+  }
+
+  async countRuns(): Promise<RunCount[]> {
+    const rows = await this.#query(this.#sql.countRuns, []);
+    return rows.map((r) => ({
+      workflow: r.workflow as string,
+      status: r.status as RunStatus,
+      count: r.count as number,
+      oldestCreatedAt: Number(r.oldest_created_at),
+    }));
+  }
+
+  /**
+   * The highest seq below which no event can still appear. PostgreSQL hands out seqs when rows
+   * are inserted but shows them when their transaction commits, and two transactions may
+   * commit out of order: a reader going on from seq 10 would never see a 9 committed after it.
+   * So every event writer holds the feed lock (shared) from its BEGIN; here the last seq handed
+   * out is read first, then the lock is taken exclusively, which waits for the writers in
+   * flight (and holds new ones back for that instant only): after it, each seq up to the one
+   * read is committed or rolled back, and reading up to it skips nothing.
+   */
+  async #feedHorizon(): Promise<number> {
+    const [row] = await this.#query(this.#sql.feedHorizon, [`${this.#quotedSchema}.events`, this.#feedLock]);
+    return row!.seq as number;
   }
 
   subscribe(listener: (topic: WakeTopic) => void): () => void {
@@ -378,6 +488,8 @@ export class PostgresStore implements WorkflowStore {
 }
 
 const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
+/** The final statuses a run can be retried from. */
+const RETRYABLE: ReadonlySet<string> = new Set(['failed', 'cancelled', 'compensated']);
 
 function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;

@@ -26,9 +26,12 @@ export function sqliteSql(prefix: string) {
   const steps = ident(`${prefix}steps`);
   const events = ident(`${prefix}events`);
   const signals = ident(`${prefix}signals`);
+  const audit = ident(`${prefix}audit`);
   const migrations = ident(`${prefix}migrations`);
+  const sequences = 'sqlite_sequence';
   const claimIndex = ident(`${prefix}runs_claim`);
   const leasedIndex = ident(`${prefix}runs_leased`);
+  const feedIndex = ident(`${prefix}events_run_feed`);
 
   return {
     // -- migrations ------------------------------------------------------------------------
@@ -149,6 +152,53 @@ export function sqliteSql(prefix: string) {
       WHERE id = @id AND status = 'waiting' AND waiting_for = @name`,
     signals: `SELECT id, run_id, name, payload, created_at FROM ${signals}
       WHERE run_id = ? AND name = ? ORDER BY id`,
+
+    // -- retry -----------------------------------------------------------------------------
+    // The failed records, and those of steps whose compensation completed since the last retry
+    // (their effects were undone) with the compensations' own: the replay runs them again.
+    deleteRetriedSteps: `WITH since AS (
+        SELECT coalesce(max(seq), 0) AS seq FROM ${events} WHERE run_id = @id AND type = 'run:retried'),
+      undone AS (
+        SELECT e.step AS name FROM ${events} e, since
+        WHERE e.run_id = @id AND e.type = 'compensation:completed' AND e.seq > since.seq
+          AND e.step IS NOT NULL)
+      DELETE FROM ${steps}
+      WHERE run_id = @id AND (status = 'failed'
+        OR name IN (SELECT name FROM undone)
+        OR name IN (SELECT 'compensate:' || name FROM undone)
+        -- A wait that timed out waits again: its recorded deadline goes with the failure.
+        OR name IN (SELECT 'wait:' || substr(x.name, 7) FROM ${steps} x
+          WHERE x.run_id = @id AND x.status = 'failed' AND x.name LIKE 'event:%'))`,
+    // Queued again as if new; it waits for the parents that have not completed (a parent that
+    // failed must be retried and complete first).
+    requeueRun: `UPDATE ${runs} SET
+        status = 'queued', output = NULL, error = NULL, finished_at = NULL, cancel_requested = NULL,
+        lease_owner = NULL, lease_expires_at = NULL, waiting_for = NULL,
+        available_at = @now, updated_at = @now,
+        pending_parents = (
+          SELECT count(*) FROM ${deps} d JOIN ${runs} p ON p.id = d.parent_id
+          WHERE d.child_id = @id AND p.status <> 'completed')
+      WHERE id = @id
+      RETURNING pending_parents`,
+
+    // -- feed and counts -------------------------------------------------------------------
+    // The `type LIKE 'run:%'` term is the feed index's own, which lets SQLite use it.
+    runFeed: `SELECT e.seq, e.run_id, e.type, e.step, e.data, e.progress, e.at, r.workflow
+      FROM ${events} e INDEXED BY ${feedIndex} JOIN ${runs} r ON r.id = e.run_id
+      WHERE e.type LIKE 'run:%' AND e.seq > ?
+      ORDER BY e.seq LIMIT ?`,
+    // AUTOINCREMENT keeps the last seq handed out here, even after its events were pruned.
+    latestSeq: `SELECT coalesce((SELECT seq FROM ${sequences} WHERE name = '${prefix}events'), 0) AS seq`,
+    countRuns: `SELECT workflow, status, count(*) AS count, min(created_at) AS oldestCreatedAt FROM ${runs}
+      GROUP BY workflow, status ORDER BY workflow, status`,
+
+    // -- audit -----------------------------------------------------------------------------
+    insertAudit: `INSERT INTO ${audit} (at, actor, role, action, target, request_id, data, outcome)
+      VALUES (@at, @actor, @role, @action, @target, @requestId, @data, @outcome)
+      RETURNING id`,
+    listAudit: `SELECT id, at, actor, role, action, target, request_id, data, outcome FROM ${audit}
+      WHERE (@before IS NULL OR id < @before)
+      ORDER BY id DESC LIMIT @limit`,
 
     // -- retention -------------------------------------------------------------------------
     // Steps, events, signals and dependency links go with their run (ON DELETE CASCADE).

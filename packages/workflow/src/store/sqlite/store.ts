@@ -3,17 +3,24 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
+import { auditPage, checkAuditEntry } from '../audit.ts';
 import { type Row, rowReader } from '../rows.ts';
 import {
+  type AuditEntry,
   type Change,
   type ClaimedRun,
   type ClaimRequest,
   type CommitResult,
   type EnqueueResult,
+  type FeedEvent,
   FINAL_STATUSES,
   type Json,
+  type ListAuditFilter,
   type ListRunsFilter,
+  type NewAuditEntry,
   type NewRun,
+  type RetryOutcome,
+  type RunCount,
   type RunRecord,
   type RunStatus,
   type RunUpdate,
@@ -382,6 +389,8 @@ export class SqliteStore implements WorkflowStore {
       release: update.releaseLease || final ? 1 : 0,
       final: final ? 1 : 0,
     });
+    // A run given back unfinished (suspended for a shutdown) may be claimable now elsewhere.
+    if (update.releaseLease && !final) topics.add('runs');
     if (!before || update.status === undefined || update.status === before.status) return;
     if (update.status === 'completed') this.#releaseDependents(id, now, topics);
     else if (FAILED.has(update.status)) this.#cancelDependents(id, now, topics);
@@ -487,6 +496,64 @@ export class SqliteStore implements WorkflowStore {
   async prune(before: number): Promise<number> {
     this.#open();
     return this.#writes.run(() => this.#sql.prune.run(before).changes);
+  }
+
+  async retryRun(runId: string, reason: string, now: number): Promise<RetryOutcome> {
+    this.#open();
+    return this.#writes.run((topics) => {
+      const s = this.#sql;
+      const state = s.runState.get(runId) as { status: RunStatus } | undefined;
+      if (!state) return 'unknown';
+      if (!FAILED.has(state.status)) return 'not-retryable';
+      s.deleteRetriedSteps.run({ id: runId });
+      const row = s.requeueRun.get({ id: runId, now }) as { pending_parents: number };
+      this.#insertEvent(runId, 'run:retried', { reason }, now);
+      topics.add(`run:${runId}`);
+      if (row.pending_parents === 0) topics.add('runs');
+      return 'retried';
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Audit, feed and counts
+
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    this.#open();
+    checkAuditEntry(entry);
+    const row = {
+      at: entry.at,
+      actor: entry.actor,
+      role: entry.role,
+      action: entry.action,
+      target: entry.target ?? null,
+      requestId: entry.requestId ?? null,
+      data: toJson(entry.data),
+      outcome: entry.outcome,
+    };
+    const id = await this.#writes.run(() => (this.#sql.insertAudit.get(row) as { id: number }).id);
+    return read.audit({ ...row, id, request_id: row.requestId });
+  }
+
+  async listAudit(filter?: ListAuditFilter): Promise<AuditEntry[]> {
+    this.#open();
+    return (this.#sql.listAudit.all(auditPage(filter)) as Row[]).map(read.audit);
+  }
+
+  async runFeed(afterSeq: number, limit: number): Promise<FeedEvent[]> {
+    this.#open();
+    // One writer at a time, each taking the next seq inside its transaction: events commit in
+    // seq order, so a cursor never skips one that commits later.
+    return (this.#sql.runFeed.all(afterSeq, limit) as Row[]).map(read.feed);
+  }
+
+  async latestSeq(): Promise<number> {
+    this.#open();
+    return (this.#sql.latestSeq.get() as { seq: number }).seq;
+  }
+
+  async countRuns(): Promise<RunCount[]> {
+    this.#open();
+    return this.#sql.countRuns.all() as RunCount[];
   }
 
   subscribe(listener: (topic: WakeTopic) => void): () => void {
