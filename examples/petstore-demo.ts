@@ -3,8 +3,8 @@
 // sale. Every live line below comes from a pipeline's event stream; the tables at the end come
 // from the policies' own statistics.
 //
-//   npm start                  about 13 s
-//   npm start -- --fast        about 2 s (or BULWARK_DEMO_FAST=1); every duration × 0.15
+//   npm run example:policies               about 13 s
+//   npm run example:policies -- --fast     about 2 s (or BULWARK_DEMO_FAST=1); every duration × 0.15
 import {
   BrokenCircuitError,
   BulkheadRejectedError,

@@ -1,4 +1,4 @@
-// Runs the petstore demo (`npm start`) in its fast mode and checks that it tells the story it
+// Runs the petstore demo (`npm run example:policies`) in its fast mode and checks that it tells the story it
 // promises: the breaker opens during the outage and closes after it, fallbacks answer, the
 // bulkhead sheds the flash sale, the statistics print, and nothing is left scheduled.
 import assert from 'node:assert/strict';

@@ -1,32 +1,15 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: `${NAME}` is the config file's own syntax, written literally here.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { runBulwark } from './cli-support.ts';
 
-const bin = join(import.meta.dirname, '..', 'bin', 'bulwark.js');
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs `bin/bulwark.js` as users do; resolves with the exit code and output, never rejects. */
-function bulwark(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const bulwark = (args: string[], env: Record<string, string> = {}) => runBulwark(dir, args, env);
 
 function file(name: string, text: string): string {
   writeFileSync(join(dir, name), text);

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { BulwarkError, ErrorCodes } from '@bulwark/core';
+import { BulwarkError, DependencyRegistry, ErrorCodes } from '@bulwark/core';
 import { type BulwarkConfig, ConfigError, type ConfigIssue, loadConfig, parseConfig } from '@bulwark/server';
 import { configReference, withReference } from '../src/config/reference.ts';
+import { normalizeServerSettings } from '../src/http/settings.ts';
 
 const fixtures = join(import.meta.dirname, 'fixtures');
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
@@ -433,6 +434,107 @@ describe('${NAME} interpolation and secrets', () => {
         ['dependencies.b.description', 3],
       ],
     );
+  });
+});
+
+describe('the server section', () => {
+  test('converts to the settings input: sizes in bytes, durations in ms, dataDir against the file', () => {
+    const config = parseConfig(
+      `server:
+  host: 127.0.0.1
+  port: 9090
+  dataDir: data
+  database: "postgres://bulwark:\${PG_PASSWORD}@db/bulwark"
+  bodyLimit: 512KiB
+  cors: { origins: [https://ops.example.com] }
+  rateLimit: { perMinute: 120, burst: 20 }
+  loadShedding: { maxEventLoopDelay: 150ms }
+  metrics: { public: true }
+  shutdownGrace: 10s
+  trustProxy: true
+  logLevel: warn
+  concurrency: 4
+`,
+      { env: { PG_PASSWORD: 'pw' }, baseDir: '/srv/app' },
+    );
+    assert.deepEqual(config.server, {
+      host: '127.0.0.1',
+      port: 9090,
+      dataDir: '/srv/app/data',
+      databaseUrl: 'postgres://bulwark:pw@db/bulwark',
+      bodyLimitBytes: 524_288,
+      corsOrigins: ['https://ops.example.com'],
+      rateLimit: { perMinute: 120, burst: 20 },
+      maxEventLoopDelayMs: 150,
+      metricsPublic: true,
+      shutdownGraceMs: 10_000,
+      trustProxy: true,
+      logLevel: 'warn',
+      concurrency: 4,
+    });
+    // The result normalises as is.
+    assert.equal(normalizeServerSettings(config.server).bodyLimitBytes, 524_288);
+  });
+
+  test('is absent from what the registry takes, so new DependencyRegistry(config) still accepts it', async () => {
+    const config = parseConfig('dependencies:\n  a: { kind: cache }\nserver:\n  port: 9090\n', { env: {} });
+    assert.deepEqual(Object.keys(config), ['dependencies', 'groups']);
+    assert.deepEqual({ ...config }, { dependencies: { a: { kind: 'cache' } }, groups: {} });
+    const registry = new DependencyRegistry(config);
+    assert.deepEqual(registry.configure(config).unchanged, ['a']);
+    await registry.close();
+  });
+
+  test('an empty file has an empty server section; sizes take 1MiB, 64KB or plain bytes; rateLimit: false', () => {
+    assert.deepEqual(parseConfig('', { env: {} }).server, {});
+    const sizes = ['1MiB', '64KB', '2048'].map(
+      (size) => parseConfig(`server:\n  bodyLimit: ${size}\n  rateLimit: false\n`, { env: {} }).server,
+    );
+    assert.deepEqual(
+      sizes.map((s) => s?.bodyLimitBytes),
+      [1_048_576, 64_000, 2_048],
+    );
+    assert.equal(sizes[0]?.rateLimit, false);
+  });
+
+  test('BULWARK_SERVER__PORT and friends override the file, as for any section', () => {
+    const config = parseConfig('server:\n  port: 9090\n', {
+      env: { BULWARK_SERVER__PORT: '9191', BULWARK_SERVER__SHUTDOWNGRACE: '5s', BULWARK_SERVER__HOST: '::1' },
+    });
+    assert.deepEqual(config.server, { port: 9191, host: '::1', shutdownGraceMs: 5_000 });
+  });
+
+  test('each bad value is an issue at its line naming the field', () => {
+    const issues = issuesOf(() =>
+      parseConfig(
+        'server:\n  port: 70000\n  bodyLimit: 1GB\n  shutdownGrace: soon\n  database: mysql://db\n  logLevel: loud\n  prot: 1\n',
+        { env: {} },
+      ),
+    );
+    assert.deepEqual(
+      issues.map((i) => [i.path, i.line]),
+      [
+        ['server.port', 2],
+        ['server.bodyLimit', 3],
+        ['server.shutdownGrace', 4],
+        ['server.database', 5],
+        ['server.logLevel', 6],
+        ['server.prot', 7],
+      ],
+    );
+    assert.match(
+      issues[1]?.message ?? '',
+      /expected a size like 1MiB, 512KiB or a number of bytes, got "1GB"/,
+    );
+    assert.match(issues[5]?.message ?? '', /did you mean 'port'/);
+  });
+
+  test('a database password from ${NAME} never shows in an issue', () => {
+    const issues = issuesOf(() =>
+      parseConfig('server:\n  database: "${DB_URL}"\n', { env: { DB_URL: 'mysql://root:hunter2secret@db' } }),
+    );
+    assert.equal(issues[0]?.path, 'server.database');
+    assert.ok(!issues[0]?.message.includes('hunter2secret'), issues[0]?.message);
   });
 });
 

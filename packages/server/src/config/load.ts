@@ -14,6 +14,7 @@ import {
   type Node,
   parseDocument,
 } from 'yaml';
+import type { ServerSettingsInput } from '../http/settings.ts';
 import { crossCheck } from './checks.ts';
 import {
   applyOverrides,
@@ -33,6 +34,12 @@ import { formatPath, isRecord, type Segment } from './walk.ts';
 export interface BulwarkConfig {
   dependencies: Record<string, DependencyOptions>;
   groups: Record<string, FailoverGroupOptions>;
+  /**
+   * The `server` section, for `normalizeServerSettings` (`dataDir` made absolute against the
+   * file's directory). Not enumerable: the registry refuses keys it does not know, and this
+   * keeps `new DependencyRegistry(config)` and `registry.configure(config)` working as they are.
+   */
+  readonly server?: ServerSettingsInput;
 }
 
 export interface ParseOptions {
@@ -130,7 +137,11 @@ export function parseConfig(text: string, options: ParseOptions = {}): BulwarkCo
     ];
     throw new ConfigError(sortIssues(issues), file);
   }
-  return withModulePaths(parsed.data as BulwarkConfig, baseDir);
+  const { server, ...registryOptions } = parsed.data as BulwarkConfig & { server: ServerSettingsInput };
+  const config = withModulePaths(registryOptions, baseDir);
+  if (server.dataDir !== undefined) server.dataDir = resolve(baseDir, server.dataDir);
+  Object.defineProperty(config, 'server', { value: server, enumerable: false });
+  return config;
 }
 
 function finish(

@@ -5,6 +5,7 @@ import { DEPENDENCY_KINDS } from '@bulwark/core';
 import { z } from 'zod';
 import { bound, count, doc, duration, offable, rate, renamed } from './fields.ts';
 import { httpSchema } from './schema-http.ts';
+import { serverSchema } from './schema-server.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Policy sections
@@ -351,5 +352,14 @@ export const configSchema = z
     version: doc(z.literal(1).optional(), 'The version of this file format.', '1'),
     dependencies: doc(z.record(z.string(), dependency).optional(), 'The dependencies, by name.', '{}'),
     groups: doc(z.record(z.string(), group).optional(), 'Failover groups, by name.', '{}'),
+    server: doc(
+      serverSchema.optional(),
+      'The server `bulwark start` runs: address, data directory, store and limits.',
+      'loopback on 8080, SQLite in ./.bulwark',
+    ),
   })
-  .transform(({ dependencies, groups }) => ({ dependencies: dependencies ?? {}, groups: groups ?? {} }));
+  .transform(({ dependencies, groups, server }) => ({
+    dependencies: dependencies ?? {},
+    groups: groups ?? {},
+    server: server ?? {},
+  }));

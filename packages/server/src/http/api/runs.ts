@@ -1,0 +1,277 @@
+// /api/runs: list (filtered, cursor-paged), one run with its steps, its timeline, and the
+// operator's actions on it: cancel, retry a failed run, send an event to a waiting run.
+import {
+  FINAL_STATUSES,
+  RUN_STATUSES,
+  type RunStatus,
+  UnknownRunError,
+  WorkflowError,
+  WorkflowErrorCodes,
+} from '@bulwark/workflow';
+import type { FastifyPluginAsync } from 'fastify';
+import { audit } from '../audit.ts';
+import type { ServerContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { idParam, problemResponses } from '../schemas.ts';
+import { eventView, runView, stepView } from './views.ts';
+
+interface ListQuery {
+  status?: string[];
+  workflow?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+const listQuery = {
+  type: 'object',
+  properties: {
+    status: {
+      type: 'array',
+      items: { type: 'string', pattern: `^(${RUN_STATUSES.join('|')})(,(${RUN_STATUSES.join('|')}))*$` },
+      description:
+        'Only runs in these statuses: `?status=failed&status=cancelled` or `?status=failed,cancelled`.',
+    },
+    workflow: { type: 'string', minLength: 1, maxLength: 200 },
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+    cursor: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 100,
+      description: 'The `nextCursor` of the previous page.',
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+const timelineQuery = {
+  type: 'object',
+  properties: {
+    after: {
+      type: 'integer',
+      minimum: 0,
+      default: 0,
+      description: 'Events after this seq (the `next` of the previous page).',
+    },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 500 },
+  },
+  additionalProperties: false,
+} as const;
+
+const accepted = {
+  type: 'object',
+  required: ['id', 'status'],
+  properties: { id: { type: 'string' }, status: { type: 'string' } },
+} as const;
+
+export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (app, { context }) => {
+  const { engine, store } = context;
+
+  const runOr404 = async (id: string) => {
+    const run = await store.getRun(id);
+    if (run === undefined) throw new ApiError('NOT_FOUND', `No run with id ${JSON.stringify(id)}`);
+    return run;
+  };
+
+  app.get<{ Querystring: ListQuery }>(
+    '/runs',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['runs'],
+        summary: 'Runs, newest first, filtered by status and workflow, a page at a time',
+        querystring: listQuery,
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'nextCursor'],
+            properties: {
+              items: { type: 'array', items: { $ref: 'Run#' } },
+              nextCursor: {
+                type: ['string', 'null'],
+                description: 'Pass as `cursor` for the next page; null on the last.',
+              },
+            },
+          },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { workflow, limit = 50, cursor } = request.query;
+      // `status=a,b` and `status=a&status=b` both work; the schema's pattern has checked each name.
+      const status = request.query.status?.flatMap((s) => s.split(',')) as RunStatus[] | undefined;
+      if (cursor !== undefined && (await store.getRun(cursor)) === undefined) {
+        throw new ApiError('VALIDATION_FAILED', 'query/cursor is not a cursor this server gave out', {
+          errors: [
+            {
+              pointer: '#/query/cursor',
+              detail: 'is not a cursor this server gave out (or its run was pruned)',
+            },
+          ],
+        });
+      }
+      // One more than asked tells whether there is a next page without a second query.
+      const runs = await store.listRuns({
+        limit: limit + 1,
+        ...(status === undefined ? {} : { status }),
+        ...(workflow === undefined ? {} : { workflow }),
+        ...(cursor === undefined ? {} : { before: cursor }),
+      });
+      const page = runs.slice(0, limit);
+      return { items: page.map(runView), nextCursor: runs.length > limit ? (page.at(-1)?.id ?? null) : null };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/runs/:id',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['runs'],
+        summary: 'One run with its recorded steps',
+        params: idParam,
+        response: {
+          200: {
+            allOf: [
+              { $ref: 'Run#' },
+              { type: 'object', properties: { steps: { type: 'array', items: { $ref: 'Step#' } } } },
+            ],
+          },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const run = await runOr404(request.params.id);
+      const steps = await store.steps(run.id);
+      return { ...runView(run), steps: steps.map(stepView) };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { after?: number; limit?: number } }>(
+    '/runs/:id/timeline',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['runs'],
+        summary: 'A page of the run’s timeline, oldest first (the live version is /stream)',
+        params: idParam,
+        querystring: timelineQuery,
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'next'],
+            properties: {
+              items: { type: 'array', items: { $ref: 'TimelineEvent#' } },
+              next: {
+                type: ['integer', 'null'],
+                description: 'Pass as `after` for more; null when this is all there is now.',
+              },
+            },
+          },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const run = await runOr404(request.params.id);
+      const { after = 0, limit = 500 } = request.query;
+      const events = await store.events(run.id, after, limit);
+      return {
+        items: events.map(eventView),
+        next: events.length === limit ? (events.at(-1)?.seq ?? null) : null,
+      };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
+    '/runs/:id/cancel',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary: 'Cancel a run: at once if no worker holds it, else by its worker (which compensates)',
+        params: idParam,
+        body: {
+          type: ['object', 'null'],
+          properties: { reason: { type: 'string', minLength: 1, maxLength: 500 } },
+          additionalProperties: false,
+        },
+        response: { 202: accepted, 409: { $ref: 'Problem#' }, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const run = await runOr404(request.params.id);
+      const reason = request.body?.reason ?? `cancelled by ${request.principal?.name ?? 'an operator'}`;
+      const ok = await engine.cancel(run.id, reason);
+      if (!ok)
+        throw new ApiError('CONFLICT', `Run ${run.id} is ${run.status}: it is over and cannot be cancelled`);
+      await audit(context, request, { action: 'run.cancel', target: run.id, data: { reason } });
+      const now = await store.getRun(run.id);
+      return reply.code(202).send({ id: run.id, status: now?.status ?? run.status });
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/runs/:id/retry',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary:
+          'Run a failed, compensated or cancelled run again: completed steps that were not undone are kept',
+        params: idParam,
+        response: { 202: accepted, 409: { $ref: 'Problem#' }, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      try {
+        await engine.retry(id, `retried by ${request.principal?.name ?? 'an operator'}`);
+      } catch (error) {
+        if (error instanceof UnknownRunError)
+          throw new ApiError('NOT_FOUND', `No run with id ${JSON.stringify(id)}`);
+        if (error instanceof WorkflowError && error.code === WorkflowErrorCodes.RUN_NOT_RETRYABLE) {
+          throw new ApiError('CONFLICT', error.message);
+        }
+        throw error;
+      }
+      await audit(context, request, { action: 'run.retry', target: id });
+      return reply.code(202).send({ id, status: (await store.getRun(id))?.status ?? 'queued' });
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { name: string; payload?: unknown } }>(
+    '/runs/:id/events',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary:
+          'Send an event to a run (what `ctx.waitForEvent(name)` waits for); kept until the run consumes it',
+        params: idParam,
+        body: {
+          type: 'object',
+          required: ['name'],
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 200 },
+            payload: { description: 'Any JSON value. @default null' },
+          },
+          additionalProperties: false,
+        },
+        response: { 202: accepted, 409: { $ref: 'Problem#' }, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      const run = await runOr404(request.params.id);
+      const { name, payload = null } = request.body;
+      if (FINAL_STATUSES.includes(run.status)) {
+        throw new ApiError('CONFLICT', `Run ${run.id} is ${run.status}: it takes no more events`);
+      }
+      const delivered = await engine.sendEvent(run.id, name, payload);
+      if (!delivered) throw new ApiError('CONFLICT', `Run ${run.id} ended before the event arrived`);
+      await audit(context, request, { action: 'run.event', target: run.id, data: { event: name } });
+      return reply.code(202).send({ id: run.id, status: (await store.getRun(run.id))?.status ?? run.status });
+    },
+  );
+};

@@ -1,0 +1,190 @@
+// /api/workflows: the registered workflows with their declared steps, and starting a run of one
+// (idempotent with an `Idempotency-Key` header, with a priority and runs it depends on).
+import { PRIORITIES, type Priority, UnknownRunError } from '@bulwark/workflow';
+import type { FastifyPluginAsync } from 'fastify';
+import { audit } from '../audit.ts';
+import type { ServerContext } from '../context.ts';
+import { ApiError, invalidField } from '../errors.ts';
+import { nameParam, problemResponses } from '../schemas.ts';
+import { runView } from './views.ts';
+
+export const workflowSchema = {
+  $id: 'Workflow',
+  type: 'object',
+  required: ['name', 'version', 'versions'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string', description: 'The latest registered version: new runs start on it.' },
+    versions: { type: 'array', items: { type: 'string' } },
+    description: { type: ['string', 'null'] },
+    steps: {
+      type: ['array', 'null'],
+      items: { type: 'string' },
+      description: 'The steps it declares, in order.',
+    },
+  },
+} as const;
+
+interface StartBody {
+  input?: unknown;
+  priority?: Priority;
+  dependsOn?: string[];
+  concurrencyKey?: string;
+  timeoutMs?: number;
+  correlationId?: string;
+}
+
+const startBody = {
+  type: 'object',
+  properties: {
+    input: { description: 'The run input: any JSON value. @default null' },
+    priority: { type: 'string', enum: Object.keys(PRIORITIES), default: 'normal' },
+    dependsOn: {
+      type: 'array',
+      maxItems: 100,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 100 },
+      description: 'Runs that must complete first; if one fails or is cancelled, this run is cancelled.',
+    },
+    concurrencyKey: { type: 'string', minLength: 1, maxLength: 200 },
+    timeoutMs: { type: 'integer', minimum: 1, maximum: 31_536_000_000 },
+    correlationId: { type: 'string', minLength: 1, maxLength: 200 },
+  },
+  additionalProperties: false,
+} as const;
+
+const startHeaders = {
+  type: 'object',
+  properties: {
+    'idempotency-key': {
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+      description: 'Starting twice with the same key returns the first run (200) instead of a new one (201).',
+    },
+  },
+} as const;
+
+function workflowView(info: ReturnType<ServerContext['engine']['definitions']>[number]) {
+  return {
+    name: info.name,
+    version: info.version,
+    versions: info.versions,
+    description: info.description ?? null,
+    steps: info.steps === undefined ? null : [...info.steps],
+  };
+}
+
+export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = async (app, { context }) => {
+  const { engine, store } = context;
+
+  const find = (name: string) => {
+    const info = engine.definitions().find((d) => d.name === name);
+    if (info === undefined) throw new ApiError('NOT_FOUND', `No workflow named ${JSON.stringify(name)}`);
+    return info;
+  };
+
+  app.get(
+    '/workflows',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['workflows'],
+        summary: 'The workflows this server runs, with their declared steps',
+        response: {
+          200: {
+            type: 'object',
+            required: ['items'],
+            properties: { items: { type: 'array', items: { $ref: 'Workflow#' } } },
+          },
+          ...problemResponses,
+        },
+      },
+    },
+    async () => ({ items: engine.definitions().map(workflowView) }),
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/workflows/:name',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['workflows'],
+        summary: 'One workflow',
+        params: nameParam,
+        response: { 200: { $ref: 'Workflow#' }, ...problemResponses },
+      },
+    },
+    async (request) => workflowView(find(request.params.name)),
+  );
+
+  app.post<{
+    Params: { name: string };
+    Body: StartBody | undefined;
+    Headers: { 'idempotency-key'?: string };
+  }>(
+    '/workflows/:name/runs',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['runs'],
+        summary: 'Start a run; durable when this answers',
+        params: nameParam,
+        headers: startHeaders,
+        body: startBody,
+        response: {
+          200: { $ref: 'Run#' },
+          201: { $ref: 'Run#' },
+          409: { $ref: 'Problem#' },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      find(name);
+      const body = request.body ?? {};
+      const idempotencyKey = request.headers['idempotency-key'];
+      let handle: { id: string; created: boolean };
+      try {
+        handle = await engine.start(name, body.input ?? null, {
+          priority: body.priority ?? 'normal',
+          ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          ...(body.dependsOn === undefined ? {} : { dependsOn: body.dependsOn }),
+          ...(body.concurrencyKey === undefined ? {} : { concurrencyKey: body.concurrencyKey }),
+          ...(body.timeoutMs === undefined ? {} : { timeoutMs: body.timeoutMs }),
+          // The request's trace context (see plugins/tracing.ts): the run's steps continue it.
+          traceparent: request.traceparent,
+          correlationId: body.correlationId ?? request.id,
+        });
+      } catch (error) {
+        if (error instanceof UnknownRunError) {
+          const index = body.dependsOn?.indexOf(error.runId) ?? -1;
+          throw invalidField(
+            `#/body/dependsOn/${Math.max(index, 0)}`,
+            `no run with id ${JSON.stringify(error.runId)}`,
+          );
+        }
+        throw error;
+      }
+      const run = await store.getRun(handle.id);
+      if (run === undefined) throw new ApiError('NOT_FOUND', `Run ${handle.id} was pruned already`);
+      if (
+        !handle.created &&
+        (run.workflow !== name || JSON.stringify(run.input) !== JSON.stringify(body.input ?? null))
+      ) {
+        // Same key, different request: answering with the first run would hide the caller's mistake.
+        throw new ApiError(
+          'CONFLICT',
+          `Idempotency-Key ${JSON.stringify(idempotencyKey)} was used for run ${run.id} of ${run.workflow} with a different input`,
+          { runId: run.id },
+        );
+      }
+      if (handle.created) {
+        await audit(context, request, { action: 'run.start', target: run.id, data: { workflow: name } });
+      }
+      reply.header('location', `/api/runs/${run.id}`);
+      return reply.code(handle.created ? 201 : 200).send(runView(run));
+    },
+  );
+};

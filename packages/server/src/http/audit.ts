@@ -1,0 +1,34 @@
+// The audit trail of operator and admin actions: who did what to which target, and how it
+// ended, persisted in the workflow store so it outlives the process and is shared by a cluster.
+import type { Json } from '@bulwark/workflow';
+import type { FastifyRequest } from 'fastify';
+import type { ServerContext } from './context.ts';
+
+export interface AuditAction {
+  action: string;
+  target?: string;
+  data?: Json;
+  outcome?: 'ok' | 'denied' | 'failed';
+}
+
+/**
+ * Records an action. A store that fails to record it fails the request: an action that cannot be
+ * audited is not done quietly. Denials are recorded by the auth plugin the same way.
+ */
+export async function audit(
+  context: ServerContext,
+  request: FastifyRequest,
+  entry: AuditAction,
+): Promise<void> {
+  const principal = request.principal;
+  await context.store.appendAudit({
+    at: context.clock.now(),
+    actor: principal?.name ?? 'anonymous',
+    role: principal?.role ?? 'none',
+    action: entry.action,
+    ...(entry.target === undefined ? {} : { target: entry.target }),
+    requestId: request.id,
+    ...(entry.data === undefined ? {} : { data: entry.data }),
+    outcome: entry.outcome ?? 'ok',
+  });
+}

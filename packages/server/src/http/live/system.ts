@@ -1,0 +1,320 @@
+// /api/stream: what changes across the system, for dashboards: dependency events (breakers,
+// reloads, failovers) from the registry, and run status changes from the store's run feed,
+// read by one reader for all clients and resumable through a two-part event id.
+import type { BulwarkEvent, Clock, DependencyRegistry, TimerHandle } from '@bulwark/core';
+import type { FeedEvent, WorkflowStore } from '@bulwark/workflow';
+import type { FastifyBaseLogger } from 'fastify';
+import { liveEvent } from './frames.ts';
+import { PAGE } from './hub.ts';
+import type { SseStream } from './sse.ts';
+
+/** The registry events the system stream carries. */
+export const DEPENDENCY_EVENTS = [
+  'breaker:opened',
+  'breaker:half-opened',
+  'breaker:closed',
+  'breaker:isolated',
+  'registry:reloaded',
+  'group:failover',
+] as const;
+
+/**
+ * Where a client is: the store seq of the last run event and the counter of the last dependency
+ * event it was sent. The SSE id is `<run>.<dep>`.
+ */
+export interface SystemCursor {
+  run: number;
+  dep: number;
+}
+
+const CURSOR = /^(\d{1,15})(?:\.(\d{1,16}))?$/;
+
+/** Parses `<run>.<dep>` (or `<run>` alone); undefined if malformed. */
+export function parseSystemCursor(value: string): SystemCursor | undefined {
+  const match = CURSOR.exec(value);
+  if (match === null) return undefined;
+  return { run: Number(match[1]), dep: match[2] === undefined ? 0 : Number(match[2]) };
+}
+
+interface DepEntry {
+  readonly seq: number;
+  readonly type: string;
+  readonly json: string;
+}
+
+interface Client extends SystemCursor {
+  readonly stream: SseStream;
+}
+
+export interface SystemFeedOptions {
+  store: WorkflowStore;
+  registry: DependencyRegistry;
+  clock: Clock;
+  log: FastifyBaseLogger;
+  pollMs: number;
+  coalesceMs: number;
+  ringSize: number;
+}
+
+/** An error as a client sees it: its kind and message, never a stack or a live object. */
+function errorView(error: unknown): { name: string; message: string; code?: string } | null {
+  if (error === undefined || error === null) return null;
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+export class SystemFeed {
+  readonly #o: SystemFeedOptions;
+  readonly #clients = new Set<Client>();
+  readonly #ring: DepEntry[] = [];
+  /**
+   * The dependency counter starts at the wall clock, so ids of an earlier process are lower than
+   * this one's: a client resuming across a restart gets a gap marker instead of skipping events.
+   */
+  readonly #depStart: number;
+  #depSeq: number;
+  readonly #stopListening: (() => void)[];
+  /** Clients attached or attaching: the run-feed reader runs while there is one. */
+  #members = 0;
+  #ready: Promise<void> | undefined;
+  /** Bumped at each stop: work begun before it (a read, a start) is not applied after it. */
+  #generation = 0;
+  #runCursor = 0;
+  #unsubscribe: (() => void) | undefined;
+  #poll: TimerHandle | undefined;
+  #soon: TimerHandle | undefined;
+  #reading = false;
+  #again = false;
+  #lastReadAt = 0;
+  #closed = false;
+
+  constructor(options: SystemFeedOptions) {
+    this.#o = options;
+    this.#depStart = this.#depSeq = options.clock.now();
+    // Always listening, not only while a client is connected: a client that reconnects after
+    // being the only one must find what happened meanwhile in the ring (breaker events are rare,
+    // so the ring costs nothing; the registry builds events anyway for the metrics).
+    this.#stopListening = DEPENDENCY_EVENTS.map((type) =>
+      options.registry.events.on(type, (event) => this.#dependencyEvent(event as BulwarkEvent)),
+    );
+  }
+
+  /**
+   * Streams the system's changes to `stream` from `resume` (or from now): the run events after
+   * its run cursor read from the store, the dependency events after its counter from the ring
+   * (a gap marker if some fell out of it), then everything live.
+   */
+  async attach(stream: SseStream, resume: SystemCursor | undefined): Promise<void> {
+    const client: Client = { stream, run: 0, dep: 0 };
+    this.#members++;
+    stream.onClose(() => {
+      this.#clients.delete(client);
+      if (--this.#members === 0) this.#stop();
+    });
+    await this.#start();
+    if (stream.closed) return;
+    client.run = resume?.run ?? this.#runCursor;
+    client.dep = resume?.dep ?? this.#depSeq;
+    for (;;) {
+      const page = await this.#o.store.runFeed(client.run, PAGE);
+      if (stream.closed) return;
+      if (page.length > 0) {
+        stream.write(this.#runFrames(client, page));
+        await stream.drained();
+        if (stream.closed) return;
+        if (page.length === PAGE) continue;
+      }
+      // The seam, as for a run's hub: join once the reader has sent nothing this client lacks.
+      if (this.#runCursor <= client.run) break;
+    }
+    this.#catchUpDependencies(client);
+    this.#clients.add(client);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const stop of this.#stopListening) stop();
+    this.#stop();
+  }
+
+  #catchUpDependencies(client: Client): void {
+    // An id this process did not hand out (a later-started instance's) tells nothing: all of ours.
+    if (client.dep > this.#depSeq) client.dep = this.#depStart;
+    const oldest = this.#ring[0]?.seq ?? this.#depSeq + 1;
+    if (client.dep + 1 < oldest) {
+      this.#gap(client, { dependencies: { from: client.dep + 1, to: oldest - 1 } }, false);
+    }
+    let chunk = '';
+    for (const entry of this.#ring) {
+      if (entry.seq <= client.dep) continue;
+      chunk += `id: ${client.run}.${entry.seq}\nevent: ${entry.type}\ndata: ${entry.json}\n\n`;
+      client.dep = entry.seq;
+    }
+    if (chunk !== '') client.stream.write(chunk);
+  }
+
+  #dependencyEvent(event: BulwarkEvent): void {
+    if (this.#closed) return;
+    const { type, policy, operation, ...fields } = event as BulwarkEvent & { error?: unknown };
+    const seq = ++this.#depSeq;
+    const data = {
+      seq,
+      type,
+      // A failover names the provider it gave up on; other events the policy's dependency.
+      dependency: event.type === 'group:failover' ? event.from : this.#dependencyOf(policy),
+      policy,
+      ...(operation === undefined ? {} : { operation }),
+      ...fields,
+      ...('error' in fields ? { error: errorView(fields.error) } : {}),
+      at: this.#o.clock.now(),
+    };
+    const entry: DepEntry = { seq, type, json: JSON.stringify(data) };
+    this.#ring.push(entry);
+    if (this.#ring.length > this.#o.ringSize) this.#ring.shift();
+    for (const client of this.#clients) {
+      if (client.stream.over) {
+        this.#gap(client, { dependencies: { from: seq, to: seq } }, true);
+        continue;
+      }
+      client.stream.write(`id: ${client.run}.${seq}\nevent: ${type}\ndata: ${entry.json}\n\n`);
+      client.dep = seq;
+    }
+  }
+
+  /** Policies are named after their dependency (`payments.breaker`); groups after themselves. */
+  #dependencyOf(policy: string): string | null {
+    let found: string | null = null;
+    for (const name of this.#o.registry.names) {
+      if ((policy === name || policy.startsWith(`${name}.`)) && name.length > (found?.length ?? -1))
+        found = name;
+    }
+    return found;
+  }
+
+  /**
+   * A client over the buffer bound gets a gap marker and the stream ends (see
+   * SseRunSubscriber.live): it reconnects with its last id, and the store and the ring give it
+   * the rest. A gap found while catching up (events gone from the ring) just informs it.
+   */
+  #gap(client: Client, gap: object, drop: boolean): void {
+    const frame = `event: gap\ndata: ${JSON.stringify(gap)}\n\n`;
+    if (drop) {
+      this.#clients.delete(client);
+      client.stream.finish(frame);
+    } else {
+      client.stream.write(frame);
+    }
+  }
+
+  #runFrames(client: Client, events: readonly FeedEvent[]): string {
+    let chunk = '';
+    for (const event of events) {
+      if (event.seq <= client.run) continue;
+      const { id, ...rest } = liveEvent(event);
+      const json = JSON.stringify({ seq: id, runId: event.runId, workflow: event.workflow, ...rest });
+      chunk += `id: ${event.seq}.${client.dep}\nevent: ${event.type}\ndata: ${json}\n\n`;
+      client.run = event.seq;
+    }
+    return chunk;
+  }
+
+  #start(): Promise<void> {
+    if (this.#ready !== undefined) return this.#ready;
+    const generation = ++this.#generation;
+    this.#ready = (async () => {
+      // From now: the reader does not replay the past; a resuming client reads its own.
+      const latest = await this.#o.store.latestSeq();
+      if (generation !== this.#generation || this.#closed) return;
+      this.#runCursor = latest;
+      this.#unsubscribe = this.#o.store.subscribe((topic) => {
+        if (topic === 'runs' || topic.startsWith('run:')) this.#readSoon();
+      });
+      this.#schedulePoll();
+    })();
+    // A store that failed to answer is asked again by the next client.
+    this.#ready.catch(() => {
+      if (generation === this.#generation) this.#ready = undefined;
+    });
+    return this.#ready;
+  }
+
+  #stop(): void {
+    this.#generation++;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.#ready = undefined;
+    this.#again = false;
+    if (this.#poll !== undefined) this.#o.clock.clearTimeout(this.#poll);
+    if (this.#soon !== undefined) this.#o.clock.clearTimeout(this.#soon);
+    this.#poll = this.#soon = undefined;
+  }
+
+  get #running(): boolean {
+    return this.#unsubscribe !== undefined && !this.#closed;
+  }
+
+  /** Coalesced: a storm of wake-ups (every step of every run) costs one read per coalesceMs. */
+  #readSoon(): void {
+    if (!this.#running) return;
+    if (this.#reading) {
+      this.#again = true;
+      return;
+    }
+    if (this.#soon !== undefined) return;
+    const delay = Math.max(0, this.#lastReadAt + this.#o.coalesceMs - this.#o.clock.now());
+    this.#soon = this.#o.clock.setTimeout(() => {
+      this.#soon = undefined;
+      void this.#read();
+    }, delay);
+  }
+
+  /** Stores that cannot tell other processes' writes (SQLite) are read every pollMs anyway. */
+  #schedulePoll(): void {
+    if (this.#poll !== undefined) this.#o.clock.clearTimeout(this.#poll);
+    this.#poll = this.#o.clock.setTimeout(() => {
+      this.#poll = undefined;
+      this.#readSoon();
+    }, this.#o.pollMs);
+  }
+
+  async #read(): Promise<void> {
+    if (!this.#running || this.#reading) return;
+    this.#reading = true;
+    this.#lastReadAt = this.#o.clock.now();
+    const generation = this.#generation;
+    try {
+      for (;;) {
+        const page = await this.#o.store.runFeed(this.#runCursor, PAGE);
+        // Stopped (and maybe restarted from a new cursor) meanwhile: this page is not ours.
+        if (generation !== this.#generation || !this.#running || page.length === 0) break;
+        this.#runCursor = page.at(-1)!.seq;
+        for (const client of this.#clients) {
+          if (client.stream.over) {
+            const first = page.find((e) => e.seq > client.run);
+            if (first !== undefined) {
+              this.#gap(client, { runs: { from: first.seq, to: this.#runCursor } }, true);
+            }
+            continue;
+          }
+          const chunk = this.#runFrames(client, page);
+          if (chunk !== '') client.stream.write(chunk);
+        }
+        if (page.length < PAGE) break;
+      }
+    } catch (error) {
+      this.#o.log.warn({ err: error }, 'live: reading the run feed failed');
+    } finally {
+      this.#reading = false;
+      if (this.#running) {
+        this.#schedulePoll();
+        if (this.#again) {
+          this.#again = false;
+          this.#readSoon();
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,232 @@
+// startServer as `bulwark start` uses it: the built-in examples on a fresh data directory, the
+// admin key created once (0600) and printed once, the refusal to listen beyond loopback without
+// keys, and a configuration file (its server section, and reload).
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import { SettingsError } from '../src/http/settings.ts';
+import { redactUrl, type StartedServer, startServer } from '../src/start.ts';
+
+/**
+ * A loaded test machine stalls the event loop now and then; the load shedder would then refuse the
+ * requests these tests make, which is not what they test.
+ */
+const QUIET_LAG = { BULWARK_SERVER__LOADSHEDDING__MAXEVENTLOOPDELAY: '10s' };
+
+const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Collects what the server prints (banner and JSON log). */
+function capture(): { write(text: string): void; text(): string } {
+  let text = '';
+  return { write: (chunk) => void (text += chunk), text: () => text };
+}
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-start-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function getJson<T>(
+  server: StartedServer,
+  path: string,
+  key: string,
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+describe('startServer with the built-in defaults', () => {
+  test('serves the examples on loopback, creates the admin key 0600 and prints it only the first time', async (t) => {
+    const dir = tempDir(t);
+    const out = capture();
+    const server = await startServer({ port: 0, dataDir: join(dir, 'data'), env: QUIET_LAG, stdout: out });
+    let closed = false;
+    t.after(() => (closed ? undefined : server.close()));
+
+    assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(server.settings.host, '127.0.0.1');
+    const live = await fetch(`${server.url}/health/live`);
+    assert.equal(live.status, 200);
+
+    const keyFile = join(dir, 'data', 'admin.key');
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'data')).mode & 0o777, 0o700);
+    assert.ok(existsSync(join(dir, 'data', 'bulwark.db')));
+    const key = server.settings.apiKeys[0]?.secret ?? '';
+    assert.ok(key.length >= 24);
+    // Once in the banner's key line and once in the login URL: nowhere else, never in the log.
+    assert.equal(out.text().split(key).length - 1, 2, out.text());
+    assert.match(out.text(), new RegExp(`dashboard: +http://127\\.0\\.0\\.1:\\d+/#key=${key}`));
+    assert.match(out.text(), /dependencies: 3, workflows: 2 \(built-in examples/);
+
+    const workflows = await getJson<{ items: { name: string; steps: string[] | null }[] }>(
+      server,
+      '/api/workflows',
+      key,
+    );
+    assert.equal(workflows.status, 200);
+    assert.deepEqual(
+      workflows.body.items.map((w) => [w.name, w.steps]),
+      [
+        ['adopt-pet', ['reserve', 'charge', 'confirm']],
+        ['nightly-report', ['sales', 'sleep:settle', 'inventory', 'publish']],
+      ],
+    );
+    const deps = await getJson<{ items: { name: string }[] }>(server, '/api/dependencies', key);
+    assert.deepEqual(deps.body.items.map((d) => d.name).sort(), ['notifications', 'payments', 'petstore']);
+    assert.equal((await fetch(`${server.url}/api/workflows`)).status, 401);
+
+    await server.close();
+    closed = true;
+    await assert.rejects(fetch(`${server.url}/health/live`));
+
+    const again = capture();
+    const second = await startServer({ port: 0, dataDir: join(dir, 'data'), env: QUIET_LAG, stdout: again });
+    t.after(() => second.close());
+    assert.equal(second.settings.apiKeys[0]?.secret, key);
+    assert.ok(!again.text().includes(key), again.text());
+    assert.match(again.text(), /admin key: +in .*admin\.key/);
+  });
+
+  test('an adopt-pet run goes through the example pet shop to completion', async (t) => {
+    const dir = tempDir(t);
+    const server = await startServer({ port: 0, dataDir: dir, env: QUIET_LAG, stdout: capture() });
+    t.after(() => server.close());
+    const key = server.settings.apiKeys[0]!.secret;
+    const started = await fetch(`${server.url}/api/workflows/adopt-pet/runs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { pet: 'luna', adopter: 'Ada', feeCents: 3_000 } }),
+    });
+    assert.equal(started.status, 201);
+    const { id } = (await started.json()) as { id: string };
+    const deadline = Date.now() + 15_000;
+    let run: { status: string; output: { pet: string; charge: string } | null } | undefined;
+    while (Date.now() < deadline) {
+      run = (await getJson<typeof run>(server, `/api/runs/${id}`, key)).body;
+      if (run?.status === 'completed' || run?.status === 'failed' || run?.status === 'compensated') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(run?.status, 'completed', JSON.stringify(run));
+    assert.equal(run?.output?.pet, 'luna');
+    assert.match(run?.output?.charge ?? '', /^ch-/);
+  });
+
+  test('refuses a non-loopback address without keys, naming BULWARK_API_KEYS, before creating anything', async (t) => {
+    const dir = tempDir(t);
+    await assert.rejects(
+      startServer({ host: '0.0.0.0', port: 0, dataDir: join(dir, 'data'), env: {}, stdout: capture() }),
+      (error: unknown) => {
+        assert.ok(error instanceof SettingsError);
+        assert.equal(error.code, 'INVALID_SETTING');
+        assert.match(
+          error.message,
+          /^server\.host: refusing to listen on 0\.0\.0\.0 without API keys.*BULWARK_API_KEYS/,
+        );
+        return true;
+      },
+    );
+    assert.ok(!existsSync(join(dir, 'data')));
+  });
+
+  test('with BULWARK_API_KEYS no admin key is generated and the configured keys are the ones accepted', async (t) => {
+    const dir = tempDir(t);
+    const secret = 'ops-secret-0123456789abcdefgh';
+    const out = capture();
+    const server = await startServer({
+      port: 0,
+      dataDir: dir,
+      examples: false,
+      env: { ...QUIET_LAG, BULWARK_API_KEYS: `ops:operator:${secret}` },
+      stdout: out,
+    });
+    t.after(() => server.close());
+    assert.ok(!existsSync(join(dir, 'admin.key')));
+    assert.doesNotMatch(out.text(), /admin key/);
+    assert.match(out.text(), /dependencies: 0, workflows: 0/);
+    assert.equal((await getJson(server, '/api/workflows', secret)).status, 200);
+  });
+});
+
+describe('startServer with a configuration file', () => {
+  test('reads its server section (data directory relative to the file) and reloads its dependencies', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'bulwark.yaml');
+    const text = (extra: string) =>
+      `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\n  shutdownGrace: 2s\ndependencies:\n  db: { kind: database }\n${extra}`;
+    writeFileSync(file, text(''));
+    const out = capture();
+    const server = await startServer({ config: file, env: QUIET_LAG, stdout: out });
+    t.after(() => server.close());
+    assert.equal(server.settings.dataDir, join(dir, 'state'));
+    assert.equal(server.settings.shutdownGraceMs, 2_000);
+    assert.ok(existsSync(join(dir, 'state', 'admin.key')));
+    assert.match(out.text(), /dependencies: 1, workflows: 0/);
+    // Nothing but the banner: the log level is silent.
+    assert.equal(
+      out
+        .text()
+        .split('\n')
+        .filter((l) => l.startsWith('{')).length,
+      0,
+    );
+
+    writeFileSync(file, text('  cache: { kind: cache }\n'));
+    const reload = server.server.context.reload;
+    assert.ok(reload !== undefined);
+    assert.deepEqual(await reload(), { added: ['cache'], changed: [], removed: [] });
+    assert.deepEqual(server.server.context.registry.names.sort(), ['cache', 'db']);
+  });
+
+  test('a file that does not validate fails the start with every issue, and nothing is left listening', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'server:\n  port: eighty\n');
+    await assert.rejects(startServer({ config: file, env: {}, stdout: capture() }), /server\.port/);
+    assert.ok(!existsSync(join(dir, '.bulwark')));
+  });
+});
+
+describe('startServer on PostgreSQL', async () => {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => {});
+  const unavailable = await client.connect().then(
+    () => client.end().then(() => undefined),
+    (error: Error) => `PostgreSQL at ${PG_URL} is not reachable (${error.message}); set BULWARK_TEST_PG_URL`,
+  );
+  if (unavailable !== undefined && process.env.CI === 'true') {
+    test('PostgreSQL is reachable (required under CI)', () => assert.fail(unavailable));
+    return;
+  }
+
+  test('BULWARK_DATABASE_URL puts the store on PostgreSQL; the banner never shows a password', {
+    skip: unavailable,
+  }, async (t) => {
+    const dir = tempDir(t);
+    const out = capture();
+    const server = await startServer({
+      port: 0,
+      dataDir: dir,
+      examples: false,
+      env: { ...QUIET_LAG, BULWARK_DATABASE_URL: PG_URL, BULWARK_SERVER__LOGLEVEL: 'silent' },
+      stdout: out,
+    });
+    t.after(() => server.close());
+    assert.equal(server.server.context.store.dialect, 'postgres');
+    assert.match(out.text(), new RegExp(`store: +PostgreSQL ${redactUrl(PG_URL).replaceAll('.', '\\.')}`));
+    assert.ok(!existsSync(join(dir, 'bulwark.db')));
+    assert.equal((await fetch(`${server.url}/health/ready`)).status, 200);
+  });
+});
+
+test('redactUrl drops the password of a database URL and keeps the rest', () => {
+  assert.equal(
+    redactUrl('postgres://bulwark:s3cret@db.internal:5432/bulwark?sslmode=require'),
+    'postgres://bulwark@db.internal:5432/bulwark?sslmode=require',
+  );
+  assert.equal(redactUrl('not a url s3cret'), '(unparsable URL)');
+});
