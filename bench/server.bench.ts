@@ -1,0 +1,165 @@
+// The HTTP server under autocannon, on loopback, in one run: `/health/live` on the Bulwark server
+// (every hook on: security headers, shedding, auth, tracing) against a bare Fastify route that
+// answers the same JSON; and `POST /api/workflows/:name/runs` on SQLite at a fixed 500 requests/s
+// with the engine's worker executing the runs. The server is the one `bulwark start` runs.
+// Run: npm run bench:server   (about 90 s; results also go to bench/results/server-<time>.json)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '@bulwark/server';
+import { defineWorkflow } from '@bulwark/workflow';
+import Fastify from 'fastify';
+
+interface Histogram {
+  average: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+interface CannonResult {
+  requests: Histogram & { total: number };
+  latency: Histogram;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+  statusCodeStats: Record<string, { count: number }>;
+}
+interface CannonOptions {
+  url: string;
+  connections: number;
+  duration: number;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  overallRate?: number;
+  workers?: number;
+}
+// autocannon has no types of its own; this is the part of its API used here.
+const autocannon = createRequire(import.meta.url)('autocannon') as (
+  options: CannonOptions,
+) => Promise<CannonResult>;
+
+const ROUNDS = 3;
+const LIVE_SECONDS = 5;
+const START_SECONDS = 15;
+const KEY = 'bench-operator-0123456789abcdefghij';
+
+const noop = defineWorkflow({ name: 'noop', steps: ['a'] }, async (ctx) => ctx.step('a', () => 1));
+
+const dataDir = mkdtempSync(join(os.tmpdir(), 'bulwark-bench-server-'));
+const bulwark = await startServer({
+  port: 0,
+  dataDir,
+  examples: false,
+  workflows: [noop],
+  env: {
+    BULWARK_API_KEYS: `bench:operator:${KEY}`,
+    // The bench's one key would hit the per-key limit at once; logging would measure pino.
+    BULWARK_SERVER__RATELIMIT: 'false',
+    BULWARK_SERVER__LOGLEVEL: 'silent',
+  },
+  stdout: { write: () => true },
+});
+
+// The bare peer answers exactly what Bulwark's liveness answers, with the same content type.
+const liveBody = await (await fetch(`${bulwark.url}/health/live`)).text();
+const bare = Fastify({ logger: false });
+bare.get('/health/live', (_request, reply) => {
+  reply.header('cache-control', 'no-store').type('application/health+json').send(liveBody);
+});
+await bare.listen({ host: '127.0.0.1', port: 0 });
+const bareUrl = `http://127.0.0.1:${(bare.server.address() as { port: number }).port}`;
+
+// A separate thread fires the requests, so the client does not share the servers' event loop.
+const cannon = (options: CannonOptions) => autocannon({ workers: 1, ...options });
+const results: Record<string, unknown> = {};
+
+try {
+  // --- /health/live: Bulwark vs bare Fastify, alternating rounds ---------------------------------
+  await cannon({ url: `${bareUrl}/health/live`, connections: 50, duration: 2 });
+  await cannon({ url: `${bulwark.url}/health/live`, connections: 50, duration: 2 });
+  const live: { bare: CannonResult[]; bulwark: CannonResult[] } = { bare: [], bulwark: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    live.bare.push(await cannon({ url: `${bareUrl}/health/live`, connections: 50, duration: LIVE_SECONDS }));
+    live.bulwark.push(
+      await cannon({ url: `${bulwark.url}/health/live`, connections: 50, duration: LIVE_SECONDS }),
+    );
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const bareRps = median(live.bare.map((r) => r.requests.average));
+  const bulwarkRps = median(live.bulwark.map((r) => r.requests.average));
+  const ratio = bulwarkRps / bareRps;
+  results.live = {
+    bareRps,
+    bulwarkRps,
+    ratio,
+    bareP99: median(live.bare.map((r) => r.latency.p99)),
+    bulwarkP99: median(live.bulwark.map((r) => r.latency.p99)),
+    non2xx: live.bulwark.reduce((n, r) => n + r.non2xx + r.errors, 0),
+  };
+
+  // --- POST /api/workflows/noop/runs at 500 requests/s on SQLite --------------------------------
+  const start = {
+    url: `${bulwark.url}/api/workflows/noop/runs`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ input: { order: 42 } }),
+  };
+  await cannon({ ...start, connections: 10, duration: 2, overallRate: 500 });
+  const posted = await cannon({ ...start, connections: 20, duration: START_SECONDS, overallRate: 500 });
+  results.start = {
+    rps: posted.requests.average,
+    p50: posted.latency.p50,
+    p99: posted.latency.p99,
+    max: posted.latency.max,
+    total: posted.requests.total,
+    failed: posted.non2xx + posted.errors + posted.timeouts,
+    statuses: Object.fromEntries(
+      Object.entries(posted.statusCodeStats).map(([code, { count }]) => [code, count]),
+    ),
+  };
+
+  const load = os.loadavg().map((l) => l.toFixed(2));
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  console.log(
+    `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}, load average ${load.join(' ')}`,
+  );
+  console.log('\n/health/live, 50 connections, median of 3 rounds of 5 s');
+  console.log('| server | requests/s | p99 |');
+  console.log('|:--|--:|--:|');
+  console.log(`| bare Fastify | ${fmt(bareRps)} | ${(results.live as { bareP99: number }).bareP99} ms |`);
+  console.log(`| Bulwark | ${fmt(bulwarkRps)} | ${(results.live as { bulwarkP99: number }).bulwarkP99} ms |`);
+  console.log(`ratio ${ratio.toFixed(2)} (target ≥ 0.70: ${ratio >= 0.7 ? 'met' : 'not met'})`);
+  const s = results.start as {
+    rps: number;
+    p50: number;
+    p99: number;
+    max: number;
+    total: number;
+    failed: number;
+    statuses: Record<string, number>;
+  };
+  console.log(
+    `\nPOST /api/workflows/noop/runs, 500 requests/s for ${START_SECONDS} s, 20 connections, SQLite (full), worker on`,
+  );
+  console.log(
+    `${fmt(s.rps)} requests/s, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms, ${s.failed} failed of ${fmt(s.total)} (statuses ${JSON.stringify(s.statuses)}; 503 is load shedding)`,
+  );
+  console.log(`p99 < 20 ms at 500 requests/s: ${s.p99 < 20 && s.rps >= 490 ? 'met' : 'not met'}`);
+
+  mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+  const file = join(
+    import.meta.dirname,
+    'results',
+    `server-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  writeFileSync(file, JSON.stringify({ node: process.version, load, results, live, posted }, null, 2));
+  console.log(`\nwrote ${file}`);
+} finally {
+  await bare.close();
+  await bulwark.close();
+  rmSync(dataDir, { recursive: true, force: true });
+}
