@@ -23,6 +23,7 @@ import { rateLimitPlugin } from './plugins/rate-limit.ts';
 import { securityPlugin, serializeRequest } from './plugins/security.ts';
 import { shedPlugin } from './plugins/shed.ts';
 import { tracingPlugin } from './plugins/tracing.ts';
+import { installRouteCache } from './route.ts';
 import { problemSchema } from './schemas.ts';
 import type { ServerSettings } from './settings.ts';
 
@@ -112,6 +113,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
   });
   app.decorateRequest('principal', undefined);
+  installRouteCache(app);
   // Hooks on every request are callback-style, here and in the plugins: an async hook costs a
   // promise and a microtask per request, which the liveness probe's throughput shows.
   app.addHook('onRequest', (request, reply, done) => {

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { audit } from '../audit.ts';
 import type { Access, Principal, Role, ServerContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
+import { routeOf } from '../route.ts';
 import { problemResponses } from '../schemas.ts';
 import type { ApiKey } from '../settings.ts';
 import { isProbe, rootPlugin } from './security.ts';
@@ -208,7 +209,7 @@ export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
     /** Throws (401) or returns a pending refusal (403, being audited); undefined when allowed. */
     function enforce(request: FastifyRequest): Promise<never> | undefined {
       if (request.is404 || isProbe(request)) return undefined;
-      const access = request.routeOptions.config.access ?? 'admin';
+      const access = routeOf(request).config.access ?? 'admin';
       const via = (request as unknown as Record<symbol, Via>)[kVia];
       if (via === 'cookie' && !SAFE_METHODS.has(request.method)) {
         // SameSite=Strict already keeps the cookie off cross-site requests; this also covers
@@ -239,7 +240,7 @@ export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
       if (!SAFE_METHODS.has(request.method)) {
         try {
           await audit(context, request, {
-            action: `${request.method} ${request.routeOptions.url}`,
+            action: `${request.method} ${routeOf(request).url}`,
             target: request.url.split('?')[0] ?? request.url,
             outcome: 'denied',
           });

@@ -2,6 +2,7 @@
 // times every request by its route template.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import { routeOf } from '../route.ts';
 import { problemResponses } from '../schemas.ts';
 import { ServerMetrics } from './metrics-registry.ts';
 import { rootPlugin } from './security.ts';
@@ -17,12 +18,7 @@ const plugin: FastifyPluginAsync<{ context: ServerContext }> = async (app, { con
   app.addHook('onClose', async () => metrics.close());
 
   app.addHook('onResponse', (request, reply, done) => {
-    metrics.observeRequest(
-      request.method,
-      request.routeOptions.url,
-      reply.statusCode,
-      reply.elapsedTime / 1_000,
-    );
+    metrics.observeRequest(request.method, routeOf(request).url, reply.statusCode, reply.elapsedTime / 1_000);
     done();
   });
 

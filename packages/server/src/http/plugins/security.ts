@@ -2,6 +2,7 @@
 // `reply.headers()` per request: measured, @fastify/helmet rebuilding them per request halves a hello route.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import { routeOf } from '../route.ts';
 
 const CSP = [
   "default-src 'none'",
@@ -35,7 +36,7 @@ const CORS_EXPOSED_HEADERS = 'Location, Retry-After, RateLimit, RateLimit-Policy
 
 /** The probes: never shed, never rate limited, never authenticated (a balancer must always reach them). */
 export function isProbe(request: FastifyRequest): boolean {
-  const url = request.routeOptions.url;
+  const url = routeOf(request).url;
   return url !== undefined && (url === '/health' || url.startsWith('/health/'));
 }
 

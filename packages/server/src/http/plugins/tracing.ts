@@ -14,6 +14,7 @@ import {
 } from '@opentelemetry/api';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
+import { routeOf } from '../route.ts';
 import { isProbe, rootPlugin } from './security.ts';
 import { formatTraceparent, parseTraceparent, randomTraceparent } from './traceparent.ts';
 import { TRACER_NAME, traceWorkflowSteps } from './workflow-tracing.ts';
@@ -76,7 +77,7 @@ const plugin: FastifyPluginAsync<{ context: ServerContext }> = async (app, { con
       done();
       return;
     }
-    const route = request.routeOptions.url;
+    const route = routeOf(request).url;
     const parent = parentContext(request);
     const span = tracer.startSpan(
       route === undefined ? request.method : `${request.method} ${route}`,
