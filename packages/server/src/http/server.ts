@@ -114,12 +114,6 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
   });
   app.decorateRequest('principal', undefined);
   installRouteCache(app);
-  // Hooks on every request are callback-style, here and in the plugins: an async hook costs a
-  // promise and a microtask per request, which the liveness probe's throughput shows.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    done();
-  });
   installProblemHandlers(app);
   // First of the plugins: its span covers every later hook, refusals included.
   await app.register(tracingPlugin, { context });

@@ -5,10 +5,10 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { audit } from '../audit.ts';
 import type { Access, Principal, Role, ServerContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { routeOf } from '../route.ts';
+import { addRouteHook, routeOf } from '../route.ts';
 import { problemResponses } from '../schemas.ts';
 import type { ApiKey } from '../settings.ts';
-import { isProbe, rootPlugin } from './security.ts';
+import { rootPlugin } from './security.ts';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
@@ -171,14 +171,14 @@ export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
 
     // Identify in onRequest, enforce in preParsing: the rate limiter runs in between, so failed
     // attempts count against the caller's IP, and no body is read for a request that will be refused.
-    app.addHook('onRequest', (request, _reply, done) => {
+    // Both route-level and not on the probes; unknown routes (404) pass neither, so they stay 404
+    // for everyone: authenticating them would only hide the typo.
+    addRouteHook(app, 'onRequest', (request, _reply, done) => {
       identify(request);
       done();
     });
 
     function identify(request: FastifyRequest): void {
-      // Unknown routes stay 404 for everyone: authenticating them would only hide the typo.
-      if (request.is404) return;
       const presented = headerKey(request);
       const requestState = request as unknown as Record<symbol, Via>;
       if (presented !== undefined) {
@@ -193,7 +193,7 @@ export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
       }
     }
 
-    app.addHook('preParsing', (request, _reply, payload, done) => {
+    addRouteHook(app, 'preParsing', (request, _reply, payload, done) => {
       // The common case (allowed) stays synchronous; only a denial awaits its audit entry.
       let refusal: Promise<never> | undefined;
       try {
@@ -208,7 +208,6 @@ export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
 
     /** Throws (401) or returns a pending refusal (403, being audited); undefined when allowed. */
     function enforce(request: FastifyRequest): Promise<never> | undefined {
-      if (request.is404 || isProbe(request)) return undefined;
       const access = routeOf(request).config.access ?? 'admin';
       const via = (request as unknown as Record<symbol, Via>)[kVia];
       if (via === 'cookie' && !SAFE_METHODS.has(request.method)) {

@@ -3,7 +3,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { isProbe, rootPlugin } from './security.ts';
+import { addRouteHook } from '../route.ts';
+import { rootPlugin } from './security.ts';
 
 export interface TokenBucketOptions {
   /** Tokens added per minute. */
@@ -79,11 +80,8 @@ export const rateLimitPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerCo
     const windowS = Math.max(1, Math.round((limit.burst * 60) / limit.perMinute));
     const policy = `"default";q=${limit.burst};w=${windowS}`;
 
-    app.addHook('onRequest', (request, reply, done) => {
-      if (isProbe(request)) {
-        done();
-        return;
-      }
+    // Route-level, and not on the probes: a balancer polling often must never be limited.
+    addRouteHook(app, 'onRequest', (request, reply, done) => {
       const key = request.principal === undefined ? `ip:${request.ip}` : `key:${request.principal.name}`;
       const result = buckets.take(key, context.clock.now());
       reply.header('ratelimit-policy', policy);

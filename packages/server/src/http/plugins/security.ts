@@ -2,7 +2,7 @@
 // `reply.headers()` per request: measured, @fastify/helmet rebuilding them per request halves a hello route.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
-import { routeOf } from '../route.ts';
+import { isProbeUrl, routeOf } from '../route.ts';
 
 const CSP = [
   "default-src 'none'",
@@ -36,8 +36,7 @@ const CORS_EXPOSED_HEADERS = 'Location, Retry-After, RateLimit, RateLimit-Policy
 
 /** The probes: never shed, never rate limited, never authenticated (a balancer must always reach them). */
 export function isProbe(request: FastifyRequest): boolean {
-  const url = routeOf(request).url;
-  return url !== undefined && (url === '/health' || url.startsWith('/health/'));
+  return isProbeUrl(routeOf(request).url);
 }
 
 /** Query parameters whose value must never reach a log line. */
@@ -85,8 +84,11 @@ export const securityPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerCon
       'access-control-max-age': '600',
     });
 
+    // Callback-style, like every hook that runs on every request (an async hook costs a promise and
+    // a microtask each), and one hook for all of a response's fixed headers and its request id.
     app.addHook('onRequest', (request, reply, done) => {
       reply.headers(request.protocol === 'https' ? secure : plain);
+      reply.header('x-request-id', request.id);
       const origin = request.headers.origin;
       const corsAllowed = origin !== undefined && (anyOrigin || allowed.has(origin));
       if (corsAllowed) {

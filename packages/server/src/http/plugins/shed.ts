@@ -4,7 +4,8 @@ import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { isProbe, rootPlugin } from './security.ts';
+import { addRouteHook } from '../route.ts';
+import { rootPlugin } from './security.ts';
 
 /** Where the lag reading comes from; a test gives its own. */
 export interface LagSource {
@@ -72,12 +73,12 @@ export const shedPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
     app.addHook('onReady', async () => lag.start?.());
     app.addHook('onClose', async () => lag.stop?.());
 
-    app.addHook('onRequest', (request, _reply, done) => {
+    // Route-level, and not on the probes: a balancer must always reach them.
+    addRouteHook(app, 'onRequest', (request, _reply, done) => {
       done(refusal(request));
     });
 
     function refusal(request: FastifyRequest): ApiError | undefined {
-      if (isProbe(request)) return undefined;
       if (context.draining() && WRITES.has(request.method) && request.url.startsWith('/api/')) {
         return new ApiError('DRAINING', 'The server is shutting down; send this to another instance', {
           headers: { 'retry-after': DRAINING_RETRY_S },
