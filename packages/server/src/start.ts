@@ -305,7 +305,8 @@ export async function openStore(settings: ServerSettings): Promise<{ store: Work
     return { store, label: `PostgreSQL ${redactUrl(settings.databaseUrl)}` };
   }
   const path = join(settings.dataDir, 'bulwark.db');
-  const store = await openSqliteStore({ path });
+  // The log's fsync off the event loop: a start is still durable before it is answered.
+  const store = await openSqliteStore({ path, syncInThreadPool: true });
   return { store, label: `SQLite ${path}` };
 }
 

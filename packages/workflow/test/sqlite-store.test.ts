@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { ErrorCodes, InvalidOptionsError } from '@bulwark/core';
 import Database from 'better-sqlite3';
 import { WorkflowErrorCodes } from '../src/errors.ts';
+import { GroupCommit } from '../src/store/sqlite/group-commit.ts';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite/index.ts';
 import type { NewRun } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
@@ -189,6 +190,86 @@ describe('sqlite store: group commit', () => {
     }
   });
 
+  test("syncInThreadPool: a file's writes settle, and wake-ups fire, once the log's sync has ended", async () => {
+    await withStore(
+      async (store) => {
+        const before = store.stats();
+        const topics: string[] = [];
+        store.subscribe((topic) => topics.push(topic));
+        await Promise.all([store.enqueue([newRun()], T0), store.enqueue([newRun()], T0)]);
+        const after = store.stats();
+        assert.equal(after.transactions - before.transactions, 1);
+        assert.equal(after.syncs - before.syncs, 1, 'one sync for the transaction, in the thread pool');
+        assert.ok(topics.includes('runs'));
+      },
+      { syncInThreadPool: true },
+    );
+  });
+
+  test('writes made during a sync wait for it, then share one transaction; a failed sync rejects its writes and wakes nobody', async () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE t (n INTEGER)');
+    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+    const count = db.prepare('SELECT count(*) FROM t').pluck();
+    const pending: ((error: Error | null) => void)[] = [];
+    const woken: string[] = [];
+    const writes = new GroupCommit(
+      db,
+      (topic) => woken.push(topic),
+      (done) => pending.push(done),
+    );
+    const write = (n: number) =>
+      writes.run((topics) => {
+        insert.run(n);
+        topics.add('runs');
+        return n;
+      });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    try {
+      const first = write(1);
+      await turn();
+      assert.equal(pending.length, 1, 'the first commit is being synced');
+      const second = write(2);
+      const third = write(3);
+      await turn();
+      assert.equal(count.get(), 1, 'nothing more is written while a commit is unsynced');
+      assert.deepEqual(woken, [], 'committed, not yet durable: nobody is woken');
+      let seen: unknown;
+      void first.then(() => {
+        seen = count.get();
+      });
+      pending.shift()?.(null);
+      assert.equal(await first, 1);
+      assert.equal(seen, 1, "the first write's caller resumes before the next transaction");
+      assert.deepEqual(woken, ['runs']);
+      await turn();
+      assert.equal(count.get(), 3);
+      assert.equal(writes.stats.transactions, 2, 'the writes made during the sync share one transaction');
+      assert.equal(pending.length, 1);
+      pending.shift()?.(Object.assign(new Error('EIO'), { code: 'EIO' }));
+      await assert.rejects(second, { code: 'EIO' });
+      await assert.rejects(third, { code: 'EIO' });
+      assert.deepEqual(woken, ['runs']);
+      await writes.drained();
+      assert.equal(writes.stats.syncs, 2);
+    } finally {
+      db.close();
+    }
+  });
+
+  test("without syncInThreadPool, with durability 'normal' or in ':memory:', COMMIT is the only sync", async () => {
+    for (const options of [
+      {},
+      { durability: 'normal' as const, syncInThreadPool: true },
+      { path: ':memory:', syncInThreadPool: true },
+    ]) {
+      await withStore(async (store) => {
+        await store.enqueue([newRun()], T0);
+        assert.equal(store.stats().syncs, 0);
+      }, options);
+    }
+  });
+
   test('a closed store rejects every call with BULWARK_WORKFLOW_STORE_CLOSED', async () => {
     const store = await openSqliteStore({ path: ':memory:' });
     await store.close();
@@ -281,6 +362,7 @@ describe('sqlite store: files, processes and options', () => {
       [{ path: ':memory:', tablePrefix: '1x' }, 'sqliteStore.tablePrefix'],
       [{ path: ':memory:', busyTimeoutMs: -1 }, 'sqliteStore.busyTimeoutMs'],
       [{ path: ':memory:', durabilty: 'full' }, 'sqliteStore.durabilty'],
+      [{ path: ':memory:', syncInThreadPool: 'yes' }, 'sqliteStore.syncInThreadPool'],
     ];
     for (const [options, path] of cases) {
       await assert.rejects(openSqliteStore(options as SqliteStoreOptions), (e: unknown) => {

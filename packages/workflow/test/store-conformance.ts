@@ -168,8 +168,11 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           ],
           T0,
         );
-        assert.deepEqual(results, [{ id, created: true, status: 'queued' }]);
+        const [{ run: created, ...result } = { id: '', created: false, status: 'queued' }] = results;
+        assert.deepEqual([result], [{ id, created: true, status: 'queued' }]);
         const run = await mustGet(store, id);
+        // A store that gives the run back gives it as stored.
+        if (created !== undefined) assert.deepEqual(created, run);
         assert.deepEqual(run, {
           id,
           workflow: WF,
@@ -278,7 +281,8 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           await finish(store, parent, status);
           const child = newRun({ dependsOn: [parent] });
           const [result] = await store.enqueue([child], T0 + 10);
-          assert.deepEqual(result, { id: child.id, created: true, status: 'cancelled' });
+          const { run: _, ...outcome } = result ?? { created: false };
+          assert.deepEqual(outcome, { id: child.id, created: true, status: 'cancelled' });
           const run = await mustGet(store, child.id);
           assert.equal(run.status, 'cancelled');
           assert.equal(run.finishedAt, T0 + 10);
@@ -1461,6 +1465,29 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           store.appendAudit({ ...entry(0), outcome: 'maybe' as NewAuditEntry['outcome'] }),
           /outcome/,
         );
+        assert.deepEqual(await store.listAudit(), []);
+      });
+
+      it('an enqueue carrying an audit entry records it with the run, and not for a matched idempotency key', async (store) => {
+        const { target: _, ...audit } = entry(1, {
+          action: 'run.start',
+          requestId: 'req-1',
+          data: { workflow: WF },
+        });
+        const run = newRun({ idempotencyKey: 'audited', audit });
+        const [first] = await store.enqueue([run], T0);
+        const [again] = await store.enqueue([newRun({ idempotencyKey: 'audited', audit })], T0 + 1);
+        assert.equal(first?.created, true);
+        assert.equal(again?.created, false);
+        const log = await store.listAudit();
+        assert.equal(log.length, 1, 'the second start matched the first run: no second entry');
+        assert.deepEqual({ ...log[0], id: 0 }, { ...audit, target: run.id, id: 0 });
+      });
+
+      it('an enqueue whose audit entry is invalid fails, and neither is stored', async (store) => {
+        const run = newRun({ audit: { ...entry(1), actor: '' } });
+        await assert.rejects(store.enqueue([run], T0), /actor/);
+        assert.equal(await store.getRun(run.id), undefined);
         assert.deepEqual(await store.listAudit(), []);
       });
 

@@ -1,6 +1,6 @@
 // The audit trail of operator and admin actions: who did what to which target, and how it
 // ended, persisted in the workflow store so it outlives the process and is shared by a cluster.
-import type { Json } from '@bulwark/workflow';
+import type { Json, NewAuditEntry } from '@bulwark/workflow';
 import type { FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.ts';
 
@@ -20,8 +20,17 @@ export async function audit(
   request: FastifyRequest,
   entry: AuditAction,
 ): Promise<void> {
+  await context.store.appendAudit(auditEntry(context, request, entry));
+}
+
+/** The entry `audit` records; a write that records it in its own transaction (a run's start) takes it as is. */
+export function auditEntry(
+  context: ServerContext,
+  request: FastifyRequest,
+  entry: AuditAction,
+): NewAuditEntry {
   const principal = request.principal;
-  await context.store.appendAudit({
+  return {
     at: context.clock.now(),
     actor: principal?.name ?? 'anonymous',
     role: principal?.role ?? 'none',
@@ -30,5 +39,5 @@ export async function audit(
     requestId: request.id,
     ...(entry.data === undefined ? {} : { data: entry.data }),
     outcome: entry.outcome ?? 'ok',
-  });
+  };
 }

@@ -15,6 +15,7 @@ import {
 import {
   type ClaimedRun,
   FINAL_STATUSES,
+  type NewAuditEntry,
   type RunRecord,
   type RunStatus,
   type TimelineEvent,
@@ -60,12 +61,19 @@ export interface StartOptions {
   timeoutMs?: number;
   correlationId?: string;
   traceparent?: string;
+  /**
+   * An audit entry recorded with the run, in the same transaction, its target the run's id;
+   * only when the run is created (not when an idempotency key matched an earlier run).
+   */
+  audit?: Omit<NewAuditEntry, 'target'>;
 }
 
 export interface RunHandle {
   readonly id: string;
   /** False when an idempotency key matched an earlier run, whose handle this is. */
   readonly created: boolean;
+  /** The run as created (before any worker claimed it), when the store gives it back (SQLite does). */
+  readonly run?: RunRecord;
 }
 
 /** A registered workflow, as `engine.definitions()` lists it. */
@@ -254,6 +262,7 @@ export class WorkflowEngine {
           ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + options.timeoutMs }),
           ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
           ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
+          ...(options.audit === undefined ? {} : { audit: options.audit }),
         },
       ],
       now,
@@ -261,7 +270,11 @@ export class WorkflowEngine {
     if (result!.created && this.#events.listening)
       this.#emitStatus(result!.id, definition.name, result!.status);
     if (this.#running) this.#poke();
-    return { id: result!.id, created: result!.created };
+    return {
+      id: result!.id,
+      created: result!.created,
+      ...(result!.run === undefined ? {} : { run: result!.run }),
+    };
   }
 
   /** Deletes final runs that finished more than `olderThanMs` ago, with their steps and timelines. */

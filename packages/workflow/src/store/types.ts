@@ -67,6 +67,11 @@ export interface NewRun {
   deadlineAt?: number;
   correlationId?: string;
   traceparent?: string;
+  /**
+   * An audit entry written in the same transaction as the run, its target the run's id, when
+   * the run is created (not when an idempotency key matched): both are durable, or neither.
+   */
+  audit?: Omit<NewAuditEntry, 'target'>;
 }
 
 export interface RunRecord {
@@ -107,6 +112,8 @@ export interface EnqueueResult {
   /** False when an idempotency key matched an existing run (whose id is returned). */
   created: boolean;
   status: RunStatus;
+  /** The run as this enqueue created it, read in its transaction, from stores that give it (SQLite). */
+  run?: RunRecord;
 }
 
 /** A step's recorded outcome. Recorded once: a second record of the same (run, name) is refused. */

@@ -1,8 +1,8 @@
 // /api/workflows: the registered workflows with their declared steps, and starting a run of one
 // (idempotent with an `Idempotency-Key` header, with a priority and runs it depends on).
-import { PRIORITIES, type Priority, UnknownRunError } from '@bulwark/workflow';
+import { PRIORITIES, type Priority, type RunHandle, UnknownRunError } from '@bulwark/workflow';
 import type { FastifyPluginAsync } from 'fastify';
-import { audit } from '../audit.ts';
+import { auditEntry } from '../audit.ts';
 import type { ServerContext } from '../context.ts';
 import { ApiError, invalidField } from '../errors.ts';
 import { nameParam, problemResponses } from '../schemas.ts';
@@ -145,7 +145,7 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
       find(name);
       const body = request.body ?? {};
       const idempotencyKey = request.headers['idempotency-key'];
-      let handle: { id: string; created: boolean };
+      let handle: RunHandle;
       try {
         handle = await engine.start(name, body.input ?? null, {
           priority: body.priority ?? 'normal',
@@ -156,6 +156,8 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
           // The request's trace context (see plugins/tracing.ts): the run's steps continue it.
           traceparent: request.traceparent,
           correlationId: body.correlationId ?? request.id,
+          // Written in the run's own transaction, so the 201 waits for one commit, not two.
+          audit: auditEntry(context, request, { action: 'run.start', data: { workflow: name } }),
         });
       } catch (error) {
         if (error instanceof UnknownRunError) {
@@ -167,7 +169,8 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
         }
         throw error;
       }
-      const run = await store.getRun(handle.id);
+      // As created when the store gives it back: no second read, and the 201 shows it queued.
+      const run = handle.run ?? (await store.getRun(handle.id));
       if (run === undefined) throw new ApiError('NOT_FOUND', `Run ${handle.id} was pruned already`);
       if (
         !handle.created &&
@@ -179,9 +182,6 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
           `Idempotency-Key ${JSON.stringify(idempotencyKey)} was used for run ${run.id} of ${run.workflow} with a different input`,
           { runId: run.id },
         );
-      }
-      if (handle.created) {
-        await audit(context, request, { action: 'run.start', target: run.id, data: { workflow: name } });
       }
       reply.header('location', `/api/runs/${run.id}`);
       return reply.code(handle.created ? 201 : 200).send(runView(run));

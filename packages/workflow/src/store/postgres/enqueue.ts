@@ -161,6 +161,20 @@ export async function applyEnqueues(
       at: p.now,
     }));
     await session.run(sql.insertEvents, [JSON.stringify(events)]);
+    for (const { run } of planned) {
+      const { audit } = run;
+      if (audit === undefined) continue;
+      await session.run(sql.insertAudit, [
+        audit.at,
+        audit.actor,
+        audit.role,
+        audit.action,
+        run.id,
+        audit.requestId ?? null,
+        jsonText(audit.data),
+        audit.outcome,
+      ]);
+    }
     for (const p of planned) {
       session.topics.add(`run:${p.run.id}`);
       if (p.status === 'queued' && p.pending === 0) session.topics.add('runs');

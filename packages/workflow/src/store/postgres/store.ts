@@ -189,6 +189,11 @@ export class PostgresStore implements WorkflowStore {
 
   enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]> {
     if (runs.length === 0) return Promise.resolve([]);
+    try {
+      for (const run of runs) if (run.audit !== undefined) checkAuditEntry({ ...run.audit, target: run.id });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#group.enqueue({ runs, now });
   }
 

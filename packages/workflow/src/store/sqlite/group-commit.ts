@@ -1,5 +1,7 @@
 // Group commit: every write made in the same turn of the event loop shares one transaction (one
-// fsync), each in its own savepoint so one failing write does not undo the others.
+// fsync), each in its own savepoint so one failing write does not undo the others. With a `sync`,
+// the fsync runs off the event loop: the writes settle once it is done, and the writes made
+// meanwhile wait for it, then share the next transaction.
 import type { Database } from 'better-sqlite3';
 import type { WakeTopic } from '../types.ts';
 
@@ -22,16 +24,27 @@ export interface GroupCommitStats {
   transactions: number;
   /** Writes (enqueue, claim, commit, ...) applied in them. */
   writes: number;
+  /** Syncs of the write-ahead log run off the event loop (`syncInThreadPool`): one per transaction. */
+  syncs: number;
 }
+
+/**
+ * Makes every transaction committed so far durable, off the event loop, and calls back once it
+ * is (or with the error that stopped it).
+ */
+export type Sync = (done: (error: Error | null) => void) => void;
 
 /** Says a write threw in the fast path: the batch runs again, each write in a savepoint. */
 const retryWithSavepoints = Symbol('retryWithSavepoints');
 
 export class GroupCommit {
-  readonly stats: GroupCommitStats = { transactions: 0, writes: 0 };
+  readonly stats: GroupCommitStats = { transactions: 0, writes: 0, syncs: 0 };
   #queue: Job[] = [];
   #scheduled = false;
   #idle: (() => void)[] = [];
+  /** A committed transaction is being synced: the next one waits for it. */
+  #syncing = false;
+  readonly #sync: Sync | undefined;
   readonly #db: Database;
   readonly #emit: (topic: WakeTopic) => void;
   readonly #begin: () => void;
@@ -41,9 +54,11 @@ export class GroupCommit {
   readonly #release: () => void;
   readonly #rollbackTo: () => void;
 
-  constructor(db: Database, emit: (topic: WakeTopic) => void) {
+  /** Without `sync`, COMMIT itself is durable (or as durable as the connection's `synchronous`). */
+  constructor(db: Database, emit: (topic: WakeTopic) => void, sync?: Sync) {
     this.#db = db;
     this.#emit = emit;
+    this.#sync = sync;
     const run = (sql: string) => {
       const statement = db.prepare(sql);
       return () => {
@@ -76,15 +91,15 @@ export class GroupCommit {
         this.#scheduled = true;
         // setImmediate rather than a microtask: it gathers every write of this turn, including
         // those made by continuations that a microtask flush would run ahead of. It waits on
-        // no timer, so it needs no clock.
-        setImmediate(() => this.#flush());
+        // no timer, so it needs no clock. During a sync, its end starts the flush.
+        if (!this.#syncing) setImmediate(() => this.#flush());
       }
     });
   }
 
   /** Resolves when every queued write has settled. */
   drained(): Promise<void> {
-    if (!this.#scheduled) return Promise.resolve();
+    if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -133,16 +148,49 @@ export class GroupCommit {
     // job, so running one twice is safe.
     let failure = this.#attempt(jobs, false);
     if (failure === retryWithSavepoints) failure = this.#attempt(jobs, true);
-    if (failure === undefined) {
-      const topics = new Set<WakeTopic>();
-      for (const job of jobs) if (!job.failed) for (const topic of job.topics) topics.add(topic);
-      for (const topic of topics) this.#emit(topic);
+    if (failure !== undefined) {
+      // Nothing of the batch was stored: there is nothing to wait for.
+      for (const job of jobs) job.reject(failure);
+      this.#checkIdle();
+      return;
     }
+    const topics = new Set<WakeTopic>();
+    for (const job of jobs) if (!job.failed) for (const topic of job.topics) topics.add(topic);
+    if (this.#sync === undefined) {
+      this.#settle(jobs, topics, null);
+      this.#checkIdle();
+      return;
+    }
+    // Nothing more is written until this transaction is durable: so at most one commit is ever
+    // unsynced, a write's continuation runs before any later write is applied (as without a
+    // sync), and the writes made during the sync share one transaction after it.
+    this.#syncing = true;
+    this.stats.syncs++;
+    this.#sync((error) => {
+      this.#syncing = false;
+      this.#settle(jobs, topics, error);
+      if (this.#scheduled) setImmediate(() => this.#flush());
+      this.#checkIdle();
+    });
+  }
+
+  /** Wakes listeners and settles the writes of a committed batch, once it is durable. */
+  #settle(jobs: Job[], topics: Set<WakeTopic>, syncError: Error | null): void {
+    // A failed sync leaves the writes committed but not known durable: none is acknowledged,
+    // and no listener is told (a reader may still see them, as after a crash it may not).
+    if (syncError === null) for (const topic of topics) this.#emit(topic);
     for (const job of jobs) {
-      if (failure !== undefined) job.reject(failure);
+      if (syncError !== null) job.reject(syncError);
       else if (job.failed) job.reject(job.error);
       else job.resolve(job.result);
     }
-    if (!this.#scheduled) for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  #isIdle(): boolean {
+    return !this.#scheduled && !this.#syncing;
+  }
+
+  #checkIdle(): void {
+    if (this.#isIdle()) for (const resolve of this.#idle.splice(0)) resolve();
   }
 }

@@ -1,6 +1,6 @@
 // The SQLite workflow store (better-sqlite3, WAL): the embedded default, one file, no set-up.
 // Writes are group-committed (see group-commit.ts); reads run at once on the same connection.
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, fdatasync, openSync, readdirSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
@@ -53,7 +53,11 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   try {
     db.pragma(`busy_timeout = ${normalized.busyTimeoutMs}`);
     enableWal(db, normalized.busyTimeoutMs);
-    db.pragma(`synchronous = ${normalized.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Syncing in the thread pool: SQLite commits without syncing (NORMAL) and the store syncs
+    // the log itself before any write settles (see WalSync). Nothing is acknowledged before it
+    // is on disk, as with FULL, but the event loop no longer blocks on fsync.
+    const syncsItself = syncsInThreadPool(db, normalized);
+    db.pragma(`synchronous = ${normalized.durability === 'full' && !syncsItself ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
     migrateDatabase(db, normalized.tablePrefix);
     return new SqliteStore(db, normalized);
@@ -78,6 +82,48 @@ function enableWal(db: Database.Database, busyTimeoutMs: number): void {
       if ((error as { code?: string }).code !== 'SQLITE_BUSY' || waited >= busyTimeoutMs) throw error;
       Atomics.wait(pause, 0, 0, 10);
     }
+  }
+}
+
+function syncsInThreadPool(db: Database.Database, options: NormalizedSqliteOptions): boolean {
+  return options.syncInThreadPool && options.durability === 'full' && walFile(db) !== undefined;
+}
+
+/** The write-ahead log of a file database in WAL mode; undefined in memory or in another journal mode. */
+function walFile(db: Database.Database): string | undefined {
+  if (db.memory || db.name === '') return undefined;
+  const mode = db.pragma('journal_mode', { simple: true });
+  return mode === 'wal' ? `${db.name}-wal` : undefined;
+}
+
+/**
+ * fdatasync of the write-ahead log in libuv's thread pool. SQLite appends each commit to the
+ * log in order, so one sync makes every commit before it durable; SQLite itself still syncs the
+ * log before a checkpoint copies it into the database, and the database after. The log's file
+ * stays the same while the connection is open (a checkpoint rewinds it, never replaces it).
+ */
+class WalSync {
+  readonly #path: string;
+  #fd: number | undefined;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  readonly sync = (done: (error: Error | null) => void): void => {
+    try {
+      // Opened on first use: the log exists once a transaction has been written to it.
+      this.#fd ??= openSync(this.#path, 'r');
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    fdatasync(this.#fd, (error) => done(error));
+  };
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
   }
 }
 
@@ -121,6 +167,7 @@ export class SqliteStore implements WorkflowStore {
   readonly #options: NormalizedSqliteOptions;
   readonly #sql: Statements;
   readonly #writes: GroupCommit;
+  readonly #walSync: WalSync | undefined;
   readonly #listeners = new Set<(topic: WakeTopic) => void>();
   #closed = false;
 
@@ -132,7 +179,9 @@ export class SqliteStore implements WorkflowStore {
     this.#sql = Object.fromEntries(
       Object.entries(texts).map(([name, text]) => [name, db.prepare(text)]),
     ) as Statements;
-    this.#writes = new GroupCommit(db, (topic) => this.#emit(topic));
+    const wal = syncsInThreadPool(db, options) ? walFile(db) : undefined;
+    this.#walSync = wal === undefined ? undefined : new WalSync(wal);
+    this.#writes = new GroupCommit(db, (topic) => this.#emit(topic), this.#walSync?.sync);
   }
 
   /** Transactions committed and writes applied so far: writes per transaction is the batching gain. */
@@ -151,6 +200,7 @@ export class SqliteStore implements WorkflowStore {
     await this.#writes.drained();
     this.#listeners.clear();
     this.#db.close();
+    this.#walSync?.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -158,6 +208,7 @@ export class SqliteStore implements WorkflowStore {
 
   async enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]> {
     this.#open();
+    for (const run of runs) if (run.audit !== undefined) checkAuditEntry({ ...run.audit, target: run.id });
     return this.#writes.run((topics) => runs.map((run) => this.#enqueueOne(run, now, topics)));
   }
 
@@ -209,8 +260,10 @@ export class SqliteStore implements WorkflowStore {
       this.#insertEvent(run.id, 'run:queued', undefined, now);
       if (pending === 0) topics.add('runs');
     }
+    if (run.audit !== undefined) s.insertAudit.get(auditRow({ ...run.audit, target: run.id }));
     topics.add(`run:${run.id}`);
-    return { id: run.id, created: true, status };
+    // Read here, in the transaction: a claim committed after it would show the run running.
+    return { id: run.id, created: true, status, run: read.run(s.getRun.get(run.id) as Row) };
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -520,16 +573,7 @@ export class SqliteStore implements WorkflowStore {
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
     this.#open();
     checkAuditEntry(entry);
-    const row = {
-      at: entry.at,
-      actor: entry.actor,
-      role: entry.role,
-      action: entry.action,
-      target: entry.target ?? null,
-      requestId: entry.requestId ?? null,
-      data: toJson(entry.data),
-      outcome: entry.outcome,
-    };
+    const row = auditRow(entry);
     const id = await this.#writes.run(() => (this.#sql.insertAudit.get(row) as { id: number }).id);
     return read.audit({ ...row, id, request_id: row.requestId });
   }
@@ -585,6 +629,19 @@ export class SqliteStore implements WorkflowStore {
 /** JSON text for a column; `undefined` is SQL NULL (and reads back as `undefined`). */
 function toJson(value: Json | StoredError | undefined): string | null {
   return value === undefined ? null : JSON.stringify(value);
+}
+
+function auditRow(entry: NewAuditEntry) {
+  return {
+    at: entry.at,
+    actor: entry.actor,
+    role: entry.role,
+    action: entry.action,
+    target: entry.target ?? null,
+    requestId: entry.requestId ?? null,
+    data: toJson(entry.data),
+    outcome: entry.outcome,
+  };
 }
 
 /** The stores' JSON columns, read back (NULL is undefined). */
