@@ -1,35 +1,20 @@
 // What the engine offers a server, on a real SQLite file: registered definitions, the events it
 // tells listeners (run status, step outcomes), the runs it executes, and retrying failed runs.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import {
   defineWorkflow,
   type EngineEvent,
   RunFailedError,
-  WorkflowEngine,
   type WorkflowEngineOptions,
   WorkflowErrorCodes,
-  type WorkflowStore,
 } from '@bulwark/workflow';
-import { openTestStore } from './stores.ts';
+import { engineOnFile } from './stores.ts';
 
-async function setup(
-  t: TestContext,
-  options: Partial<WorkflowEngineOptions> = {},
-): Promise<{ engine: WorkflowEngine; store: WorkflowStore; heard: EngineEvent[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bulwark-admin-'));
-  const store = await openTestStore(join(dir, 'runs.db'));
-  const engine = new WorkflowEngine({ store, pollMs: 20, leaseMs: 2_000, ...options });
+async function setup(t: TestContext, options: Partial<WorkflowEngineOptions> = {}) {
+  const { engine, store } = await engineOnFile(t, options);
   const heard: EngineEvent[] = [];
   engine.on((event) => heard.push(event));
-  t.after(async () => {
-    await engine.stop();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
   return { engine, store, heard };
 }
 

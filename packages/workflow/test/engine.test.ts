@@ -2,37 +2,18 @@
 // open circuit, compensation, sleeps, events, cancellation, priorities, dependencies, versions,
 // and the timeline.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, type TestContext, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { currentRequestContext, DependencyRegistry } from '@bulwark/core';
 import {
   defineWorkflow,
   RunFailedError,
   type TimelineEvent,
   WorkflowEngine,
-  type WorkflowEngineOptions,
   WorkflowErrorCodes,
-  type WorkflowStore,
 } from '@bulwark/workflow';
-import { openTestStore } from './stores.ts';
+import { engineOnFile } from './stores.ts';
 
-async function setup(
-  t: TestContext,
-  options: Partial<WorkflowEngineOptions> = {},
-): Promise<{ engine: WorkflowEngine; store: WorkflowStore; path: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bulwark-engine-'));
-  const path = join(dir, 'runs.db');
-  const store = await openTestStore(path);
-  const engine = new WorkflowEngine({ store, pollMs: 20, leaseMs: 2_000, ...options });
-  t.after(async () => {
-    await engine.stop();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { engine, store, path };
-}
+const setup = engineOnFile;
 
 const types = (events: TimelineEvent[]) =>
   events.map((e) => (e.step === undefined ? e.type : `${e.type} ${e.step}`));

@@ -1,13 +1,44 @@
 // Opens the stores for the engine's tests: a real SQLite file, or a fresh schema on the real
 // PostgreSQL server (BULWARK_TEST_PG_URL), migrated.
 import { randomUUID } from 'node:crypto';
-import { openPostgresStore, openSqliteStore, type SqliteStore, type WorkflowStore } from '@bulwark/workflow';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import {
+  openPostgresStore,
+  openSqliteStore,
+  type SqliteStore,
+  WorkflowEngine,
+  type WorkflowEngineOptions,
+  type WorkflowStore,
+} from '@bulwark/workflow';
 import pg from 'pg';
 
 export const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export function openTestStore(path: string): Promise<SqliteStore> {
   return openSqliteStore({ path });
+}
+
+/**
+ * An engine on a fresh SQLite file (fast polls, short leases), stopped and its file removed
+ * after the test.
+ */
+export async function engineOnFile(
+  t: TestContext,
+  options: Partial<WorkflowEngineOptions> = {},
+): Promise<{ engine: WorkflowEngine; store: SqliteStore; path: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-engine-'));
+  const path = join(dir, 'runs.db');
+  const store = await openTestStore(path);
+  const engine = new WorkflowEngine({ store, pollMs: 20, leaseMs: 2_000, ...options });
+  t.after(async () => {
+    await engine.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { engine, store, path };
 }
 
 /** A store on `target`: a SQLite file path, or `pg:<schema>`. */
