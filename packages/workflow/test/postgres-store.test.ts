@@ -12,34 +12,18 @@ import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres/
 import { statements } from '../src/store/postgres/sql.ts';
 import type { NewRun, WakeTopic } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
+import { PG_URL, postgresUnavailable } from './stores.ts';
 
-const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const T0 = 1_700_000_000_000;
 const late = { type: 'run:late', step: undefined, data: undefined, progress: 0, at: T0 + 1 };
 
-/** Whether the server answers; the reason if not. */
-async function probe(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return undefined;
-  } catch (error) {
-    return (error as Error).message || String(error);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-const unreachable = await probe();
+const unreachable = await postgresUnavailable();
 
 if (unreachable !== undefined) {
-  const message = `PostgreSQL is not reachable at ${PG_URL} (${unreachable}); set BULWARK_TEST_PG_URL`;
   if (process.env.CI === 'true') {
-    test('PostgreSQL is reachable (required under CI)', () => assert.fail(message));
+    test('PostgreSQL is reachable (required under CI)', () => assert.fail(unreachable));
   } else {
-    test('PostgreSQL store tests', { skip: message }, () => {});
+    test('PostgreSQL store tests', { skip: unreachable }, () => {});
   }
 } else {
   suites();
