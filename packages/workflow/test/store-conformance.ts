@@ -121,6 +121,21 @@ async function startOne(
   return result.id;
 }
 
+/** The worker parks the run until an `approved` signal, or a minute after T0 at the latest. */
+async function waitForApproval(store: WorkflowStore, id: string, now: number): Promise<void> {
+  await store.commit(
+    [
+      update(id, 'w1', {
+        status: 'waiting',
+        waitingFor: 'approved',
+        availableAt: T0 + 60_000,
+        releaseLease: true,
+      }),
+    ],
+    now,
+  );
+}
+
 async function finish(store: WorkflowStore, id: string, status: RunRecord['status'], now = T0) {
   const run = await mustGet(store, id);
   const result = await store.commit(
@@ -851,17 +866,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
 
       it('waitingFor is set with waiting and cleared with null', async (store) => {
         const id = await startOne(store);
-        await store.commit(
-          [
-            update(id, 'w1', {
-              status: 'waiting',
-              waitingFor: 'approved',
-              availableAt: T0 + 60_000,
-              releaseLease: true,
-            }),
-          ],
-          T0 + 1,
-        );
+        await waitForApproval(store, id, T0 + 1);
         const waiting = await mustGet(store, id);
         assert.equal(waiting.waitingFor, 'approved');
         assert.equal(waiting.availableAt, T0 + 60_000);
@@ -912,17 +917,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
 
       it('a signal wakes a run waiting for that name: available now, with a runs wake-up', async (store) => {
         const id = await startOne(store);
-        await store.commit(
-          [
-            update(id, 'w1', {
-              status: 'waiting',
-              waitingFor: 'approved',
-              availableAt: T0 + 60_000,
-              releaseLease: true,
-            }),
-          ],
-          T0 + 1,
-        );
+        await waitForApproval(store, id, T0 + 1);
         await store.signal(id, 'something-else', null, T0 + 5);
         assert.equal((await mustGet(store, id)).availableAt, T0 + 60_000, 'another name does not wake it');
         const rec = recordTopics(store);
@@ -938,17 +933,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         const id = await startOne(store);
         // The signal arrives while the worker still holds the run, between its look and its commit.
         assert.equal(await store.signal(id, 'approved', true, T0 + 5), true);
-        await store.commit(
-          [
-            update(id, 'w1', {
-              status: 'waiting',
-              waitingFor: 'approved',
-              availableAt: T0 + 60_000,
-              releaseLease: true,
-            }),
-          ],
-          T0 + 7,
-        );
+        await waitForApproval(store, id, T0 + 7);
         assert.equal((await mustGet(store, id)).availableAt, T0 + 7);
         const [claimed] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 7 }));
         assert.equal(claimed?.id, id);
