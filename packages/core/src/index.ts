@@ -95,7 +95,9 @@ export {
   type HttpClientDescription,
   type HttpClientStats,
   type HttpOptions,
+  parseTraceparent,
   type RequestContext,
+  type Traceparent,
   withRequestContext,
 } from './http/index.ts';
 export type { ExecuteOptions, ExecutionContext, Operation } from './pipeline/context.ts';

@@ -7,6 +7,7 @@ import {
   HttpClient,
   HttpClientClosedError,
   HttpStatusError,
+  parseTraceparent,
   VirtualClock,
   withRequestContext,
 } from '@bulwark/core';
@@ -374,6 +375,28 @@ describe('http client: request context', () => {
       }
     }
     assert.equal(currentRequestContext(), undefined);
+  });
+
+  test('parseTraceparent takes a valid version-00 header apart and refuses anything else', () => {
+    const trace = '0af7651916cd43dd8448eb211c80319c';
+    const parent = 'b7ad6b7169203331';
+    assert.deepEqual(parseTraceparent(`00-${trace}-${parent}-01`), {
+      traceId: trace,
+      parentId: parent,
+      flags: 1,
+    });
+    for (const bad of [
+      `01-${trace}-${parent}-01`,
+      `00-${trace.toUpperCase()}-${parent}-01`,
+      `00-${'0'.repeat(32)}-${parent}-01`,
+      `00-${trace}-${'0'.repeat(16)}-01`,
+      `00-${trace}-${parent}-1`,
+      ` 00-${trace}-${parent}-01`,
+      undefined,
+      42,
+    ]) {
+      assert.equal(parseTraceparent(bad), undefined, String(bad));
+    }
   });
 
   test('a child traceparent always keeps the trace id and flags and has a fresh non-zero parent id', () => {

@@ -51,13 +51,32 @@ export function contextHeaders():
   };
 }
 
+/** A W3C `traceparent` (version 00) taken apart. */
+export interface Traceparent {
+  readonly traceId: string;
+  readonly parentId: string;
+  /** The trace flags, as a number (bit 0: sampled). */
+  readonly flags: number;
+}
+
+/**
+ * Parses a W3C `traceparent` header: version 00, lower-case hex, neither id all zeros. Anything
+ * else is undefined: treated as absent rather than guessed at.
+ */
+export function parseTraceparent(value: unknown): Traceparent | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = TRACEPARENT.exec(value);
+  if (match === null) return undefined;
+  const [, traceId, parentId, flags] = match as unknown as [string, string, string, string];
+  if (traceId === ZERO_TRACE || parentId === ZERO_PARENT) return undefined;
+  return { traceId, parentId, flags: Number.parseInt(flags, 16) };
+}
+
 /** The traceparent of an outgoing call: the same trace and flags, a fresh parent id; undefined if invalid. */
 export function childTraceparent(traceparent: string): string | undefined {
-  const match = TRACEPARENT.exec(traceparent);
-  if (match === null) return undefined;
-  const [, traceId, parentId, flags] = match;
-  if (traceId === ZERO_TRACE || parentId === ZERO_PARENT) return undefined;
-  return `00-${traceId}-${spanId()}-${flags}`;
+  const parsed = parseTraceparent(traceparent);
+  if (parsed === undefined) return undefined;
+  return `00-${parsed.traceId}-${spanId()}-${parsed.flags.toString(16).padStart(2, '0')}`;
 }
 
 function spanId(): string {

@@ -1,22 +1,20 @@
 // W3C Trace Context `traceparent` headers read and written without an OpenTelemetry propagator,
 // so an incoming trace is continued even when no SDK is installed.
 import { randomFillSync } from 'node:crypto';
+import { parseTraceparent } from '@bulwark/core';
 import { type SpanContext, TraceFlags } from '@opentelemetry/api';
 
-// Version 00 only, lower-case hex: anything else is treated as absent rather than guessed at.
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
-
-/** The remote span context a valid `traceparent` names; undefined for anything malformed. */
-export function parseTraceparent(value: unknown): SpanContext | undefined {
-  if (typeof value !== 'string') return undefined;
-  const match = TRACEPARENT.exec(value);
-  if (match === null) return undefined;
-  const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
-  if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return undefined;
+/** The remote span context a valid `traceparent` names (core parses it); undefined for anything malformed. */
+export function remoteSpanContext(value: unknown): SpanContext | undefined {
+  const parsed = parseTraceparent(value);
+  if (parsed === undefined) return undefined;
   // Only the sampled bit is defined in version 00; the others are reserved.
-  return { traceId, spanId, traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
+  return {
+    traceId: parsed.traceId,
+    spanId: parsed.parentId,
+    traceFlags: parsed.flags & TraceFlags.SAMPLED,
+    isRemote: true,
+  };
 }
 
 export function formatTraceparent(context: SpanContext): string {
@@ -31,10 +29,9 @@ export function formatTraceparent(context: SpanContext): string {
 export function randomTraceparent(): string {
   for (;;) {
     const hex = randomIds();
-    const traceId = hex.slice(0, 32);
-    const spanId = hex.slice(32);
+    const candidate = `00-${hex.slice(0, 32)}-${hex.slice(32)}-00`;
     // All-zero ids are invalid (and, from 24 random bytes, never seen in practice).
-    if (traceId !== ZERO_TRACE && spanId !== ZERO_SPAN) return `00-${traceId}-${spanId}-00`;
+    if (parseTraceparent(candidate) !== undefined) return candidate;
   }
 }
 

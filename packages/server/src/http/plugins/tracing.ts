@@ -16,7 +16,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { routeOf } from '../route.ts';
 import { isProbe, rootPlugin } from './security.ts';
-import { formatTraceparent, parseTraceparent, randomTraceparent } from './traceparent.ts';
+import { formatTraceparent, randomTraceparent, remoteSpanContext } from './traceparent.ts';
 import { TRACER_NAME, traceWorkflowSteps } from './workflow-tracing.ts';
 
 const kTrace: unique symbol = Symbol('bulwark.trace');
@@ -43,7 +43,7 @@ declare module 'fastify' {
 const MAX_TRACESTATE = 512;
 
 function parentContext(request: FastifyRequest): Context {
-  const parent = parseTraceparent(request.headers.traceparent);
+  const parent = remoteSpanContext(request.headers.traceparent);
   if (parent === undefined) return ROOT_CONTEXT;
   const state = request.headers.tracestate;
   if (typeof state === 'string' && state.length <= MAX_TRACESTATE)

@@ -11,7 +11,7 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
-import { parseTraceparent } from './traceparent.ts';
+import { remoteSpanContext } from './traceparent.ts';
 
 export const TRACER_NAME = '@bulwark/server';
 
@@ -37,13 +37,13 @@ export function traceWorkflowSteps(engine: WorkflowEngine, store: WorkflowStore,
 
   const parentOf = (event: StepFinished): Promise<SpanContext | undefined> => {
     // Engines that put the traceparent on the event spare the store read.
-    if ('traceparent' in event) return Promise.resolve(parseTraceparent(event.traceparent));
+    if ('traceparent' in event) return Promise.resolve(remoteSpanContext(event.traceparent));
     let parent = parents.get(event.runId);
     if (parent !== undefined) {
       parents.delete(event.runId);
     } else {
       parent = store.getRun(event.runId).then(
-        (run) => parseTraceparent(run?.traceparent),
+        (run) => remoteSpanContext(run?.traceparent),
         () => undefined,
       );
       if (parents.size >= CACHED_RUNS) parents.delete(parents.keys().next().value!);
