@@ -302,7 +302,7 @@ async function fromFile(
 export async function openStore(settings: ServerSettings): Promise<{ store: WorkflowStore; label: string }> {
   if (settings.databaseUrl !== undefined) {
     const store = await openPostgresStore({ connectionString: settings.databaseUrl });
-    return { store, label: `PostgreSQL ${redactUrl(settings.databaseUrl)}` };
+    return { store, label: `PostgreSQL ${withoutPassword(settings.databaseUrl)}` };
   }
   const path = join(settings.dataDir, 'bulwark.db');
   // The log's fsync off the event loop: a start is still durable before it is answered.
@@ -311,7 +311,7 @@ export async function openStore(settings: ServerSettings): Promise<{ store: Work
 }
 
 /** `postgres://user:secret@host/db` → `postgres://user@host/db`. */
-export function redactUrl(text: string): string {
+export function withoutPassword(text: string): string {
   try {
     const url = new URL(text);
     url.password = '';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { SettingsError } from '../src/http/settings.ts';
-import { redactUrl, type StartedServer, startServer } from '../src/start.ts';
+import { type StartedServer, startServer, withoutPassword } from '../src/start.ts';
 
 /**
  * A loaded test machine stalls the event loop now and then; the load shedder would then refuse the
@@ -217,16 +217,19 @@ describe('startServer on PostgreSQL', async () => {
     });
     t.after(() => server.close());
     assert.equal(server.server.context.store.dialect, 'postgres');
-    assert.match(out.text(), new RegExp(`store: +PostgreSQL ${redactUrl(PG_URL).replaceAll('.', '\\.')}`));
+    assert.match(
+      out.text(),
+      new RegExp(`store: +PostgreSQL ${withoutPassword(PG_URL).replaceAll('.', '\\.')}`),
+    );
     assert.ok(!existsSync(join(dir, 'bulwark.db')));
     assert.equal((await fetch(`${server.url}/health/ready`)).status, 200);
   });
 });
 
-test('redactUrl drops the password of a database URL and keeps the rest', () => {
+test('withoutPassword drops the password of a database URL and keeps the rest', () => {
   assert.equal(
-    redactUrl('postgres://bulwark:s3cret@db.internal:5432/bulwark?sslmode=require'),
+    withoutPassword('postgres://bulwark:s3cret@db.internal:5432/bulwark?sslmode=require'),
     'postgres://bulwark@db.internal:5432/bulwark?sslmode=require',
   );
-  assert.equal(redactUrl('not a url s3cret'), '(unparsable URL)');
+  assert.equal(withoutPassword('not a url s3cret'), '(unparsable URL)');
 });
