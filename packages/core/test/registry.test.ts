@@ -6,8 +6,10 @@ import {
   currentCall,
   DependencyRegistry,
   ErrorCodes,
+  HttpStatusError,
   KIND_DEFAULTS,
   type PolicyDescription,
+  RateLimitedError,
   TimeoutError,
   VirtualClock,
 } from '@bulwark/core';
@@ -486,6 +488,77 @@ describe('registry: failover groups', () => {
       {
         code: ErrorCodes.GROUP_UNAVAILABLE,
         retryAfterMs: 6_000,
+      },
+    );
+  });
+
+  test('a provider that answers 429 with Retry-After is skipped until then; a plain 500 is not', async () => {
+    const clock = new VirtualClock();
+    const open = { retry: false as const, breaker: false as const };
+    const r = registry(clock, {
+      dependencies: { a: open, b: open, c: open },
+      groups: { ai: { providers: ['a', 'b', 'c'] } },
+    });
+    const events = recordEvents(r);
+    const status = (code: number, retryAfterMs: number | undefined) =>
+      new HttpStatusError({
+        client: 'b',
+        status: code,
+        statusText: '',
+        method: 'POST',
+        url: 'http://127.0.0.1/v1',
+        headers: new Headers(),
+        body: '',
+        retryAfterMs,
+      });
+    let answers: Record<string, () => unknown> = {
+      a: () => {
+        throw status(500, undefined);
+      },
+      b: () => {
+        throw status(429, 5_000);
+      },
+      c: () => 'c',
+    };
+    const called: string[] = [];
+    const ask = () =>
+      r.execute('ai', 'complete', (ctx) => {
+        called.push(ctx.dependency);
+        return answers[ctx.dependency]!();
+      });
+    assert.equal(await ask(), 'c');
+    await clock.advance(1_000);
+    assert.equal(await ask(), 'c');
+    // a (500, no Retry-After) is tried again; b is left alone for the 5 s it asked for.
+    assert.deepEqual(called, ['a', 'b', 'c', 'a', 'c']);
+    assert.ok(
+      events.some((e) => e.type === 'group:failover' && e.from === 'b' && e.reason === 'rate-limited'),
+    );
+    await clock.advance(4_000);
+    called.length = 0;
+    answers = { ...answers, b: () => 'b' };
+    assert.equal(await ask(), 'b');
+    assert.deepEqual(called, ['a', 'b']);
+  });
+
+  test('when every provider is cooling down, GroupUnavailableError gives the soonest wait', async () => {
+    const clock = new VirtualClock();
+    const r = registry(clock, {
+      dependencies: { a: { retry: false }, b: { retry: false } },
+      groups: { ai: { providers: ['a', 'b'] } },
+    });
+    const limited = (ms: number) => () => Promise.reject(new RateLimitedError('upstream', ms));
+    await assert.rejects(
+      r.execute('ai', 'x', (ctx) => limited(ctx.dependency === 'a' ? 3_000 : 2_000)()),
+      RateLimitedError,
+    );
+    await clock.advance(500);
+    await rejectsWith(
+      r.execute('ai', 'x', () => 1),
+      Error,
+      {
+        code: ErrorCodes.GROUP_UNAVAILABLE,
+        retryAfterMs: 1_500,
       },
     );
   });

@@ -98,12 +98,12 @@ export interface BulwarkEventMap {
     error: unknown;
     group: string | undefined;
   };
-  /** A failover group gave up on `from` (it failed, or its circuit was open) and moves to `to` (undefined: none left). */
+  /** A failover group gave up on `from` (it failed, its circuit was open, or it is cooling down after a 429/503 with Retry-After) and moves to `to` (undefined: none left). */
   'group:failover': EventBase & {
     group: string;
     from: string;
     to: string | undefined;
-    reason: 'failed' | 'circuit-open';
+    reason: 'failed' | 'circuit-open' | 'rate-limited';
     error: unknown;
   };
   /** A failover group's call ended: `provider` served it (undefined: none did, and `degraded` says whether its fallback answered). */

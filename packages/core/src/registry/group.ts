@@ -1,5 +1,7 @@
 // A failover group: providers of the same service tried in order (or by weight), skipping those
-// whose circuit is open, with one fallback for the group when none can answer.
+// whose circuit is open or that asked to be left alone for a while (429/503 with Retry-After, or
+// their own rate limiter refusing), with one fallback for the group when none can answer.
+import { BulwarkError, ErrorCodes } from '../errors.ts';
 import { fail, isRecord, knownKeys, nearest, num, oneOf, optionsObject } from '../internal/validate.ts';
 import type { FailoverGroupOptions } from './options.ts';
 
@@ -35,6 +37,11 @@ export class FailoverGroup {
   fallbacks = 0;
   failures = 0;
   readonly servedBy = new Map<string, number>();
+  /**
+   * Providers that answered "not now" with a time to come back, and when that is (clock ms).
+   * Entries are dropped when found expired, so the map holds only providers cooling down.
+   */
+  readonly #coolingUntil = new Map<string, number>();
 
   constructor(name: string, options: FailoverGroupOptions, dependencies: readonly string[]) {
     const path = `groups.${name}`;
@@ -99,6 +106,25 @@ export class FailoverGroup {
     return out;
   }
 
+  /**
+   * How long `provider` should still be left alone (ms), or 0. A provider cools down after a
+   * failure that says when to come back: HTTP 429 or 503 with `Retry-After`, or its own rate
+   * limiter's refusal. Trying it before then would only spend the caller's time and its quota.
+   */
+  coolingFor(provider: string, now: number): number {
+    const until = this.#coolingUntil.get(provider);
+    if (until === undefined) return 0;
+    if (until > now) return until - now;
+    this.#coolingUntil.delete(provider);
+    return 0;
+  }
+
+  /** Records `error` from `provider`: a cool-down starts if it names when to come back. */
+  failed(provider: string, error: unknown, now: number): void {
+    const wait = comeBackAfterMs(error);
+    if (wait > 0) this.#coolingUntil.set(provider, now + wait);
+  }
+
   stats(): GroupStats {
     return {
       name: this.name,
@@ -111,6 +137,18 @@ export class FailoverGroup {
       failures: this.failures,
     };
   }
+}
+
+/** The wait a "not now" failure asks for: 429/503 with Retry-After, or a rate limiter's refusal. */
+function comeBackAfterMs(error: unknown): number {
+  if (!(error instanceof BulwarkError)) return 0;
+  const code = error.code;
+  const status = (error as { status?: unknown }).status;
+  const wait = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  if (typeof wait !== 'number' || !(wait > 0)) return 0;
+  if (code === ErrorCodes.RATE_LIMITED) return wait;
+  if (code === ErrorCodes.HTTP_STATUS && (status === 429 || status === 503)) return wait;
+  return 0;
 }
 
 function nearestName(name: string, names: readonly string[]): string {

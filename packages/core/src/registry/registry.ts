@@ -366,6 +366,12 @@ export class DependencyRegistry {
         this.#failover(group, operation, dep.name, order[i + 1], 'circuit-open', undefined);
         continue;
       }
+      const cooling = group.coolingFor(dep.name, this.#clock.now());
+      if (cooling > 0) {
+        if (cooling < soonest) soonest = cooling;
+        this.#failover(group, operation, dep.name, order[i + 1], 'rate-limited', undefined);
+        continue;
+      }
       tried.push(dep.name);
       try {
         const value = await call(dep, name);
@@ -376,6 +382,7 @@ export class DependencyRegistry {
         // The caller gave up: no other provider should be tried on its behalf.
         if (signal?.aborted) throw error;
         lastError = error;
+        group.failed(dep.name, error, this.#clock.now());
         this.#failover(group, operation, dep.name, order[i + 1], 'failed', error);
       }
     }
@@ -397,7 +404,7 @@ export class DependencyRegistry {
     operation: string,
     from: string,
     to: string | undefined,
-    reason: 'failed' | 'circuit-open',
+    reason: 'failed' | 'circuit-open' | 'rate-limited',
     error: unknown,
   ): void {
     group.failovers++;
