@@ -172,6 +172,23 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }),
   );
 
+  program
+    .command('demo')
+    .description(
+      'start misbehaving upstreams and the server, drive load through them, show the policies reacting live, then write an HTML report',
+    )
+    .option('-d, --duration <duration>', 'how long the load runs, 3s to 1h (default: 60s)')
+    .option('--report <dir>', 'where the report goes (default: ./bulwark-demo-report)')
+    .option('--seed <n>', 'the seed of the upstreams’ script: the same seed, the same script (default: 1)')
+    .option('-p, --port <port>', 'the server’s port; 0 picks a free one (default: 0)', port)
+    .option('--no-server', 'run without the server and its dashboard')
+    .action(
+      handled(async (options: import('./demo.ts').DemoCommandOptions) => {
+        const { demoCommand } = await import('./demo.ts');
+        return demoCommand(options, io.stdout, io.env);
+      }),
+    );
+
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
