@@ -15,6 +15,7 @@ import {
 } from '@bulwark/workflow';
 import type { Env } from './config/env.ts';
 import { type BulwarkConfig, loadConfig, parseConfig } from './config/load.ts';
+import { compileWorkflows } from './declarative/compile.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
 import { startExampleUpstream } from './examples/upstream.ts';
 import { exampleWorkflows } from './examples/workflows.ts';
@@ -118,7 +119,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       registry: sources.registry,
       concurrency: effective.concurrency,
     });
-    engine.register(...sources.workflows, ...(options.workflows ?? []));
+    // Declared in the file: compiled once, at start (a reload swaps dependencies, not workflows).
+    const declared = compileWorkflows(sources.config.workflows ?? {}, {
+      registry: sources.registry,
+      storageDir: sources.config.storage?.dir ?? join(effective.dataDir, 'files'),
+    });
+    engine.register(...sources.workflows, ...declared, ...(options.workflows ?? []));
     cleanups.push(() => engine.stop());
 
     const server = await createServer({
@@ -139,7 +145,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
     const url = `http://${hostForUrl(effective.host)}:${port}`;
     engine.startWorker();
 
-    const workflowCount = sources.workflows.length + (options.workflows?.length ?? 0);
+    const workflowCount = sources.workflows.length + declared.length + (options.workflows?.length ?? 0);
     const lines = [
       `Bulwark ${version} listening on ${url}`,
       `  store:        ${storeLabel}`,

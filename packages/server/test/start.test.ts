@@ -61,7 +61,7 @@ describe('startServer with the built-in defaults', () => {
     // Once in the banner's key line and once in the login URL: nowhere else, never in the log.
     assert.equal(out.text().split(key).length - 1, 2, out.text());
     assert.match(out.text(), new RegExp(`dashboard: +http://127\\.0\\.0\\.1:\\d+/#key=${key}`));
-    assert.match(out.text(), /dependencies: 3, workflows: 2 \(built-in examples/);
+    assert.match(out.text(), /dependencies: 4, workflows: 3 \(built-in examples/);
 
     const workflows = await getJson<{ items: { name: string; steps: string[] | null }[] }>(
       server,
@@ -74,10 +74,16 @@ describe('startServer with the built-in defaults', () => {
       [
         ['adopt-pet', ['reserve', 'charge', 'confirm']],
         ['nightly-report', ['sales', 'sleep:settle', 'inventory', 'publish']],
+        ['site-to-document', ['source', 'fetch', 'page', 'document', 'store']],
       ],
     );
     const deps = await getJson<{ items: { name: string }[] }>(server, '/api/dependencies', key);
-    assert.deepEqual(deps.body.items.map((d) => d.name).sort(), ['notifications', 'payments', 'petstore']);
+    assert.deepEqual(deps.body.items.map((d) => d.name).sort(), [
+      'notifications',
+      'payments',
+      'petstore',
+      'web',
+    ]);
     assert.equal((await fetch(`${server.url}/api/workflows`)).status, 401);
 
     await server.close();

@@ -2,6 +2,7 @@
 // parts are invalid): group providers name real dependencies, sections suit the kind, and
 // settings that contradict each other.
 import { type DependencyKind, DEPENDENCY_KINDS as KINDS } from '@bulwark/core';
+import { checkWorkflows } from '../declarative/check.ts';
 import { parseDuration } from './duration.ts';
 import type { RawIssue } from './issues.ts';
 import { isRecord, type Segment, suggest } from './walk.ts';
@@ -86,6 +87,7 @@ export function crossCheck(data: unknown): RawIssue[] {
       seen.add(ref);
     });
   }
+  issues.push(...checkWorkflows(data));
   return issues;
 }
 

@@ -14,6 +14,7 @@ import {
   type Node,
   parseDocument,
 } from 'yaml';
+import type { StorageSettings, WorkflowDeclaration } from '../declarative/types.ts';
 import type { ServerSettingsInput } from '../http/settings.ts';
 import { crossCheck } from './checks.ts';
 import {
@@ -40,6 +41,10 @@ export interface BulwarkConfig {
    * keeps `new DependencyRegistry(config)` and `registry.configure(config)` working as they are.
    */
   readonly server?: ServerSettingsInput;
+  /** The declarative workflows (`workflows:`), for `compileWorkflows`. Not enumerable, like `server`. */
+  readonly workflows?: Record<string, WorkflowDeclaration>;
+  /** The `storage` section, `dir` made absolute against the file's directory. Not enumerable. */
+  readonly storage?: StorageSettings;
 }
 
 export interface ParseOptions {
@@ -137,10 +142,17 @@ export function parseConfig(text: string, options: ParseOptions = {}): BulwarkCo
     ];
     throw new ConfigError(sortIssues(issues), file);
   }
-  const { server, ...registryOptions } = parsed.data as BulwarkConfig & { server: ServerSettingsInput };
+  const { server, workflows, storage, ...registryOptions } = parsed.data as BulwarkConfig & {
+    server: ServerSettingsInput;
+    workflows: Record<string, WorkflowDeclaration>;
+    storage: StorageSettings;
+  };
   const config = withModulePaths(registryOptions, baseDir);
   if (server.dataDir !== undefined) server.dataDir = resolve(baseDir, server.dataDir);
+  if (storage.dir !== undefined) storage.dir = resolve(baseDir, storage.dir);
   Object.defineProperty(config, 'server', { value: server, enumerable: false });
+  Object.defineProperty(config, 'workflows', { value: workflows, enumerable: false });
+  Object.defineProperty(config, 'storage', { value: storage, enumerable: false });
   return config;
 }
 

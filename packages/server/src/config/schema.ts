@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { bound, count, doc, duration, offable, rate, renamed } from './fields.ts';
 import { httpSchema } from './schema-http.ts';
 import { serverSchema } from './schema-server.ts';
+import { storageSchema, workflowsSchema } from './schema-workflows.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Policy sections
@@ -357,9 +358,21 @@ export const configSchema = z
       'The server `bulwark start` runs: address, data directory, store and limits.',
       'loopback on 8080, SQLite in ./.bulwark',
     ),
+    workflows: doc(
+      workflowsSchema(retry).optional(),
+      'Declarative workflows, by name: built-in steps (`http`, `extract`, `file.write`, `transform`, ...) with `{{ }}` templates. See docs/declarative-workflows.md.',
+      '{}',
+    ),
+    storage: doc(
+      storageSchema.optional(),
+      'Where declarative workflows read and write files.',
+      '{ dir: <server.dataDir>/files }',
+    ),
   })
-  .transform(({ dependencies, groups, server }) => ({
+  .transform(({ dependencies, groups, server, workflows, storage }) => ({
     dependencies: dependencies ?? {},
     groups: groups ?? {},
     server: server ?? {},
+    workflows: workflows ?? {},
+    storage: storage ?? {},
   }));

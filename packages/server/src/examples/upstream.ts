@@ -26,6 +26,34 @@ interface Charge {
   refunded: boolean;
 }
 
+/** A page with the usual chrome around its content, for the `extract` step to see through. */
+const ADOPTION_GUIDE = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Adopting a pet: a short guide</title>
+  <style>body { font-family: sans-serif }</style>
+  <script>console.log('analytics')</script>
+</head>
+<body>
+  <header><nav><a href="/">Home</a> | <a href="/pets">Pets</a></nav></header>
+  <main>
+    <h1>Adopting a pet</h1>
+    <p>Every pet in the shop is <strong>vaccinated</strong> and looking for a home.
+       See <a href="/pets">the pets available today</a>.</p>
+    <h2>How it works</h2>
+    <ol>
+      <li>Reserve a pet: it is held for you.</li>
+      <li>Pay the adoption fee (<em>refunded</em> if anything goes wrong).</li>
+      <li>Take your new friend home.</li>
+    </ol>
+    <blockquote><p>The best pet is the one that picks you.</p></blockquote>
+  </main>
+  <footer>Pet shop example, served by Bulwark for its built-in workflows.</footer>
+</body>
+</html>
+`;
+
 const PETS = ['rex', 'tom', 'luna', 'milo', 'bella', 'coco', 'max', 'kiki'];
 
 /** Starts the upstream on 127.0.0.1 and a free port. */
@@ -114,6 +142,12 @@ export async function startExampleUpstream(options: ExampleUpstreamOptions = {})
       });
     }
     if (req.method === 'POST' && path === '/notifications') return send(res, 202, { queued: true });
+    if (req.method === 'GET' && path === '/pages/adoption-guide') {
+      // The page the built-in site-to-document workflow fetches by default.
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(ADOPTION_GUIDE);
+      return;
+    }
     return send(res, 404, { error: `no route ${req.method} ${path}` });
   };
 
