@@ -20,6 +20,7 @@ import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
 import { startExampleUpstream } from './examples/upstream.ts';
 import { exampleWorkflows } from './examples/workflows.ts';
 import { checkListenAddress, ensureAdminKey, loginUrl } from './http/keys.ts';
+import { buildDashboard } from './http/plugins/dashboard.ts';
 import { type BulwarkServer, createServer } from './http/server.ts';
 import {
   normalizeServerSettings,
@@ -56,6 +57,11 @@ export interface StartServerOptions {
   signals?: boolean;
   /** @default process.stdout */
   stdout?: Output;
+  /**
+   * Build the dashboard first if it is missing and Vite is installed (see docs/dashboard.md).
+   * @default the value of `signals` (so `bulwark start` builds it, an embedding application not)
+   */
+  buildDashboard?: boolean;
 }
 
 export interface StartedServer {
@@ -126,6 +132,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
     });
     engine.register(...sources.workflows, ...declared, ...(options.workflows ?? []));
     cleanups.push(() => engine.stop());
+
+    if (options.buildDashboard ?? options.signals === true) {
+      await buildDashboard(effective.dashboardDir, (line) => stdout.write(`${line}\n`));
+    }
 
     const server = await createServer({
       registry: sources.registry,

@@ -34,6 +34,9 @@ const json = fc.oneof(
       name: fc.string({ maxLength: 10 }),
       reason: fc.string({ maxLength: 10 }),
       timeoutMs: fc.oneof(fc.integer(), fc.double()),
+      // The timed isolation's length, as a duration or as ms.
+      for: fc.oneof(fc.constantFrom('10m', '25h', '0s', '1.5s', 'soon'), fc.integer(), fc.string()),
+      forMs: fc.oneof(fc.integer(), fc.double()),
     },
     { requiredKeys: [] },
   ),
@@ -45,8 +48,12 @@ test('no route answers 500 to any input', async () => {
       fc.integer({ min: 0, max: 1_000 }),
       segment,
       fc.dictionary(
-        fc.constantFrom('status', 'limit', 'cursor', 'after', 'before', 'workflow', 'x'),
-        fc.string({ maxLength: 30 }),
+        fc.constantFrom('status', 'limit', 'cursor', 'after', 'before', 'workflow', 'q', 'window', 'x'),
+        fc.oneof(
+          fc.string({ maxLength: 30 }),
+          // The run search's forms and the history's windows, well and badly formed.
+          fc.constantFrom('input.url=https://x', 'input.=1', 'input.a..b=2', 'input.a', '5m', '60m', ' '),
+        ),
       ),
       fc.oneof(
         json.map((v) => JSON.stringify(v)),

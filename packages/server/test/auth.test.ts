@@ -139,13 +139,14 @@ describe('with one default server', () => {
     const server = shared();
     const bearer = await server.app.inject({ method: 'GET', url: '/api/session', headers: as('operator') });
     assert.equal(bearer.statusCode, 200);
-    assert.deepEqual(bearer.json(), { name: 'otto', role: 'operator' });
+    // A key is no session: nothing expires.
+    assert.deepEqual(bearer.json(), { name: 'otto', role: 'operator', expiresAt: null });
     const header = await server.app.inject({
       method: 'GET',
       url: '/api/session',
       headers: { 'x-api-key': VIEWER_KEY },
     });
-    assert.deepEqual(header.json(), { name: 'vera', role: 'viewer' });
+    assert.deepEqual(header.json(), { name: 'vera', role: 'viewer', expiresAt: null });
   });
 
   test('a role too low gets 403, and a denied write is audited', async () => {
@@ -288,9 +289,12 @@ test('POST /api/session trades a key for an HttpOnly SameSite=Strict cookie that
     assert.match(setCookie, /; SameSite=Strict/);
     assert.match(setCookie, /; Path=\//);
     assert.doesNotMatch(setCookie, /Secure/, 'plain http: a Secure cookie would never come back');
+    assert.doesNotMatch(setCookie, /Max-Age|Expires/i, 'the server ends the session, not a fixed cookie age');
     const cookie = cookieFrom(login.headers['set-cookie']);
     const me = await server.app.inject({ method: 'GET', url: '/api/session', headers: { cookie } });
-    assert.deepEqual(me.json(), { name: 'otto', role: 'operator' });
+    const { expiresAt, ...who } = me.json();
+    assert.deepEqual(who, { name: 'otto', role: 'operator' });
+    assert.equal(typeof expiresAt, 'number');
     const read = await server.app.inject({ method: 'GET', url: '/api/dependencies', headers: { cookie } });
     assert.equal(read.statusCode, 200);
 
@@ -300,7 +304,10 @@ test('POST /api/session trades a key for an HttpOnly SameSite=Strict cookie that
       headers: { cookie, origin: 'http://localhost:80' },
     });
     assert.equal(logout.statusCode, 204);
-    assert.match(String(logout.headers['set-cookie']), /Max-Age=0/);
+    assert.match(
+      String(logout.headers['set-cookie']),
+      /^bulwark_session=; HttpOnly; SameSite=Strict; Path=\/; Max-Age=0$/,
+    );
     const after = await server.app.inject({ method: 'GET', url: '/api/session', headers: { cookie } });
     assert.equal(after.statusCode, 401);
   } finally {
@@ -319,14 +326,42 @@ test('the session cookie is Secure behind an HTTPS proxy', async () => {
     });
     assert.equal(login.statusCode, 204);
     assert.match(String(login.headers['set-cookie']), /; Secure/);
+    // Logging out clears it with the same attributes, Secure included.
+    const logout = await server.app.inject({
+      method: 'DELETE',
+      url: '/api/session',
+      headers: {
+        'x-forwarded-proto': 'https',
+        cookie: cookieFrom(login.headers['set-cookie']),
+        origin: 'https://localhost:80',
+      },
+    });
+    assert.equal(logout.statusCode, 204);
+    assert.match(String(logout.headers['set-cookie']), /; Secure; Max-Age=0$/);
   } finally {
     await server.close();
   }
 });
 
-test('a session expires after 12 hours', async () => {
+test('the session cookie is not Secure over plain http even when the server trusts a proxy', async () => {
+  const server = await testServer({ settings: { trustProxy: true } });
+  try {
+    const login = await server.app.inject({
+      method: 'POST',
+      url: '/api/session',
+      payload: { key: VIEWER_KEY },
+    });
+    assert.equal(login.statusCode, 204);
+    assert.doesNotMatch(String(login.headers['set-cookie']), /Secure/);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a session left unused for 2 hours ends; each use moves its end on', async () => {
   const clock = new VirtualClock(Date.UTC(2025, 0, 1));
   const server = await testServer({ clock });
+  const hour = 60 * 60 * 1000;
   try {
     const login = await server.app.inject({
       method: 'POST',
@@ -334,11 +369,46 @@ test('a session expires after 12 hours', async () => {
       payload: { key: VIEWER_KEY },
     });
     const cookie = cookieFrom(login.headers['set-cookie']);
-    await clock.advance(12 * 60 * 60 * 1000 - 1);
-    assert.equal((await server.app.inject({ url: '/api/session', headers: { cookie } })).statusCode, 200);
-    await clock.advance(1);
-    const expired = await server.app.inject({ url: '/api/session', headers: { cookie } });
+    const me = async () => server.app.inject({ url: '/api/session', headers: { cookie } });
+    // Used every 1h59m for 6 hours: never idle for 2 hours, so still signed in.
+    for (let i = 0; i < 3; i++) {
+      await clock.advance(2 * hour - 60_000);
+      const response = await me();
+      assert.equal(response.statusCode, 200, `use ${i + 1}`);
+      assert.equal(response.json().expiresAt, clock.now() + 2 * hour, 'the end moves with each use');
+    }
+    await clock.advance(2 * hour - 1);
+    assert.equal((await me()).statusCode, 200);
+    await clock.advance(2 * hour);
+    const expired = await me();
     assert.equal(expired.statusCode, 401);
+    assert.equal(expired.json().code, 'UNAUTHORIZED');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a session ends 12 hours after sign-in however much it is used', async () => {
+  const clock = new VirtualClock(Date.UTC(2025, 0, 1));
+  const server = await testServer({ clock });
+  try {
+    const start = clock.now();
+    const login = await server.app.inject({
+      method: 'POST',
+      url: '/api/session',
+      payload: { key: VIEWER_KEY },
+    });
+    const cookie = cookieFrom(login.headers['set-cookie']);
+    const me = async () => server.app.inject({ url: '/api/session', headers: { cookie } });
+    for (let hours = 1; hours < 12; hours++) {
+      await clock.advance(60 * 60 * 1000);
+      assert.equal((await me()).statusCode, 200, `after ${hours}h`);
+    }
+    await clock.advance(60 * 60 * 1000 - 1);
+    const last = await me();
+    assert.equal(last.json().expiresAt, start + 12 * 60 * 60 * 1000, 'capped at sign-in + 12h');
+    await clock.advance(1);
+    assert.equal((await me()).statusCode, 401);
   } finally {
     await server.close();
   }

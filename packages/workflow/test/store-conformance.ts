@@ -1097,6 +1097,197 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('search and totalRuns', () => {
+      /** Three runs with ids, keys and inputs to search by; returned oldest first. */
+      async function searchable(store: WorkflowStore): Promise<string[]> {
+        const runs = [
+          newRun({
+            id: 'aaaa1111-0000-4000-8000-000000000001',
+            correlationId: 'order-17',
+            input: { url: 'https://example.com/a', order: { id: 42, paid: true } },
+          }),
+          newRun({
+            id: 'aaaa2222-0000-4000-8000-000000000002',
+            idempotencyKey: 'import-2024-05',
+            input: { url: 'https://example.com/b', order: { id: 43, paid: false } },
+          }),
+          newRun({
+            id: 'bbbb1111-0000-4000-8000-000000000003',
+            workflow: 'billing',
+            correlationId: 'aaaa',
+            input: { url: 'https://example.com/a', note: 'aaaa1111' },
+          }),
+        ];
+        for (const [i, run] of runs.entries()) await store.enqueue([run], T0 + i);
+        return runs.map((r) => r.id);
+      }
+
+      const ids = (runs: RunRecord[]) => runs.map((r) => r.id);
+
+      it('finds a run by its whole id or its beginning, newest first', async (store) => {
+        const [a, b, c] = await searchable(store);
+        assert.deepEqual(ids(await store.listRuns({ search: { text: a! } })), [a]);
+        // `aaaa` begins two ids and is the third run's correlation id: all three, newest first.
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'aaaa' } })), [c, b, a]);
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'aaaa1' } })), [a]);
+        // A prefix is a beginning, not a substring, and case counts.
+        assert.deepEqual(ids(await store.listRuns({ search: { text: '1111' } })), []);
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'AAAA1' } })), []);
+      });
+
+      it('finds a run by its correlation id or idempotency key, exactly', async (store) => {
+        const [a, b] = await searchable(store);
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'order-17' } })), [a]);
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'import-2024-05' } })), [b]);
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'order-1' } })), []);
+      });
+
+      it('finds runs by a value of their input, compared as text', async (store) => {
+        const [a, b, c] = await searchable(store);
+        const byInput = (path: string[], equals: string) => store.listRuns({ search: { path, equals } });
+        assert.deepEqual(ids(await byInput(['url'], 'https://example.com/a')), [c, a]);
+        assert.deepEqual(ids(await byInput(['order', 'id'], '43')), [b]);
+        assert.deepEqual(ids(await byInput(['order', 'paid'], 'true')), [a]);
+        assert.deepEqual(ids(await byInput(['order', 'paid'], 'false')), [b]);
+        assert.deepEqual(ids(await byInput(['missing'], 'x')), []);
+        // A search combines with the filters and the paging.
+        assert.deepEqual(
+          ids(
+            await store.listRuns({
+              search: { path: ['url'], equals: 'https://example.com/a' },
+              workflow: WF,
+            }),
+          ),
+          [a],
+        );
+        assert.deepEqual(ids(await store.listRuns({ search: { text: 'aaaa' }, before: c!, limit: 1 })), [b]);
+      });
+
+      it('totalRuns counts what listRuns lists, without limit or paging', async (store) => {
+        await searchable(store);
+        await store.enqueue(
+          Array.from({ length: 7 }, () => newRun()),
+          T0 + 10,
+        );
+        await store.claim(claimRequest({ limit: 2, now: T0 + 20 }));
+        assert.equal(await store.totalRuns(), 10);
+        assert.equal(await store.totalRuns({ limit: 1, before: 'anything' }), 10);
+        assert.equal(await store.totalRuns({ workflow: 'billing' }), 1);
+        assert.equal(await store.totalRuns({ status: ['running'] }), 2);
+        assert.equal(await store.totalRuns({ status: ['queued', 'running'], workflow: WF }), 9);
+        assert.equal(await store.totalRuns({ search: { text: 'aaaa' } }), 3);
+        assert.equal(await store.totalRuns({ search: { text: 'aaaa' }, workflow: 'billing' }), 1);
+        assert.equal(await store.totalRuns({ search: { path: ['order', 'id'], equals: '42' } }), 1);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('parked runs', () => {
+      /** Claims the run and suspends it the way the engine parks a step behind an open circuit. */
+      async function park(store: WorkflowStore, id: string, dependency: string, at: number, until: number) {
+        const [claimed] = await store.claim(claimRequest({ now: at }));
+        assert.equal(claimed?.id, id);
+        await store.commit(
+          [
+            {
+              kind: 'event',
+              runId: id,
+              event: {
+                type: 'step:parked',
+                step: 'charge',
+                data: { retryAfterMs: until - at, dependency },
+                progress: 0,
+                at,
+              },
+            },
+            update(id, 'w1', {
+              status: 'waiting',
+              availableAt: until,
+              parkedOn: dependency,
+              releaseLease: true,
+            }),
+          ],
+          at,
+        );
+      }
+
+      it('lists the runs parked behind a dependency, soonest to resume first, and counts them', async (store) => {
+        const [first, second, third, sleeper] = [newRun(), newRun(), newRun(), newRun()];
+        await store.enqueue([first!], T0);
+        await park(store, first!.id, 'payments', T0 + 1, T0 + 60_000);
+        await store.enqueue([second!], T0);
+        await park(store, second!.id, 'payments', T0 + 2, T0 + 30_000);
+        await store.enqueue([third!], T0);
+        await park(store, third!.id, 'inventory', T0 + 3, T0 + 30_000);
+        // Asleep, not parked: waiting, but not behind any dependency.
+        const sleeperId = await startOne(store, { id: sleeper!.id }, 'w1', T0 + 4);
+        await store.commit(
+          [
+            update(sleeperId, 'w1', {
+              status: 'waiting',
+              availableAt: T0 + 90_000,
+              parkedOn: null,
+              releaseLease: true,
+            }),
+          ],
+          T0 + 4,
+        );
+
+        const parked = await store.parkedRuns('payments', 10);
+        assert.equal(parked.total, 2);
+        assert.deepEqual(parked.runs, [
+          {
+            runId: second!.id,
+            workflow: WF,
+            step: 'charge',
+            since: T0 + 2,
+            resumeAt: T0 + 30_000,
+            data: { retryAfterMs: 29_998, dependency: 'payments' },
+          },
+          {
+            runId: first!.id,
+            workflow: WF,
+            step: 'charge',
+            since: T0 + 1,
+            resumeAt: T0 + 60_000,
+            data: { retryAfterMs: 59_999, dependency: 'payments' },
+          },
+        ]);
+        const page = await store.parkedRuns('payments', 1);
+        assert.deepEqual(
+          page.runs.map((r) => r.runId),
+          [second!.id],
+        );
+        assert.equal(page.total, 2, 'the total counts beyond the limit');
+        assert.deepEqual(await store.parkedCounts(), { payments: 2, inventory: 1 });
+        assert.deepEqual(await store.parkedRuns('nothing', 10), { runs: [], total: 0 });
+      });
+
+      it('a parked run is no longer listed once claimed again or ended', async (store) => {
+        const [a, b] = [newRun(), newRun()];
+        await store.enqueue([a!], T0);
+        await park(store, a!.id, 'payments', T0, T0 + 1_000);
+        await store.enqueue([b!], T0 + 1);
+        await park(store, b!.id, 'payments', T0 + 1, T0 + 5_000);
+        assert.deepEqual(await store.parkedCounts(), { payments: 2 });
+        // a's time has come: a worker takes it and it tries the dependency again.
+        const claimed = await store.claim(claimRequest({ now: T0 + 1_000 }));
+        assert.deepEqual(
+          claimed.map((r) => r.id),
+          [a!.id],
+        );
+        assert.deepEqual(
+          (await store.parkedRuns('payments', 10)).runs.map((r) => r.runId),
+          [b!.id],
+        );
+        // b is cancelled while it waits.
+        assert.equal(await store.requestCancel(b!.id, 'no longer needed', T0 + 2_000), true);
+        assert.deepEqual(await store.parkedRuns('payments', 10), { runs: [], total: 0 });
+        assert.deepEqual(await store.parkedCounts(), {});
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
     describe('JSON and subscriptions', () => {
       const nested: Json = {
         text: 'héllo ✓ 日本語 \u0000 "quoted" \\ back',

@@ -2,6 +2,7 @@
 // normalised settings, and the process state that shutdown changes. Passed as plugin options.
 import type { Clock, DependencyRegistry } from '@bulwark/core';
 import type { WorkflowEngine, WorkflowStore } from '@bulwark/workflow';
+import type { DependencyMonitor } from './monitor/monitor.ts';
 import type { ServerSettings } from './settings.ts';
 
 /** Who may do what: each role may do everything the roles before it may. */
@@ -23,6 +24,8 @@ export interface ServerContext {
   readonly store: WorkflowStore;
   readonly clock: Clock;
   readonly settings: ServerSettings;
+  /** Breaker transitions, sparkline history and timed isolations, from the registry's events. */
+  readonly monitor: DependencyMonitor;
   /** True from the moment shutdown begins: readiness fails, new runs are refused. */
   readonly draining: () => boolean;
   /** Reloads the configuration file (admin); undefined when the server was not started from a file. */

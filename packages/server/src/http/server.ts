@@ -15,7 +15,9 @@ import { workflowSchema, workflowsApi } from './api/workflows.ts';
 import type { ReloadSummary, ServerContext } from './context.ts';
 import { installProblemHandlers, sendProblem } from './errors.ts';
 import { livePlugin } from './live/index.ts';
+import { DependencyMonitor } from './monitor/monitor.ts';
 import { authPlugin, sessionApi } from './plugins/auth.ts';
+import { dashboardPlugin } from './plugins/dashboard.ts';
 import { healthPlugin } from './plugins/health.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { openApiPlugin } from './plugins/openapi.ts';
@@ -69,12 +71,14 @@ function nextRequestId(): string {
 export async function createServer(options: CreateServerOptions): Promise<BulwarkServer> {
   const { settings } = options;
   let draining = false;
+  const clock = options.clock ?? systemClock;
   const context: ServerContext = {
     registry: options.registry,
     engine: options.engine,
     store: options.store,
-    clock: options.clock ?? systemClock,
+    clock,
     settings,
+    monitor: new DependencyMonitor(options.registry, clock),
     draining: () => draining,
     reload: options.reload,
   };
@@ -113,6 +117,8 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
   });
   app.decorateRequest('principal', undefined);
+  // Its listeners and any isolation timer end with the server.
+  app.addHook('onClose', async () => context.monitor.close());
   installRouteCache(app);
   installProblemHandlers(app);
   // First of the plugins: its span covers every later hook, refusals included.
@@ -144,6 +150,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
   await app.register(runsApi, { context, prefix: '/api' });
   await app.register(adminApi, { context, prefix: '/api' });
   await app.register(livePlugin, { context, prefix: '/api' });
+  await app.register(dashboardPlugin, { context });
 
   return {
     app,

@@ -1,7 +1,9 @@
 // The server's settings, normalised once: defaults filled in, every value checked, errors naming
 // the field. They come from the `server:` section of bulwark.yaml, the CLI flags and BULWARK_API_KEYS.
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ROLES, type Role } from './context.ts';
 
 export interface ApiKey {
@@ -40,6 +42,8 @@ export interface ServerSettings {
   readonly logLevel: string;
   /** Runs this process executes at once. @default 10 */
   readonly concurrency: number;
+  /** The built dashboard (index.html and assets/) served at `/`. @default the `dist` of @bulwark/dashboard */
+  readonly dashboardDir: string;
 }
 
 export type ServerSettingsInput = { -readonly [K in keyof ServerSettings]?: ServerSettings[K] };
@@ -102,7 +106,21 @@ export function normalizeServerSettings(input: ServerSettingsInput = {}): Server
     apiKeys: Object.freeze([...(input.apiKeys ?? [])]),
     logLevel,
     concurrency: positive('server.concurrency', input.concurrency ?? 10),
+    dashboardDir: resolve(input.dashboardDir ?? defaultDashboardDir()),
   });
+}
+
+/**
+ * Where `vite build` puts the dashboard: the `dist` of the @bulwark/dashboard package, found the
+ * way Node finds packages, or beside this package in the repository's layout when it is not installed.
+ */
+export function defaultDashboardDir(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return resolve(dirname(require.resolve('@bulwark/dashboard/package.json')), 'dist');
+  } catch {
+    return fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
+  }
 }
 
 /**

@@ -95,7 +95,16 @@ export class RunExecution {
   #active = 0;
   #idle: (() => void) | undefined;
   /** `shutdown`: given back (queued, available now) because the worker is stopping. */
-  #suspend: { until: number; waitingFor: string | undefined; reason: string; shutdown?: true } | undefined;
+  #suspend:
+    | {
+        until: number;
+        waitingFor: string | undefined;
+        reason: string;
+        shutdown?: true;
+        /** The dependency whose open circuit parked a step (what the dashboard lists per dependency). */
+        parkedOn?: string;
+      }
+    | undefined;
   /** Set by `drain()`: the run starts no new step; it is given back once its steps in flight settle. */
   #draining = false;
   /** Rejects the steps in flight (their promise, whether or not they honour their signal) at the grace period's end. */
@@ -438,6 +447,9 @@ export class RunExecution {
         this.#requestSuspend(host.clock.now() + Math.max(1, waitMs), undefined, `step:parked`, name, {
           retryAfterMs: waitMs,
           dependency: options.dependency ?? null,
+          // Which circuit, and why it refused (open, or half-open with its probes taken).
+          breaker: (error as BrokenCircuitError).breaker,
+          message: (error as Error).message,
         });
         throw new Parked();
       }
@@ -576,8 +588,15 @@ export class RunExecution {
   ): void {
     const current = this.#suspend;
     // A release for a stop already asked for wins: the run is given back now, and replays to this wait later.
-    if (current === undefined || (!current.shutdown && until < current.until))
-      this.#suspend = { until, waitingFor, reason: type };
+    if (current === undefined || (!current.shutdown && until < current.until)) {
+      const dependency = (data as { dependency?: unknown } | null)?.dependency;
+      this.#suspend = {
+        until,
+        waitingFor,
+        reason: type,
+        ...(type === 'step:parked' && typeof dependency === 'string' ? { parkedOn: dependency } : {}),
+      };
+    }
     void this.#commit(this.#events([this.#event(type, step, data)]));
     this.#settleWhenIdle();
   }
@@ -623,6 +642,7 @@ export class RunExecution {
         status: 'waiting',
         availableAt: until,
         waitingFor: s.waitingFor ?? null,
+        parkedOn: s.parkedOn ?? null,
         releaseLease: true,
         progress: this.#progress,
       }),

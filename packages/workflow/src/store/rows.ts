@@ -4,6 +4,7 @@ import type {
   AuditEntry,
   FeedEvent,
   Json,
+  ParkedRun,
   RunRecord,
   RunStatus,
   Signal,
@@ -22,6 +23,8 @@ export interface RowReader {
   /** An event row joined with its run's `workflow`. */
   feed(row: Row): FeedEvent;
   audit(row: Row): AuditEntry;
+  /** A parked run (`id`, `workflow`, `available_at`) joined with its last `step:parked` event (`step`, `data`, `at`). */
+  parked(row: Row): ParkedRun;
 }
 
 /** The readers for a store whose JSON columns `json` decodes (NULL to undefined). */
@@ -84,6 +87,15 @@ export function rowReader(json: (value: unknown) => Json | undefined): RowReader
       createdAt: row.created_at as number,
     }),
     feed: (row) => ({ ...event(row), workflow: row.workflow as string }),
+    parked: (row) => ({
+      runId: row.id as string,
+      workflow: row.workflow as string,
+      step: opt(row.step),
+      // Without its event (pruned by hand), the run still shows, from when it resumes.
+      since: (opt<number>(row.at) ?? row.available_at) as number,
+      resumeAt: row.available_at as number,
+      data: json(row.data),
+    }),
     audit: (row) => {
       const entry: AuditEntry = {
         id: row.id as number,

@@ -194,6 +194,11 @@ export interface RunUpdate {
   waitingFor?: string | null;
   /** Give the lease up (the run is waiting, or final). */
   releaseLease?: boolean;
+  /**
+   * Set with status `waiting` when a step parked behind this dependency's open circuit; null
+   * when the run waits for anything else. A claim clears it.
+   */
+  parkedOn?: string | null;
 }
 
 /**
@@ -214,13 +219,35 @@ export interface CommitResult {
   duplicateSteps: { runId: string; name: string }[];
 }
 
+/**
+ * A search for runs: by `text`, a run id (whole or its beginning), a correlation id or an
+ * idempotency key; or by a value of the input at `path` (object keys), compared as text (a
+ * number as written in JSON, `true`, `false`).
+ */
+export type RunSearch = { text: string } | { path: readonly string[]; equals: string };
+
 export interface ListRunsFilter {
   status?: readonly RunStatus[];
   workflow?: string;
+  search?: RunSearch;
   /** Newest first. @default 100 */
   limit?: number;
   /** Runs created before this one (by creation time, then id): for paging. */
   before?: string;
+}
+
+/** A run parked behind a dependency's open circuit (see `parkedRuns`). */
+export interface ParkedRun {
+  runId: string;
+  workflow: string;
+  /** The step that found the circuit open. */
+  step: string | undefined;
+  /** When it parked: the time of its last `step:parked` event. */
+  since: number;
+  /** When it tries the dependency again (its `availableAt`). */
+  resumeAt: number;
+  /** That event's data: `retryAfterMs`, `dependency`, `breaker` (the policy's name) and the refusal's `message`. */
+  data: Json | undefined;
 }
 
 /** A timeline event of the system-wide feed, with its run's workflow. */
@@ -359,6 +386,16 @@ export interface WorkflowStore {
   latestSeq(): Promise<number>;
   /** How many runs there are per workflow and status, and when the oldest of each was created. */
   countRuns(): Promise<RunCount[]>;
+  /** How many runs `listRuns` would list with this filter and no limit (`limit` and `before` are ignored). */
+  totalRuns(filter?: ListRunsFilter): Promise<number>;
+
+  /**
+   * Runs `waiting` because a step parked behind `dependency`'s open circuit, the soonest to
+   * resume first, at most `limit`; `total` counts them all.
+   */
+  parkedRuns(dependency: string, limit: number): Promise<{ runs: ParkedRun[]; total: number }>;
+  /** How many runs are parked behind each dependency that has any. */
+  parkedCounts(): Promise<Record<string, number>>;
 
   /**
    * Calls `listener` on wake-ups: from this process always; from other processes where the

@@ -1,16 +1,24 @@
-// /api/dependencies: each dependency with its live statistics, and the operator's two levers on
-// its circuit breaker: isolate (hold it open) and reset (close it).
+// /api/dependencies: each dependency with its live statistics, its breaker's recent transitions
+// and the runs parked behind it, the sparkline history, and the operator's two levers on its
+// circuit breaker: isolate (hold it open, for a while or until reset) and reset (close it).
 import type { DependencyStats } from '@bulwark/core';
 import type { FastifyPluginAsync } from 'fastify';
+import { durationMessage, parseDuration } from '../../config/duration.ts';
 import { audit } from '../audit.ts';
 import type { ServerContext } from '../context.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, invalidField } from '../errors.ts';
+import { HISTORY_POINTS, HISTORY_WINDOWS, type HistoryWindow } from '../monitor/history.ts';
+import { spoken } from '../monitor/monitor.ts';
+import { dependencyView } from '../monitor/view.ts';
 import { looseObject, nameParam, nullableLooseObject, problemResponses } from '../schemas.ts';
+
+/** The longest isolation with an expiry; longer ones are isolations until reset. */
+export const MAX_ISOLATION_MS = 24 * 60 * 60 * 1000;
 
 export const dependencySchema = {
   $id: 'Dependency',
   type: 'object',
-  required: ['name', 'kind', 'critical', 'state', 'calls'],
+  required: ['name', 'kind', 'critical', 'state', 'calls', 'parkedRuns'],
   properties: {
     name: { type: 'string' },
     kind: { type: 'string' },
@@ -21,35 +29,59 @@ export const dependencySchema = {
       description: 'Totals by outcome and the last minute (calls, failures, latency quantiles).',
     },
     operations: looseObject,
-    breaker: nullableLooseObject,
+    breaker: {
+      ...nullableLooseObject,
+      description:
+        'The breaker statistics, with `transitions` (`{ from, to, at, reason, code }`, newest last, at most 20), `since`, `halfOpenAt` and `isolatedUntil` (epoch ms or null).',
+    },
     bulkhead: nullableLooseObject,
     rateLimit: nullableLooseObject,
     retry: nullableLooseObject,
+    parkedRuns: {
+      type: 'integer',
+      description: 'Runs waiting now because a step found this breaker open (`/parked` lists them).',
+    },
   },
 } as const;
 
-function view(stats: DependencyStats) {
-  return {
-    name: stats.name,
-    kind: stats.kind,
-    critical: stats.critical,
-    state: stats.state ?? null,
-    calls: stats.calls,
-    operations: stats.operations,
-    breaker: stats.breaker ?? null,
-    bulkhead: stats.bulkhead ?? null,
-    rateLimit: stats.rateLimit ?? null,
-    retry: stats.retry ?? null,
-  };
-}
+const seriesSchema = {
+  type: 'object',
+  required: ['calls', 'failures', 'slow', 'rejected', 'p50Ms', 'p99Ms'],
+  properties: {
+    calls: { type: 'array', items: { type: 'integer' } },
+    failures: { type: 'array', items: { type: 'integer' } },
+    slow: { type: 'array', items: { type: 'integer' } },
+    rejected: { type: 'array', items: { type: 'integer' } },
+    p50Ms: { type: 'array', items: { type: ['number', 'null'] } },
+    p99Ms: { type: 'array', items: { type: ['number', 'null'] } },
+  },
+} as const;
+
+const parkedItemSchema = {
+  type: 'object',
+  required: ['runId', 'workflow', 'step', 'policy', 'reason', 'since', 'resumeAt'],
+  properties: {
+    runId: { type: 'string' },
+    workflow: { type: 'string' },
+    step: { type: ['string', 'null'] },
+    policy: { type: 'string', description: 'The policy that stopped the step: `circuit-breaker`.' },
+    breaker: { type: ['string', 'null'], description: 'The breaker policy’s name.' },
+    reason: { type: 'string' },
+    since: { type: 'integer', description: 'When the step parked (epoch ms).' },
+    resumeAt: { type: 'integer', description: 'When the run tries the dependency again (epoch ms).' },
+  },
+} as const;
 
 export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = async (app, { context }) => {
-  const { registry } = context;
+  const { registry, monitor, store } = context;
 
   const known = (name: string): void => {
     if (!registry.names.includes(name))
       throw new ApiError('NOT_FOUND', `No dependency named ${JSON.stringify(name)}`);
   };
+
+  const view = (stats: DependencyStats, parked: Record<string, number>) =>
+    dependencyView(monitor, stats, parked);
 
   app.get(
     '/dependencies',
@@ -68,7 +100,47 @@ export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = a
         },
       },
     },
-    async () => ({ items: Object.values(registry.allStats()).map(view) }),
+    async () => {
+      const parked = await store.parkedCounts();
+      return { items: Object.values(registry.allStats()).map((stats) => view(stats, parked)) };
+    },
+  );
+
+  // A static segment: the router matches it before `/dependencies/:name` (so a dependency
+  // named `history` is reached through the list, not here).
+  app.get<{ Querystring: { window?: HistoryWindow } }>(
+    '/dependencies/history',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['dependencies'],
+        summary: `Sparklines: ${HISTORY_POINTS} points per series over the last 5, 15 or 60 minutes, oldest first`,
+        querystring: {
+          type: 'object',
+          properties: {
+            window: { type: 'string', enum: Object.keys(HISTORY_WINDOWS), default: '15m' },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['window', 'bucketMs', 'end', 'dependencies'],
+            properties: {
+              window: { type: 'string' },
+              bucketMs: { type: 'integer' },
+              end: { type: 'integer', description: 'Epoch ms at the end of the last bucket.' },
+              dependencies: { type: 'object', additionalProperties: seriesSchema },
+            },
+          },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => {
+      const window = request.query.window ?? '15m';
+      return { window, ...monitor.history(window) };
+    },
   );
 
   app.get<{ Params: { name: string } }>(
@@ -90,37 +162,176 @@ export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = a
     async (request) => {
       const { name } = request.params;
       known(name);
-      return { ...view(registry.stats(name)), pipelines: registry.describe()[name]?.pipelines ?? {} };
+      const parked = await store.parkedCounts();
+      return {
+        ...view(registry.stats(name), parked),
+        pipelines: registry.describe()[name]?.pipelines ?? {},
+      };
     },
   );
 
-  for (const action of ['isolate', 'reset'] as const) {
-    app.post<{ Params: { name: string } }>(
-      `/dependencies/:name/${action}`,
-      {
-        config: { access: 'operator' },
-        schema: {
-          tags: ['dependencies'],
-          summary:
-            action === 'isolate'
-              ? 'Hold the circuit open until reset: calls fail fast without reaching the dependency'
-              : 'Close the circuit and clear its window',
-          params: nameParam,
-          response: { 200: { $ref: 'Dependency#' }, 409: { $ref: 'Problem#' }, ...problemResponses },
+  app.get<{ Params: { name: string }; Querystring: { limit?: number } }>(
+    '/dependencies/:name/parked',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['dependencies'],
+        summary: 'The runs parked behind this dependency’s open circuit, the soonest to resume first',
+        params: nameParam,
+        querystring: {
+          type: 'object',
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['items', 'total'],
+            properties: {
+              items: { type: 'array', items: parkedItemSchema },
+              total: { type: 'integer', description: 'All of them, beyond `limit` too.' },
+            },
+          },
+          ...problemResponses,
         },
       },
-      async (request) => {
-        const { name } = request.params;
-        known(name);
-        const breaker = registry.breaker(name);
-        if (breaker === undefined) {
-          throw new ApiError('CONFLICT', `Dependency ${name} has no circuit breaker to ${action}`);
-        }
-        if (action === 'isolate') breaker.isolate();
-        else breaker.reset();
-        await audit(context, request, { action: `dependency.${action}`, target: name });
-        return view(registry.stats(name));
+    },
+    async (request) => {
+      const { name } = request.params;
+      known(name);
+      const { runs, total } = await store.parkedRuns(name, request.query.limit ?? 100);
+      return {
+        items: runs.map((run) => {
+          const data = (run.data ?? {}) as { breaker?: unknown; message?: unknown; retryAfterMs?: unknown };
+          return {
+            runId: run.runId,
+            workflow: run.workflow,
+            step: run.step ?? null,
+            policy: 'circuit-breaker',
+            breaker: typeof data.breaker === 'string' ? data.breaker : null,
+            reason:
+              typeof data.message === 'string'
+                ? data.message
+                : typeof data.retryAfterMs === 'number'
+                  ? `the circuit was open; retry after ${spoken(data.retryAfterMs)}`
+                  : 'the circuit was open',
+            since: run.since,
+            resumeAt: run.resumeAt,
+          };
+        }),
+        total,
+      };
+    },
+  );
+
+  const breakerOf = (name: string, action: string) => {
+    known(name);
+    if (registry.breaker(name) === undefined) {
+      throw new ApiError('CONFLICT', `Dependency ${name} has no circuit breaker to ${action}`);
+    }
+  };
+  const actor = (request: { principal?: { name: string } | undefined }) =>
+    request.principal?.name ?? 'an operator';
+
+  app.post<{ Params: { name: string }; Body: { for?: unknown; forMs?: number } | null | undefined }>(
+    '/dependencies/:name/isolate',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['dependencies'],
+        summary:
+          'Hold the circuit open, until reset or for a while (`{ "for": "10m" }`): calls fail fast without reaching the dependency',
+        params: nameParam,
+        body: {
+          type: ['object', 'null'],
+          properties: {
+            // Checked by the handler, which names the field and shows the value it got.
+            for: { description: 'How long, as in the config file (`90s`, `10m`, `2h`); at most 24h.' },
+            forMs: { type: 'number', description: 'How long in ms (instead of `for`).' },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            allOf: [
+              { $ref: 'Dependency#' },
+              {
+                type: 'object',
+                required: ['isolatedUntil'],
+                properties: {
+                  isolatedUntil: {
+                    type: ['integer', 'null'],
+                    description: 'When it closes by itself (epoch ms); null: until reset.',
+                  },
+                },
+              },
+            ],
+          },
+          409: { $ref: 'Problem#' },
+          ...problemResponses,
+        },
       },
+    },
+    async (request) => {
+      const { name } = request.params;
+      breakerOf(name, 'isolate');
+      const forMs = isolationMs(request.body ?? undefined);
+      const isolatedUntil = monitor.isolate(name, forMs, actor(request));
+      await audit(context, request, {
+        action: 'dependency.isolate',
+        target: name,
+        ...(isolatedUntil === null ? {} : { data: { forMs: forMs!, until: isolatedUntil } }),
+      });
+      return { ...view(registry.stats(name), await store.parkedCounts()), isolatedUntil };
+    },
+  );
+
+  app.post<{ Params: { name: string } }>(
+    '/dependencies/:name/reset',
+    {
+      config: { access: 'operator' },
+      schema: {
+        tags: ['dependencies'],
+        summary: 'Close the circuit and clear its window (ends an isolation)',
+        params: nameParam,
+        response: { 200: { $ref: 'Dependency#' }, 409: { $ref: 'Problem#' }, ...problemResponses },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      breakerOf(name, 'reset');
+      monitor.reset(name, actor(request));
+      await audit(context, request, { action: 'dependency.reset', target: name });
+      return view(registry.stats(name), await store.parkedCounts());
+    },
+  );
+};
+
+/** The isolation's length from the body, checked: a 400 names the field; undefined is until reset. */
+function isolationMs(body: { for?: unknown; forMs?: number } | undefined): number | undefined {
+  if (body === undefined) return undefined;
+  if (body.for !== undefined && body.forMs !== undefined) {
+    throw invalidField('#/body/forMs', 'give either for or forMs, not both');
+  }
+  let ms: number | undefined;
+  let pointer: string;
+  if (body.for !== undefined) {
+    pointer = '#/body/for';
+    ms = parseDuration(body.for);
+    if (ms === undefined) throw invalidField(pointer, durationMessage(body.for));
+  } else if (body.forMs !== undefined) {
+    pointer = '#/body/forMs';
+    ms = body.forMs;
+    if (!Number.isFinite(ms)) throw invalidField(pointer, `expected a number of ms, got ${String(ms)}`);
+  } else {
+    return undefined;
+  }
+  if (ms <= 0) throw invalidField(pointer, 'must be longer than 0 (leave it out to isolate until reset)');
+  if (ms > MAX_ISOLATION_MS) {
+    throw invalidField(
+      pointer,
+      `must be at most 24h (got ${spoken(ms)}); leave it out to isolate until reset`,
     );
   }
-};
+  return Math.round(ms);
+}

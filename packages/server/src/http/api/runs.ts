@@ -1,7 +1,8 @@
-// /api/runs: list (filtered, cursor-paged), one run with its steps, its timeline, and the
-// operator's actions on it: cancel, retry a failed run, send an event to a waiting run.
+// /api/runs: list (filtered, searched, cursor-paged) and its count, one run with its steps, its
+// timeline, and the operator's actions on it: cancel, retry a failed run, send an event to a waiting run.
 import {
   FINAL_STATUSES,
+  type ListRunsFilter,
   RUN_STATUSES,
   type RunStatus,
   UnknownRunError,
@@ -11,27 +12,69 @@ import {
 import type { FastifyPluginAsync } from 'fastify';
 import { audit } from '../audit.ts';
 import type { ServerContext } from '../context.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, invalidField } from '../errors.ts';
 import { idParam, problemResponses } from '../schemas.ts';
 import { eventView, runView, stepView } from './views.ts';
 
-interface ListQuery {
+interface FilterQuery {
   status?: string[];
   workflow?: string;
+  q?: string;
+}
+
+interface ListQuery extends FilterQuery {
   limit?: number;
   cursor?: string;
+}
+
+const filterProperties = {
+  status: {
+    type: 'array',
+    items: { type: 'string', pattern: `^(${RUN_STATUSES.join('|')})(,(${RUN_STATUSES.join('|')}))*$` },
+    description:
+      'Only runs in these statuses: `?status=failed&status=cancelled` or `?status=failed,cancelled`.',
+  },
+  workflow: { type: 'string', minLength: 1, maxLength: 200 },
+  q: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 500,
+    description:
+      'A run id (whole or its beginning), a correlation id or an idempotency key; or `input.<path>=<value>` for a value of the input (`input.url=https://example.com`, `input.order.id=42`).',
+  },
+} as const;
+
+/** `input.a.b=value`: a path of object keys, then the value compared as text. */
+const INPUT_SEARCH = /^input\.([\w-]{1,100}(?:\.[\w-]{1,100}){0,9})=([\s\S]*)$/;
+
+/** The filters of a list or a count, checked. */
+function runFilter(query: FilterQuery): ListRunsFilter {
+  // `status=a,b` and `status=a&status=b` both work; the schema's pattern has checked each name.
+  const status = query.status?.flatMap((s) => s.split(',')) as RunStatus[] | undefined;
+  const filter: ListRunsFilter = {
+    ...(status === undefined ? {} : { status }),
+    ...(query.workflow === undefined ? {} : { workflow: query.workflow }),
+  };
+  if (query.q === undefined) return filter;
+  const q = query.q.trim();
+  if (q.startsWith('input.')) {
+    const match = INPUT_SEARCH.exec(q);
+    if (match === null) {
+      throw invalidField(
+        '#/query/q',
+        'expected input.<path>=<value>, the path made of keys (letters, digits, _ and -) joined by dots',
+      );
+    }
+    return { ...filter, search: { path: match[1]!.split('.'), equals: match[2]! } };
+  }
+  if (q === '') throw invalidField('#/query/q', 'must not be blank');
+  return { ...filter, search: { text: q } };
 }
 
 const listQuery = {
   type: 'object',
   properties: {
-    status: {
-      type: 'array',
-      items: { type: 'string', pattern: `^(${RUN_STATUSES.join('|')})(,(${RUN_STATUSES.join('|')}))*$` },
-      description:
-        'Only runs in these statuses: `?status=failed&status=cancelled` or `?status=failed,cancelled`.',
-    },
-    workflow: { type: 'string', minLength: 1, maxLength: 200 },
+    ...filterProperties,
     limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
     cursor: {
       type: 'string',
@@ -78,7 +121,7 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       config: { access: 'viewer' },
       schema: {
         tags: ['runs'],
-        summary: 'Runs, newest first, filtered by status and workflow, a page at a time',
+        summary: 'Runs, newest first, filtered by status, workflow and a search, a page at a time',
         querystring: listQuery,
         response: {
           200: {
@@ -97,9 +140,8 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       },
     },
     async (request) => {
-      const { workflow, limit = 50, cursor } = request.query;
-      // `status=a,b` and `status=a&status=b` both work; the schema's pattern has checked each name.
-      const status = request.query.status?.flatMap((s) => s.split(',')) as RunStatus[] | undefined;
+      const { limit = 50, cursor } = request.query;
+      const filter = runFilter(request.query);
       if (cursor !== undefined && (await store.getRun(cursor)) === undefined) {
         throw new ApiError('VALIDATION_FAILED', 'query/cursor is not a cursor this server gave out', {
           errors: [
@@ -112,14 +154,31 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       }
       // One more than asked tells whether there is a next page without a second query.
       const runs = await store.listRuns({
+        ...filter,
         limit: limit + 1,
-        ...(status === undefined ? {} : { status }),
-        ...(workflow === undefined ? {} : { workflow }),
         ...(cursor === undefined ? {} : { before: cursor }),
       });
       const page = runs.slice(0, limit);
       return { items: page.map(runView), nextCursor: runs.length > limit ? (page.at(-1)?.id ?? null) : null };
     },
+  );
+
+  // A static segment: matched before `/runs/:id`.
+  app.get<{ Querystring: FilterQuery }>(
+    '/runs/count',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['runs'],
+        summary: 'How many runs the list has with these filters (a scrollbar’s length)',
+        querystring: { type: 'object', properties: filterProperties, additionalProperties: false },
+        response: {
+          200: { type: 'object', required: ['total'], properties: { total: { type: 'integer' } } },
+          ...problemResponses,
+        },
+      },
+    },
+    async (request) => ({ total: await store.totalRuns(runFilter(request.query)) }),
   );
 
   app.get<{ Params: { id: string } }>(

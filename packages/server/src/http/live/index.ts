@@ -27,6 +27,8 @@ export interface LiveOptions {
   feedCoalesceMs?: number;
   /** Dependency events kept for clients of /api/stream that resume. @default 1_000 */
   dependencyHistory?: number;
+  /** A dependency's snapshot on /api/stream goes out at most this often (latest wins). @default 250 */
+  snapshotMs?: number;
 }
 
 interface Normalized {
@@ -35,6 +37,7 @@ interface Normalized {
   pollMs: number;
   feedCoalesceMs: number;
   dependencyHistory: number;
+  snapshotMs: number;
 }
 
 function positive(field: string, value: number | undefined, fallback: number, integer = false): number {
@@ -60,6 +63,7 @@ function normalizeLiveOptions(options: Omit<LiveOptions, 'context'>): Normalized
     pollMs: positive('pollMs', options.pollMs, 1_000),
     feedCoalesceMs: positive('feedCoalesceMs', options.feedCoalesceMs, 100),
     dependencyHistory: positive('dependencyHistory', options.dependencyHistory, 1_000, true),
+    snapshotMs: positive('snapshotMs', options.snapshotMs, 250),
   };
 }
 
@@ -129,11 +133,13 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
   const system = new SystemFeed({
     store,
     registry,
+    monitor: context.monitor,
     clock,
     log: app.log,
     pollMs: options.pollMs,
     coalesceMs: options.feedCoalesceMs,
     ringSize: options.dependencyHistory,
+    snapshotMs: options.snapshotMs,
   });
   // @fastify/websocket's type declarations add a route overload to every Fastify instance of the
   // program, and TypeScript then types the handlers of every other route as WebSocket handlers.
@@ -233,7 +239,8 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
       config: { access: 'viewer' },
       schema: {
         tags: ['live'],
-        summary: 'System changes as Server-Sent Events: dependency events and run status changes',
+        summary:
+          'System changes as Server-Sent Events: dependency events, dependency snapshots (coalesced) and run status changes',
         querystring: systemQuery,
         response: { 200: eventStream, ...problemResponses },
       },

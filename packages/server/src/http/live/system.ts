@@ -1,9 +1,12 @@
 // /api/stream: what changes across the system, for dashboards: dependency events (breakers,
-// reloads, failovers) from the registry, and run status changes from the store's run feed,
-// read by one reader for all clients and resumable through a two-part event id.
+// reloads, failovers) from the registry, snapshots of the dependencies that changed (coalesced),
+// and run status changes from the store's run feed, read by one reader for all clients and
+// resumable through a two-part event id.
 import type { BulwarkEvent, Clock, DependencyRegistry, TimerHandle } from '@bulwark/core';
 import type { FeedEvent, WorkflowStore } from '@bulwark/workflow';
 import type { FastifyBaseLogger } from 'fastify';
+import type { DependencyMonitor } from '../monitor/monitor.ts';
+import { dependencyView } from '../monitor/view.ts';
 import { liveEvent } from './frames.ts';
 import { PAGE } from './hub.ts';
 import type { SseStream } from './sse.ts';
@@ -46,14 +49,20 @@ interface Client extends SystemCursor {
   readonly stream: SseStream;
 }
 
+/** The snapshot frames' event name; they carry no id (state, not history: a reconnect gets them all anew). */
+export const SNAPSHOT_EVENT = 'dependency:snapshot';
+
 export interface SystemFeedOptions {
   store: WorkflowStore;
   registry: DependencyRegistry;
+  monitor: DependencyMonitor;
   clock: Clock;
   log: FastifyBaseLogger;
   pollMs: number;
   coalesceMs: number;
   ringSize: number;
+  /** Snapshots of one dependency go out at most this often; the latest state wins. */
+  snapshotMs: number;
 }
 
 /** An error as a client sees it: its kind and message, never a stack or a live object. */
@@ -90,6 +99,15 @@ export class SystemFeed {
   #again = false;
   #lastReadAt = 0;
   #closed = false;
+  /** Dependencies changed since the last snapshot flush. */
+  readonly #dirty = new Set<string>();
+  /** Runs parked per dependency as last sent: a change in the count is a change to send. */
+  #parked: Record<string, number> = {};
+  /** Count the parked runs again at the next flush (the run feed moved). */
+  #recountParked = false;
+  #snapshotTimer: TimerHandle | undefined;
+  #flushing = false;
+  #lastFlushAt = 0;
 
   constructor(options: SystemFeedOptions) {
     this.#o = options;
@@ -97,9 +115,13 @@ export class SystemFeed {
     // Always listening, not only while a client is connected: a client that reconnects after
     // being the only one must find what happened meanwhile in the ring (breaker events are rare,
     // so the ring costs nothing; the registry builds events anyway for the metrics).
-    this.#stopListening = DEPENDENCY_EVENTS.map((type) =>
-      options.registry.events.on(type, (event) => this.#dependencyEvent(event as BulwarkEvent)),
-    );
+    this.#stopListening = [
+      ...DEPENDENCY_EVENTS.map((type) =>
+        options.registry.events.on(type, (event) => this.#dependencyEvent(event as BulwarkEvent)),
+      ),
+      // Every settled call changes its dependency's figures; rejections by a bulkhead or limiter included.
+      options.registry.events.on('dependency:call', (event) => this.#touch(event.dependency)),
+    ];
   }
 
   /**
@@ -130,7 +152,12 @@ export class SystemFeed {
       // The seam, as for a run's hub: join once the reader has sent nothing this client lacks.
       if (this.#runCursor <= client.run) break;
     }
+    const parked = await this.#parkedCounts();
+    if (stream.closed) return;
+    // From here on synchronous: no dependency event can fall between the catch-up and the join.
     this.#catchUpDependencies(client);
+    // Where every dependency stands now; from here on only those that change.
+    stream.write(this.#snapshots(this.#o.registry.names, parked));
     this.#clients.add(client);
   }
 
@@ -138,6 +165,76 @@ export class SystemFeed {
     this.#closed = true;
     for (const stop of this.#stopListening) stop();
     this.#stop();
+  }
+
+  /**
+   * A dependency changed: its snapshot goes out with the next flush, at most one flush per
+   * snapshotMs, so a burst of a thousand calls costs each client one frame per dependency.
+   * Nothing is kept or timed while no client listens.
+   */
+  #touch(name: string | null): void {
+    if (name === null || this.#clients.size === 0 || this.#closed) return;
+    this.#dirty.add(name);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#snapshotTimer !== undefined || this.#flushing) return;
+    const delay = Math.max(0, this.#lastFlushAt + this.#o.snapshotMs - this.#o.clock.now());
+    this.#snapshotTimer = this.#o.clock.setTimeout(() => {
+      this.#snapshotTimer = undefined;
+      void this.#flush();
+    }, delay);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#clients.size === 0 || this.#closed) {
+      this.#dirty.clear();
+      return;
+    }
+    this.#flushing = true;
+    this.#lastFlushAt = this.#o.clock.now();
+    try {
+      const before = this.#parked;
+      const parked = this.#recountParked ? await this.#parkedCounts() : before;
+      this.#recountParked = false;
+      for (const name of new Set([...Object.keys(before), ...Object.keys(parked)])) {
+        if ((before[name] ?? 0) !== (parked[name] ?? 0)) this.#dirty.add(name);
+      }
+      const names = this.#o.registry.names.filter((name) => this.#dirty.has(name));
+      this.#dirty.clear();
+      if (names.length === 0) return;
+      const chunk = this.#snapshots(names, parked);
+      for (const client of this.#clients) if (!client.stream.over) client.stream.write(chunk);
+    } catch (error) {
+      this.#o.log.warn({ err: error }, 'live: building dependency snapshots failed');
+    } finally {
+      this.#flushing = false;
+      // Changes that came during the flush go out with the next one.
+      if (this.#dirty.size > 0 || this.#recountParked) this.#scheduleFlush();
+    }
+  }
+
+  async #parkedCounts(): Promise<Record<string, number>> {
+    try {
+      this.#parked = await this.#o.store.parkedCounts();
+    } catch (error) {
+      // The last counts stand; the next flush asks again.
+      this.#recountParked = true;
+      this.#o.log.warn({ err: error }, 'live: counting parked runs failed');
+    }
+    return this.#parked;
+  }
+
+  /** One frame per dependency, as `GET /api/dependencies` shows it; all in one chunk. */
+  #snapshots(names: readonly string[], parked: Record<string, number>): string {
+    const { registry, monitor } = this.#o;
+    let chunk = '';
+    for (const name of names) {
+      const view = dependencyView(monitor, registry.stats(name), parked);
+      chunk += `event: ${SNAPSHOT_EVENT}\ndata: ${JSON.stringify(view)}\n\n`;
+    }
+    return chunk;
   }
 
   #catchUpDependencies(client: Client): void {
@@ -160,17 +257,29 @@ export class SystemFeed {
     if (this.#closed) return;
     const { type, policy, operation, ...fields } = event as BulwarkEvent & { error?: unknown };
     const seq = ++this.#depSeq;
+    // A failover names the provider it gave up on; other events the policy's dependency.
+    const dependency = event.type === 'group:failover' ? event.from : this.#dependencyOf(policy);
+    // The monitor heard the event first (it subscribed first) and recorded it with its reason.
+    const transition =
+      type.startsWith('breaker:') && dependency !== null
+        ? this.#o.monitor.lastTransition(dependency)
+        : undefined;
     const data = {
       seq,
       type,
-      // A failover names the provider it gave up on; other events the policy's dependency.
-      dependency: event.type === 'group:failover' ? event.from : this.#dependencyOf(policy),
+      dependency,
       policy,
       ...(operation === undefined ? {} : { operation }),
       ...fields,
       ...('error' in fields ? { error: errorView(fields.error) } : {}),
+      ...(transition === undefined ? {} : { transition }),
       at: this.#o.clock.now(),
     };
+    if (event.type === 'registry:reloaded') {
+      for (const name of [...event.added, ...event.changed]) this.#touch(name);
+    } else {
+      this.#touch(dependency);
+    }
     const entry: DepEntry = { seq, type, json: JSON.stringify(data) };
     this.#ring.push(entry);
     if (this.#ring.length > this.#o.ringSize) this.#ring.shift();
@@ -243,6 +352,9 @@ export class SystemFeed {
 
   #stop(): void {
     this.#generation++;
+    if (this.#snapshotTimer !== undefined) this.#o.clock.clearTimeout(this.#snapshotTimer);
+    this.#snapshotTimer = undefined;
+    this.#dirty.clear();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     this.#ready = undefined;
@@ -283,6 +395,12 @@ export class SystemFeed {
   async #read(): Promise<void> {
     if (!this.#running || this.#reading) return;
     this.#reading = true;
+    // Runs moved (a wake-up or the poll): some may have parked or resumed, which no `run:*`
+    // event tells. The next snapshot flush counts them again: one indexed count per read.
+    if (this.#clients.size > 0) {
+      this.#recountParked = true;
+      this.#scheduleFlush();
+    }
     this.#lastReadAt = this.#o.clock.now();
     const generation = this.#generation;
     try {

@@ -13,8 +13,10 @@ import { rootPlugin } from './security.ts';
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
 export const SESSION_COOKIE = 'bulwark_session';
-/** @default 12 hours: a working day, after which the dashboard asks for the key again. */
-export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+/** A session unused this long ends: a dashboard left open over lunch asks for the key again. */
+export const SESSION_IDLE_MS = 2 * 60 * 60 * 1000;
+/** However much it is used, a session ends this long after sign-in: a working day. */
+export const SESSION_LIFETIME_MS = 12 * 60 * 60 * 1000;
 /** Bounds memory: a flood of logins cannot grow the map without limit. */
 export const MAX_SESSIONS = 10_000;
 
@@ -53,18 +55,25 @@ export class KeyRing {
 
 interface Session {
   readonly principal: Principal;
-  readonly expiresAt: number;
+  readonly createdAt: number;
+  /** Moves forward on each use (idle expiry), never past `createdAt + lifetime`. */
+  expiresAt: number;
 }
 
-/** Browser sessions in memory, keyed by the token's digest so the map holds no usable token. */
+/**
+ * Browser sessions in memory, keyed by the token's digest so the map holds no usable token. A
+ * session ends after `idleMs` without use, and `lifetimeMs` after it began whatever its use.
+ */
 export class SessionStore {
   readonly #sessions = new Map<string, Session>();
-  readonly #ttlMs: number;
+  readonly #idleMs: number;
   readonly #max: number;
+  readonly #lifetimeMs: number;
 
-  constructor(ttlMs: number, max: number) {
-    this.#ttlMs = ttlMs;
+  constructor(idleMs: number, max: number, lifetimeMs = Number.POSITIVE_INFINITY) {
+    this.#idleMs = idleMs;
     this.#max = max;
+    this.#lifetimeMs = lifetimeMs;
   }
 
   get size(): number {
@@ -79,10 +88,15 @@ export class SessionStore {
       if (oldest !== undefined) this.#sessions.delete(oldest);
     }
     const token = randomBytes(32).toString('base64url');
-    this.#sessions.set(digest(token).toString('base64url'), { principal, expiresAt: now + this.#ttlMs });
+    this.#sessions.set(digest(token).toString('base64url'), {
+      principal,
+      createdAt: now,
+      expiresAt: this.#expiry(now, now),
+    });
     return token;
   }
 
+  /** The session's principal, its idle time restarted; undefined when unknown or expired. */
   get(token: string, now: number): Principal | undefined {
     const id = digest(token).toString('base64url');
     const session = this.#sessions.get(id);
@@ -91,11 +105,21 @@ export class SessionStore {
       this.#sessions.delete(id);
       return undefined;
     }
+    session.expiresAt = this.#expiry(session.createdAt, now);
     return session.principal;
+  }
+
+  /** When the session ends if not used again (epoch ms), or undefined. Does not count as a use. */
+  expiresAt(token: string): number | undefined {
+    return this.#sessions.get(digest(token).toString('base64url'))?.expiresAt;
   }
 
   delete(token: string): void {
     this.#sessions.delete(digest(token).toString('base64url'));
+  }
+
+  #expiry(createdAt: number, now: number): number {
+    return Math.min(now + this.#idleMs, createdAt + this.#lifetimeMs);
   }
 
   #prune(now: number): void {
@@ -153,13 +177,19 @@ function ownOrigin(request: FastifyRequest): string {
   return `${request.protocol}://${request.host}`;
 }
 
+/** HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure over HTTPS. */
+function cookieAttributes(request: FastifyRequest): string {
+  // `protocol` follows X-Forwarded-Proto when the server trusts its proxy (server.trustProxy).
+  return `HttpOnly; SameSite=Strict; Path=/${request.protocol === 'https' ? '; Secure' : ''}`;
+}
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="bulwark"' };
 
 export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext }>>(
   async (app, { context }) => {
     const keys = new KeyRing(context.settings.apiKeys);
-    const sessions = new SessionStore(SESSION_TTL_MS, MAX_SESSIONS);
+    const sessions = new SessionStore(SESSION_IDLE_MS, MAX_SESSIONS, SESSION_LIFETIME_MS);
     const routes: RouteAccess[] = [];
     app.decorate(kRoutes, routes);
     app.decorate(kAuth, { keys, sessions } satisfies AuthState);
@@ -290,11 +320,9 @@ export const sessionApi: FastifyPluginAsync<{ context: ServerContext }> = async 
         throw new ApiError('UNAUTHORIZED', 'The API key is not valid', { headers: CHALLENGE });
       }
       const token = sessions.create(principal, context.clock.now());
-      const secure = request.protocol === 'https' ? '; Secure' : '';
-      reply.header(
-        'set-cookie',
-        `${SESSION_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_MS / 1000}${secure}`,
-      );
+      // No Max-Age: the cookie lasts while the browser runs, and the server ends the session
+      // when it goes unused (a cookie's fixed age could not slide with its use).
+      reply.header('set-cookie', `${SESSION_COOKIE}=${token}; ${cookieAttributes(request)}`);
       return reply.code(204).send();
     },
   );
@@ -303,12 +331,16 @@ export const sessionApi: FastifyPluginAsync<{ context: ServerContext }> = async 
     '/session',
     {
       config: { access: 'public' },
-      schema: { tags, summary: 'Log out: forget the session', response: { 204: { type: 'null' } } },
+      schema: {
+        tags,
+        summary: 'Log out: end the session (it is refused from now on) and clear the cookie',
+        response: { 204: { type: 'null' }, ...problemResponses },
+      },
     },
     async (request, reply) => {
       const token = cookieValue(request.headers.cookie, SESSION_COOKIE);
       if (token !== undefined) sessions.delete(token);
-      reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+      reply.header('set-cookie', `${SESSION_COOKIE}=; ${cookieAttributes(request)}; Max-Age=0`);
       return reply.code(204).send();
     },
   );
@@ -319,17 +351,32 @@ export const sessionApi: FastifyPluginAsync<{ context: ServerContext }> = async 
       config: { access: 'viewer' },
       schema: {
         tags,
-        summary: 'Who the key or session belongs to',
+        summary: 'Who the key or session belongs to, and when the session ends if left unused',
         response: {
           200: {
             type: 'object',
-            required: ['name', 'role'],
-            properties: { name: { type: 'string' }, role: { type: 'string' } },
+            required: ['name', 'role', 'expiresAt'],
+            properties: {
+              name: { type: 'string' },
+              role: { type: 'string' },
+              expiresAt: {
+                type: ['integer', 'null'],
+                description: 'Epoch ms; each request moves it on. Null for an API key (no session).',
+              },
+            },
           },
           ...problemResponses,
         },
       },
     },
-    async (request) => ({ name: request.principal?.name, role: request.principal?.role }),
+    async (request) => {
+      const via = (request as unknown as Record<symbol, Via>)[kVia];
+      const token = via === 'cookie' ? cookieValue(request.headers.cookie, SESSION_COOKIE) : undefined;
+      return {
+        name: request.principal?.name,
+        role: request.principal?.role,
+        expiresAt: token === undefined ? null : (sessions.expiresAt(token) ?? null),
+      };
+    },
   );
 };

@@ -138,7 +138,7 @@ export function renderReference(document: ReturnType<typeof buildDocument>): str
       );
     }
   }
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bulwark API reference</title><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="/api/docs.css"></head><body><h1>Bulwark API <small>${html(document.info.version)}</small></h1><p>${html(document.info.description)} The machine-readable document is <a href="/api/openapi.json">/api/openapi.json</a>.</p><p>Send an API key as <code>Authorization: Bearer &lt;key&gt;</code> or <code>X-API-Key</code>.</p>${sections.join('')}<details><summary>Schemas</summary><pre>${html(JSON.stringify(document.components.schemas, null, 2))}</pre></details></body></html>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bulwark API reference</title><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="docs.css"></head><body><h1>Bulwark API <small>${html(document.info.version)}</small></h1><p>${html(document.info.description)} The machine-readable document is <a href="openapi.json">/api/openapi.json</a>.</p><p>Send an API key as <code>Authorization: Bearer &lt;key&gt;</code> or <code>X-API-Key</code>.</p>${sections.join('')}<details><summary>Schemas</summary><pre>${html(JSON.stringify(document.components.schemas, null, 2))}</pre></details></body></html>`;
 }
 
 const CSS = `body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}

@@ -35,6 +35,8 @@ interface MergedUpdate {
   available_at: number | null;
   set_waiting_for: boolean;
   waiting_for: string | null;
+  set_parked_on: boolean;
+  parked_on: string | null;
   release_lease: boolean;
   finished: boolean;
 }
@@ -165,6 +167,8 @@ function merge(id: string, state: RunState, update: RunUpdate, now: number): voi
     available_at: null,
     set_waiting_for: false,
     waiting_for: null,
+    set_parked_on: false,
+    parked_on: null,
     release_lease: false,
     finished: false,
   });
@@ -191,6 +195,10 @@ function merge(id: string, state: RunState, update: RunUpdate, now: number): voi
   if (update.waitingFor !== undefined) {
     u.set_waiting_for = true;
     u.waiting_for = update.waitingFor;
+  }
+  if (update.parkedOn !== undefined) {
+    u.set_parked_on = true;
+    u.parked_on = update.parkedOn;
   }
   // A final run holds no lease, whether or not the worker said so.
   if (update.releaseLease || FINAL.has(state.status)) {

@@ -46,6 +46,7 @@ export const toEvent = read.event;
 export const toSignal = read.signal;
 export const toFeed = read.feed;
 export const toAudit = read.audit;
+export const toParked = read.parked;
 
 export function toClaimed(row: Row): ClaimedRun {
   return { ...toRun(row), takenOver: row.taken_over as boolean };

@@ -24,10 +24,44 @@ const TAKE_LEASE = `
     status = CASE WHEN r.status IN ('queued', 'waiting') THEN 'running' ELSE r.status END,
     lease_owner = $1,
     lease_expires_at = $3::bigint + $5::bigint,
-    updated_at = $3
+    updated_at = $3,
+    -- Claimed: a parked run is trying its dependency again.
+    parked_on = NULL
   FROM chosen
   WHERE r.id = chosen.id
   RETURNING r.*, chosen.taken_over`;
+
+const FILTERS = `($1::text[] IS NULL OR status = ANY ($1)) AND ($2::text IS NULL OR workflow = $2)`;
+
+/**
+ * A run id by its beginning (a range of the "C"-collated primary key), a correlation id or an
+ * idempotency key equal to the text `a`; `b` is the end of the prefix range.
+ */
+function textMatch(a: string, b: string): string {
+  return `AND id IN (
+        SELECT id FROM %s.runs WHERE id >= ${a}::text AND id < ${b}::text
+        UNION SELECT id FROM %s.runs WHERE correlation_id = ${a}::text
+        UNION SELECT id FROM %s.runs WHERE idempotency_key = ${a}::text)`;
+}
+
+/** The input's value at the path `a` (text[]) equal to `b`, as text (`#>>` writes numbers and booleans as JSON does). */
+function inputMatch(a: string, b: string): string {
+  return `AND input #>> ${a}::text[] = ${b}::text`;
+}
+
+/** Newest first; `before` ($3) pages by (created_at, id) of the run named; $4 is the limit. */
+function listRuns(match: string): string {
+  return `
+      SELECT * FROM %s.runs
+      WHERE ${FILTERS} ${match}
+        AND ($3::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM %s.runs WHERE id = $3))
+      ORDER BY created_at DESC, id DESC
+      LIMIT $4`;
+}
+
+function totalRuns(match: string): string {
+  return `SELECT count(*)::integer AS n FROM %s.runs WHERE ${FILTERS} ${match}`;
+}
 
 /**
  * Builds the statements for one schema. `schema` is the identifier already quoted; `tag` keeps
@@ -46,15 +80,36 @@ export function statements(schema: string, tag: string) {
     getRun: make('get_run', `SELECT * FROM %s.runs WHERE id = $1`),
 
     /** Newest first; each filter is off when its parameter is null. */
-    listRuns: make(
-      'list_runs',
+    listRuns: make('list_runs', listRuns('')),
+    // One statement per kind of search, so that each is planned for it: a search reads the few
+    // rows its index finds. The search's two parameters follow the filters'.
+    listRunsText: make('list_runs_text', listRuns(textMatch('$5', '$6'))),
+    listRunsInput: make('list_runs_input', listRuns(inputMatch('$5', '$6'))),
+    totalRuns: make('total_runs', totalRuns('')),
+    totalRunsText: make('total_runs_text', totalRuns(textMatch('$3', '$4'))),
+    totalRunsInput: make('total_runs_input', totalRuns(inputMatch('$3', '$4'))),
+
+    /** Through the parked index; each run's step and time from its last `step:parked` event. */
+    parkedRuns: make(
+      'parked_runs',
       `
-      SELECT * FROM %s.runs
-      WHERE ($1::text[] IS NULL OR status = ANY ($1))
-        AND ($2::text IS NULL OR workflow = $2)
-        AND ($3::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM %s.runs WHERE id = $3))
-      ORDER BY created_at DESC, id DESC
-      LIMIT $4`,
+      SELECT r.id, r.workflow, r.available_at, e.step, e.data, e.at
+      FROM %s.runs AS r
+      LEFT JOIN LATERAL (
+        SELECT x.step, x.data, x.at FROM %s.events AS x
+        WHERE x.run_id = r.id AND x.type = 'step:parked' ORDER BY x.seq DESC LIMIT 1) AS e ON true
+      WHERE r.parked_on = $1 AND r.status = 'waiting'
+      ORDER BY r.available_at, r.id LIMIT $2`,
+    ),
+    parkedTotal: make(
+      'parked_total',
+      `SELECT count(*)::integer AS n FROM %s.runs WHERE parked_on = $1 AND status = 'waiting'`,
+    ),
+    parkedCounts: make(
+      'parked_counts',
+      `
+      SELECT parked_on AS name, count(*)::integer AS n FROM %s.runs
+      WHERE parked_on IS NOT NULL AND status = 'waiting' GROUP BY parked_on`,
     ),
 
     steps: make('steps', `SELECT * FROM %s.steps WHERE run_id = $1 ORDER BY seq`),
@@ -255,6 +310,7 @@ export function statements(schema: string, tag: string) {
           THEN u.now
           ELSE coalesce(u.available_at, r.available_at) END,
         waiting_for      = CASE WHEN u.set_waiting_for THEN u.waiting_for ELSE r.waiting_for END,
+        parked_on        = CASE WHEN u.set_parked_on THEN u.parked_on ELSE r.parked_on END,
         lease_owner      = CASE WHEN u.release_lease THEN NULL ELSE r.lease_owner END,
         lease_expires_at = CASE WHEN u.release_lease THEN NULL ELSE r.lease_expires_at END,
         finished_at      = CASE WHEN u.finished THEN u.now ELSE r.finished_at END,
@@ -262,7 +318,8 @@ export function statements(schema: string, tag: string) {
       FROM jsonb_to_recordset($1::jsonb) AS u (
         id text, now bigint, status text, set_output boolean, output text, set_error boolean,
         error text, degraded boolean, progress double precision, available_at bigint,
-        set_waiting_for boolean, waiting_for text, release_lease boolean, finished boolean)
+        set_waiting_for boolean, waiting_for text, set_parked_on boolean, parked_on text,
+        release_lease boolean, finished boolean)
       WHERE r.id = u.id`,
     ),
 

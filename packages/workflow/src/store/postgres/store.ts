@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
+import { prefixEnd } from '../search.ts';
 import type {
   AuditEntry,
   Change,
@@ -17,6 +18,7 @@ import type {
   ListRunsFilter,
   NewAuditEntry,
   NewRun,
+  ParkedRun,
   RetryOutcome,
   RunCount,
   RunRecord,
@@ -43,6 +45,7 @@ import {
   toClaimed,
   toEvent,
   toFeed,
+  toParked,
   toRun,
   toSignal,
   toStep,
@@ -203,13 +206,52 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
-    const rows = await this.#query(this.#sql.listRuns, [
+    const { search } = filter;
+    const sql = this.#sql;
+    const statement =
+      search === undefined ? sql.listRuns : 'text' in search ? sql.listRunsText : sql.listRunsInput;
+    const rows = await this.#query(statement, [
       filter.status ? [...filter.status] : null,
       filter.workflow ?? null,
       filter.before ?? null,
       filter.limit ?? 100,
+      ...searchValues(filter),
     ]);
     return rows.map(toRun);
+  }
+
+  async totalRuns(filter: ListRunsFilter = {}): Promise<number> {
+    const { search } = filter;
+    const sql = this.#sql;
+    const statement =
+      search === undefined ? sql.totalRuns : 'text' in search ? sql.totalRunsText : sql.totalRunsInput;
+    const [row] = await this.#query(statement, [
+      filter.status ? [...filter.status] : null,
+      filter.workflow ?? null,
+      ...searchValues(filter),
+    ]);
+    return row!.n as number;
+  }
+
+  async parkedRuns(dependency: string, limit: number): Promise<{ runs: ParkedRun[]; total: number }> {
+    // One snapshot: the total and the page agree.
+    return this.#withSession(async (session) => {
+      await session.raw('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        const rows = await session.run(this.#sql.parkedRuns, [dependency, limit]);
+        const [total] = await session.run(this.#sql.parkedTotal, [dependency]);
+        await session.raw('COMMIT');
+        return { runs: rows.map(toParked), total: total!.n as number };
+      } catch (error) {
+        await session.raw('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  async parkedCounts(): Promise<Record<string, number>> {
+    const rows = await this.#query(this.#sql.parkedCounts, []);
+    return Object.fromEntries(rows.map((r) => [r.name as string, r.n as number]));
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedRun[]> {
@@ -524,4 +566,12 @@ export async function openPostgresStore(options: PostgresStoreOptions = {}): Pro
     await store.close();
     throw error;
   }
+}
+
+/** The search's two parameters: the text and the end of its prefix range, or the input's path and value. */
+function searchValues(filter: ListRunsFilter): unknown[] {
+  const { search } = filter;
+  if (search === undefined) return [];
+  if ('text' in search) return [search.text, prefixEnd(search.text)];
+  return [[...search.path], search.equals];
 }

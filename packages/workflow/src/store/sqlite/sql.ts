@@ -32,6 +32,24 @@ export function sqliteSql(prefix: string) {
   const claimIndex = ident(`${prefix}runs_claim`);
   const leasedIndex = ident(`${prefix}runs_leased`);
   const feedIndex = ident(`${prefix}events_run_feed`);
+  const parkedIndex = ident(`${prefix}runs_parked`);
+
+  const filters = `(@statuses IS NULL OR status IN (SELECT value FROM json_each(@statuses)))
+        AND (@workflow IS NULL OR workflow = @workflow)`;
+  // A run id by its beginning (a range of the primary key), a correlation id, an idempotency key.
+  const textMatch = `id IN (
+          SELECT id FROM ${runs} WHERE id >= @text AND id < @textEnd
+          UNION SELECT id FROM ${runs} WHERE correlation_id = @text
+          UNION SELECT id FROM ${runs} WHERE idempotency_key = @text)`;
+  // The input's value at a path, as text; booleans as JSON writes them (SQLite has no boolean).
+  const inputMatch = `CASE json_type(input, @path) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+          ELSE CAST(json_extract(input, @path) AS TEXT) END = @equals`;
+  const listRuns = (match: string) => `SELECT ${RUN_COLUMNS} FROM ${runs}
+      WHERE ${filters} ${match}
+        AND (@before IS NULL OR (created_at, id) < (SELECT created_at, id FROM ${runs} WHERE id = @before))
+      ORDER BY created_at DESC, id DESC
+      LIMIT @limit`;
+  const totalRuns = (match: string) => `SELECT count(*) AS n FROM ${runs} WHERE ${filters} ${match}`;
 
   return {
     // -- migrations ------------------------------------------------------------------------
@@ -59,13 +77,29 @@ export function sqliteSql(prefix: string) {
         @now, @now, @finishedAt)`,
     insertDep: `INSERT OR IGNORE INTO ${deps} (parent_id, child_id) VALUES (?, ?)`,
 
-    // Newest first; `before` pages by (created_at, id) of the run named.
-    listRuns: `SELECT ${RUN_COLUMNS} FROM ${runs}
-      WHERE (@statuses IS NULL OR status IN (SELECT value FROM json_each(@statuses)))
-        AND (@workflow IS NULL OR workflow = @workflow)
-        AND (@before IS NULL OR (created_at, id) < (SELECT created_at, id FROM ${runs} WHERE id = @before))
-      ORDER BY created_at DESC, id DESC
-      LIMIT @limit`,
+    // Newest first; `before` pages by (created_at, id) of the run named. One statement per kind
+    // of search, so that each has its own plan: a search reads the few rows its index finds.
+    listRuns: listRuns(''),
+    listRunsText: listRuns(`AND ${textMatch}`),
+    listRunsInput: listRuns(`AND ${inputMatch}`),
+    totalRuns: totalRuns(''),
+    totalRunsText: totalRuns(`AND ${textMatch}`),
+    totalRunsInput: totalRuns(`AND ${inputMatch}`),
+
+    // -- parked runs -----------------------------------------------------------------------
+    // Through the parked index; each run's step and time from its last `step:parked` event,
+    // found by walking its events back from the newest.
+    parkedRuns: `SELECT r.id, r.workflow, r.available_at, e.step, e.data, e.at
+      FROM ${runs} r INDEXED BY ${parkedIndex}
+      LEFT JOIN ${events} e ON e.seq = (
+        SELECT x.seq FROM ${events} x WHERE x.run_id = r.id AND x.type = 'step:parked'
+        ORDER BY x.seq DESC LIMIT 1)
+      WHERE r.parked_on = ? AND r.status = 'waiting'
+      ORDER BY r.available_at, r.id LIMIT ?`,
+    parkedTotal: `SELECT count(*) AS n FROM ${runs} INDEXED BY ${parkedIndex}
+      WHERE parked_on = ? AND status = 'waiting'`,
+    parkedCounts: `SELECT parked_on AS name, count(*) AS n FROM ${runs} INDEXED BY ${parkedIndex}
+      WHERE parked_on IS NOT NULL AND status = 'waiting' GROUP BY parked_on`,
 
     // -- claim -----------------------------------------------------------------------------
     // Unleased candidates, read in claim order through the claim index; the caller stops at its limit.
@@ -87,7 +121,9 @@ export function sqliteSql(prefix: string) {
       GROUP BY concurrency_key`,
     leaseRun: `UPDATE ${runs}
       SET status = CASE WHEN status IN ('queued', 'waiting') THEN 'running' ELSE status END,
-          lease_owner = @workerId, lease_expires_at = @expiresAt, updated_at = @now
+          lease_owner = @workerId, lease_expires_at = @expiresAt, updated_at = @now,
+          -- Claimed: a parked run is trying its dependency again.
+          parked_on = NULL
       WHERE id = @id`,
 
     // -- renew -----------------------------------------------------------------------------
@@ -111,6 +147,7 @@ export function sqliteSql(prefix: string) {
           THEN @now
           ELSE coalesce(@availableAt, available_at) END,
         waiting_for      = CASE WHEN @setWaitingFor THEN @waitingFor ELSE waiting_for END,
+        parked_on        = CASE WHEN @setParkedOn THEN @parkedOn ELSE parked_on END,
         lease_owner      = CASE WHEN @release THEN NULL ELSE lease_owner END,
         lease_expires_at = CASE WHEN @release THEN NULL ELSE lease_expires_at END,
         finished_at      = CASE WHEN @final THEN coalesce(finished_at, @now) ELSE finished_at END,

@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
 import { type Row, rowReader } from '../rows.ts';
+import { prefixEnd } from '../search.ts';
 import {
   type AuditEntry,
   type Change,
@@ -19,6 +20,7 @@ import {
   type ListRunsFilter,
   type NewAuditEntry,
   type NewRun,
+  type ParkedRun,
   type RetryOutcome,
   type RunCount,
   type RunRecord,
@@ -274,13 +276,45 @@ export class SqliteStore implements WorkflowStore {
 
   async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
     this.#open();
-    const rows = this.#sql.listRuns.all({
-      statuses: filter.status ? JSON.stringify(filter.status) : null,
-      workflow: filter.workflow ?? null,
+    const s = this.#sql;
+    const statement =
+      filter.search === undefined ? s.listRuns : 'text' in filter.search ? s.listRunsText : s.listRunsInput;
+    const rows = statement.all({
+      ...runFilter(filter),
       before: filter.before ?? null,
       limit: filter.limit ?? 100,
     }) as Row[];
     return rows.map(read.run);
+  }
+
+  async totalRuns(filter: ListRunsFilter = {}): Promise<number> {
+    this.#open();
+    const s = this.#sql;
+    const statement =
+      filter.search === undefined
+        ? s.totalRuns
+        : 'text' in filter.search
+          ? s.totalRunsText
+          : s.totalRunsInput;
+    return (statement.get(runFilter(filter)) as { n: number }).n;
+  }
+
+  async parkedRuns(dependency: string, limit: number): Promise<{ runs: ParkedRun[]; total: number }> {
+    this.#open();
+    // One read transaction: the total and the page agree.
+    return this.#db.transaction(() => {
+      const rows = this.#sql.parkedRuns.all(dependency, limit) as Row[];
+      const { n } = this.#sql.parkedTotal.get(dependency) as { n: number };
+      return {
+        runs: rows.map(read.parked),
+        total: n,
+      };
+    })();
+  }
+
+  async parkedCounts(): Promise<Record<string, number>> {
+    this.#open();
+    return Object.fromEntries(counts(this.#sql.parkedCounts.all() as Row[]));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -439,6 +473,8 @@ export class SqliteStore implements WorkflowStore {
       availableAt: update.availableAt ?? null,
       setWaitingFor: update.waitingFor !== undefined ? 1 : 0,
       waitingFor: update.waitingFor ?? null,
+      setParkedOn: update.parkedOn !== undefined ? 1 : 0,
+      parkedOn: update.parkedOn ?? null,
       release: update.releaseLease || final ? 1 : 0,
       final: final ? 1 : 0,
     });
@@ -625,6 +661,25 @@ export class SqliteStore implements WorkflowStore {
 
 // ---------------------------------------------------------------------------------------------
 // Rows to records
+
+/** The parameters of the run filters and searches (those a statement does not use are ignored). */
+function runFilter(filter: ListRunsFilter) {
+  const search = filter.search;
+  const text = search !== undefined && 'text' in search ? search.text : null;
+  return {
+    statuses: filter.status ? JSON.stringify(filter.status) : null,
+    workflow: filter.workflow ?? null,
+    text,
+    textEnd: text === null ? null : prefixEnd(text),
+    path: search !== undefined && 'path' in search ? jsonPath(search.path) : null,
+    equals: search !== undefined && 'path' in search ? search.equals : null,
+  };
+}
+
+/** `['a', 'b']` → `$."a"."b"`: SQLite's JSON path, each key quoted. */
+function jsonPath(path: readonly string[]): string {
+  return `$${path.map((key) => `."${key.replaceAll('"', '\\"')}"`).join('')}`;
+}
 
 /** JSON text for a column; `undefined` is SQL NULL (and reads back as `undefined`). */
 function toJson(value: Json | StoredError | undefined): string | null {

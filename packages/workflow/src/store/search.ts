@@ -1,0 +1,13 @@
+// What both stores share of the run search: the range a run-id prefix covers.
+
+/**
+ * The least string above every string that starts with `prefix` (in code-unit order, which is
+ * SQLite's BINARY and PostgreSQL's "C" order for the ASCII of run ids): `id >= prefix AND id <
+ * prefixEnd(prefix)` is a prefix match that an index on `id` answers as a range.
+ */
+export function prefixEnd(prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  // Nothing follows an empty prefix or one ending in a surrogate or U+FFFF in one code unit.
+  if (prefix === '' || last >= 0xd800) return `${prefix}\u{10FFFF}`;
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
