@@ -735,7 +735,7 @@ describe('deploy/Dockerfile', () => {
     );
     assert.match(dockerfile, /apt-get install -y --no-install-recommends python3 make g\+\+/);
     assert.match(dockerfile, /RUN npm ci\n/);
-    assert.match(dockerfile, /RUN npm run build\n/);
+    assert.match(dockerfile, /RUN npm run build && npm run build:dashboard\n/);
     assert.match(dockerfile, /RUN npm ci --omit=dev/);
     assert.equal(last('USER'), 'node');
     assert.equal(last('EXPOSE'), String(normalizeServerSettings().port));

@@ -1,0 +1,38 @@
+// The small coloured words: a breaker's state, a run's status, the live connection.
+import type { LiveState } from '../live.ts';
+import { clockTime } from './format.ts';
+
+export function StateBadge({ state }: { state: string | null }) {
+  const value = state ?? 'no breaker';
+  return <span class={`badge state-${value.replace(/\W+/g, '-')}`}>{value}</span>;
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span class={`badge status-${status}`}>{status}</span>;
+}
+
+export function LiveBadge({ state }: { state: LiveState }) {
+  const text =
+    state.status === 'live'
+      ? 'live'
+      : state.status === 'connecting'
+        ? 'connecting…'
+        : state.status === 'reconnecting'
+          ? 'reconnecting…'
+          : state.status === 'ended'
+            ? 'ended'
+            : `stale since ${clockTime(state.since ?? Date.now())}`;
+  return (
+    <output class={`badge live live-${state.status}`} aria-live="polite" data-live={state.status}>
+      {text}
+    </output>
+  );
+}
+
+export function ProgressBar({ value, label }: { value: number; label: string }) {
+  return (
+    <progress class="progress" max={100} value={value} aria-label={label}>
+      {Math.round(value)}%
+    </progress>
+  );
+}
