@@ -541,6 +541,38 @@ describe('registry: failover groups', () => {
     assert.deepEqual(called, ['a', 'b']);
   });
 
+  test("a provider's own retry giving up on a 429 still starts its cool-down", async () => {
+    const clock = new VirtualClock();
+    const r = registry(clock, {
+      dependencies: {
+        // The Retry-After (5 s) is longer than this retry will wait, so it gives up at once.
+        a: { retry: { maxAttempts: 2, baseMs: 10, retryAfterMaxMs: 100 }, breaker: false },
+        b: { retry: false, breaker: false },
+      },
+      groups: { ai: { providers: ['a', 'b'] } },
+    });
+    const called: string[] = [];
+    const ask = () =>
+      r.execute('ai', 'x', (ctx) => {
+        called.push(ctx.dependency);
+        if (ctx.dependency === 'b') return 'b';
+        throw new HttpStatusError({
+          client: 'a',
+          status: 429,
+          statusText: 'Too Many Requests',
+          method: 'POST',
+          url: 'http://127.0.0.1/v1',
+          headers: new Headers(),
+          body: '',
+          retryAfterMs: 5_000,
+        });
+      });
+    assert.equal((await runToEnd(clock, ask())).value, 'b');
+    const first = called.length;
+    assert.equal((await runToEnd(clock, ask())).value, 'b');
+    assert.deepEqual(called.slice(first), ['b']);
+  });
+
   test('when every provider is cooling down, GroupUnavailableError gives the soonest wait', async () => {
     const clock = new VirtualClock();
     const r = registry(clock, {

@@ -139,10 +139,14 @@ export class FailoverGroup {
   }
 }
 
-/** The wait a "not now" failure asks for: 429/503 with Retry-After, or a rate limiter's refusal. */
+/**
+ * The wait a "not now" failure asks for: 429/503 with Retry-After, or a rate limiter's refusal,
+ * also when the provider's own retry gave up on it (the last attempt's error is the cause).
+ */
 function comeBackAfterMs(error: unknown): number {
   if (!(error instanceof BulwarkError)) return 0;
   const code = error.code;
+  if (code === ErrorCodes.RETRIES_EXHAUSTED) return comeBackAfterMs(error.cause);
   const status = (error as { status?: unknown }).status;
   const wait = (error as { retryAfterMs?: unknown }).retryAfterMs;
   if (typeof wait !== 'number' || !(wait > 0)) return 0;
