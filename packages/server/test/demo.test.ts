@@ -435,6 +435,8 @@ function recount(events: DemoEvent[], dependency: string) {
     outcomes,
     sent: attempts.filter((a) => a.sent).length,
     failedSent: attempts.filter((a) => a.sent && !a.ok).length,
+    /** Failed requests that took far longer than any scripted answer (30 ms): timeouts. */
+    slowFailedSent: attempts.filter((a) => a.sent && !a.ok && a.ms >= 200).length,
     retries: events.filter((e) => e.type === 'retry' && e.dependency === dependency).length,
   };
 }
@@ -472,18 +474,32 @@ describe('bulwark demo', () => {
       assert.deepEqual(d.outcomes, again.outcomes, `${name} outcomes`);
       assert.equal(d.retries, again.retries, `${name} retries`);
       assert.equal(d.sent, again.sent, `${name} sent`);
-      // The upstream counted on its side every request that left the process, no more.
-      assert.equal(
-        d.sent,
-        upstreams[name]!.received,
-        `${name}: requests sent = requests the upstream received`,
+      // The upstream counted on its side the requests that left the process, never more. A request
+      // given up on (timed out) while still in the socket, before a busy upstream read it, is
+      // never received: on a loaded machine that can happen to a few of the failed ones only.
+      const received = upstreams[name]!.received;
+      assert.ok(received <= d.sent, `${name}: received ${received} > sent ${d.sent}`);
+      assert.ok(
+        d.sent - received <= again.failedSent,
+        `${name}: ${d.sent - received} sent but not received, more than the ${again.failedSent} failed`,
       );
     }
-    // Answers far below the timeouts: every failed request is one the upstream's script failed.
-    const payments = upstreams.payments!.decisions;
-    assert.equal(recount(events, 'payments').failedSent, payments.error + payments.reset);
-    const search = upstreams.search!.decisions;
-    assert.equal(recount(events, 'search').failedSent, search.error + search.hang);
+    // Every failure the upstream's script dealt is a failed request here. Answers come far below
+    // the timeouts, so any other failed request is one a loaded machine let time out: it took at
+    // least 200 ms, or never reached the upstream at all.
+    const scripted = {
+      payments: upstreams.payments!.decisions.error + upstreams.payments!.decisions.reset,
+      search: upstreams.search!.decisions.error + upstreams.search!.decisions.hang,
+    };
+    for (const [name, dealt] of Object.entries(scripted)) {
+      const again = recount(events, name);
+      const lost = figures.dependencies[name]!.sent - upstreams[name]!.received;
+      assert.ok(again.failedSent >= dealt, `${name}: ${again.failedSent} failed < ${dealt} dealt`);
+      assert.ok(
+        again.failedSent <= dealt + lost + again.slowFailedSent,
+        `${name}: ${again.failedSent} failed, ${dealt} dealt, ${lost} lost, ${again.slowFailedSent} slow`,
+      );
+    }
 
     // Breaker transitions, replayed from the log.
     for (const [name, transitions] of Object.entries(figures.breakers)) {
