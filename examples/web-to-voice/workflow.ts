@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { BrokenCircuitError, type DependencyRegistry, RetriesExhaustedError } from '@bulwark/core';
+import { type DependencyRegistry, RetriesExhaustedError } from '@bulwark/core';
 import { defineWorkflow, type WorkflowDefinition } from '@bulwark/workflow';
 import { extractPage } from '../../packages/server/src/declarative/steps/extract.ts';
 import { SPEED, VOICE_NAME } from './voice-service.ts';
@@ -123,7 +123,11 @@ export function webToVoice(
         'synthesise',
         {
           retry: false,
-          // Any failure the voice pipeline gave up on, or a body that is not a WAV: the clip stands in.
+          // An open voice circuit would park the step until the circuit half-opens; a listener
+          // would rather hear the fallback now, so the refusal fails the step at once.
+          whenCircuitOpen: 'fail',
+          // Any failure the voice pipeline gave up on, an open circuit, or a body that is not a
+          // WAV: the clip stands in.
           fallback: async () => ({ ...(await wavFile(fallbackClip)), path: fallbackClip, fallback: true }),
         },
         async ({ signal, runId, idempotencyKey }) => {
@@ -143,10 +147,7 @@ export function webToVoice(
             );
             return { ...(await wavFile(path)), path, fallback: false };
           } catch (error) {
-            // An open circuit would park the step until the circuit half-opens; a listener would
-            // rather hear the fallback now, so it counts as a failure here.
             const last = error instanceof RetriesExhaustedError ? error.cause : error;
-            if (last instanceof BrokenCircuitError) throw permanent('the voice circuit is open', error);
             // The timeline keeps the message only: name the network fault behind undici's "fetch failed".
             const code = (last as { cause?: { code?: unknown } } | undefined)?.cause?.code;
             if (typeof code === 'string' && error instanceof Error) error.message += ` (${code})`;

@@ -1,9 +1,10 @@
 // The dashboard end to end, in headless Chromium: built with Vite, served by the real server
 // (a bulwark.yaml in a temp dir, one dependency on a loopback upstream the test makes fail on
 // purpose). An operator signs in with a login link (the key in the fragment); a run started from
-// the page is followed live on its waterfall; the dependency is isolated with an expiry and
-// reset; then its circuit is tripped for real, the run that parks on it is listed with the policy
-// that stopped it, and a reset lets it go on. A viewer signs in with the form and gets no actions.
+// the page is followed live on its waterfall; the dependency is isolated with an expiry (a run
+// bound to it parks, listed with the reason) and reset (the run goes on at once); then its
+// circuit is tripped for real, the run that parks on it is listed with the policy that stopped
+// it, and a reset lets it go on. A viewer signs in with the form and gets no actions.
 // No console error (CSP violations included) and no serious or critical axe violation, in light
 // and dark mode; screenshots go to test-output/dashboard/.
 import assert from 'node:assert/strict';
@@ -272,9 +273,23 @@ async function journey(page: Page, context: BrowserContext, violations: string[]
   await page.locator('.title-row .state-isolated').waitFor();
   await page.getByText('Isolation ends').waitFor();
   await page.locator('.transitions li', { hasText: 'isolated' }).first().waitFor();
+  // A run bound to it parks until the isolation ends (10 minutes), listed with why.
+  const held = await api('workflows/import-item/runs', { input: {} });
+  const heldRow = page.locator('[data-testid="parked-runs"] tr', { hasText: held.id });
+  await heldRow.waitFor();
+  const heldText = await heldRow.innerText();
+  assert.match(heldText, /circuit-breaker/);
+  assert.match(heldText, /isolated by an operator until/);
   await page.getByRole('button', { name: 'Reset…' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Reset', exact: true }).click();
   await page.locator('.title-row .state-closed').waitFor();
+  // The reset wakes it: it goes on at once, not at the isolation's end.
+  const resetAt = Date.now();
+  await page.getByText('No run is parked on inventory.').waitFor({ timeout: 5_000 });
+  while ((await api(`runs/${held.id}`)).status !== 'completed') {
+    assert.ok(Date.now() - resetAt < 5_000, 'the run went on within 5 s of the reset');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 
   // The upstream fails: a run's step fails twice, the circuit opens, and the run parks on it.
   failing = true;

@@ -384,6 +384,61 @@ workflows:
     assert.deepEqual(run.output, { decision: { by: 'nobody', why: 'BULWARK_WORKFLOW_WAIT_TIMEOUT' } });
   });
 
+  test('whenCircuitOpen: fail makes an http step fall back at once behind an open circuit; the default parks it', async (t) => {
+    const wf = await declared(`dependencies:
+  voice: { kind: http, http: { baseUrl: "http://127.0.0.1:9" }, retry: false }
+workflows:
+  now:
+    steps:
+      speak: { uses: http, dependency: voice, url: /speak, whenCircuitOpen: fail, fallback: { value: clip } }
+  later:
+    steps:
+      speak: { uses: http, dependency: voice, url: /speak, fallback: { value: clip } }
+`);
+    t.after(() => wf.close());
+    wf.registry.breaker('voice')!.isolate();
+    const run = await wf.run('now');
+    assert.equal(run.status, 'completed', JSON.stringify(run.error));
+    assert.equal(run.degraded, true);
+    assert.deepEqual(run.output, { speak: 'clip' });
+
+    const { id } = await wf.engine.start('later', {});
+    let parked: unknown;
+    for await (const event of wf.engine.timeline(id)) {
+      if (event.type === 'step:parked') {
+        parked = event.data;
+        break;
+      }
+    }
+    // Parked behind the dependency whose breaker refused, though the step calls it through `registry.fetch`.
+    assert.equal((parked as { dependency?: unknown })?.dependency, 'voice');
+    assert.equal((parked as { isolated?: unknown })?.isolated, true);
+  });
+
+  test('whenCircuitOpen takes park or fail only; the loader names the path and line', () => {
+    assert.throws(
+      () =>
+        parseConfig(
+          `dependencies:
+  voice: { kind: http }
+workflows:
+  w:
+    steps:
+      speak: { uses: http, dependency: voice, url: /speak, whenCircuitOpen: skip }
+`,
+          { env: {} },
+        ),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(
+          error.message,
+          /:6:\d+ +workflows\.w\.steps\.speak\.whenCircuitOpen: expected one of 'park', 'fail'/,
+        );
+        return true;
+      },
+    );
+  });
+
   test('compileWorkflow refuses in code what the loader would: a cycle, a missing registry', () => {
     const step = (value: string, needs: string[] = []) => ({ uses: 'transform' as const, value, needs });
     assert.throws(

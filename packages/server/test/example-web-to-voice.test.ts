@@ -291,7 +291,10 @@ test('while the voice circuit is open, runs fall back at once instead of parking
     assert.ok(!types.some((type) => type.startsWith('step:parked')), types.join('\n'));
   }
   assert.equal(registry.stats('voice').state, 'open');
-  assert.match(runs[2]!.types.find((type) => type.startsWith('step:fallback'))!, /the voice circuit is open/);
+  assert.match(
+    runs[2]!.types.find((type) => type.startsWith('step:fallback'))!,
+    /Circuit 'voice\.breaker' is open/,
+  );
   assert.ok(registry.stats('voice').calls.rejections >= 1, 'the third run did not call the voice service');
 });
 

@@ -1285,6 +1285,53 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.deepEqual(await store.parkedRuns('payments', 10), { runs: [], total: 0 });
         assert.deepEqual(await store.parkedCounts(), {});
       });
+
+      it('wakeParked makes the runs parked behind one dependency due now and wakes the workers', async (store) => {
+        const [a, b, other] = [newRun(), newRun(), newRun()];
+        await store.enqueue([a!], T0);
+        await park(store, a!.id, 'payments', T0, T0 + 60_000);
+        await store.enqueue([b!], T0 + 1);
+        await park(store, b!.id, 'payments', T0 + 1, T0 + 5_000);
+        await store.enqueue([other!], T0 + 2);
+        await park(store, other!.id, 'inventory', T0 + 2, T0 + 60_000);
+        // Nothing to claim before the wake: both are parked for a while yet.
+        assert.deepEqual(await store.claim(claimRequest({ now: T0 + 10 })), []);
+
+        const wakeups = recordTopics(store);
+        try {
+          assert.equal(await store.wakeParked('payments', T0 + 10), 2);
+          await wakeups.until('runs');
+        } finally {
+          wakeups.stop();
+        }
+        assert.equal((await mustGet(store, a!.id)).availableAt, T0 + 10);
+        assert.equal((await mustGet(store, b!.id)).availableAt, T0 + 10);
+        assert.equal((await mustGet(store, other!.id)).availableAt, T0 + 60_000, 'another dependency’s stay');
+        // Still parked until a worker takes them: the list shows them due now.
+        const listed = (await store.parkedRuns('payments', 10)).runs;
+        assert.deepEqual(listed.map((r) => r.runId).sort(), [a!.id, b!.id].sort());
+        assert.ok(listed.every((r) => r.resumeAt === T0 + 10));
+        assert.deepEqual(
+          (await store.claim(claimRequest({ now: T0 + 10 }))).map((r) => r.id).sort(),
+          [a!.id, b!.id].sort(),
+        );
+        assert.equal(await store.wakeParked('payments', T0 + 20), 0, 'claimed runs are parked no more');
+        assert.equal(await store.wakeParked('nothing', T0 + 20), 0);
+      });
+
+      it('wakeParked leaves a parked run already due, and runs waiting for anything else', async (store) => {
+        const [due, sleeper] = [newRun(), newRun()];
+        await store.enqueue([due!], T0);
+        await park(store, due!.id, 'payments', T0, T0 + 1_000);
+        const sleeperId = await startOne(store, { id: sleeper!.id }, 'w1', T0 + 1);
+        await store.commit(
+          [update(sleeperId, 'w1', { status: 'waiting', availableAt: T0 + 90_000, releaseLease: true })],
+          T0 + 1,
+        );
+        assert.equal(await store.wakeParked('payments', T0 + 2_000), 0);
+        assert.equal((await mustGet(store, due!.id)).availableAt, T0 + 1_000);
+        assert.equal((await mustGet(store, sleeperId)).availableAt, T0 + 90_000);
+      });
     });
 
     // -----------------------------------------------------------------------------------------

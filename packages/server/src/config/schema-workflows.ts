@@ -106,7 +106,7 @@ const fallback = doc(
       value: doc(z.unknown(), 'Any value; strings inside are templates, `error` among their roots.'),
     })
     .optional(),
-  'When the step fails for good: this output instead, and the run ends `degraded`. Not used while the dependency’s circuit is open (the step waits for it).',
+  'When the step fails for good: this output instead, and the run ends `degraded`. Not used while the dependency’s circuit is open unless `whenCircuitOpen: fail` (by default the step waits for it).',
   'none: the step fails',
 );
 
@@ -135,6 +135,11 @@ function protectedShape(retry: z.ZodType) {
       '{ maxAttempts: 3, base: 1s, max: 60s, jitter: 0.2 }',
     ),
     timeout: doc(duration(1).optional(), 'Limit on each attempt of the step.', 'none'),
+    whenCircuitOpen: doc(
+      z.enum(['park', 'fail']).optional(),
+      'When the dependency’s circuit refuses the step (open, or isolated by an operator): `park` waits for it, spending no attempt; `fail` fails the step at once (its `fallback` answers; the step’s `retry` does not retry it).',
+      'park',
+    ),
     fallback,
     compensate,
   };

@@ -218,6 +218,7 @@ class Runner {
     const options: StepOptions<unknown> = {};
     if (decl.retry !== undefined) options.retry = decl.retry;
     if (decl.timeoutMs !== undefined) options.timeoutMs = decl.timeoutMs;
+    if (decl.whenCircuitOpen !== undefined) options.whenCircuitOpen = decl.whenCircuitOpen;
     const fallback = fallbackOf();
     if (fallback !== undefined) options.fallback = fallback;
     // The engine runs a file step through its dependency's pipeline; an http step goes through

@@ -90,6 +90,8 @@ interface Protected {
   retry?: RetrySettings | false;
   /** Limit on each attempt. */
   timeoutMs?: number;
+  /** When the dependency's circuit refuses the step: wait for it, or fail (the fallback answers). @default 'park' */
+  whenCircuitOpen?: 'park' | 'fail';
   /** The substitute output when the step fails for good; the run then ends `degraded`. */
   fallback?: { value: unknown };
   /** How to undo the step when a later one fails; `false` turns off `file.write`'s own (removing the file). */

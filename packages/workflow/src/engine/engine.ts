@@ -140,6 +140,8 @@ export class WorkflowEngine {
   readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
   readonly #executing = new Map<string, Executing>();
   readonly #events = new EngineEvents();
+  /** Operators' isolations with an end, by dependency (epoch ms): isolated steps park until then. */
+  readonly #isolations = new Map<string, number>();
   #running = false;
   #claiming = false;
   /** The claim in progress: a stop waits for the runs it may still launch. */
@@ -275,6 +277,28 @@ export class WorkflowEngine {
       created: result!.created,
       ...(result!.run === undefined ? {} : { run: result!.run }),
     };
+  }
+
+  /**
+   * Tells this engine that an operator isolated `dependency`'s circuit until `until` (epoch ms),
+   * or until reset (null): a step bound to it parks until then (until reset: re-checking every
+   * 30 s). The server calls it on isolate; `wakeParked` forgets it.
+   */
+  isolated(dependency: string, until: number | null): void {
+    if (until === null) this.#isolations.delete(dependency);
+    else this.#isolations.set(dependency, until);
+  }
+
+  /**
+   * The circuit of `dependency` may let calls through again (reset, or an isolation ended): the
+   * runs parked behind it become due now, on every worker (each tries once; one that finds the
+   * circuit still shut parks again for the circuit's own time). Resolves with how many.
+   */
+  async wakeParked(dependency: string): Promise<number> {
+    this.#isolations.delete(dependency);
+    const woken = await this.#store.wakeParked(dependency, this.#clock.now());
+    if (woken > 0 && this.#running) this.#poke();
+    return woken;
   }
 
   /** Deletes final runs that finished more than `olderThanMs` ago, with their steps and timelines. */
@@ -578,6 +602,7 @@ export class WorkflowEngine {
       workerId: this.#workerId,
       random: this.#random,
       events: this.#events,
+      isolationEnd: (dependency) => this.#isolations.get(dependency),
       startChild: (workflow, input, options) => this.#enqueue(workflow, input, options, options.parentRunId),
     };
     if (definition === undefined) {

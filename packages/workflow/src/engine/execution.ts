@@ -1,7 +1,7 @@
 // One run on one worker: replays the recorded steps, runs the new ones, records each outcome
 // before the workflow moves on, and ends the run (completed, compensated, failed, cancelled) or
-// suspends it (asleep, waiting for an event, parked behind an open circuit, or given back
-// because its worker is stopping).
+// suspends it (asleep, waiting for an event, parked behind an open or isolated circuit, or given
+// back because its worker is stopping).
 import {
   BrokenCircuitError,
   type Clock,
@@ -10,6 +10,7 @@ import {
   isTransient,
   type Policy,
   pipeline,
+  RetriesExhaustedError,
   retryFromSettings,
   type TimerHandle,
   timeout,
@@ -40,6 +41,7 @@ import type { EngineEvents } from './events.ts';
 import { fromStoredError, toJson, toStoredError } from './serialize.ts';
 import {
   type ChildOptions,
+  checkStepOptions,
   PRIORITIES,
   type StepContext,
   type StepOptions,
@@ -60,6 +62,11 @@ export interface ExecutionHost {
   readonly random: () => number;
   /** The engine's listeners: told of each status this execution commits and each step it records. */
   readonly events: EngineEvents;
+  /**
+   * When an operator's isolation of this dependency's circuit ends (epoch ms), if this engine was
+   * told (`WorkflowEngine.isolated`); undefined when unknown or until reset.
+   */
+  isolationEnd(dependency: string): number | undefined;
   /** Enqueues a child run (idempotent by its key). */
   startChild(
     workflow: WorkflowDefinition<unknown, unknown> | string,
@@ -71,7 +78,7 @@ export interface ExecutionHost {
 /** Thrown inside the workflow when this worker no longer holds the run: nothing more may be written. */
 class LeaseLost extends Error {}
 
-/** A step behind an open circuit: it leaves the count of active steps, then waits for the suspension. */
+/** A step behind an open or isolated circuit: it leaves the count of active steps, then waits for the suspension. */
 class Parked extends Error {}
 
 interface Compensable {
@@ -330,6 +337,7 @@ export class RunExecution {
       }
       return record.output as T;
     }
+    checkStepOptions(name, options as StepOptions<unknown>);
     // A new step while recorded ones are still unvisited: let every call the replay makes
     // synchronously (siblings in a Promise.all) be asked first; a recorded step still unvisited
     // after that means the code took another path. (Not replaying, there is nothing to wait for.)
@@ -390,7 +398,9 @@ export class RunExecution {
     const flushStart = host.clock.setTimeout(() => {
       if (this.#deferred.length > 0) this.#commit([]).catch(() => {});
     }, START_FLUSH_MS);
-    const layers = this.#policies(options, (error) => isTransient(error) && !isCircuitOpen(error));
+    // A refusal by the circuit is never retried here: it parks the step, or (`whenCircuitOpen:
+    // 'fail'`) fails it at once, since the circuit stays shut far longer than a retry's backoff.
+    const layers = this.#policies(options, (error) => isTransient(error) && refusal(error) === undefined);
     layers[0]?.events.on('retry:scheduled', (e) => {
       void this.#commit(
         this.#events([
@@ -441,16 +451,10 @@ export class RunExecution {
     } catch (error) {
       host.clock.clearTimeout(flushStart);
       if (error instanceof LeaseLost || this.#lost) throw error;
-      if (isCircuitOpen(error) && !this.#controller.signal.aborted) {
+      const refused = refusal(error);
+      if (refused !== undefined && options.whenCircuitOpen !== 'fail' && !this.#controller.signal.aborted) {
         // Parked: no attempt spent, no outcome recorded; the step runs again when the circuit may let it through.
-        const waitMs = (error as { retryAfterMs?: number }).retryAfterMs ?? 1_000;
-        this.#requestSuspend(host.clock.now() + Math.max(1, waitMs), undefined, `step:parked`, name, {
-          retryAfterMs: waitMs,
-          dependency: options.dependency ?? null,
-          // Which circuit, and why it refused (open, or half-open with its probes taken).
-          breaker: (error as BrokenCircuitError).breaker,
-          message: (error as Error).message,
-        });
+        this.#park(name, options.dependency, refused);
         throw new Parked();
       }
       if (this.#controller.signal.aborted) throw this.#controller.signal.reason;
@@ -478,6 +482,51 @@ export class RunExecution {
       ]);
       throw error;
     }
+  }
+
+  /**
+   * Suspends the run until the circuit may let the step through: an open one's `retryAfterMs`;
+   * an isolated one's end when this engine knows it, else a re-check every
+   * ISOLATION_RECHECK_MS. A reset or the isolation's end wakes it sooner (`wakeParked`).
+   */
+  #park(name: string, bound: string | undefined, error: BrokenCircuitError | IsolatedCircuitError): void {
+    const now = this.#host.clock.now();
+    // A step that calls the registry itself (`registry.fetch` inside it) is parked behind the
+    // dependency whose breaker refused, so that it is listed and woken with that dependency's.
+    const dependency = bound ?? this.#dependencyOf(error.breaker);
+    const isolated = error instanceof IsolatedCircuitError;
+    let until: number;
+    let message: string;
+    if (!isolated) {
+      until = now + Math.max(1, error.retryAfterMs);
+      // Why it refused: open, or half-open with its probes taken.
+      message = error.message;
+    } else {
+      const end = dependency === undefined ? undefined : this.#host.isolationEnd(dependency);
+      const known = end !== undefined && end > now;
+      until = known ? end : now + ISOLATION_RECHECK_MS;
+      message = known
+        ? `isolated by an operator until ${new Date(end).toISOString()}`
+        : 'isolated by an operator until reset';
+    }
+    this.#requestSuspend(until, undefined, 'step:parked', name, {
+      retryAfterMs: until - now,
+      dependency: dependency ?? null,
+      // Which circuit refused, and why, in words (what the dashboard shows as the reason).
+      breaker: error.breaker,
+      message,
+      ...(isolated ? { isolated: true } : {}),
+    });
+  }
+
+  /** Breakers are named after their dependency (`voice.breaker`): the longest name that prefixes it. */
+  #dependencyOf(breaker: string): string | undefined {
+    let found: string | undefined;
+    for (const name of this.#host.registry?.names ?? []) {
+      if ((breaker === name || breaker.startsWith(`${name}.`)) && name.length > (found?.length ?? -1))
+        found = name;
+    }
+    return found;
   }
 
   async #child(
@@ -884,8 +933,22 @@ const CHILD_RECHECK_MS = 60_000;
 /** Far enough to mean "until an event comes", small enough for every database's BIGINT. */
 const FAR_FUTURE = 8_640_000_000_000_000;
 
-function isCircuitOpen(error: unknown): boolean {
-  return error instanceof BrokenCircuitError && !(error instanceof IsolatedCircuitError);
+/**
+ * An isolated circuit whose end this engine does not know (isolated until reset, or on another
+ * process) is tried again this often. A reset on this server wakes its parked runs at once, so
+ * the re-check only bounds the wait where no wake-up can come: an isolation lifted on another
+ * node, or by a restart that forgot it. Thirty seconds keeps that wait short for a person
+ * watching, and costs each parked run two small writes a minute while the isolation lasts.
+ */
+const ISOLATION_RECHECK_MS = 30_000;
+
+/**
+ * The circuit's refusal, if that is why the call failed: open (or half-open with its probes
+ * taken), or isolated; also as the last word of a dependency's retries that ended on it.
+ */
+function refusal(error: unknown): BrokenCircuitError | IsolatedCircuitError | undefined {
+  const last = error instanceof RetriesExhaustedError ? error.cause : error;
+  return last instanceof BrokenCircuitError || last instanceof IsolatedCircuitError ? last : undefined;
 }
 
 function isObject(value: unknown): value is { [key: string]: Json } {

@@ -25,6 +25,28 @@ export interface StepOptions<T> {
    * ended on its fallback is not compensated (what it stands for did not happen).
    */
   fallback?: (error: unknown) => T | Promise<T>;
+  /**
+   * What the step does when its dependency's circuit refuses it (open, half-open with its probes
+   * taken, or isolated by an operator). `'park'`: the run waits, no attempt spent, and tries again
+   * when the circuit may let it through. `'fail'`: the refusal is the step's failure like any
+   * other (its `fallback` answers, the run is `degraded`), except that the step's own `retry` does
+   * not retry it: the circuit stays shut far longer than a retry's backoff, so each retry would
+   * be refused at once too, only later. @default 'park'
+   */
+  whenCircuitOpen?: 'park' | 'fail';
+}
+
+/**
+ * Checks the options of a step once, when the step is first called (not on a replay of its
+ * record): a bad value names the step and the option.
+ */
+export function checkStepOptions(step: string, options: StepOptions<unknown>): void {
+  const choice = options.whenCircuitOpen;
+  if (choice !== undefined && choice !== 'park' && choice !== 'fail') {
+    throw new TypeError(
+      `step '${step}': whenCircuitOpen must be 'park' or 'fail', got ${JSON.stringify(choice) ?? String(choice)}`,
+    );
+  }
 }
 
 /** Options of a child workflow run. */

@@ -396,6 +396,12 @@ export interface WorkflowStore {
   parkedRuns(dependency: string, limit: number): Promise<{ runs: ParkedRun[]; total: number }>;
   /** How many runs are parked behind each dependency that has any. */
   parkedCounts(): Promise<Record<string, number>>;
+  /**
+   * Makes the runs parked behind `dependency` (`waiting`, `parkedOn` it, due later than `now`)
+   * available at `now`, in one statement; they stay listed as parked until a worker claims them.
+   * Wakes the workers (`runs`) when it woke any. Returns how many.
+   */
+  wakeParked(dependency: string, now: number): Promise<number>;
 
   /**
    * Calls `listener` on wake-ups: from this process always; from other processes where the

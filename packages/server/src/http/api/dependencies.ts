@@ -1,6 +1,7 @@
 // /api/dependencies: each dependency with its live statistics, its breaker's recent transitions
 // and the runs parked behind it, the sparkline history, and the operator's two levers on its
-// circuit breaker: isolate (hold it open, for a while or until reset) and reset (close it).
+// circuit breaker: isolate (hold it open, for a while or until reset: bound steps park) and reset
+// (close it: the runs parked behind it are woken, as they are when an isolation expires).
 import type { DependencyStats } from '@bulwark/core';
 import type { FastifyPluginAsync } from 'fastify';
 import { durationMessage, parseDuration } from '../../config/duration.ts';
@@ -65,6 +66,10 @@ const parkedItemSchema = {
     workflow: { type: 'string' },
     step: { type: ['string', 'null'] },
     policy: { type: 'string', description: 'The policy that stopped the step: `circuit-breaker`.' },
+    isolated: {
+      type: 'boolean',
+      description: 'Whether an operator isolated the circuit (else it opened on failures).',
+    },
     breaker: { type: ['string', 'null'], description: 'The breaker policy’s name.' },
     reason: { type: 'string' },
     since: { type: 'integer', description: 'When the step parked (epoch ms).' },
@@ -73,7 +78,16 @@ const parkedItemSchema = {
 } as const;
 
 export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = async (app, { context }) => {
-  const { registry, monitor, store } = context;
+  const { registry, monitor, store, engine } = context;
+
+  /** The circuit may let calls through again: the parked runs try now, not at their resume time. */
+  const wake = (name: string, log: { warn(data: object, message: string): void }) =>
+    engine.wakeParked(name).catch((error: unknown) => {
+      // The reset itself happened; the runs still resume at their own time.
+      log.warn({ err: error, dependency: name }, 'waking the runs parked behind the dependency failed');
+    });
+  const stopWaking = monitor.onIsolationExpired((name) => void wake(name, app.log));
+  app.addHook('onClose', async () => stopWaking());
 
   const known = (name: string): void => {
     if (!registry.names.includes(name))
@@ -202,13 +216,19 @@ export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = a
       const { runs, total } = await store.parkedRuns(name, request.query.limit ?? 100);
       return {
         items: runs.map((run) => {
-          const data = (run.data ?? {}) as { breaker?: unknown; message?: unknown; retryAfterMs?: unknown };
+          const data = (run.data ?? {}) as {
+            breaker?: unknown;
+            message?: unknown;
+            retryAfterMs?: unknown;
+            isolated?: unknown;
+          };
           return {
             runId: run.runId,
             workflow: run.workflow,
             step: run.step ?? null,
             policy: 'circuit-breaker',
             breaker: typeof data.breaker === 'string' ? data.breaker : null,
+            isolated: data.isolated === true,
             reason:
               typeof data.message === 'string'
                 ? data.message
@@ -277,6 +297,8 @@ export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = a
       breakerOf(name, 'isolate');
       const forMs = isolationMs(request.body ?? undefined);
       const isolatedUntil = monitor.isolate(name, forMs, actor(request));
+      // Steps bound to it park until the isolation's end (until reset: re-checking every 30 s).
+      engine.isolated(name, isolatedUntil);
       await audit(context, request, {
         action: 'dependency.isolate',
         target: name,
@@ -301,6 +323,7 @@ export const dependenciesApi: FastifyPluginAsync<{ context: ServerContext }> = a
       const { name } = request.params;
       breakerOf(name, 'reset');
       monitor.reset(name, actor(request));
+      await wake(name, request.log);
       await audit(context, request, { action: 'dependency.reset', target: name });
       return view(registry.stats(name), await store.parkedCounts());
     },

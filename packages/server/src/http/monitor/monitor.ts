@@ -1,6 +1,7 @@
 // What the dashboard shows of each dependency beyond the registry's own statistics, kept by one
 // listener on the registry's events: its breaker's recent transitions with their reasons, the
-// sparkline history, and isolations with an expiry (the one timer, armed only while isolated).
+// sparkline history, and isolations with an expiry (the one timer, armed only while isolated),
+// whose end it announces so that the runs parked behind the circuit are woken.
 import type { BulwarkEvent, BulwarkEventMap, Clock, DependencyRegistry, TimerHandle } from '@bulwark/core';
 import { DependencyHistory, type HistorySeries, type HistoryWindow } from './history.ts';
 
@@ -91,6 +92,8 @@ export class DependencyMonitor {
   #cause: { dependency: string; reason: string; code: string } | undefined;
   /** Calls at or above these ms count as slow, by dependency; built on first need, dropped on reload. */
   #slowMs: Map<string, number> | undefined;
+  /** Told the name of a dependency whose isolation just expired (the breaker is closed again). */
+  readonly #expiredListeners = new Set<(name: string) => void>();
   #closed = false;
 
   constructor(registry: DependencyRegistry, clock: Clock) {
@@ -164,6 +167,14 @@ export class DependencyMonitor {
     return until;
   }
 
+  /** Calls `listener` with the dependency's name when an isolation ends by its expiry; returns the disposer. */
+  onIsolationExpired(listener: (name: string) => void): () => void {
+    this.#expiredListeners.add(listener);
+    return () => {
+      this.#expiredListeners.delete(listener);
+    };
+  }
+
   reset(name: string, actor: string): void {
     const breaker = this.#registry.breaker(name);
     if (breaker === undefined) throw new Error(`dependency ${name} has no circuit breaker`);
@@ -183,6 +194,7 @@ export class DependencyMonitor {
     // nor replaced by a reload).
     if (this.#registry.breaker(name) !== breaker || breaker.state !== 'isolated') return;
     this.#because(name, 'the isolation expired', 'isolation-expired', () => breaker.reset());
+    for (const listener of this.#expiredListeners) listener(name);
   }
 
   #because(name: string, reason: string, code: string, act: () => void): void {

@@ -112,6 +112,23 @@ export function statements(schema: string, tag: string) {
       WHERE parked_on IS NOT NULL AND status = 'waiting' GROUP BY parked_on`,
     ),
 
+    /**
+     * The circuit may let calls through again: the runs parked behind it are due now (parked_on
+     * stays until a claim clears it), and the workers hear of it in the same transaction.
+     */
+    wakeParked: make(
+      'wake_parked',
+      `
+      WITH woken AS (
+        UPDATE %s.runs SET available_at = $2, updated_at = $2
+        WHERE parked_on = $1 AND status = 'waiting' AND available_at > $2
+        RETURNING id
+      )
+      SELECT count(*)::integer AS n,
+        CASE WHEN count(*) > 0 THEN pg_notify($3, 'runs') END AS notified
+      FROM woken`,
+    ),
+
     steps: make('steps', `SELECT * FROM %s.steps WHERE run_id = $1 ORDER BY seq`),
 
     /** LIMIT NULL is no limit. */

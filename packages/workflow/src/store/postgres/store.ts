@@ -254,6 +254,13 @@ export class PostgresStore implements WorkflowStore {
     return Object.fromEntries(rows.map((r) => [r.name as string, r.n as number]));
   }
 
+  async wakeParked(dependency: string, now: number): Promise<number> {
+    const [row] = await this.#query(this.#sql.wakeParked, [dependency, now, this.#channel]);
+    const woken = row!.n as number;
+    if (woken > 0) this.#wakeups.emit(['runs']);
+    return woken;
+  }
+
   async claim(request: ClaimRequest): Promise<ClaimedRun[]> {
     const { workerId, limit, leaseMs, now, workflows, perWorkflow, perKey } = request;
     if (limit <= 0 || workflows.length === 0) return [];

@@ -100,6 +100,9 @@ export function sqliteSql(prefix: string) {
       WHERE parked_on = ? AND status = 'waiting'`,
     parkedCounts: `SELECT parked_on AS name, count(*) AS n FROM ${runs} INDEXED BY ${parkedIndex}
       WHERE parked_on IS NOT NULL AND status = 'waiting' GROUP BY parked_on`,
+    // The circuit may let calls through again: due now. parked_on stays until a claim clears it.
+    wakeParked: `UPDATE ${runs} INDEXED BY ${parkedIndex} SET available_at = @now, updated_at = @now
+      WHERE parked_on = @dependency AND status = 'waiting' AND available_at > @now`,
 
     // -- claim -----------------------------------------------------------------------------
     // Unleased candidates, read in claim order through the claim index; the caller stops at its limit.

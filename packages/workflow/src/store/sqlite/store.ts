@@ -317,6 +317,15 @@ export class SqliteStore implements WorkflowStore {
     return Object.fromEntries(counts(this.#sql.parkedCounts.all() as Row[]));
   }
 
+  async wakeParked(dependency: string, now: number): Promise<number> {
+    this.#open();
+    return this.#writes.run((topics) => {
+      const woken = this.#sql.wakeParked.run({ dependency, now }).changes;
+      if (woken > 0) topics.add('runs');
+      return woken;
+    });
+  }
+
   // -------------------------------------------------------------------------------------------
   // Claims and leases
 
