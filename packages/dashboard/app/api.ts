@@ -9,6 +9,8 @@ export class ApiProblem extends Error {
     readonly code: string,
     readonly detail: string,
     readonly requestId?: string,
+    /** How long the server asked to wait before asking again (its `Retry-After`), if it said. */
+    readonly retryAfterMs?: number,
   ) {
     super(detail);
   }
@@ -60,9 +62,16 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
       problem.code ?? `HTTP_${response.status}`,
       problem.detail ?? problem.title ?? `${response.status} ${response.statusText}`,
       problem.requestId,
+      retryAfterMs(response.headers.get('retry-after')),
     );
   }
   return json as T;
+}
+
+/** `Retry-After` in seconds (the server never sends a date) as ms; undefined when absent or odd. */
+function retryAfterMs(header: string | null): number | undefined {
+  const seconds = header === null ? Number.NaN : Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
 }
 
 /** The message to show for any failure: a problem's `detail`, else the error's message. */

@@ -8,30 +8,16 @@
 // No console error (CSP violations included) and no serious or critical axe violation, in light
 // and dark mode; screenshots go to test-output/dashboard/.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { type StartedServer, startServer } from '@bulwark/server';
 import { defineWorkflow } from '@bulwark/workflow';
-import axe from 'axe-core';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { build } from 'vite';
-
-const CHROMIUM = '/usr/bin/chromium';
-const here = dirname(fileURLToPath(import.meta.url));
-const dashboardDir = join(here, '..');
-const shots = join(here, '../../../test-output/dashboard');
-
-const missing = existsSync(CHROMIUM)
-  ? undefined
-  : `${CHROMIUM} is missing: the dashboard's browser test needs Chromium`;
-if (missing !== undefined && process.env.CI === 'true') throw new Error(missing);
-const skip = missing ?? false;
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { buildDashboard, launchBrowser, seriousViolations, shots, skip, watchConsole } from './support.ts';
 
 /** How long the tripped circuit stays open: the parked run waits this long at most. */
 const OPEN_S = 12;
@@ -92,7 +78,7 @@ const VIEWER_KEY = 'e2e-viewer-key-0123456789abcdef';
 
 before(async () => {
   if (skip !== false) return;
-  await build({ root: dashboardDir, configFile: join(dashboardDir, 'vite.config.ts'), logLevel: 'warn' });
+  await buildDashboard();
   upstream = createServer((_request, response) => {
     response.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' });
     response.end(failing ? '{"error":"down"}' : '{"id":"item-1"}');
@@ -112,10 +98,7 @@ before(async () => {
   });
   assert.match(output, /listening on/);
   await mkdir(shots, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -124,34 +107,6 @@ after(async () => {
   await new Promise((resolve) => (upstream === undefined ? resolve(undefined) : upstream.close(resolve)));
   if (dir !== '') await rm(dir, { recursive: true, force: true });
 });
-
-/** Every console error and uncaught exception of the page (a CSP violation is a console error). */
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
-  // The console names no URL for a failed load; this says which.
-  page.on('response', (response) => {
-    if (response.status() >= 400)
-      errors.push(`${response.status()} ${response.request().method()} ${response.url()}`);
-  });
-  return errors;
-}
-
-/** axe-core in the page (its source through evaluate, not a script tag the CSP would refuse). */
-async function seriousViolations(page: Page, where: string): Promise<string[]> {
-  // Strings, not functions: this file is type-checked for Node, where `window` does not exist.
-  if (!(await page.evaluate<boolean>("'axe' in window"))) await page.evaluate(axe.source);
-  const results = await page.evaluate<axe.AxeResults>("axe.run(document, { resultTypes: ['violations'] })");
-  return results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map(
-      (v) =>
-        `${where}: ${v.id} (${v.impact}) ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-    );
-}
 
 /** The API as a script would call it, with the admin key. */
 async function api(path: string, body?: unknown): Promise<any> {

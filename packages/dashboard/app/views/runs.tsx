@@ -1,7 +1,7 @@
 // The runs list: filters and search kept in the URL, rows windowed at a fixed height (only the
 // rows in view exist in the DOM) and fetched a page at a time by cursor as the reader scrolls.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, type Page, query, RUN_STATUSES, type Run, type Workflow } from '../api.ts';
+import { ApiProblem, api, type Page, query, RUN_STATUSES, type Run, type Workflow } from '../api.ts';
 import { useFeed } from '../context.ts';
 import { coalesce } from '../live.ts';
 import { StatusBadge } from '../parts/badges.tsx';
@@ -11,7 +11,8 @@ import { Empty, ErrorBox } from '../parts/states.tsx';
 import { replaceParams } from '../route.ts';
 import { ROW_HEIGHT, visibleRange } from '../virtual.ts';
 
-const PAGE_SIZE = 200;
+/** The most the API gives at once: a fast scroll to the end of a long list asks as few times as it can. */
+const PAGE_SIZE = 500;
 /** Fetch the next page this many rows before the end is reached. */
 const PREFETCH = 60;
 
@@ -133,7 +134,14 @@ export function RunsPage({ params }: { params: URLSearchParams }) {
         }));
       },
       (error: unknown) => {
-        if (mine === generation.current) setList((s) => ({ ...s, loading: false, error }));
+        if (mine !== generation.current) return;
+        // The server's rate limit, met by scrolling fast through many pages: wait the time it
+        // says, still loading, then ask again, instead of stopping the list with an error.
+        if (error instanceof ApiProblem && error.status === 429) {
+          setTimeout(() => mine === generation.current && loadPage(cursor), error.retryAfterMs ?? 1_000);
+          return;
+        }
+        setList((s) => ({ ...s, loading: false, error }));
       },
     );
   };
@@ -144,6 +152,13 @@ export function RunsPage({ params }: { params: URLSearchParams }) {
     if (viewport.current !== null) viewport.current.scrollTop = 0;
     loadPage(undefined);
   }, [key]);
+  // Leaving the page drops the answers (and the retries) still on their way.
+  useEffect(
+    () => () => {
+      generation.current++;
+    },
+    [],
+  );
 
   useEffect(() => {
     const el = viewport.current;
