@@ -78,7 +78,12 @@ describe('starting runs', () => {
     const r = await start('greet', { input: { name: 'ada' }, priority: 'high' });
     assert.equal(r.statusCode, 201);
     const run = r.json();
-    assert.equal(r.headers.location, `/api/runs/${run.id}`);
+    // Relative to the request's path, so it stays under a reverse proxy's prefix (e2e-prefix.test.ts).
+    assert.equal(r.headers.location, `../../../api/runs/${run.id}`);
+    assert.equal(
+      new URL(r.headers.location!, 'http://h/api/workflows/greet/runs').pathname,
+      `/api/runs/${run.id}`,
+    );
     assert.equal(run.workflow, 'greet');
     assert.equal(run.priority, 'high');
     assert.deepEqual(run.input, { name: 'ada' });

@@ -25,6 +25,16 @@ export const workflowSchema = {
   },
 } as const;
 
+/**
+ * `target`, a path from the server's root, as a reference relative to the request's own path
+ * (`../../../api/runs/<id>`): resolved against the URL the client used, it stays under the path
+ * prefix a reverse proxy stripped, where an absolute `/api/...` would leave it.
+ */
+function fromRequest(requestUrl: string, target: string): string {
+  const depth = (requestUrl.split('?')[0] ?? '').split('/').length - 2;
+  return `${'../'.repeat(Math.max(depth, 0))}${target.slice(1)}`;
+}
+
 interface StartBody {
   input?: unknown;
   priority?: Priority;
@@ -183,7 +193,7 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
           { runId: run.id },
         );
       }
-      reply.header('location', `/api/runs/${run.id}`);
+      reply.header('location', fromRequest(request.url, `/api/runs/${run.id}`));
       return reply.code(handle.created ? 201 : 200).send(runView(run));
     },
   );

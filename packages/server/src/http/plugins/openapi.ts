@@ -102,7 +102,8 @@ export function buildDocument(
       description:
         'Dependencies, workflows and runs of a Bulwark server. Errors are RFC 9457 problems with a stable `code`.',
     },
-    servers: [{ url: '/' }],
+    // Relative to this document (/api/openapi.json): the root it is served under, prefix included.
+    servers: [{ url: '..' }],
     security: [{ bearer: [] }, { apiKey: [] }],
     components: {
       schemas: components,
