@@ -2,8 +2,9 @@
 // starts it (no configuration file: the built-in examples, a generated admin key, the login link
 // printed), the link opened, the dependencies and workflows listed, and site-to-document run from
 // its form to a Markdown file on disk. Then the runs list with 100,000 runs in the store: the
-// total, a DOM that stays small wherever the list is scrolled, pages fetched by cursor, the oldest
-// runs at the end, and a search by correlation id kept in the URL across a reload.
+// total, a DOM that stays small wherever the list is scrolled, the middle, a drag and the end each
+// reached with a few requests by offset, the oldest runs at the end, and a search by correlation
+// id kept in the URL across a reload.
 // No console error; no serious or critical axe violation; screenshots in test-output/dashboard/.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -208,13 +209,13 @@ async function seedRuns(dataDir: string, count = RUNS): Promise<string[]> {
   return ids;
 }
 
-/** The runs list's state as the page shows it: row elements, loaded rows, the drawn indexes. */
+/** The runs list's state as the page shows it: row elements, its length, the drawn rows and indexes. */
 const LIST_STATE = `(() => {
   const viewport = document.querySelector('.vviewport');
   const rows = [...viewport.querySelectorAll('tr.vrow')];
   return {
     rowElements: document.querySelectorAll('tr').length,
-    loaded: Math.round(parseFloat(viewport.querySelector('.vspacer').style.height) / ${ROW_HEIGHT}),
+    length: Math.round(parseFloat(viewport.querySelector('.vspacer').style.height) / ${ROW_HEIGHT}),
     scrollTop: viewport.scrollTop,
     ids: rows.map((r) => r.querySelector('a').textContent),
     indexes: rows.map((r) => Number(r.getAttribute('aria-rowindex')) - 2),
@@ -223,28 +224,26 @@ const LIST_STATE = `(() => {
 
 interface ListState {
   rowElements: number;
-  loaded: number;
+  /** The list's length as its scrollbar has it (the spacer's height in rows). */
+  length: number;
   scrollTop: number;
   ids: string[];
   indexes: number[];
 }
 
 /**
- * Scrolls the list to the bottom of what is loaded, over and over, as a reader holding End
- * would, until `target` rows are loaded (or no more come for 10 s). In the page: one round trip.
+ * Scrolls the list a page at a time to the end and back, resting 100 ms at each page (longer
+ * than the list waits for a scroll to settle, so each stop asks for its page), as a reader
+ * paging through fast would. In the page: one round trip.
  */
-const scrollUntil = (target: number) => `(async () => {
+const sweep = (count: number) => `(async () => {
   const viewport = document.querySelector('.vviewport');
-  const spacer = viewport.querySelector('.vspacer');
-  const loaded = () => Math.round(parseFloat(spacer.style.height) / ${ROW_HEIGHT});
-  let most = 0;
-  let since = performance.now();
-  while (loaded() < ${target} && performance.now() - since < 10000) {
-    viewport.scrollTop = viewport.scrollHeight;
-    await new Promise((resolve) => requestAnimationFrame(resolve));
-    if (loaded() > most) { most = loaded(); since = performance.now(); }
+  const pages = Math.ceil(${count} / ${PAGE_SIZE});
+  const stops = [...Array(pages).keys()];
+  for (const p of [...stops, ...stops.reverse()]) {
+    viewport.scrollTop = p * ${PAGE_SIZE * ROW_HEIGHT};
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return loaded();
 })()`;
 
 test('the runs list stays small and reaches the end with 100,000 runs; a search by correlation id narrows it', {
@@ -264,13 +263,17 @@ test('the runs list stays small and reaches the end with 100,000 runs; a search 
       // Signed in on the overview first, so that the timing below is the runs page's own.
       await page.goto(login);
       await page.locator('[data-dependency="petstore"]').waitFor();
-      /** Every list request (not the count, not one run), with its cursor. */
-      const requests: { limit: string | null; cursor: string | null }[] = [];
+      /** Every list request (not the count, not one run), with its position. */
+      const requests: { limit: string | null; offset: string | null; cursor: string | null }[] = [];
       let limited = 0;
       page.on('request', (request) => {
         const url = new URL(request.url());
         if (url.pathname === '/api/runs')
-          requests.push({ limit: url.searchParams.get('limit'), cursor: url.searchParams.get('cursor') });
+          requests.push({
+            limit: url.searchParams.get('limit'),
+            offset: url.searchParams.get('offset'),
+            cursor: url.searchParams.get('cursor'),
+          });
       });
       page.on('response', (response) => {
         if (new URL(response.url()).pathname === '/api/runs' && response.status() === 429) limited++;
@@ -283,52 +286,80 @@ test('the runs list stays small and reaches the end with 100,000 runs; a search 
       const firstRowsMs = performance.now() - opened;
       await page.getByText(`${RUNS} runs`).waitFor();
 
-      // The top: the newest run first, a few dozen rows drawn, one page fetched.
+      // The top: the newest run first, a few dozen rows drawn, one page fetched, the scrollbar
+      // as long as the whole list.
       const top = await state();
       assert.equal(top.ids[0], ids.at(-1), 'the newest run is first');
       assert.ok(top.rowElements < 100, `${top.rowElements} rows in the DOM at the top`);
-      assert.deepEqual(requests, [{ limit: String(PAGE_SIZE), cursor: null }]);
+      assert.equal(top.length, RUNS, 'the list is as long as the count');
+      assert.deepEqual(requests, [{ limit: String(PAGE_SIZE), offset: '0', cursor: null }]);
       await page.screenshot({ path: join(shots, 'runs-100k-top.png') });
       violations.push(...(await seriousViolations(page, 'runs list, 100,000 runs')));
 
-      // The middle: as many rows drawn as at the top, the ones at that position.
+      /**
+       * Moves the scrollbar to `row` (through `via` first, a frame each, as a drag passes them),
+       * waits for that row to be drawn, and answers how long it took and the list requests made.
+       */
+      const jump = async (row: number, via: number[] = []) => {
+        const before = requests.length;
+        const started = performance.now();
+        await page.evaluate(`(async () => {
+          const viewport = document.querySelector('.vviewport');
+          for (const top of ${JSON.stringify([...via, row].map((r) => r * ROW_HEIGHT))}) {
+            viewport.scrollTop = top;
+            await new Promise((resolve) => requestAnimationFrame(resolve));
+          }
+        })()`);
+        await page.locator(`.vviewport tr.vrow[aria-rowindex="${row + 2}"]`).waitFor();
+        const ms = performance.now() - started;
+        // Let anything still scheduled go out before counting.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return { ms, made: requests.slice(before) };
+      };
+
+      // The middle: a few requests, as many rows drawn as at the top, the ones at that position.
       const middle = RUNS / 2;
-      assert.ok((await page.evaluate<number>(scrollUntil(middle + PAGE_SIZE))) >= middle + PAGE_SIZE);
-      await page.evaluate(`document.querySelector('.vviewport').scrollTop = ${middle * ROW_HEIGHT}`);
-      await page.locator(`.vviewport tr.vrow[aria-rowindex="${middle + 2}"]`).waitFor();
-      const middleMs = performance.now() - opened;
+      const toMiddle = await jump(middle);
+      assert.ok(toMiddle.made.length <= 4, `${toMiddle.made.length} list requests to reach the middle`);
       const mid = await state();
       assert.ok(mid.rowElements < 100, `${mid.rowElements} rows in the DOM in the middle`);
       const at = mid.indexes.indexOf(middle);
       assert.equal(mid.ids[at], ids[RUNS - 1 - middle], 'the row drawn at an index is the run at that index');
       await page.screenshot({ path: join(shots, 'runs-100k-middle.png') });
 
-      // The end: every run loaded, the oldest last, still a small DOM.
-      assert.equal(await page.evaluate<number>(scrollUntil(RUNS)), RUNS);
+      // A drag from the middle to three quarters, a frame at each of 30 positions on the way:
+      // the pages where it stops are fetched, not those it passed.
+      const quarter = (RUNS * 3) / 4;
+      const passed = Array.from(
+        { length: 30 },
+        (_, i) => middle + Math.round(((i + 1) * (quarter - middle)) / 31),
+      );
+      const dragged = await jump(quarter, passed);
+      assert.ok(dragged.made.length <= 4, `${dragged.made.length} list requests for a drag over 50 pages`);
+      const q3 = await state();
+      assert.equal(q3.ids[q3.indexes.indexOf(quarter)], ids[RUNS - 1 - quarter]);
+
+      // The end: the oldest last, still a small DOM.
+      const toEnd = await jump(RUNS - 1);
+      assert.ok(toEnd.made.length <= 4, `${toEnd.made.length} list requests to reach the end`);
       await page.evaluate(`(v => { v.scrollTop = v.scrollHeight })(document.querySelector('.vviewport'))`);
       await page.locator(`.vviewport tr.vrow[aria-rowindex="${RUNS + 1}"]`).waitFor();
-      const endMs = performance.now() - opened;
       const end = await state();
       assert.ok(end.rowElements < 100, `${end.rowElements} rows in the DOM at the end`);
       assert.equal(end.ids.at(-1), ids[0], 'the oldest run is last');
       assert.equal(end.ids.at(-2), ids[1]);
       await page.screenshot({ path: join(shots, 'runs-100k-end.png') });
 
-      // One request per page, each from the cursor the previous one ended at, plus one more for
-      // each request the server's rate limit (600 a minute, bursts of 100) answered 429: the list
-      // waits the Retry-After and asks again instead of stopping.
-      assert.ok(requests.every((r) => r.limit === String(PAGE_SIZE)));
-      const cursors = [...new Set(requests.map((r) => r.cursor))];
-      assert.equal(cursors.length, RUNS / PAGE_SIZE, `one page of ${PAGE_SIZE} after another`);
-      assert.equal(requests.length, RUNS / PAGE_SIZE + limited, 'no page fetched twice but after a 429');
-      for (let p = 1; p < cursors.length; p++)
-        assert.equal(
-          cursors[p],
-          ids[RUNS - p * PAGE_SIZE],
-          `page ${p + 1} starts after page ${p}'s last run`,
-        );
+      // Every request a whole page at a page's offset, never by cursor; none repeated but after
+      // a 429 (the list waits the Retry-After and asks again).
+      for (const r of requests) {
+        assert.equal(r.limit, String(PAGE_SIZE));
+        assert.equal(r.cursor, null);
+        assert.equal(Number(r.offset) % PAGE_SIZE, 0, `offset ${r.offset} is a page's`);
+      }
+      assert.equal(new Set(requests.map((r) => r.offset)).size, requests.length - limited);
       console.log(
-        `runs page, ${RUNS} runs: first rows after ${Math.round(firstRowsMs)} ms, the middle after ${Math.round(middleMs)} ms, the end after ${Math.round(endMs)} ms; ${requests.length} list requests of ${PAGE_SIZE} (${limited} answered 429 and repeated); at most ${Math.max(top.rowElements, mid.rowElements, end.rowElements)} rows in the DOM`,
+        `runs page, ${RUNS} runs: first rows after ${Math.round(firstRowsMs)} ms; the middle after ${Math.round(toMiddle.ms)} ms and ${toMiddle.made.length} list requests, a drag to 3/4 after ${Math.round(dragged.ms)} ms and ${dragged.made.length}, the end after ${Math.round(toEnd.ms)} ms and ${toEnd.made.length}; ${requests.length} list requests of ${PAGE_SIZE} in all (${limited} answered 429 and repeated); at most ${Math.max(top.rowElements, mid.rowElements, end.rowElements)} rows in the DOM`,
       );
 
       // A search by correlation id: the few runs that carry it, newest first, kept in the URL.
@@ -372,11 +403,11 @@ test('the runs list stays small and reaches the end with 100,000 runs; a search 
   }
 });
 
-test('the runs list waits out the rate limit while scrolling fast, and reaches the end', {
+test('the runs list waits out the rate limit while paging fast, and reaches the end', {
   skip,
   timeout: 58_000,
 }, async () => {
-  // A limit small enough for a fast scroll through 10 pages to meet it: 2 requests a second.
+  // A limit small enough for a fast sweep through 10 pages and back to meet it: 2 requests a second.
   const dir = await mkdtemp(join(tmpdir(), 'bulwark-dashboard-limit-'));
   dirs.push(dir);
   const dataDir = join(dir, 'data');
@@ -396,7 +427,9 @@ test('the runs list waits out the rate limit while scrolling fast, and reaches t
       await page.goto(login);
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
       await page.getByText(`${count} runs`).waitFor();
-      assert.equal(await page.evaluate<number>(scrollUntil(count)), count);
+      // Sweeps until the server has refused some requests (the second sweep at the latest).
+      for (let round = 0; round < 4 && limited === 0; round++) await page.evaluate(sweep(count));
+      assert.ok(limited > 0, 'the server answered some list requests 429');
       await page.evaluate(`(v => { v.scrollTop = v.scrollHeight })(document.querySelector('.vviewport'))`);
       await page.locator(`.vviewport tr.vrow[aria-rowindex="${count + 1}"]`).waitFor();
       assert.equal((await page.evaluate<ListState>(LIST_STATE)).ids.at(-1), ids[0]);

@@ -48,7 +48,18 @@ test('no route answers 500 to any input', async () => {
       fc.integer({ min: 0, max: 1_000 }),
       segment,
       fc.dictionary(
-        fc.constantFrom('status', 'limit', 'cursor', 'after', 'before', 'workflow', 'q', 'window', 'x'),
+        fc.constantFrom(
+          'status',
+          'limit',
+          'cursor',
+          'offset',
+          'after',
+          'before',
+          'workflow',
+          'q',
+          'window',
+          'x',
+        ),
         fc.oneof(
           fc.string({ maxLength: 30 }),
           // The run search's forms and the history's windows, well and badly formed.

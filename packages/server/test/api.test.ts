@@ -199,6 +199,37 @@ describe('listing runs', () => {
     assert.equal(cursor.statusCode, 400);
     assert.equal(cursor.json().errors[0].pointer, '#/query/cursor');
   });
+
+  test('pages by offset as by cursor, each page still giving the next cursor', async () => {
+    for (let i = 0; i < 5; i++) await start('flaky', { input: i });
+    const list = async (q: string) => {
+      const r = await server.app.inject({ url: `/api/runs?workflow=flaky&limit=2${q}`, headers: viewer });
+      assert.equal(r.statusCode, 200, r.body);
+      // Ids only: the runs just started are still changing status between the two reads.
+      const page = r.json() as { items: { id: string }[]; nextCursor: string | null };
+      return { ids: page.items.map((run) => run.id), nextCursor: page.nextCursor };
+    };
+    const total = (await server.app.inject({ url: '/api/runs/count?workflow=flaky', headers: viewer })).json()
+      .total as number;
+    const first = await list('');
+    const second = await list(`&cursor=${first.nextCursor}`);
+    const byOffset = await list('&offset=2');
+    assert.deepEqual(byOffset, second, 'offset 2 is the page after the first by cursor, next cursor and all');
+    // Continuing by cursor from an offset page gives the page at the following offset.
+    assert.ok(total >= 5 && byOffset.nextCursor !== null);
+    assert.deepEqual(await list(`&cursor=${byOffset.nextCursor}`), await list('&offset=4'));
+    assert.deepEqual(await list(`&offset=${total}`), { ids: [], nextCursor: null });
+  });
+
+  test('an offset with a cursor, negative, fractional or too large is a 400 naming the query field', async () => {
+    const some = (await server.app.inject({ url: '/api/runs?limit=1', headers: viewer })).json().items[0];
+    assert.ok(some, 'a run to give as cursor');
+    for (const q of [`offset=1&cursor=${some.id}`, 'offset=-1', 'offset=1.5', 'offset=1000001', 'offset=x']) {
+      const r = await server.app.inject({ url: `/api/runs?${q}`, headers: viewer });
+      assert.equal(r.statusCode, 400, q);
+      assert.equal(r.json().errors[0].pointer, '#/query/offset', q);
+    }
+  });
 });
 
 describe('acting on runs', () => {

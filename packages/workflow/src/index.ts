@@ -78,4 +78,4 @@ export type {
   WakeTopic,
   WorkflowStore,
 } from './store/types.ts';
-export { FINAL_STATUSES, RUN_STATUSES } from './store/types.ts';
+export { FINAL_STATUSES, MAX_RUN_OFFSET, RUN_STATUSES } from './store/types.ts';

@@ -33,6 +33,7 @@ import type {
   WakeTopic,
   WorkflowStore,
 } from '../src/store/types.ts';
+import { MAX_RUN_OFFSET } from '../src/store/types.ts';
 
 export interface OpenedStore {
   store: WorkflowStore;
@@ -1093,6 +1094,72 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         );
         assert.equal((await store.listRuns()).length, 100);
         assert.equal((await store.listRuns({ limit: 105 })).length, 105);
+      });
+
+      it('pages by offset exactly as by cursor, with every filter and search, and empty past the end', async (store) => {
+        // 23 runs, three at a time created in the same ms (ties broken by id), in two workflows,
+        // some claimed, some sharing a correlation id and an input value.
+        for (let i = 0; i < 23; i++) {
+          await store.enqueue(
+            [
+              newRun({
+                workflow: i % 2 === 0 ? WF : 'other',
+                input: { n: i % 4 },
+                ...(i % 3 === 0 ? { correlationId: 'needle' } : {}),
+              }),
+            ],
+            T0 + Math.floor(i / 3),
+          );
+        }
+        await store.claim(claimRequest({ limit: 5, now: T0 + 100 }));
+        const filters = [
+          {},
+          { workflow: WF },
+          { status: ['queued' as const] },
+          { status: ['running' as const], workflow: WF },
+          { search: { text: 'needle' } },
+          { search: { path: ['n'], equals: '1' }, workflow: 'other' },
+        ];
+        for (const filter of filters) {
+          const total = await store.totalRuns(filter);
+          for (const limit of [1, 4, 5]) {
+            // The cursor walk, page by page.
+            const pages: string[][] = [];
+            let before: string | undefined;
+            for (;;) {
+              const page = await store.listRuns({ ...filter, limit, ...(before ? { before } : {}) });
+              if (page.length === 0) break;
+              pages.push(page.map((r) => r.id));
+              before = page.at(-1)!.id;
+            }
+            assert.equal(pages.flat().length, total, `${JSON.stringify(filter)}: the walk lists them all`);
+            for (const [p, page] of pages.entries()) {
+              const byOffset = await store.listRuns({ ...filter, limit, offset: p * limit });
+              assert.deepEqual(
+                byOffset.map((r) => r.id),
+                page,
+                `${JSON.stringify(filter)}, limit ${limit}: page ${p} by offset is page ${p} by cursor`,
+              );
+            }
+            assert.deepEqual(await store.listRuns({ ...filter, limit, offset: total }), []);
+            assert.deepEqual(await store.listRuns({ ...filter, limit, offset: total + 7 }), []);
+          }
+        }
+        // After a cursor, the offset counts from the cursor's run.
+        const all = (await store.listRuns({ limit: 100 })).map((r) => r.id);
+        assert.deepEqual(
+          (await store.listRuns({ before: all[4]!, offset: 3, limit: 2 })).map((r) => r.id),
+          all.slice(8, 10),
+        );
+        // The total ignores the offset.
+        assert.equal(await store.totalRuns({ offset: 10 }), 23);
+      });
+
+      it('refuses an offset that is negative, fractional or above MAX_RUN_OFFSET', async (store) => {
+        await store.enqueue([newRun()], T0);
+        for (const offset of [-1, 1.5, Number.NaN, MAX_RUN_OFFSET + 1])
+          await assert.rejects(store.listRuns({ offset }), { name: 'TypeError', message: /offset/ });
+        assert.deepEqual(await store.listRuns({ offset: MAX_RUN_OFFSET }), []);
       });
     });
 

@@ -1,4 +1,5 @@
-// What both stores share of the run search: the range a run-id prefix covers.
+// What both stores share of the run search: the range a run-id prefix covers, and the offset's check.
+import { type ListRunsFilter, MAX_RUN_OFFSET } from './types.ts';
 
 /**
  * The least string above every string that starts with `prefix` (in code-unit order, which is
@@ -10,4 +11,12 @@ export function prefixEnd(prefix: string): string {
   // Nothing follows an empty prefix or one ending in a surrogate or U+FFFF in one code unit.
   if (prefix === '' || last >= 0xd800) return `${prefix}\u{10FFFF}`;
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+/** `filter.offset`, checked: a whole number from 0 to `MAX_RUN_OFFSET`. */
+export function runOffset(filter: ListRunsFilter): number {
+  const offset = filter.offset ?? 0;
+  if (!Number.isInteger(offset) || offset < 0 || offset > MAX_RUN_OFFSET)
+    throw new TypeError(`listRuns: offset must be a whole number from 0 to ${MAX_RUN_OFFSET}, got ${offset}`);
+  return offset;
 }

@@ -234,7 +234,17 @@ export interface ListRunsFilter {
   limit?: number;
   /** Runs created before this one (by creation time, then id): for paging. */
   before?: string;
+  /**
+   * Skips this many runs of the list (after `before`, when both are given): reads a window at a
+   * position, as a scrollbar dragged to the middle wants, in the same order as the paging by
+   * `before`. The database walks the skipped index entries one by one, so the cost grows with
+   * the offset (see docs/api.md, "Paging by position"); at most `MAX_RUN_OFFSET`. @default 0
+   */
+  offset?: number;
 }
+
+/** The largest `offset` of `listRuns`: skipping costs a step per run skipped, so it is bounded. */
+export const MAX_RUN_OFFSET = 1_000_000;
 
 /** A run parked behind a dependency's open circuit (see `parkedRuns`). */
 export interface ParkedRun {
@@ -386,7 +396,7 @@ export interface WorkflowStore {
   latestSeq(): Promise<number>;
   /** How many runs there are per workflow and status, and when the oldest of each was created. */
   countRuns(): Promise<RunCount[]>;
-  /** How many runs `listRuns` would list with this filter and no limit (`limit` and `before` are ignored). */
+  /** How many runs `listRuns` would list with this filter and no limit (`limit`, `before` and `offset` are ignored). */
   totalRuns(filter?: ListRunsFilter): Promise<number>;
 
   /**

@@ -1,8 +1,9 @@
-// /api/runs: list (filtered, searched, cursor-paged) and its count, one run with its steps, its
+// /api/runs: list (filtered, searched, paged by cursor or by position) and its count, one run with its steps, its
 // timeline, and the operator's actions on it: cancel, retry a failed run, send an event to a waiting run.
 import {
   FINAL_STATUSES,
   type ListRunsFilter,
+  MAX_RUN_OFFSET,
   RUN_STATUSES,
   type RunStatus,
   UnknownRunError,
@@ -25,6 +26,7 @@ interface FilterQuery {
 interface ListQuery extends FilterQuery {
   limit?: number;
   cursor?: string;
+  offset?: number;
 }
 
 const filterProperties = {
@@ -82,6 +84,13 @@ const listQuery = {
       maxLength: 100,
       description: 'The `nextCursor` of the previous page.',
     },
+    offset: {
+      type: 'integer',
+      minimum: 0,
+      maximum: MAX_RUN_OFFSET,
+      description:
+        'Skip this many runs of the list: a page at a position (a scrollbar dragged there). Not with `cursor`; each skipped run costs a step of the database.',
+    },
   },
   additionalProperties: false,
 } as const;
@@ -121,7 +130,8 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       config: { access: 'viewer' },
       schema: {
         tags: ['runs'],
-        summary: 'Runs, newest first, filtered by status, workflow and a search, a page at a time',
+        summary:
+          'Runs, newest first, filtered by status, workflow and a search, a page at a time (by cursor or offset)',
         querystring: listQuery,
         response: {
           200: {
@@ -140,8 +150,11 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       },
     },
     async (request) => {
-      const { limit = 50, cursor } = request.query;
+      const { limit = 50, cursor, offset } = request.query;
       const filter = runFilter(request.query);
+      // Either is a position in the list; both at once would be two answers to one question.
+      if (cursor !== undefined && offset !== undefined)
+        throw invalidField('#/query/offset', 'cannot be combined with cursor: page by one or the other');
       if (cursor !== undefined && (await store.getRun(cursor)) === undefined) {
         throw new ApiError('VALIDATION_FAILED', 'query/cursor is not a cursor this server gave out', {
           errors: [
@@ -157,6 +170,7 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
         ...filter,
         limit: limit + 1,
         ...(cursor === undefined ? {} : { before: cursor }),
+        ...(offset === undefined ? {} : { offset }),
       });
       const page = runs.slice(0, limit);
       return { items: page.map(runView), nextCursor: runs.length > limit ? (page.at(-1)?.id ?? null) : null };

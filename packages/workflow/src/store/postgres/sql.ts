@@ -49,14 +49,17 @@ function inputMatch(a: string, b: string): string {
   return `AND input #>> ${a}::text[] = ${b}::text`;
 }
 
-/** Newest first; `before` ($3) pages by (created_at, id) of the run named; $4 is the limit. */
+/**
+ * Newest first; `before` ($3) pages by (created_at, id) of the run named; $4 is the limit, $5
+ * the offset (walking runs_by_creation over the skipped runs).
+ */
 function listRuns(match: string): string {
   return `
       SELECT * FROM %s.runs
       WHERE ${FILTERS} ${match}
         AND ($3::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM %s.runs WHERE id = $3))
       ORDER BY created_at DESC, id DESC
-      LIMIT $4`;
+      LIMIT $4 OFFSET $5`;
 }
 
 function totalRuns(match: string): string {
@@ -82,9 +85,9 @@ export function statements(schema: string, tag: string) {
     /** Newest first; each filter is off when its parameter is null. */
     listRuns: make('list_runs', listRuns('')),
     // One statement per kind of search, so that each is planned for it: a search reads the few
-    // rows its index finds. The search's two parameters follow the filters'.
-    listRunsText: make('list_runs_text', listRuns(textMatch('$5', '$6'))),
-    listRunsInput: make('list_runs_input', listRuns(inputMatch('$5', '$6'))),
+    // rows its index finds. The search's two parameters follow the paging's.
+    listRunsText: make('list_runs_text', listRuns(textMatch('$6', '$7'))),
+    listRunsInput: make('list_runs_input', listRuns(inputMatch('$6', '$7'))),
     totalRuns: make('total_runs', totalRuns('')),
     totalRunsText: make('total_runs_text', totalRuns(textMatch('$3', '$4'))),
     totalRunsInput: make('total_runs_input', totalRuns(inputMatch('$3', '$4'))),

@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
-import { prefixEnd } from '../search.ts';
+import { prefixEnd, runOffset } from '../search.ts';
 import type {
   AuditEntry,
   Change,
@@ -215,6 +215,7 @@ export class PostgresStore implements WorkflowStore {
       filter.workflow ?? null,
       filter.before ?? null,
       filter.limit ?? 100,
+      runOffset(filter),
       ...searchValues(filter),
     ]);
     return rows.map(toRun);

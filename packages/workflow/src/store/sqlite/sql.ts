@@ -48,7 +48,7 @@ export function sqliteSql(prefix: string) {
       WHERE ${filters} ${match}
         AND (@before IS NULL OR (created_at, id) < (SELECT created_at, id FROM ${runs} WHERE id = @before))
       ORDER BY created_at DESC, id DESC
-      LIMIT @limit`;
+      LIMIT @limit OFFSET @offset`;
   const totalRuns = (match: string) => `SELECT count(*) AS n FROM ${runs} WHERE ${filters} ${match}`;
 
   return {
@@ -77,7 +77,8 @@ export function sqliteSql(prefix: string) {
         @now, @now, @finishedAt)`,
     insertDep: `INSERT OR IGNORE INTO ${deps} (parent_id, child_id) VALUES (?, ?)`,
 
-    // Newest first; `before` pages by (created_at, id) of the run named. One statement per kind
+    // Newest first; `before` pages by (created_at, id) of the run named, `offset` by position
+    // (walking the runs_created index over the skipped runs). One statement per kind
     // of search, so that each has its own plan: a search reads the few rows its index finds.
     listRuns: listRuns(''),
     listRunsText: listRuns(`AND ${textMatch}`),

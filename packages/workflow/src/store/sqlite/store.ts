@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
 import { type Row, rowReader } from '../rows.ts';
-import { prefixEnd } from '../search.ts';
+import { prefixEnd, runOffset } from '../search.ts';
 import {
   type AuditEntry,
   type Change,
@@ -283,6 +283,7 @@ export class SqliteStore implements WorkflowStore {
       ...runFilter(filter),
       before: filter.before ?? null,
       limit: filter.limit ?? 100,
+      offset: runOffset(filter),
     }) as Row[];
     return rows.map(read.run);
   }
