@@ -48,6 +48,7 @@ export {
   openSqliteStore,
   SqliteStore,
   type SqliteStoreOptions,
+  type SqliteStoreStats,
 } from './store/sqlite/index.ts';
 export type {
   AuditEntry,

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -24,6 +24,27 @@ function freshPath(): string {
 }
 
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+/** How large the log grows over `commits` commits of one run each when nothing checkpoints it. */
+async function logBytesWithoutCheckpoints(commits: number): Promise<number> {
+  const path = freshPath();
+  const store = await openSqliteStore({ path });
+  try {
+    await store.migrate();
+    const db = new Database(path);
+    db.pragma('wal_autocheckpoint = 0');
+    // The store's own connection checkpoints automatically; holding a read transaction open on
+    // a second connection keeps every checkpoint from copying (and so rewinding) the log.
+    db.exec('BEGIN');
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    for (let i = 0; i < commits; i++) await store.enqueue([newRun()], T0);
+    db.exec('COMMIT');
+    db.close();
+    return statSync(`${path}-wal`).size;
+  } finally {
+    await store.close();
+  }
+}
 
 storeConformance('sqlite', async () => {
   const path = freshPath();
@@ -206,6 +227,40 @@ describe('sqlite store: group commit', () => {
     );
   });
 
+  test('syncInThreadPool: the log is checkpointed in a worker thread, not in a commit, and stays bounded', async () => {
+    const path = freshPath();
+    const store = await openSqliteStore({ path, syncInThreadPool: true });
+    try {
+      await store.migrate();
+      // SQLite's own checkpoint is off: it would run inside a commit, on the event loop.
+      const db = new Database(path);
+      assert.equal(
+        db.pragma('wal_autocheckpoint', { simple: true }),
+        1_000,
+        'a new connection has the default',
+      );
+      db.close();
+      const walBytes = () => statSync(`${path}-wal`).size;
+      let largest = 0;
+      for (let i = 0; i < 1_200; i++) {
+        await store.enqueue([newRun()], T0);
+        if (i % 50 === 0) largest = Math.max(largest, walBytes());
+      }
+      // Give the last checkpoint the worker was asked for time to end.
+      for (let i = 0; i < 100 && store.stats().checkpoints < 5; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      const { transactions, checkpoints } = store.stats();
+      assert.ok(transactions >= 1_200);
+      assert.ok(checkpoints >= 5, `${checkpoints} checkpoints for ${transactions} commits`);
+      // Each commit appends its pages to the log; without checkpoints 1,200 of them would leave
+      // it at several times this size. The log is rewound after each complete checkpoint.
+      const unbounded = await logBytesWithoutCheckpoints(1_200);
+      assert.ok(largest < unbounded / 2, `log reached ${largest} bytes; without checkpoints ${unbounded}`);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('writes made during a sync wait for it, then share one transaction; a failed sync rejects its writes and wakes nobody', async () => {
     const db = new Database(':memory:');
     db.exec('CREATE TABLE t (n INTEGER)');
@@ -252,6 +307,43 @@ describe('sqlite store: group commit', () => {
       assert.deepEqual(woken, ['runs']);
       await writes.drained();
       assert.equal(writes.stats.syncs, 2);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('upkeep after a sync (the checkpoint): the synced writes settle at once, the next transaction waits for it', async () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE t (n INTEGER)');
+    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+    const count = db.prepare('SELECT count(*) FROM t').pluck();
+    let resume: (() => void) | undefined;
+    let upkeep = 0;
+    const writes = new GroupCommit(
+      db,
+      () => {},
+      (done) => setImmediate(() => done(null)),
+      (next) => {
+        upkeep++;
+        if (upkeep > 1) return false;
+        resume = next;
+        return true;
+      },
+    );
+    const write = (n: number) => writes.run(() => insert.run(n));
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    try {
+      await write(1);
+      assert.ok(resume !== undefined, 'upkeep started after the first sync, and the write has settled');
+      const second = write(2);
+      const third = write(3);
+      for (let i = 0; i < 5; i++) await turn();
+      assert.equal(count.get(), 1, 'no transaction while the upkeep runs');
+      resume();
+      await Promise.all([second, third]);
+      assert.equal(count.get(), 3);
+      assert.equal(writes.stats.transactions, 2, 'the writes made meanwhile share one transaction');
+      await writes.drained();
     } finally {
       db.close();
     }

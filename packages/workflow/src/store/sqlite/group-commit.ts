@@ -34,6 +34,12 @@ export interface GroupCommitStats {
  */
 export type Sync = (done: (error: Error | null) => void) => void;
 
+/**
+ * Upkeep between two transactions, after a sync (the log's checkpoint): returns false when there
+ * is none to do, or true when it has started, and then the next transaction waits for `resume`.
+ */
+export type Maintain = (resume: () => void) => boolean;
+
 /** Says a write threw in the fast path: the batch runs again, each write in a savepoint. */
 const retryWithSavepoints = Symbol('retryWithSavepoints');
 
@@ -45,6 +51,7 @@ export class GroupCommit {
   /** A committed transaction is being synced: the next one waits for it. */
   #syncing = false;
   readonly #sync: Sync | undefined;
+  readonly #maintain: Maintain | undefined;
   readonly #db: Database;
   readonly #emit: (topic: WakeTopic) => void;
   readonly #begin: () => void;
@@ -55,10 +62,11 @@ export class GroupCommit {
   readonly #rollbackTo: () => void;
 
   /** Without `sync`, COMMIT itself is durable (or as durable as the connection's `synchronous`). */
-  constructor(db: Database, emit: (topic: WakeTopic) => void, sync?: Sync) {
+  constructor(db: Database, emit: (topic: WakeTopic) => void, sync?: Sync, maintain?: Maintain) {
     this.#db = db;
     this.#emit = emit;
     this.#sync = sync;
+    this.#maintain = maintain;
     const run = (sql: string) => {
       const statement = db.prepare(sql);
       return () => {
@@ -167,11 +175,17 @@ export class GroupCommit {
     this.#syncing = true;
     this.stats.syncs++;
     this.#sync((error) => {
-      this.#syncing = false;
       this.#settle(jobs, topics, error);
-      if (this.#scheduled) setImmediate(() => this.#flush());
-      this.#checkIdle();
+      // The writes are acknowledged; the next transaction may still wait for upkeep.
+      if (error === null && this.#maintain?.(() => this.#resume()) === true) return;
+      this.#resume();
     });
+  }
+
+  #resume(): void {
+    this.#syncing = false;
+    if (this.#scheduled) setImmediate(() => this.#flush());
+    this.#checkIdle();
   }
 
   /** Wakes listeners and settles the writes of a committed batch, once it is durable. */

@@ -33,6 +33,7 @@ import {
   type WakeTopic,
   type WorkflowStore,
 } from '../types.ts';
+import { WalCheckpointer } from './checkpoint.ts';
 import { GroupCommit, type GroupCommitStats } from './group-commit.ts';
 import { type NormalizedSqliteOptions, normalizeSqliteOptions, type SqliteStoreOptions } from './options.ts';
 import { type SqliteSql, sqliteSql, withPrefix } from './sql.ts';
@@ -60,6 +61,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     // is on disk, as with FULL, but the event loop no longer blocks on fsync.
     const syncsItself = syncsInThreadPool(db, normalized);
     db.pragma(`synchronous = ${normalized.durability === 'full' && !syncsItself ? 'FULL' : 'NORMAL'}`);
+    // The store checkpoints the log itself, in a worker thread (see checkpoint.ts).
+    if (syncsItself) db.pragma('wal_autocheckpoint = 0');
     db.pragma('foreign_keys = ON');
     migrateDatabase(db, normalized.tablePrefix);
     return new SqliteStore(db, normalized);
@@ -163,6 +166,11 @@ function migrateDatabase(db: Database.Database, prefix: string): void {
 
 type Statements = { [K in keyof SqliteSql]: Database.Statement };
 
+export interface SqliteStoreStats extends GroupCommitStats {
+  /** Checkpoints of the log run in the store's worker thread (`syncInThreadPool` only). */
+  checkpoints: number;
+}
+
 export class SqliteStore implements WorkflowStore {
   readonly dialect = 'sqlite';
   readonly #db: Database.Database;
@@ -170,6 +178,7 @@ export class SqliteStore implements WorkflowStore {
   readonly #sql: Statements;
   readonly #writes: GroupCommit;
   readonly #walSync: WalSync | undefined;
+  readonly #checkpointer: WalCheckpointer | undefined;
   readonly #listeners = new Set<(topic: WakeTopic) => void>();
   #closed = false;
 
@@ -182,13 +191,27 @@ export class SqliteStore implements WorkflowStore {
       Object.entries(texts).map(([name, text]) => [name, db.prepare(text)]),
     ) as Statements;
     const wal = syncsInThreadPool(db, options) ? walFile(db) : undefined;
-    this.#walSync = wal === undefined ? undefined : new WalSync(wal);
-    this.#writes = new GroupCommit(db, (topic) => this.#emit(topic), this.#walSync?.sync);
+    if (wal === undefined) {
+      this.#writes = new GroupCommit(db, (topic) => this.#emit(topic));
+      return;
+    }
+    const walSync = new WalSync(wal);
+    const checkpointer = new WalCheckpointer(db.name, options.busyTimeoutMs, () => {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    });
+    this.#walSync = walSync;
+    this.#checkpointer = checkpointer;
+    this.#writes = new GroupCommit(
+      db,
+      (topic) => this.#emit(topic),
+      walSync.sync,
+      (resume) => checkpointer.maintain(resume),
+    );
   }
 
   /** Transactions committed and writes applied so far: writes per transaction is the batching gain. */
-  stats(): GroupCommitStats {
-    return { ...this.#writes.stats };
+  stats(): SqliteStoreStats {
+    return { ...this.#writes.stats, checkpoints: this.#checkpointer?.stats.checkpoints ?? 0 };
   }
 
   async migrate(): Promise<void> {
@@ -201,6 +224,7 @@ export class SqliteStore implements WorkflowStore {
     this.#closed = true;
     await this.#writes.drained();
     this.#listeners.clear();
+    await this.#checkpointer?.close();
     this.#db.close();
     this.#walSync?.close();
   }
