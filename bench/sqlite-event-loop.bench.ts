@@ -39,10 +39,10 @@ async function round(syncInThreadPool: boolean): Promise<Result> {
           const run: NewRun = {
             id: randomUUID(),
             workflow: 'bench',
-            version: 1,
-            priority: 0,
+            version: '1',
+            priority: 1,
             input: { i },
-          } as NewRun;
+          };
           const at = performance.now();
           await store.enqueue([run], Date.now());
           latencies.push(performance.now() - at);

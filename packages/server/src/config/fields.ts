@@ -1,5 +1,5 @@
-// Building blocks of the schema: documented fields, durations, sections that `false` turns
-// off, and strict objects whose file keys become the code's keys.
+// Building blocks of the schema: documented fields, durations and sizes, sections that `false`
+// turns off, and strict objects whose file keys become the code's keys.
 import { z } from 'zod';
 import { durationMessage, parseDuration } from './duration.ts';
 
@@ -69,3 +69,34 @@ export const count = (min: number) => z.number().int().min(min);
 export const rate = () => z.number().gt(0).max(1);
 /** A whole number, or `.inf` for no bound. */
 export const bound = (min: number) => z.union([count(min), z.literal(Number.POSITIVE_INFINITY)]);
+
+const SIZE_UNITS = { B: 1, KB: 1_000, KiB: 1_024, MB: 1_000_000, MiB: 1_048_576 } as const;
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)$/;
+
+/** Bytes for a size (`1MiB`, `512KiB`, `64KB`, or a number of bytes), or undefined when it is not one. */
+export function parseSize(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const match = SIZE.exec(value.trim());
+  if (match === null) return undefined;
+  const bytes = Math.round(Number(match[1]) * SIZE_UNITS[match[2] as keyof typeof SIZE_UNITS]);
+  return bytes > 0 ? bytes : undefined;
+}
+
+/** A size in bytes: a custom check so that every fault gets one message showing what was expected. */
+export function size() {
+  return z
+    .any()
+    .transform((value: unknown, ctx): number => {
+      const bytes = parseSize(value);
+      if (bytes === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a size like 1MiB, 512KiB or a number of bytes, got ${JSON.stringify(value) ?? String(value)}`,
+        });
+        return z.NEVER;
+      }
+      return bytes;
+    })
+    .meta({ label: 'size' } as unknown as z.GlobalMeta);
+}

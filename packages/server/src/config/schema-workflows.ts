@@ -3,26 +3,7 @@
 // are in declarative/check.ts; the compiler is declarative/compile.ts.
 import { z } from 'zod';
 import type { StepDeclaration, StorageSettings, WorkflowDeclaration } from '../declarative/types.ts';
-import { doc, duration, renamed } from './fields.ts';
-import { parseSize } from './schema-server.ts';
-
-/** A size in bytes (`5MiB`, `512KiB`, or a number). */
-function size() {
-  return z
-    .any()
-    .transform((value: unknown, ctx): number => {
-      const bytes = parseSize(value);
-      if (bytes === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `expected a size like 5MiB, 512KiB or a number of bytes, got ${JSON.stringify(value) ?? String(value)}`,
-        });
-        return z.NEVER;
-      }
-      return bytes;
-    })
-    .meta({ label: 'size' } as unknown as z.GlobalMeta);
-}
+import { doc, duration, renamed, size } from './fields.ts';
 
 const template = (description: string) => doc(z.string().min(1), `${description} A template.`);
 
