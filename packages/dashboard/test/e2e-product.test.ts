@@ -284,7 +284,7 @@ test('the runs list stays small and reaches the end with 100,000 runs; a search 
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
       await page.locator('.vviewport tr.vrow').first().waitFor();
       const firstRowsMs = performance.now() - opened;
-      await page.getByText(`${RUNS} runs`).waitFor();
+      await page.getByText(`${RUNS.toLocaleString('en')} runs`).waitFor();
 
       // The top: the newest run first, a few dozen rows drawn, one page fetched, the scrollbar
       // as long as the whole list.
@@ -365,7 +365,7 @@ test('the runs list stays small and reaches the end with 100,000 runs; a search 
       // A search by correlation id: the few runs that carry it, newest first, kept in the URL.
       await page.getByLabel('Search').fill(NEEDLE);
       await page.getByRole('button', { name: 'Search', exact: true }).click();
-      await page.getByText(`${NEEDLE_AT.length} runs`).waitFor();
+      await page.getByText(`${NEEDLE_AT.length.toLocaleString('en')} runs`).waitFor();
       const expected = NEEDLE_AT.map((i) => ids[i]).reverse();
       /** The ids listed once the list has settled on as many rows as the search finds. */
       const found = async () => {
@@ -380,7 +380,7 @@ test('the runs list stays small and reaches the end with 100,000 runs; a search 
       assert.deepEqual(await found(), expected);
       assert.equal(new URL(page.url()).hash, `#/runs?q=${NEEDLE}`);
       await page.reload();
-      await page.getByText(`${NEEDLE_AT.length} runs`).waitFor();
+      await page.getByText(`${NEEDLE_AT.length.toLocaleString('en')} runs`).waitFor();
       assert.deepEqual(await found(), expected);
       assert.equal(await page.getByLabel('Search').inputValue(), NEEDLE);
       await page.screenshot({ path: join(shots, 'runs-100k-search.png') });
@@ -426,7 +426,7 @@ test('the runs list waits out the rate limit while paging fast, and reaches the 
       });
       await page.goto(login);
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs' }).click();
-      await page.getByText(`${count} runs`).waitFor();
+      await page.getByText(`${count.toLocaleString('en')} runs`).waitFor();
       // Sweeps until the server has refused some requests (the second sweep at the latest).
       for (let round = 0; round < 4 && limited === 0; round++) await page.evaluate(sweep(count));
       assert.ok(limited > 0, 'the server answered some list requests 429');

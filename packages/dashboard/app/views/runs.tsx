@@ -287,7 +287,7 @@ export function RunsPage({ params }: { params: URLSearchParams }) {
       <h1>Runs</h1>
       <FilterBar filters={filters} workflows={workflows.data?.items ?? []} />
       <p class="muted small" aria-live="polite">
-        {`${total}${count.data === undefined && total > 0 ? '+' : ''} ${total === 1 ? 'run' : 'runs'}`}
+        {`${total.toLocaleString('en')}${count.data === undefined && total > 0 ? '+' : ''} ${total === 1 ? 'run' : 'runs'}`}
         {loading ? ' · loading…' : ''}
       </p>
       {error === undefined ? null : <ErrorBox error={error} retry={() => setError(undefined)} />}
