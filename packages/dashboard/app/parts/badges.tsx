@@ -1,6 +1,8 @@
-// The small coloured words: a breaker's state, a run's status, the live connection.
+// The small coloured words (a breaker's state, a run's status, the live connection), and the
+// cells of a run's row, which the overview and the runs list share.
+import type { Run } from '../api.ts';
 import type { LiveState } from '../live.ts';
-import { clockTime } from './format.ts';
+import { clockTime, dateTime } from './format.ts';
 
 export function StateBadge({ state }: { state: string | null }) {
   const value = state ?? 'no breaker';
@@ -34,5 +36,24 @@ export function ProgressBar({ value, label }: { value: number; label: string }) 
     <progress class="progress" max={100} value={value} aria-label={label}>
       {Math.round(value)}%
     </progress>
+  );
+}
+
+/** A run's row cells: id (a link to its page), workflow, status, progress, created. */
+export function RunCells({ run }: { run: Run }) {
+  return (
+    <>
+      <td>
+        <a class="mono" href={`#/runs/${encodeURIComponent(run.id)}`}>
+          {run.id}
+        </a>
+      </td>
+      <td>{run.workflow}</td>
+      <td>
+        <StatusBadge status={run.status} />
+      </td>
+      <td>{Math.round(run.progress)}%</td>
+      <td>{dateTime(run.createdAt)}</td>
+    </>
   );
 }

@@ -4,8 +4,8 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, type Dependency, type History, type Page, query, type Run } from '../api.ts';
 import { useFeed } from '../context.ts';
 import { coalesce } from '../live.ts';
-import { StateBadge, StatusBadge } from '../parts/badges.tsx';
-import { dateTime, ms, percent } from '../parts/format.ts';
+import { RunCells, StateBadge } from '../parts/badges.tsx';
+import { ms, percent } from '../parts/format.ts';
 import { useLoad } from '../parts/hooks.ts';
 import { Sparkline, total } from '../parts/sparkline.tsx';
 import { Empty, ErrorBox, Loading } from '../parts/states.tsx';
@@ -139,17 +139,7 @@ export function RunsTable({ runs, caption }: { runs: Run[]; caption: string }) {
       <tbody>
         {runs.map((run) => (
           <tr key={run.id}>
-            <td>
-              <a class="mono" href={`#/runs/${encodeURIComponent(run.id)}`}>
-                {run.id}
-              </a>
-            </td>
-            <td>{run.workflow}</td>
-            <td>
-              <StatusBadge status={run.status} />
-            </td>
-            <td>{Math.round(run.progress)}%</td>
-            <td>{dateTime(run.createdAt)}</td>
+            <RunCells run={run} />
           </tr>
         ))}
       </tbody>

@@ -5,8 +5,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiProblem, api, type Page, query, RUN_STATUSES, type Run, type Workflow } from '../api.ts';
 import { useFeed } from '../context.ts';
 import { coalesce } from '../live.ts';
-import { StatusBadge } from '../parts/badges.tsx';
-import { dateTime } from '../parts/format.ts';
+import { RunCells } from '../parts/badges.tsx';
 import { useLoad } from '../parts/hooks.ts';
 import { Empty, ErrorBox } from '../parts/states.tsx';
 import { replaceParams } from '../route.ts';
@@ -320,17 +319,7 @@ export function RunsPage({ params }: { params: URLSearchParams }) {
               aria-rowindex={index + 2}
               style={{ transform: `translateY(${index * ROW_HEIGHT}px)` }}
             >
-              <td>
-                <a class="mono" href={`#/runs/${encodeURIComponent(run.id)}`}>
-                  {run.id}
-                </a>
-              </td>
-              <td>{run.workflow}</td>
-              <td>
-                <StatusBadge status={run.status} />
-              </td>
-              <td>{Math.round(run.progress)}%</td>
-              <td>{dateTime(run.createdAt)}</td>
+              <RunCells run={run} />
             </tr>
           ))}
         </tbody>
