@@ -248,6 +248,8 @@ export interface Workflow {
   versions: string[];
   description: string | null;
   steps: string[] | null;
+  /** An input a run can start with, when the workflow declares one. */
+  example?: unknown;
 }
 
 export interface Page<T> {

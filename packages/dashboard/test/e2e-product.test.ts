@@ -116,6 +116,9 @@ test('a new user opens the login link, sees the examples and runs site-to-docume
       for (const name of ['adopt-pet', 'nightly-report', 'site-to-document'])
         await page.locator(`[data-workflow="${name}"]`).waitFor();
       await page.screenshot({ path: join(shots, 'product-workflows.png'), fullPage: true });
+      // A start form holds the workflow's example input, so the first run a new user starts works.
+      const adoptInput = page.locator('[data-workflow="adopt-pet"] form').getByLabel('Input (JSON)');
+      assert.deepEqual(JSON.parse(await adoptInput.inputValue()), { pet: 'luna', adopter: 'Ada Lovelace' });
       violations.push(...(await seriousViolations(page, 'workflows page')));
 
       // The pet shop answers 503 now and then on purpose; two failed fetches in a row (under 1%)
@@ -124,7 +127,10 @@ test('a new user opens the login link, sees the examples and runs site-to-docume
       for (let attempt = 1; attempt <= 3; attempt++) {
         if (attempt > 1) await page.goto(`${server.url}/#/workflows`);
         const form = page.locator('[data-workflow="site-to-document"] form');
-        assert.equal(await form.getByLabel('Input (JSON)').inputValue(), '{}');
+        // Its example: the example pet shop's page, which the default input reads too.
+        const { url, ...rest } = JSON.parse(await form.getByLabel('Input (JSON)').inputValue());
+        assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/pages\/adoption-guide$/);
+        assert.deepEqual(rest, {});
         await form.getByRole('button', { name: 'Start run' }).click();
         await page.waitForURL(/#\/runs\/[^/?]+$/);
         const id = decodeURIComponent(new URL(page.url()).hash.slice('#/runs/'.length));

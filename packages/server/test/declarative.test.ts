@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { DependencyRegistry } from '@bulwark/core';
 import { ConfigError } from '../src/config/errors.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { compileWorkflow, errorScope } from '../src/declarative/compile.ts';
+import { compileWorkflow, compileWorkflows, errorScope } from '../src/declarative/compile.ts';
 import { declared, site } from './declarative-support.ts';
 
 /** Every issue of a file that must not load, as `line:column path: message`. */
@@ -115,6 +115,37 @@ workflows:
     });
     // Not enumerable: the registry takes the configuration as it is.
     assert.deepEqual(Object.keys(config), ['dependencies', 'groups']);
+  });
+
+  test('example: any JSON value, NAME references resolved, reaches the compiled definition; one JSON cannot carry is named', () => {
+    const config = parseConfig(
+      `workflows:
+  w:
+    example:
+      url: "\${SITE}/page"
+      tags: [a, 2, true, null]
+    steps:
+      t: { uses: transform, value: "{{ input.url }}" }
+`,
+      { env: { SITE: 'http://127.0.0.1:8080' } },
+    );
+    const example = { url: 'http://127.0.0.1:8080/page', tags: ['a', 2, true, null] };
+    assert.deepEqual(config.workflows?.w?.example, example);
+    const registry = new DependencyRegistry(config);
+    const [definition] = compileWorkflows(config.workflows ?? {}, { registry, storageDir: '/tmp/unused' });
+    assert.deepEqual(definition?.example, example);
+    assert.deepEqual(
+      issuesOf(`workflows:
+  w:
+    example: { n: .nan, deep: [1, .inf] }
+    steps:
+      t: { uses: transform, value: 1 }
+`),
+      [
+        '3:19 workflows.w.example.n: must be a JSON value, got NaN',
+        '3:35 workflows.w.example.deep[1]: must be a JSON value, got Infinity',
+      ],
+    );
   });
 });
 

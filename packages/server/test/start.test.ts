@@ -63,7 +63,7 @@ describe('startServer with the built-in defaults', () => {
     assert.match(out.text(), new RegExp(`dashboard: +http://127\\.0\\.0\\.1:\\d+/#key=${key}`));
     assert.match(out.text(), /dependencies: 4, workflows: 3 \(built-in examples/);
 
-    const workflows = await getJson<{ items: { name: string; steps: string[] | null }[] }>(
+    const workflows = await getJson<{ items: { name: string; steps: string[] | null; example?: unknown }[] }>(
       server,
       '/api/workflows',
       key,
@@ -76,6 +76,14 @@ describe('startServer with the built-in defaults', () => {
         ['nightly-report', ['sales', 'sleep:settle', 'inventory', 'publish']],
         ['site-to-document', ['source', 'fetch', 'page', 'document', 'store']],
       ],
+    );
+    // Each declares an example input; site-to-document's names the example upstream's own page.
+    const [adopt, nightly, site] = workflows.body.items.map((w) => w.example);
+    assert.deepEqual(adopt, { pet: 'luna', adopter: 'Ada Lovelace' });
+    assert.deepEqual(nightly, { settleMs: 1_500 });
+    assert.match(
+      (site as { url?: string } | undefined)?.url ?? '',
+      /^http:\/\/127\.0\.0\.1:\d+\/pages\/adoption-guide$/,
     );
     const deps = await getJson<{ items: { name: string }[] }>(server, '/api/dependencies', key);
     assert.deepEqual(deps.body.items.map((d) => d.name).sort(), [
@@ -98,15 +106,18 @@ describe('startServer with the built-in defaults', () => {
     assert.match(again.text(), /admin key: +in .*admin\.key/);
   });
 
-  test('an adopt-pet run goes through the example pet shop to completion', async (t) => {
+  test('an adopt-pet run started with its declared example goes through the example pet shop to completion', async (t) => {
     const dir = tempDir(t);
     const server = await startServer({ port: 0, dataDir: dir, env: QUIET_LAG, stdout: capture() });
     t.after(() => server.close());
     const key = server.settings.apiKeys[0]!.secret;
+    const workflow = await getJson<{ example?: unknown }>(server, '/api/workflows/adopt-pet', key);
+    assert.equal(workflow.status, 200);
+    assert.deepEqual(workflow.body.example, { pet: 'luna', adopter: 'Ada Lovelace' });
     const started = await fetch(`${server.url}/api/workflows/adopt-pet/runs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ input: { pet: 'luna', adopter: 'Ada', feeCents: 3_000 } }),
+      body: JSON.stringify({ input: workflow.body.example }),
     });
     assert.equal(started.status, 201);
     const { id } = (await started.json()) as { id: string };

@@ -55,16 +55,60 @@ describe('workflow definitions', () => {
     );
   });
 
+  test('defineWorkflow keeps an example input, frozen, and refuses one that is not plain JSON', () => {
+    const example = { pet: 'luna', tags: ['calm', 1, true, null] };
+    const wf = defineWorkflow({ name: 'adopt', example }, async () => null);
+    assert.deepEqual(wf.example, example);
+    example.tags.push('changed later');
+    assert.deepEqual(
+      wf.example,
+      { pet: 'luna', tags: ['calm', 1, true, null] },
+      'a copy, not the caller’s object',
+    );
+    assert.ok(Object.isFrozen(wf.example));
+    assert.equal(defineWorkflow({ name: 'falsy', example: 0 }, async () => null).example, 0);
+    assert.equal(defineWorkflow({ name: 'plain' }, async () => null).example, undefined);
+    const bad = (example: unknown) => () =>
+      defineWorkflow({ name: 'x', example: example as never }, async () => null);
+    assert.throws(
+      bad({ at: new Date(0) }),
+      /defineWorkflow\(x\): example\.at must be a JSON value, got a Date object/,
+    );
+    assert.throws(bad({ a: [1, () => 2] }), /example\.a\[1\] must be a JSON value, got function/);
+    assert.throws(bad({ n: Number.NaN }), /example\.n must be a JSON value, got NaN/);
+    assert.throws(bad({ big: 1n }), /example\.big must be a JSON value, got bigint/);
+    const loop: Record<string, unknown> = {};
+    loop.self = loop;
+    assert.throws(bad(loop), /example\.self must be a JSON value, got a circular reference/);
+  });
+
   test('definitions() lists registered workflows by name, with the latest version’s details', async (t) => {
     const { engine } = await setup(t);
     engine.register(
       defineWorkflow({ name: 'zeta', description: 'old', steps: ['a'] }, async () => null),
       defineWorkflow({ name: 'alpha' }, async () => null),
-      defineWorkflow({ name: 'zeta', version: '2', description: 'new', steps: ['a', 'b'] }, async () => null),
+      defineWorkflow(
+        { name: 'zeta', version: '2', description: 'new', steps: ['a', 'b'], example: { n: 2 } },
+        async () => null,
+      ),
     );
     assert.deepEqual(engine.definitions(), [
-      { name: 'alpha', version: '1', versions: ['1'], description: undefined, steps: undefined },
-      { name: 'zeta', version: '2', versions: ['1', '2'], description: 'new', steps: ['a', 'b'] },
+      {
+        name: 'alpha',
+        version: '1',
+        versions: ['1'],
+        description: undefined,
+        steps: undefined,
+        example: undefined,
+      },
+      {
+        name: 'zeta',
+        version: '2',
+        versions: ['1', '2'],
+        description: 'new',
+        steps: ['a', 'b'],
+        example: { n: 2 },
+      },
     ]);
     assert.equal(engine.hasWorkflow('zeta'), true);
     assert.equal(engine.hasWorkflow('omega'), false);

@@ -10,7 +10,10 @@ const PRIORITIES = ['low', 'normal', 'high', 'urgent', 'critical'];
 
 function StartForm({ workflow }: { workflow: Workflow }) {
   const id = `start-${workflow.name.replace(/\W+/g, '-')}`;
-  const [input, setInput] = useState('{}');
+  // The workflow's example, when it has one: `{}` would fail a workflow that needs fields.
+  const [input, setInput] = useState(() =>
+    workflow.example === undefined ? '{}' : JSON.stringify(workflow.example, null, 2),
+  );
   const [priority, setPriority] = useState('normal');
   const [idempotencyKey, setIdempotencyKey] = useState('');
   const [error, setError] = useState<string | undefined>(undefined);

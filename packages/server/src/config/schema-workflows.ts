@@ -1,6 +1,8 @@
 // The `workflows` and `storage` sections of bulwark.yaml: declarative workflows made of built-in
 // steps, and the directory their files go to. Cross-field checks (dependencies, needs, templates)
 // are in declarative/check.ts; the compiler is declarative/compile.ts.
+
+import type { Json } from '@bulwark/workflow';
 import { z } from 'zod';
 import type { StepDeclaration, StorageSettings, WorkflowDeclaration } from '../declarative/types.ts';
 import { doc, duration, renamed, size } from './fields.ts';
@@ -173,6 +175,26 @@ function stepSchema(retry: z.ZodType) {
   return z.discriminatedUnion('uses', members as unknown as [z.ZodObject, ...z.ZodObject[]]);
 }
 
+/** Refuses what JSON cannot carry (YAML's `.nan` and `.inf`, a timestamp), where it is. */
+function plainJson(value: unknown, ctx: z.RefinementCtx): void {
+  const visit = (v: unknown, path: (string | number)[]): void => {
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+    if (typeof v === 'number' && Number.isFinite(v)) return;
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        visit(item, [...path, i]);
+      });
+      return;
+    }
+    if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+      for (const [key, item] of Object.entries(v)) visit(item, [...path, key]);
+      return;
+    }
+    ctx.addIssue({ code: 'custom', message: `must be a JSON value, got ${String(v)}`, path });
+  };
+  visit(value, []);
+}
+
 /** The `workflows:` section, built on the retry section the dependencies use. */
 export function workflowsSchema(retry: z.ZodType) {
   const workflow = z
@@ -192,6 +214,11 @@ export function workflowsSchema(retry: z.ZodType) {
         'The run’s output; strings inside are templates.',
         'the outputs of the steps no other step needs, by name',
       ),
+      example: doc(
+        z.unknown().superRefine(plainJson).optional(),
+        'An input a run can start with (any value JSON can carry; not a template), shown in the API; the dashboard prefills its start form with it.',
+        'none: the form starts with `{}`',
+      ),
     })
     .transform((w): WorkflowDeclaration => {
       const steps: Record<string, StepDeclaration> = {};
@@ -204,6 +231,8 @@ export function workflowsSchema(retry: z.ZodType) {
       if (w.description !== undefined) out.description = w.description;
       if (w.version !== undefined) out.version = String(w.version);
       if (w.output !== undefined) out.output = w.output;
+      // Checked by `plainJson` above.
+      if (w.example !== undefined) out.example = w.example as Json;
       return out;
     });
   return z.record(z.string(), workflow);

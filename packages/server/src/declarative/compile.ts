@@ -128,6 +128,7 @@ export function compileWorkflow(
       name,
       version: declaration.version ?? '1',
       ...(declaration.description === undefined ? {} : { description: declaration.description }),
+      ...(declaration.example === undefined ? {} : { example: declaration.example }),
       // As the timeline names them: a pause is `sleep:<step>`, an event wait `event:<event>`.
       steps: names.map((n) => {
         const d = declaration.steps[n]!;

@@ -1,6 +1,7 @@
 // A declarative workflow as the configuration loader hands it over: the `workflows:` section of
 // bulwark.yaml after validation, durations in milliseconds. Strings may hold `{{ }}` templates.
 import type { RetrySettings } from '@bulwark/core';
+import type { Json } from '@bulwark/workflow';
 
 export const STEP_KINDS = [
   'http',
@@ -111,6 +112,8 @@ export interface WorkflowDeclaration {
   steps: Record<string, StepDeclaration>;
   /** The run's output. @default the outputs of the steps no other step needs, by name */
   output?: unknown;
+  /** An input a run can start with, for people and UIs (plain JSON, checked by the schema). */
+  example?: Json;
 }
 
 export interface StorageSettings {

@@ -44,6 +44,8 @@ dependencies:
 workflows:
   site-to-document:
     description: Fetches a web page, extracts its content and writes it as a Markdown document; a site that is down gives a short "site unavailable" document and a degraded run
+    example:
+      url: "\${${EXAMPLES_URL_VARIABLE}}/pages/adoption-guide"
     steps:
       source:
         uses: transform

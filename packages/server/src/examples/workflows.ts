@@ -56,6 +56,8 @@ export function exampleWorkflows(baseUrl: string): WorkflowDefinition<any, any>[
       version: '1',
       description: 'Reserves a pet, charges the adoption fee, then confirms; a failure refunds and releases',
       steps: ['reserve', 'charge', 'confirm'],
+      // A pet the example upstream has (an adopted pet stays adopted: a second run is refused).
+      example: { pet: 'luna', adopter: 'Ada Lovelace' },
     },
     async (ctx, input: AdoptPetInput) => {
       const pet = encodeURIComponent(input.pet);
@@ -103,6 +105,7 @@ export function exampleWorkflows(baseUrl: string): WorkflowDefinition<any, any>[
         'Collects the day’s sales and inventory, lets late payments settle, then publishes the report',
       // A durable sleep is recorded as the step `sleep:<name>`.
       steps: ['sales', 'sleep:settle', 'inventory', 'publish'],
+      example: { settleMs: 1_500 },
     },
     async (ctx, input: NightlyReportInput) => {
       const sales = await ctx.step('sales', { dependency: 'payments' }, (s) =>

@@ -15,6 +15,7 @@ import {
 import {
   type ClaimedRun,
   FINAL_STATUSES,
+  type Json,
   type NewAuditEntry,
   type RunRecord,
   type RunStatus,
@@ -87,6 +88,8 @@ export interface WorkflowInfo {
   description: string | undefined;
   /** The latest version's declared step names. */
   steps: readonly string[] | undefined;
+  /** The latest version's example input. */
+  example: Json | undefined;
 }
 
 export interface StopOptions {
@@ -194,6 +197,7 @@ export class WorkflowEngine {
         versions: [...versions.keys()],
         description: latest.description,
         steps: latest.steps,
+        example: latest.example,
       });
     }
     return infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -102,6 +102,8 @@ export interface WorkflowDefinition<I = unknown, O = unknown> {
   readonly description: string | undefined;
   /** The step names the workflow declares, in order, for UIs (the engine does not enforce them). */
   readonly steps: readonly string[] | undefined;
+  /** An input a run can start with, for people and UIs (a form prefilled with it). */
+  readonly example: Json | undefined;
   readonly run: (context: WorkflowContext<I>, input: I) => Promise<O>;
 }
 
@@ -112,6 +114,8 @@ export interface WorkflowOptions {
   description?: string;
   /** Non-empty, unique step names. */
   steps?: readonly string[];
+  /** An input a run can start with, shown by UIs; a JSON value, checked here once. */
+  example?: Json;
 }
 
 /** Defines a workflow. Its code must call the same steps in the same order on every replay. */
@@ -133,6 +137,7 @@ export function defineWorkflow<I, O>(
     version: options.version ?? '1',
     description: options.description,
     steps: options.steps === undefined ? undefined : stepNames(where, options.steps),
+    example: options.example === undefined ? undefined : jsonCopy(where, options.example),
     run,
   });
 }
@@ -147,4 +152,36 @@ function stepNames(where: string, steps: readonly string[]): readonly string[] {
     seen.add(name);
   });
   return Object.freeze([...steps]);
+}
+
+/**
+ * A frozen deep copy of `example`, refused unless it is plain JSON: `JSON.stringify` would drop a
+ * function or turn a Date into a string quietly, and a UI would then offer a different input.
+ */
+function jsonCopy(where: string, example: unknown): Json {
+  const seen = new Set<object>();
+  const visit = (value: unknown, path: string): Json => {
+    const fail = (what: string): never => {
+      throw new TypeError(`${where}: ${path} must be a JSON value, got ${what}`);
+    };
+    if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+    if (typeof value === 'number') return Number.isFinite(value) ? value : fail(String(value));
+    if (typeof value !== 'object') return fail(typeof value);
+    if (seen.has(value)) return fail('a circular reference');
+    seen.add(value);
+    let copy: Json;
+    if (Array.isArray(value)) {
+      copy = Object.freeze(value.map((item, i) => visit(item, `${path}[${i}]`))) as Json[];
+    } else {
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null)
+        fail(`a ${value.constructor?.name ?? 'non-plain'} object`);
+      const out: { [key: string]: Json } = {};
+      for (const [key, item] of Object.entries(value)) out[key] = visit(item, `${path}.${key}`);
+      copy = Object.freeze(out);
+    }
+    seen.delete(value);
+    return copy;
+  };
+  return visit(example, 'example');
 }

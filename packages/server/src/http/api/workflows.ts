@@ -22,6 +22,10 @@ export const workflowSchema = {
       items: { type: 'string' },
       description: 'The steps it declares, in order.',
     },
+    example: {
+      description:
+        'An input a run can start with (any JSON value), as the workflow declares it; absent when it declares none.',
+    },
   },
 } as const;
 
@@ -82,6 +86,7 @@ function workflowView(info: ReturnType<ServerContext['engine']['definitions']>[n
     versions: info.versions,
     description: info.description ?? null,
     steps: info.steps === undefined ? null : [...info.steps],
+    ...(info.example === undefined ? {} : { example: info.example }),
   };
 }
 
