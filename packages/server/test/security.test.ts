@@ -119,6 +119,8 @@ test('CORS allows exactly the listed origins, with a preflight answer', async ()
       'Content-Type',
       'Idempotency-Key',
       'Last-Event-ID',
+      // The auth plugin takes a key from X-API-Key as well as from Authorization.
+      'X-API-Key',
       'X-Request-Id',
     ]) {
       assert.ok(allowedHeaders.includes(name), name);

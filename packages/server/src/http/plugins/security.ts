@@ -30,7 +30,8 @@ const BASE_HEADERS = {
 const HSTS = 'max-age=31536000; includeSubDomains';
 
 const CORS_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
-const CORS_REQUEST_HEADERS = 'Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id';
+const CORS_REQUEST_HEADERS =
+  'Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-API-Key, X-Request-Id';
 /** What a cross-origin script may read besides the CORS-safelisted headers. */
 const CORS_EXPOSED_HEADERS = 'Location, Retry-After, RateLimit, RateLimit-Policy, X-Request-Id';
 
