@@ -56,6 +56,13 @@ const TITLES: Record<ProblemCode, string> = {
   UNAVAILABLE: 'A required service is unavailable',
 };
 
+/** What a problem carries besides its code and detail: field problems, response headers, extension members. */
+interface ProblemExtra {
+  errors?: FieldProblem[];
+  headers?: Record<string, string>;
+  [key: string]: unknown;
+}
+
 /** An error that becomes a problem response. Built without a stack: it is an answer, not a bug. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -63,11 +70,7 @@ export class ApiError extends Error {
   constructor(
     readonly code: ProblemCode,
     detail: string,
-    readonly extra: {
-      errors?: FieldProblem[];
-      headers?: Record<string, string>;
-      [key: string]: unknown;
-    } = {},
+    readonly extra: ProblemExtra = {},
   ) {
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
@@ -106,7 +109,7 @@ export function sendProblem(
   reply: FastifyReply,
   code: ProblemCode,
   detail: string,
-  extra: { errors?: FieldProblem[]; headers?: Record<string, string>; [key: string]: unknown } = {},
+  extra: ProblemExtra = {},
 ): FastifyReply {
   const { headers, ...rest } = extra;
   if (headers !== undefined) reply.headers(headers);

@@ -14,7 +14,7 @@ import { dependencyView } from '../monitor/view.ts';
 import { looseObject, nameParam, nullableLooseObject, problemResponses } from '../schemas.ts';
 
 /** The longest isolation with an expiry; longer ones are isolations until reset. */
-export const MAX_ISOLATION_MS = 24 * 60 * 60 * 1000;
+const MAX_ISOLATION_MS = 24 * 60 * 60 * 1000;
 
 export const dependencySchema = {
   $id: 'Dependency',

@@ -156,14 +156,7 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       if (cursor !== undefined && offset !== undefined)
         throw invalidField('#/query/offset', 'cannot be combined with cursor: page by one or the other');
       if (cursor !== undefined && (await store.getRun(cursor)) === undefined) {
-        throw new ApiError('VALIDATION_FAILED', 'query/cursor is not a cursor this server gave out', {
-          errors: [
-            {
-              pointer: '#/query/cursor',
-              detail: 'is not a cursor this server gave out (or its run was pruned)',
-            },
-          ],
-        });
+        throw invalidField('#/query/cursor', 'is not a cursor this server gave out (or its run was pruned)');
       }
       // One more than asked tells whether there is a next page without a second query.
       const runs = await store.listRuns({

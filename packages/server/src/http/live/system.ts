@@ -65,6 +65,12 @@ export interface SystemFeedOptions {
   snapshotMs: number;
 }
 
+/** A run-feed event's `data:` JSON; only the SSE id line differs from client to client. */
+function feedJson(event: FeedEvent): string {
+  const { id, ...rest } = liveEvent(event);
+  return JSON.stringify({ seq: id, runId: event.runId, workflow: event.workflow, ...rest });
+}
+
 /** An error as a client sees it: its kind and message, never a stack or a live object. */
 function errorView(error: unknown): { name: string; message: string; code?: string } | null {
   if (error === undefined || error === null) return null;
@@ -144,7 +150,7 @@ export class SystemFeed {
       const page = await this.#o.store.runFeed(client.run, PAGE);
       if (stream.closed) return;
       if (page.length > 0) {
-        stream.write(this.#runFrames(client, page));
+        stream.write(this.#runFrames(client, page, page.map(feedJson)));
         await stream.drained();
         if (stream.closed) return;
         if (page.length === PAGE) continue;
@@ -258,7 +264,8 @@ export class SystemFeed {
     const { type, policy, operation, ...fields } = event as BulwarkEvent & { error?: unknown };
     const seq = ++this.#depSeq;
     // A failover names the provider it gave up on; other events the policy's dependency.
-    const dependency = event.type === 'group:failover' ? event.from : this.#dependencyOf(policy);
+    const dependency =
+      event.type === 'group:failover' ? event.from : (this.#o.monitor.dependencyOf(policy) ?? null);
     // The monitor heard the event first (it subscribed first) and recorded it with its reason.
     const transition =
       type.startsWith('breaker:') && dependency !== null
@@ -293,16 +300,6 @@ export class SystemFeed {
     }
   }
 
-  /** Policies are named after their dependency (`payments.breaker`); groups after themselves. */
-  #dependencyOf(policy: string): string | null {
-    let found: string | null = null;
-    for (const name of this.#o.registry.names) {
-      if ((policy === name || policy.startsWith(`${name}.`)) && name.length > (found?.length ?? -1))
-        found = name;
-    }
-    return found;
-  }
-
   /**
    * A client over the buffer bound gets a gap marker and the stream ends (see
    * SseRunSubscriber.live): it reconnects with its last id, and the store and the ring give it
@@ -318,13 +315,12 @@ export class SystemFeed {
     }
   }
 
-  #runFrames(client: Client, events: readonly FeedEvent[]): string {
+  /** `json[i]` is `feedJson(events[i])`: made once per page, whatever the number of clients. */
+  #runFrames(client: Client, events: readonly FeedEvent[], json: readonly string[]): string {
     let chunk = '';
-    for (const event of events) {
+    for (const [i, event] of events.entries()) {
       if (event.seq <= client.run) continue;
-      const { id, ...rest } = liveEvent(event);
-      const json = JSON.stringify({ seq: id, runId: event.runId, workflow: event.workflow, ...rest });
-      chunk += `id: ${event.seq}.${client.dep}\nevent: ${event.type}\ndata: ${json}\n\n`;
+      chunk += `id: ${event.seq}.${client.dep}\nevent: ${event.type}\ndata: ${json[i]}\n\n`;
       client.run = event.seq;
     }
     return chunk;
@@ -409,6 +405,7 @@ export class SystemFeed {
         // Stopped (and maybe restarted from a new cursor) meanwhile: this page is not ours.
         if (generation !== this.#generation || !this.#running || page.length === 0) break;
         this.#runCursor = page.at(-1)!.seq;
+        let json: string[] | undefined;
         for (const client of this.#clients) {
           if (client.stream.over) {
             const first = page.find((e) => e.seq > client.run);
@@ -417,7 +414,8 @@ export class SystemFeed {
             }
             continue;
           }
-          const chunk = this.#runFrames(client, page);
+          json ??= page.map(feedJson);
+          const chunk = this.#runFrames(client, page, json);
           if (chunk !== '') client.stream.write(chunk);
         }
         if (page.length < PAGE) break;

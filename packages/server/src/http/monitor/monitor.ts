@@ -223,7 +223,7 @@ export class DependencyMonitor {
   }
 
   #transition(event: BreakerEvent): void {
-    const name = this.#dependencyOf(event.policy);
+    const name = this.dependencyOf(event.policy);
     if (name === undefined) return;
     const state = this.#state(name);
     const to = TO[event.type];
@@ -291,8 +291,11 @@ export class DependencyMonitor {
     return thresholds;
   }
 
-  /** Policies are named after their dependency (`payments.breaker`): the longest name that prefixes it. */
-  #dependencyOf(policy: string): string | undefined {
+  /**
+   * The dependency a policy belongs to: policies are named after it (`payments.breaker`), so the
+   * longest dependency name that prefixes the policy's; undefined when none does.
+   */
+  dependencyOf(policy: string): string | undefined {
     let found: string | undefined;
     for (const name of this.#registry.names) {
       if ((policy === name || policy.startsWith(`${name}.`)) && name.length > (found?.length ?? -1))

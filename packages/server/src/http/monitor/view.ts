@@ -3,8 +3,6 @@
 import type { DependencyStats } from '@bulwark/core';
 import type { DependencyMonitor } from './monitor.ts';
 
-export type DependencyView = ReturnType<typeof dependencyView>;
-
 /** `parked`: runs parked per dependency, from one store count for a whole list. */
 export function dependencyView(
   monitor: DependencyMonitor,

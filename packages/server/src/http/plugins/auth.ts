@@ -3,14 +3,15 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { audit } from '../audit.ts';
-import type { Access, Principal, Role, ServerContext } from '../context.ts';
+import { type Access, type Principal, ROLES, type Role, type ServerContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { addRouteHook, routeOf } from '../route.ts';
 import { problemResponses } from '../schemas.ts';
 import type { ApiKey } from '../settings.ts';
 import { rootPlugin } from './security.ts';
 
-const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+/** A role's place in ROLES: each may do what those before it may. */
+const RANK = Object.fromEntries(ROLES.map((role, i) => [role, i])) as Record<Role, number>;
 
 export const SESSION_COOKIE = 'bulwark_session';
 /** A session unused this long ends: a dashboard left open over lunch asks for the key again. */
