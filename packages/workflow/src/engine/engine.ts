@@ -224,8 +224,10 @@ export class WorkflowEngine {
     return counts;
   }
 
+  /** Tells the listeners, if any: with none, no event is built (the claim loop calls it per run). */
   #emitStatus(runId: string, workflow: string, status: RunStatus): void {
-    this.#events.emit({ type: 'run:status', runId, workflow, status, at: this.#clock.now() });
+    if (this.#events.listening)
+      this.#events.emit({ type: 'run:status', runId, workflow, status, at: this.#clock.now() });
   }
 
   /** Enqueues a run of `workflow` (its latest registered version when given by name). Durable when it resolves. */
@@ -273,8 +275,7 @@ export class WorkflowEngine {
       ],
       now,
     );
-    if (result!.created && this.#events.listening)
-      this.#emitStatus(result!.id, definition.name, result!.status);
+    if (result!.created) this.#emitStatus(result!.id, definition.name, result!.status);
     if (this.#running) this.#poke();
     return {
       id: result!.id,
@@ -359,7 +360,7 @@ export class WorkflowEngine {
       if (run === undefined) throw new UnknownRunError(runId);
       throw new RunNotRetryableError(runId, run.status);
     }
-    if (workflow !== undefined && this.#events.listening) this.#emitStatus(runId, workflow, 'queued');
+    if (workflow !== undefined) this.#emitStatus(runId, workflow, 'queued');
     if (this.#running) this.#poke();
   }
 
@@ -567,7 +568,7 @@ export class WorkflowEngine {
       // progress keeps it, with the lease the claim renewed. Two executions must never write.
       if (this.#executing.has(run.id)) continue;
       this.#launch(run);
-      if (this.#events.listening) this.#emitStatus(run.id, run.workflow, run.status);
+      this.#emitStatus(run.id, run.workflow, run.status);
     }
     if (runs.length === room) this.#claimAgain = true;
   }
@@ -644,7 +645,7 @@ export class WorkflowEngine {
         ],
         now,
       );
-      if (this.#events.listening) this.#emitStatus(run.id, run.workflow, 'failed');
+      this.#emitStatus(run.id, run.workflow, 'failed');
       return;
     }
     const history = await this.#store.steps(run.id);

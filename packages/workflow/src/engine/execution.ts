@@ -106,7 +106,6 @@ export class RunExecution {
     | {
         until: number;
         waitingFor: string | undefined;
-        reason: string;
         shutdown?: true;
         /** The dependency whose open circuit parked a step (what the dashboard lists per dependency). */
         parkedOn?: string;
@@ -263,12 +262,7 @@ export class RunExecution {
     if (outcome === 'suspended') return this.#suspendRun();
     if (failure instanceof WorkerStoppedError) {
       // The workflow let the stop's abort escape (it read ctx.signal): still a stop, not a failure.
-      this.#suspend ??= {
-        until: this.#host.clock.now(),
-        waitingFor: undefined,
-        reason: 'shutdown',
-        shutdown: true,
-      };
+      this.#suspend ??= { until: this.#host.clock.now(), waitingFor: undefined, shutdown: true };
       return this.#suspendRun();
     }
     if (this.#fatal !== undefined) return this.#fail(this.#fatal);
@@ -367,12 +361,7 @@ export class RunExecution {
   /** The worker is stopping: give the run back (queued, available now) once its steps in flight settle. */
   #requestRelease(): void {
     if (this.#suspend !== undefined) return;
-    this.#suspend = {
-      until: this.#host.clock.now(),
-      waitingFor: undefined,
-      reason: 'shutdown',
-      shutdown: true,
-    };
+    this.#suspend = { until: this.#host.clock.now(), waitingFor: undefined, shutdown: true };
     this.#settleWhenIdle();
   }
 
@@ -642,7 +631,6 @@ export class RunExecution {
       this.#suspend = {
         until,
         waitingFor,
-        reason: type,
         ...(type === 'step:parked' && typeof dependency === 'string' ? { parkedOn: dependency } : {}),
       };
     }

@@ -5,8 +5,8 @@ import type { ListAuditFilter, NewAuditEntry } from './types.ts';
 const OUTCOMES: ReadonlySet<string> = new Set(['ok', 'denied', 'failed']);
 
 /** Entries per page of `listAudit`. */
-export const AUDIT_DEFAULT_LIMIT = 100;
-export const AUDIT_MAX_LIMIT = 1_000;
+const AUDIT_DEFAULT_LIMIT = 100;
+const AUDIT_MAX_LIMIT = 1_000;
 
 /** Throws a TypeError naming the first field that is wrong. */
 export function checkAuditEntry(entry: NewAuditEntry): void {

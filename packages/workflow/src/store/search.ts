@@ -1,4 +1,5 @@
-// What both stores share of the run search: the range a run-id prefix covers, and the offset's check.
+// What both stores share of the run search: the statement a search needs, the range a run-id
+// prefix covers, and the offset's check.
 import { type ListRunsFilter, MAX_RUN_OFFSET } from './types.ts';
 
 /**
@@ -19,4 +20,10 @@ export function runOffset(filter: ListRunsFilter): number {
   if (!Number.isInteger(offset) || offset < 0 || offset > MAX_RUN_OFFSET)
     throw new TypeError(`listRuns: offset must be a whole number from 0 to ${MAX_RUN_OFFSET}, got ${offset}`);
   return offset;
+}
+
+/** Of a store's three statements (no search, by text, by input), the one `filter.search` needs. */
+export function bySearch<T>(filter: ListRunsFilter, plain: T, text: T, input: T): T {
+  const { search } = filter;
+  return search === undefined ? plain : 'text' in search ? text : input;
 }

@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
-import { prefixEnd, runOffset } from '../search.ts';
+import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import type {
   AuditEntry,
   Change,
@@ -206,10 +206,8 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
-    const { search } = filter;
     const sql = this.#sql;
-    const statement =
-      search === undefined ? sql.listRuns : 'text' in search ? sql.listRunsText : sql.listRunsInput;
+    const statement = bySearch(filter, sql.listRuns, sql.listRunsText, sql.listRunsInput);
     const rows = await this.#query(statement, [
       filter.status ? [...filter.status] : null,
       filter.workflow ?? null,
@@ -222,10 +220,8 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async totalRuns(filter: ListRunsFilter = {}): Promise<number> {
-    const { search } = filter;
     const sql = this.#sql;
-    const statement =
-      search === undefined ? sql.totalRuns : 'text' in search ? sql.totalRunsText : sql.totalRunsInput;
+    const statement = bySearch(filter, sql.totalRuns, sql.totalRunsText, sql.totalRunsInput);
     const [row] = await this.#query(statement, [
       filter.status ? [...filter.status] : null,
       filter.workflow ?? null,
@@ -341,43 +337,23 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async requestCancel(runId: string, reason: string, now: number): Promise<boolean> {
-    const outcome = await this.#withSession(async (session) => {
-      try {
-        await session.raw(this.#beginWrite);
-        const [row] = await session.run(this.#sql.lockRun, [runId]);
-        if (row === undefined || FINAL.has(row.status as string)) {
-          await session.raw('ROLLBACK');
-          return undefined;
-        }
-        session.topics.add(`run:${runId}`);
-        const leased = row.lease_owner !== null && (row.lease_expires_at as number) > now;
-        if (leased) {
-          await session.run(this.#sql.requestCancel, [runId, reason, now]);
-        } else {
-          await session.run(this.#sql.cancelNow, [runId, jsonText(cancelledError(reason)), reason, now]);
-          const event = {
-            ord: 0,
-            run_id: runId,
-            type: 'run:cancelled',
-            step: null,
-            data: jsonText({ reason }),
-            progress: row.progress,
-            at: now,
-          };
-          await session.run(this.#sql.insertEvents, [JSON.stringify([event])]);
-          const state = { startStatus: row.status as never, status: 'cancelled' as const, finalAt: now };
-          await settleDependents(session, new Map([[runId, state]]));
-        }
-        await session.raw(`${session.notifications(this.#quotedChannel)}COMMIT`);
-        return [...session.topics];
-      } catch (error) {
-        await session.raw('ROLLBACK').catch(() => {});
-        throw error;
+    return this.#transaction(async (session) => {
+      const [row] = await session.run(this.#sql.lockRun, [runId]);
+      if (row === undefined || FINAL.has(row.status as string)) return { answer: false, commit: false };
+      session.topics.add(`run:${runId}`);
+      const leased = row.lease_owner !== null && (row.lease_expires_at as number) > now;
+      if (leased) {
+        await session.run(this.#sql.requestCancel, [runId, reason, now]);
+      } else {
+        await session.run(this.#sql.cancelNow, [runId, jsonText(cancelledError(reason)), reason, now]);
+        await session.run(this.#sql.insertEvents, [
+          oneEvent(runId, 'run:cancelled', { reason }, row.progress, now),
+        ]);
+        const state = { startStatus: row.status as never, status: 'cancelled' as const, finalAt: now };
+        await settleDependents(session, new Map([[runId, state]]));
       }
+      return { answer: true, commit: true };
     });
-    if (outcome === undefined) return false;
-    this.#wakeups.emit(outcome);
-    return true;
   }
 
   async prune(before: number): Promise<number> {
@@ -386,39 +362,20 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async retryRun(runId: string, reason: string, now: number): Promise<RetryOutcome> {
-    const outcome = await this.#withSession(async (session) => {
-      try {
-        await session.raw(this.#beginWrite);
-        const [row] = await session.run(this.#sql.lockRun, [runId]);
-        const status = row?.status as string | undefined;
-        if (status === undefined || !RETRYABLE.has(status)) {
-          await session.raw('ROLLBACK');
-          return status === undefined ? ('unknown' as const) : ('not-retryable' as const);
-        }
-        await session.run(this.#sql.deleteRetriedSteps, [runId]);
-        const [queued] = await session.run(this.#sql.requeueRun, [runId, now]);
-        const event = {
-          ord: 0,
-          run_id: runId,
-          type: 'run:retried',
-          step: null,
-          data: jsonText({ reason }),
-          progress: queued!.progress,
-          at: now,
-        };
-        await session.run(this.#sql.insertEvents, [JSON.stringify([event])]);
-        session.topics.add(`run:${runId}`);
-        if (queued!.pending_parents === 0) session.topics.add('runs');
-        await session.raw(`${session.notifications(this.#quotedChannel)}COMMIT`);
-        return [...session.topics];
-      } catch (error) {
-        await session.raw('ROLLBACK').catch(() => {});
-        throw error;
-      }
+    return this.#transaction(async (session) => {
+      const [row] = await session.run(this.#sql.lockRun, [runId]);
+      const status = row?.status as string | undefined;
+      if (status === undefined) return { answer: 'unknown' as const, commit: false };
+      if (!RETRYABLE.has(status)) return { answer: 'not-retryable' as const, commit: false };
+      await session.run(this.#sql.deleteRetriedSteps, [runId]);
+      const [queued] = await session.run(this.#sql.requeueRun, [runId, now]);
+      await session.run(this.#sql.insertEvents, [
+        oneEvent(runId, 'run:retried', { reason }, queued!.progress, now),
+      ]);
+      session.topics.add(`run:${runId}`);
+      if (queued!.pending_parents === 0) session.topics.add('runs');
+      return { answer: 'retried' as const, commit: true };
     });
-    if (typeof outcome === 'string') return outcome;
-    this.#wakeups.emit(outcome);
-    return 'retried';
   }
 
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
@@ -514,6 +471,30 @@ export class PostgresStore implements WorkflowStore {
     return result.rows;
   }
 
+  /**
+   * A write transaction of its own (outside the group commit, for one run's lock): `work` answers
+   * and says whether to commit; the topics it added are told once the transaction has committed.
+   */
+  async #transaction<T>(work: (session: Session) => Promise<{ answer: T; commit: boolean }>): Promise<T> {
+    const { answer, topics } = await this.#withSession(async (session) => {
+      try {
+        await session.raw(this.#beginWrite);
+        const { answer, commit } = await work(session);
+        if (!commit) {
+          await session.raw('ROLLBACK');
+          return { answer, topics: undefined };
+        }
+        await session.raw(`${session.notifications(this.#quotedChannel)}COMMIT`);
+        return { answer, topics: [...session.topics] };
+      } catch (error) {
+        await session.raw('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+    if (topics !== undefined) this.#wakeups.emit(topics);
+    return answer;
+  }
+
   async #withSession<T>(work: (session: Session) => Promise<T>): Promise<T> {
     const pool = await this.#getPool();
     await loadPg();
@@ -582,4 +563,9 @@ function searchValues(filter: ListRunsFilter): unknown[] {
   if (search === undefined) return [];
   if ('text' in search) return [search.text, prefixEnd(search.text)];
   return [[...search.path], search.equals];
+}
+
+/** One event of a run, as `insertEvents` takes a batch of them. */
+function oneEvent(runId: string, type: string, data: Json, progress: unknown, at: number): string {
+  return JSON.stringify([{ ord: 0, run_id: runId, type, step: null, data: jsonText(data), progress, at }]);
 }

@@ -28,13 +28,6 @@ parentPort.on('message', () => {
 parentPort.once('close', () => db.close());
 `;
 
-export interface CheckpointStats {
-  /** Checkpoints the worker completed. */
-  checkpoints: number;
-  /** Checkpoints run on the store's own connection because the worker failed. */
-  fallbacks: number;
-}
-
 /**
  * Two checkpoints per round, both in the worker. The first runs beside new commits and copies the
  * bulk of the log, with its two fsyncs, while writes go on. But SQLite rewinds the log only after
@@ -45,7 +38,8 @@ export interface CheckpointStats {
  * the event loop never does.
  */
 export class WalCheckpointer {
-  readonly stats: CheckpointStats = { checkpoints: 0, fallbacks: 0 };
+  /** `checkpoints`: those the worker completed (a fallback on the store's connection is not counted). */
+  readonly stats = { checkpoints: 0 };
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   readonly #fallback: () => void;
@@ -123,7 +117,6 @@ export class WalCheckpointer {
     worker.on('error', () => {
       // This checkpoint is done here instead; a new worker starts for the next one.
       this.#worker = undefined;
-      this.stats.fallbacks++;
       try {
         this.#fallback();
       } finally {

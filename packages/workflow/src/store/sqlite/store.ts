@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
 import { auditPage, checkAuditEntry } from '../audit.ts';
 import { type Row, rowReader } from '../rows.ts';
-import { prefixEnd, runOffset } from '../search.ts';
+import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import {
   type AuditEntry,
   type Change,
@@ -301,9 +301,7 @@ export class SqliteStore implements WorkflowStore {
   async listRuns(filter: ListRunsFilter = {}): Promise<RunRecord[]> {
     this.#open();
     const s = this.#sql;
-    const statement =
-      filter.search === undefined ? s.listRuns : 'text' in filter.search ? s.listRunsText : s.listRunsInput;
-    const rows = statement.all({
+    const rows = bySearch(filter, s.listRuns, s.listRunsText, s.listRunsInput).all({
       ...runFilter(filter),
       before: filter.before ?? null,
       limit: filter.limit ?? 100,
@@ -315,12 +313,7 @@ export class SqliteStore implements WorkflowStore {
   async totalRuns(filter: ListRunsFilter = {}): Promise<number> {
     this.#open();
     const s = this.#sql;
-    const statement =
-      filter.search === undefined
-        ? s.totalRuns
-        : 'text' in filter.search
-          ? s.totalRunsText
-          : s.totalRunsInput;
+    const statement = bySearch(filter, s.totalRuns, s.totalRunsText, s.totalRunsInput);
     return (statement.get(runFilter(filter)) as { n: number }).n;
   }
 
