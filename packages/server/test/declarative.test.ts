@@ -490,6 +490,22 @@ workflows:
         ),
       /step 'get': an http step needs the registry/,
     );
+    assert.throws(
+      () =>
+        compileWorkflow(
+          'w',
+          {
+            steps: {
+              put: {
+                ...step('1'),
+                compensate: { uses: 'http', dependency: 'x', url: '/undo', method: 'DELETE' },
+              },
+            },
+          },
+          { storageDir: '/tmp' },
+        ),
+      /step 'put': its compensate calls a dependency, which needs the registry/,
+    );
     assert.doesNotThrow(() =>
       compileWorkflow(
         'w',

@@ -74,7 +74,7 @@ const SIZE_UNITS = { B: 1, KB: 1_000, KiB: 1_024, MB: 1_000_000, MiB: 1_048_576 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB)$/;
 
 /** Bytes for a size (`1MiB`, `512KiB`, `64KB`, or a number of bytes), or undefined when it is not one. */
-export function parseSize(value: unknown): number | undefined {
+function parseSize(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
   if (typeof value !== 'string') return undefined;
   const match = SIZE.exec(value.trim());

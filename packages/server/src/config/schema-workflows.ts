@@ -129,14 +129,13 @@ function protectedShape(retry: z.ZodType) {
 }
 
 function stepSchema(retry: z.ZodType) {
+  // Each member carries its kind's description, which the reference shows for the member.
+  const member = (shape: { uses: z.ZodType } & z.core.$ZodLooseShape, renames: Record<string, string>) =>
+    renamed(shape, renames).meta({ description: kindDescription(shape) });
   const common = { description, needs, ...protectedShape(retry) };
   const members = [
-    ...invocations.map((shape) =>
-      renamed({ ...shape, ...common }, { timeout: 'timeoutMs' }).meta({
-        description: kindDescription(shape),
-      }),
-    ),
-    renamed(
+    ...invocations.map((shape) => member({ ...shape, ...common }, { timeout: 'timeoutMs' })),
+    member(
       {
         uses: doc(z.literal('delay'), 'A durable pause: the run gives its worker back meanwhile.'),
         for: doc(duration(), 'How long to wait.'),
@@ -144,8 +143,8 @@ function stepSchema(retry: z.ZodType) {
         needs,
       },
       { for: 'forMs' },
-    ).meta({ description: 'A durable pause: the run gives its worker back meanwhile.' }),
-    renamed(
+    ),
+    member(
       {
         uses: doc(
           z.literal('wait-event'),
@@ -167,10 +166,7 @@ function stepSchema(retry: z.ZodType) {
         fallback,
       },
       { timeout: 'timeoutMs' },
-    ).meta({
-      description:
-        'Waits durably for an event sent to the run (`POST /api/runs/{id}/events` with `{ name, payload }`); its output is the payload.',
-    }),
+    ),
   ];
   return z.discriminatedUnion('uses', members as unknown as [z.ZodObject, ...z.ZodObject[]]);
 }

@@ -9,7 +9,7 @@ import { STEP_KINDS, type StepKind } from './types.ts';
 
 const WORKFLOW_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** A step's name is a path segment of templates (`steps.fetch.body`): no dots. */
-export const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const STEP_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 /** Where a template is, which decides the roots it may read. */
 type Place = 'step' | 'fallback' | 'compensate' | 'output';

@@ -10,7 +10,6 @@ import {
   type WorkflowDefinition,
   WorkflowErrorCodes,
 } from '@bulwark/workflow';
-import { StepError, StepErrorCodes } from './errors.ts';
 import { findCycle, TEMPLATED } from './graph.ts';
 import { extractPage } from './steps/extract.ts';
 import { deleteStorageFile, writeStorageFile } from './steps/file-write.ts';
@@ -105,8 +104,15 @@ export function compileWorkflow(
       compensate:
         compensate === undefined || compensate === false ? compensate : callOf(compensate, 'compensate.'),
     });
-    if (isCall && (decl as Invocation).uses === 'http' && options.registry === undefined) {
-      throw new TypeError(`${at}: an http step needs the registry (CompileOptions.registry)`);
+    // Refused here so that no run finds out half way: an http call, or a compensation behind a
+    // dependency's pipeline, goes through the registry.
+    if (options.registry === undefined) {
+      if (decl.uses === 'http')
+        throw new TypeError(`${at}: an http step needs the registry (CompileOptions.registry)`);
+      if (compensate && 'dependency' in compensate && compensate.dependency !== undefined)
+        throw new TypeError(
+          `${at}: its compensate calls a dependency, which needs the registry (CompileOptions.registry)`,
+        );
     }
   }
   for (const plan of plans.values()) {
@@ -266,16 +272,11 @@ class Runner {
       fields[field] === undefined ? undefined : evaluate(fields[field]!, scope);
     switch (decl.uses) {
       case 'http': {
-        if (this.#registry === undefined) {
-          throw new StepError(
-            StepErrorCodes.NO_REGISTRY,
-            `step '${stepName}' has no registry to call through`,
-          );
-        }
         const headers = (value('headers') ?? {}) as Record<string, unknown>;
         const body = value('body');
         return httpRequest(
-          this.#registry,
+          // Checked at compile time: an http call has a registry.
+          this.#registry!,
           {
             dependency: decl.dependency,
             method: decl.method ?? (body === undefined ? 'GET' : 'POST'),

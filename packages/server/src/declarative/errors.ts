@@ -12,8 +12,6 @@ export const StepErrorCodes = {
   PATH_ESCAPE: 'BULWARK_STEP_PATH_ESCAPE',
   /** A file path that names a directory or a link where a file was expected. */
   NOT_A_FILE: 'BULWARK_STEP_NOT_A_FILE',
-  /** An http step whose registry is missing (a workflow compiled without one). */
-  NO_REGISTRY: 'BULWARK_STEP_NO_REGISTRY',
 } as const;
 
 export type StepErrorCode = (typeof StepErrorCodes)[keyof typeof StepErrorCodes];

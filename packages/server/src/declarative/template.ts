@@ -76,7 +76,7 @@ export type FilterName = keyof typeof FILTERS;
 export const FILTER_NAMES = Object.keys(FILTERS) as FilterName[];
 
 /** Whether `name` is one of the filters. */
-export function isFilter(name: string): name is FilterName {
+function isFilter(name: string): name is FilterName {
   return Object.hasOwn(FILTERS, name);
 }
 
@@ -269,12 +269,9 @@ export function evaluate(compiled: Compiled, scope: Scope): unknown {
       return render(compiled.template, scope);
     case 'list':
       return compiled.items.map((item) => evaluate(item, scope));
-    case 'map': {
-      // A null-prototype object: a key named `__proto__` stays a plain key.
-      const out: Record<string, unknown> = Object.create(null);
-      for (const [k, v] of compiled.entries) out[k] = evaluate(v, scope);
-      return { ...out };
-    }
+    case 'map':
+      // `fromEntries` defines each key as its own property: a key named `__proto__` stays a plain key.
+      return Object.fromEntries(compiled.entries.map(([k, v]) => [k, evaluate(v, scope)]));
     default:
       return compiled.value;
   }
@@ -286,11 +283,6 @@ export function render(template: Template, scope: Scope): unknown {
   for (const part of template.parts)
     out += typeof part === 'string' ? part : toText(expressionValue(part, scope));
   return out;
-}
-
-/** Renders a template that must give text (a path, a URL, a header). */
-export function renderText(template: Template, scope: Scope): string {
-  return toText(render(template, scope));
 }
 
 function expressionValue(e: Expression, scope: Scope): unknown {

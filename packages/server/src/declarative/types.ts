@@ -14,9 +14,6 @@ export const STEP_KINDS = [
 ] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
-/** The kinds a `compensate:` may invoke: the ones that do something at once. */
-export const INVOCATION_KINDS = ['http', 'extract', 'file.write', 'file.delete', 'transform'] as const;
-
 export interface HttpCall {
   uses: 'http';
   /** An `http` dependency (or a group of them). */

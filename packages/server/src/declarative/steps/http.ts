@@ -54,7 +54,7 @@ export async function httpRequest(
     if (error instanceof HttpStatusError && request.expect?.includes(error.status)) {
       return {
         status: error.status,
-        headers: headersOf(error.headers),
+        headers: Object.fromEntries(error.headers),
         body: parseBody(error.body, error.headers.get('content-type')),
       };
     }
@@ -74,17 +74,9 @@ export async function httpRequest(
   const text = request.method === 'HEAD' ? '' : await readText(response, request.maxBytes, request.url);
   return {
     status: response.status,
-    headers: headersOf(response.headers),
+    headers: Object.fromEntries(response.headers),
     body: parseBody(text, response.headers.get('content-type')),
   };
-}
-
-function headersOf(headers: Headers): Record<string, string> {
-  const out: Record<string, string> = {};
-  headers.forEach((value, name) => {
-    out[name] = value;
-  });
-  return out;
 }
 
 function parseBody(text: string, contentType: string | null): unknown {
