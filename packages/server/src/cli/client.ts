@@ -60,13 +60,7 @@ export class ApiClient {
         ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
         signal: AbortSignal.timeout(30_000),
       });
-      const text = await response.text();
-      let body: unknown = text;
-      try {
-        body = text === '' ? null : JSON.parse(text);
-      } catch {
-        // Not JSON: a proxy's error page, say; its status says enough below.
-      }
+      const body = parseBody(await response.text());
       if (response.ok) return { status: response.status, body: body as T };
       const overloaded =
         response.status === 503 && (body as { code?: unknown } | null)?.code === 'OVERLOADED';
@@ -87,12 +81,7 @@ export class ApiClient {
       },
     });
     if (!response.ok || response.body === null) {
-      const text = await response.text().catch(() => '');
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {}
-      throw this.#problem(response.status, body);
+      throw this.#problem(response.status, parseBody(await response.text().catch(() => '')));
     }
     return readSse(response.body as unknown as AsyncIterable<Uint8Array>);
   }
@@ -128,6 +117,16 @@ export class ApiClient {
         ? ' (no API key found: pass --key, set BULWARK_API_KEY, or --data-dir with the server’s admin.key)'
         : '';
     return new CliError('API_ERROR', `${detail}${hint}`, status);
+  }
+}
+
+/** An answer's body: its JSON, null when empty, else the text itself (a proxy's error page, say; its status says enough). */
+function parseBody(text: string): unknown {
+  if (text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }
 

@@ -53,6 +53,8 @@ const STATUS_OF: Record<string, string> = {
   'run:cancelled': 'cancelled',
   'run:compensated': 'compensated',
 };
+// Spelled out rather than FINAL_STATUSES: importing @bulwark/workflow would load the whole engine
+// (about a second from source) into a command that only talks HTTP.
 const FINAL = new Set(['completed', 'failed', 'cancelled', 'compensated']);
 const MAX_RECONNECTS = 5;
 

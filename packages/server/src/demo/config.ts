@@ -10,7 +10,7 @@ export const DEMO_WORKFLOW = 'demo-order';
 export const DEMO_GROUP = 'catalog';
 
 /** How long a breaker stays open: a twentieth of the demo, so a short demo sees it close again. */
-export function breakerOpenMs(durationMs: number): number {
+function breakerOpenMs(durationMs: number): number {
   return Math.min(5_000, Math.max(500, Math.round(durationMs / 20)));
 }
 

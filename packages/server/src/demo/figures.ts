@@ -1,7 +1,7 @@
 // The demo's figures, computed from the recorder's events and nothing else: calls by outcome per
 // dependency and group, requests sent, retries, latency over time, breaker transitions and runs.
 // A pure function of the events, so the live view, the report and the tests all agree.
-import type { RunStatus } from '@bulwark/workflow';
+import { FINAL_STATUSES, type RunStatus } from '@bulwark/workflow';
 import type { BreakerState, CallOutcome, DemoEvent } from './recorder.ts';
 
 /** The outcomes the report shows, in order. `retried`: succeeded after at least one retry. */
@@ -114,7 +114,7 @@ export interface Figures {
   };
 }
 
-const FINAL: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
+const FINAL: ReadonlySet<RunStatus> = new Set(FINAL_STATUSES);
 
 /** Latency buckets: about 25 to 120 points on the chart whatever the duration. */
 export function bucketMs(durationMs: number): number {
@@ -287,8 +287,8 @@ export function aggregate(
     });
   }
 
-  const count = (status: RunStatus) => [...runs.values()].filter((r) => r.last === status).length;
   const all = [...runs.values()];
+  const count = (status: RunStatus) => all.filter((r) => r.last === status).length;
   const runFigures: RunFigures = {
     started: all.length,
     completed: count('completed'),

@@ -2,7 +2,8 @@
 // with a bound on how many are in flight at once. It keeps no figures of its own beyond what it
 // skipped: the recorder counts what happened from the registry's and the engine's events.
 import { type Clock, type DependencyRegistry, systemClock, type TimerHandle } from '@bulwark/core';
-import type { WorkflowEngine } from '@bulwark/workflow';
+import { FINAL_STATUSES, type WorkflowEngine } from '@bulwark/workflow';
+import { DEMO_GROUP, DEMO_WORKFLOW } from './config.ts';
 
 /** One stream of calls: `registry.fetch(target, path)` at `perSecond`. */
 export interface CallStream {
@@ -30,16 +31,16 @@ export const DEMO_LOAD: LoadPlan = {
   calls: [
     { target: 'inventory', operation: 'stock', path: '/stock', method: 'GET', perSecond: 16 },
     { target: 'payments', operation: 'authorize', path: '/authorizations', method: 'POST', perSecond: 6 },
-    { target: 'catalog', operation: 'search', path: '/items', method: 'GET', perSecond: 14 },
+    { target: DEMO_GROUP, operation: 'search', path: '/items', method: 'GET', perSecond: 14 },
   ],
   runsPerSecond: 3,
-  workflow: 'demo-order',
+  workflow: DEMO_WORKFLOW,
   maxCallsInFlight: 48,
   maxOpenRuns: 40,
 };
 
 const TICK_MS = 50;
-const FINAL = new Set(['completed', 'failed', 'cancelled', 'compensated']);
+const FINAL: ReadonlySet<string> = new Set(FINAL_STATUSES);
 
 export interface LoadOptions {
   registry: DependencyRegistry;

@@ -82,7 +82,7 @@ function owner(policy: string): string {
 }
 
 /** The record of an event of the registry, or undefined for those the demo does not count. */
-export function fromRegistryEvent(event: BulwarkEvent, t: number): DemoEvent | undefined {
+function fromRegistryEvent(event: BulwarkEvent, t: number): DemoEvent | undefined {
   switch (event.type) {
     case 'dependency:call': {
       let outcome: CallOutcome;
@@ -139,7 +139,7 @@ export function fromRegistryEvent(event: BulwarkEvent, t: number): DemoEvent | u
   }
 }
 
-export function fromEngineEvent(event: EngineEvent, t: number): DemoEvent {
+function fromEngineEvent(event: EngineEvent, t: number): DemoEvent {
   if (event.type === 'run:status') {
     return { t, type: 'run', run: event.runId, workflow: event.workflow, status: event.status };
   }

@@ -42,7 +42,7 @@ export interface WrittenReport {
   readonly events: string;
 }
 
-export const REPORT_FILES = { html: 'report.html', json: 'report.json', events: 'events.ndjson' } as const;
+const REPORT_FILES = { html: 'report.html', json: 'report.json', events: 'events.ndjson' } as const;
 
 /** Writes the three files into `dir` (created if need be); returns their absolute paths. */
 export async function writeReport(dir: string, input: ReportInput): Promise<WrittenReport> {
@@ -91,7 +91,7 @@ const LEFT = 110;
 const RIGHT = 20;
 const PLOT = WIDTH - LEFT - RIGHT;
 
-export function esc(text: string): string {
+function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -132,7 +132,7 @@ function phaseBands(report: ReportJson, spanMs: number, top: number, height: num
 }
 
 /** Latency over time: p50 and p99 of each bucket, over the phases. */
-export function latencyChart(report: ReportJson): string {
+function latencyChart(report: ReportJson): string {
   const { bucketMs, points } = report.figures.latency;
   const spanMs = Math.max(report.elapsedMs, points.length * bucketMs, 1);
   const top = 10;
@@ -184,7 +184,7 @@ export function latencyChart(report: ReportJson): string {
 }
 
 /** Outcomes by policy: one bar per dependency and group, split by how its calls ended. */
-export function outcomesChart(report: ReportJson): string {
+function outcomesChart(report: ReportJson): string {
   const rows: [string, number, Record<Outcome, number>][] = [
     ...Object.entries(report.figures.dependencies).map(
       ([name, d]) => [name, d.calls, d.outcomes] as [string, number, Record<Outcome, number>],
@@ -229,7 +229,7 @@ export function outcomesChart(report: ReportJson): string {
 }
 
 /** Breaker states over time, one lane per dependency with a breaker, each transition marked. */
-export function breakerChart(report: ReportJson): string {
+function breakerChart(report: ReportJson): string {
   const spanMs = Math.max(report.elapsedMs, 1);
   const names = Object.keys(report.figures.breakers);
   const lane = 24;
@@ -283,33 +283,27 @@ function cell(path: string, value: number | string | null): string {
 function summaryTables(report: ReportJson): string {
   const f = report.figures;
   const columns: [string, (name: string) => [string, number | string | null]][] = [
-    ['calls', (n) => [`dependencies.${n}.calls`, f.dependencies[n]!.calls]],
+    ['calls', (n) => [`figures.dependencies.${n}.calls`, f.dependencies[n]!.calls]],
     ...OUTCOMES.filter((o) => o !== 'fallback').map(
       (o) =>
-        [o, (n: string) => [`dependencies.${n}.outcomes.${o}`, f.dependencies[n]!.outcomes[o]]] as [
+        [o, (n: string) => [`figures.dependencies.${n}.outcomes.${o}`, f.dependencies[n]!.outcomes[o]]] as [
           string,
           (name: string) => [string, number],
         ],
     ),
-    ['retries', (n) => [`dependencies.${n}.retries`, f.dependencies[n]!.retries]],
-    ['requests sent', (n) => [`dependencies.${n}.sent`, f.dependencies[n]!.sent]],
+    ['retries', (n) => [`figures.dependencies.${n}.retries`, f.dependencies[n]!.retries]],
+    ['requests sent', (n) => [`figures.dependencies.${n}.sent`, f.dependencies[n]!.sent]],
     ['upstream received', (n) => [`upstreams.${n}.received`, report.upstreams[n]?.received ?? null]],
-    ['p50 ms', (n) => [`dependencies.${n}.latency.p50`, f.dependencies[n]!.latency.p50]],
-    ['p99 ms', (n) => [`dependencies.${n}.latency.p99`, f.dependencies[n]!.latency.p99]],
+    ['p50 ms', (n) => [`figures.dependencies.${n}.latency.p50`, f.dependencies[n]!.latency.p50]],
+    ['p99 ms', (n) => [`figures.dependencies.${n}.latency.p99`, f.dependencies[n]!.latency.p99]],
     [
       'breaker opened',
-      (n) => [`dependencies.${n}.breaker.opened`, f.dependencies[n]!.breaker?.opened ?? null],
+      (n) => [`figures.dependencies.${n}.breaker.opened`, f.dependencies[n]!.breaker?.opened ?? null],
     ],
   ];
-  const fixPath = (path: string) => (path.startsWith('upstreams.') ? path : `figures.${path}`);
   let deps = `<table id="dependencies"><thead><tr><th>dependency</th>${columns.map(([h]) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>`;
   for (const name of Object.keys(f.dependencies)) {
-    deps += `<tr><th>${esc(name)}</th>${columns
-      .map(([, get]) => {
-        const [path, value] = get(name);
-        return cell(fixPath(path), value);
-      })
-      .join('')}</tr>`;
+    deps += `<tr><th>${esc(name)}</th>${columns.map(([, get]) => cell(...get(name))).join('')}</tr>`;
   }
   deps += '</tbody></table>';
 

@@ -64,14 +64,12 @@ export function renderTable(frame: Frame, colour: boolean): string[] {
     'p99',
   ];
   const rows: string[][] = [];
-  const states: string[] = [];
   for (const [name, d] of Object.entries(figures.dependencies)) {
     const g = gauges[name];
     const bulkhead =
       g?.bulkhead === undefined ? '-' : `${g.bulkhead.active}/${g.bulkhead.max} q${g.bulkhead.queued}`;
     const recent = frame.recent[name];
     const o = d.outcomes;
-    states.push(g?.state ?? '-');
     rows.push([
       name,
       g?.state ?? '-',
@@ -90,22 +88,22 @@ export function renderTable(frame: Frame, colour: boolean): string[] {
     ]);
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  /** Names to the left, figures to the right. */
+  const pad = (cells: string[]) =>
+    cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)));
   const lines = [
     paint(
       '1',
       `Bulwark demo  ${seconds(frame.elapsedMs)} of ${seconds(frame.plannedMs)}  phase ${frame.phaseIndex + 1}/${frame.phaseCount} ${frame.phase.name}: ${frame.phase.title}`,
     ),
-    paint('2', line(head)),
+    paint('2', pad(head).join('  ')),
   ];
-  rows.forEach((row, i) => {
-    const state = states[i]!;
+  for (const row of rows) {
     // Padded first, painted after, so escape sequences do not upset the columns.
-    const cells = row.map((c, j) => (j < 3 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!)));
-    cells[1] = paint(STATE_COLOUR[state] ?? '0', cells[1]!);
+    const cells = pad(row);
+    cells[1] = paint(STATE_COLOUR[row[1]!] ?? '0', cells[1]!);
     lines.push(cells.join('  '));
-  });
+  }
   for (const [name, g] of Object.entries(figures.groups)) {
     lines.push(
       `${name} (group): ${g.calls} calls, ${g.outcomes.success} answered by a provider, ${paint('33', `${g.outcomes.fallback} by the fallback`)}, ${g.outcomes.failed} failed`,

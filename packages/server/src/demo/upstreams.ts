@@ -89,7 +89,7 @@ export function phaseAt(phases: readonly Phase[], elapsedMs: number): Phase {
 }
 
 /** A small seeded generator (mulberry32): numbers in [0, 1), the same sequence for the same seed. */
-export function seeded(seed: number): () => number {
+function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -174,7 +174,7 @@ export interface UpstreamOptions {
 }
 
 /** Starts one upstream on 127.0.0.1 and a free port. */
-export async function startUpstream(name: UpstreamName, options: UpstreamOptions): Promise<Upstream> {
+async function startUpstream(name: UpstreamName, options: UpstreamOptions): Promise<Upstream> {
   const script = new Script(options.seed * 31 + UPSTREAMS.indexOf(name) + 1);
   const decisions: Record<Decision, number> = { ok: 0, error: 0, reset: 0, hang: 0 };
   const byPhase: Record<string, number> = Object.fromEntries(options.phases.map((p) => [p.name, 0]));
