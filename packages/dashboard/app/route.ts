@@ -1,6 +1,7 @@
 // Hash routing (`#/runs?status=failed&q=abc`): the server only ever serves index.html, the state of
 // a view (filters, search) lives in the URL so it can be shared and survives a reload.
 import { useEffect, useState } from 'preact/hooks';
+import { query } from './api.ts';
 
 export interface Route {
   /** The path after `#`, e.g. `/runs/abc`; `/` when the hash is empty. */
@@ -18,17 +19,9 @@ export function parseHash(hash: string): Route {
   };
 }
 
-export function hrefFor(path: string, params?: Record<string, string | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(params ?? {}))
-    if (value !== undefined && value !== '') search.set(key, value);
-  const text = search.toString();
-  return `#${path}${text === '' ? '' : `?${text}`}`;
-}
-
 /** Changes the view's parameters without a new history entry for every keystroke. */
 export function replaceParams(path: string, params: Record<string, string | undefined>): void {
-  history.replaceState(history.state, '', hrefFor(path, params));
+  history.replaceState(history.state, '', `#${path}${query(params)}`);
   window.dispatchEvent(new HashChangeEvent('hashchange'));
 }
 

@@ -45,17 +45,11 @@ export interface Lane {
   segments: Segment[];
 }
 
-export interface Marker {
-  at: number;
-  type: string;
-}
-
 export interface Waterfall {
   start: number;
   end: number;
   lanes: Lane[];
   compensations: Lane[];
-  markers: Marker[];
   progress: number;
   finished: boolean;
 }
@@ -95,7 +89,6 @@ export function buildWaterfall(
     });
   }
   const compensations = new Map<string, Lane>();
-  const markers: Marker[] = [];
   let progress = 0;
   let finishedAt: number | undefined;
   const start = events[0]?.at ?? now;
@@ -123,6 +116,14 @@ export function buildWaterfall(
     open.status = status;
     open.label = `attempt ${open.attempt}: ${status}${detail === '' ? '' : ` (${detail})`}`;
   };
+  const closeWait = (l: Lane, at: number, status: SegmentStatus, outcome: string): void => {
+    const wait = openSegment(l, 'wait');
+    if (wait === undefined) return;
+    wait.open = false;
+    wait.end = Math.max(wait.start, at);
+    wait.status = status;
+    wait.label = `${wait.label}: ${outcome}`;
+  };
   const startAttempt = (l: Lane, at: number): void => {
     l.attempts++;
     l.status = 'running';
@@ -140,11 +141,8 @@ export function buildWaterfall(
   for (const event of events) {
     const { type, step, at, data } = event;
     if (event.progress > progress || type === 'run:retried') progress = event.progress;
-    if (type.startsWith('run:')) {
-      if (type !== 'run:progress') markers.push({ at, type });
-      if (FINAL_RUN_EVENTS.has(type)) finishedAt = at;
-      else if (type === 'run:retried' || type === 'run:queued') finishedAt = undefined;
-    }
+    if (FINAL_RUN_EVENTS.has(type)) finishedAt = at;
+    else if (type === 'run:retried' || type === 'run:queued') finishedAt = undefined;
     if (step === null) continue;
     switch (type) {
       case 'step:started': {
@@ -194,13 +192,7 @@ export function buildWaterfall(
       }
       case 'step:failed': {
         const l = lane(step, lanes.get(step)?.kind ?? 'step');
-        const wait = openSegment(l, 'wait');
-        if (wait !== undefined) {
-          wait.open = false;
-          wait.end = Math.max(wait.start, at);
-          wait.status = 'failed';
-          wait.label = `${wait.label}: ${errorText(data) || 'failed'}`;
-        }
+        closeWait(l, at, 'failed', errorText(data) || 'failed');
         closeAttempt(l, at, 'failed', errorText(data));
         l.status = 'failed';
         break;
@@ -263,13 +255,7 @@ export function buildWaterfall(
       }
       case 'run:event-received': {
         const l = lane(step, 'wait');
-        const wait = openSegment(l, 'wait');
-        if (wait !== undefined) {
-          wait.open = false;
-          wait.end = Math.max(wait.start, at);
-          wait.status = 'ok';
-          wait.label = `${wait.label}: received`;
-        }
+        closeWait(l, at, 'ok', 'received');
         l.status = 'completed';
         break;
       }
@@ -319,7 +305,6 @@ export function buildWaterfall(
     end: Math.max(end, start + 1),
     lanes: [...lanes.values()],
     compensations: [...compensations.values()],
-    markers,
     progress,
     finished,
   };

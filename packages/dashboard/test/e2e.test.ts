@@ -17,7 +17,14 @@ import { after, before, test } from 'node:test';
 import { type StartedServer, startServer } from '@bulwark/server';
 import { defineWorkflow } from '@bulwark/workflow';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { buildDashboard, launchBrowser, seriousViolations, shots, skip, watchConsole } from './support.ts';
+import {
+  ensureDashboardBuilt,
+  launchBrowser,
+  seriousViolations,
+  shots,
+  skip,
+  watchConsole,
+} from './support.ts';
 
 /** How long the tripped circuit stays open: the parked run waits this long at most. */
 const OPEN_S = 12;
@@ -78,7 +85,9 @@ const VIEWER_KEY = 'e2e-viewer-key-0123456789abcdef';
 
 before(async () => {
   if (skip !== false) return;
-  await buildDashboard();
+  // Not a fresh build each time: emptying dist/ would pull it from under the other browser test
+  // files' servers when node --test runs them side by side.
+  await ensureDashboardBuilt();
   upstream = createServer((_request, response) => {
     response.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' });
     response.end(failing ? '{"error":"down"}' : '{"id":"item-1"}');

@@ -21,8 +21,8 @@ if (missing !== undefined && process.env.CI === 'true') throw new Error(missing)
 /** The `skip` option of every browser test: a reason without Chromium, else false. */
 export const skip: string | false = missing ?? false;
 
-/** Builds the dashboard with Vite, always. */
-export async function buildDashboard(): Promise<void> {
+/** Builds the dashboard with Vite. */
+async function buildDashboard(): Promise<void> {
   await build({ root: dashboardDir, configFile: join(dashboardDir, 'vite.config.ts'), logLevel: 'warn' });
 }
 

@@ -39,6 +39,19 @@ export function ProgressBar({ value, label }: { value: number; label: string }) 
   );
 }
 
+/** The header cells above `RunCells`. */
+export function RunHeadCells() {
+  return (
+    <>
+      <th scope="col">Run</th>
+      <th scope="col">Workflow</th>
+      <th scope="col">Status</th>
+      <th scope="col">Progress</th>
+      <th scope="col">Created</th>
+    </>
+  );
+}
+
 /** A run's row cells: id (a link to its page), workflow, status, progress, created. */
 export function RunCells({ run }: { run: Run }) {
   return (

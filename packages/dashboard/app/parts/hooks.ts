@@ -1,5 +1,7 @@
-// Small hooks the views share: loading data with its error, and a clock for countdowns.
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+// Small hooks the views share: loading data with its error, coalesced refreshes, and a clock for
+// countdowns.
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { coalesce } from '../live.ts';
 
 export interface Loaded<T> {
   data: T | undefined;
@@ -33,6 +35,16 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: read
   }, [...deps, version]);
   const reload = useCallback(() => setVersion((v) => v + 1), []);
   return { ...state, reload };
+}
+
+/**
+ * `coalesce(fn, ms)` owned by the view: made again when `deps` change, and its pending call
+ * dropped then and when the view goes, so no refresh fires for a view that is gone.
+ */
+export function useCoalesced(fn: () => void, ms: number, deps: readonly unknown[] = []): { poke(): void } {
+  const coalesced = useMemo(() => coalesce(fn, ms), deps);
+  useEffect(() => () => coalesced.cancel(), [coalesced]);
+  return coalesced;
 }
 
 /** The time now, updated every `everyMs` while `active`: only views with a countdown tick. */

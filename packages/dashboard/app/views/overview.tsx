@@ -3,10 +3,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Dependency, type History, type Page, query, type Run } from '../api.ts';
 import { useFeed } from '../context.ts';
-import { coalesce } from '../live.ts';
-import { RunCells, StateBadge } from '../parts/badges.tsx';
+import { RunCells, RunHeadCells, StateBadge } from '../parts/badges.tsx';
 import { ms, percent } from '../parts/format.ts';
-import { useLoad } from '../parts/hooks.ts';
+import { useCoalesced, useLoad } from '../parts/hooks.ts';
 import { Sparkline, total } from '../parts/sparkline.tsx';
 import { Empty, ErrorBox, Loading } from '../parts/states.tsx';
 
@@ -20,8 +19,7 @@ const HISTORY_WINDOW = '15m';
 export function useDependencies() {
   const loaded = useLoad((signal) => api<{ items: Dependency[] }>('dependencies', { signal }), []);
   const [list, setList] = useState<Dependency[] | undefined>(undefined);
-  const [refresh] = useState(() => coalesce(() => loaded.reload(), 500));
-  useEffect(() => () => refresh.cancel(), [refresh]);
+  const refresh = useCoalesced(loaded.reload, 500);
   useEffect(() => {
     if (loaded.data !== undefined) setList(loaded.data.items);
   }, [loaded.data]);
@@ -123,17 +121,13 @@ function DependencyCard({ dep, history }: { dep: Dependency; history: History | 
   );
 }
 
-export function RunsTable({ runs, caption }: { runs: Run[]; caption: string }) {
+function RunsTable({ runs, caption }: { runs: Run[]; caption: string }) {
   return (
     <table class="table">
       <caption class="visually-hidden">{caption}</caption>
       <thead>
         <tr>
-          <th scope="col">Run</th>
-          <th scope="col">Workflow</th>
-          <th scope="col">Status</th>
-          <th scope="col">Progress</th>
-          <th scope="col">Created</th>
+          <RunHeadCells />
         </tr>
       </thead>
       <tbody>
@@ -151,8 +145,7 @@ export function Overview() {
   const deps = useDependencies();
   const history = useHistory(HISTORY_WINDOW);
   const runs = useLoad((signal) => api<Page<Run>>('runs?limit=10', { signal }), []);
-  const [refreshRuns] = useState(() => coalesce(() => runs.reload(), 1_000));
-  useEffect(() => () => refreshRuns.cancel(), [refreshRuns]);
+  const refreshRuns = useCoalesced(runs.reload, 1_000);
   useFeed((message) => {
     if (message.type.startsWith('run:')) refreshRuns.poke();
   });

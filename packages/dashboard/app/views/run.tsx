@@ -3,11 +3,11 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, canOperate, FINAL_STATUSES, type RunDetail, type Workflow } from '../api.ts';
 import { useApp } from '../context.ts';
-import { coalesce, LiveSource, type LiveState, RUN_EVENT_TYPES, STEP_EVENT_TYPES } from '../live.ts';
+import { LiveSource, type LiveState, RUN_EVENT_TYPES, STEP_EVENT_TYPES } from '../live.ts';
 import { LiveBadge, ProgressBar, StatusBadge } from '../parts/badges.tsx';
 import { ActionDialog } from '../parts/dialog.tsx';
 import { clockTime, dateTime, formatDuration, json } from '../parts/format.ts';
-import { useLoad, useNow } from '../parts/hooks.ts';
+import { useCoalesced, useLoad, useNow } from '../parts/hooks.ts';
 import { ErrorBox, Loading } from '../parts/states.tsx';
 import {
   buildWaterfall,
@@ -61,7 +61,7 @@ function useRunStream(id: string, onChange: () => void) {
   return { events, live };
 }
 
-const X0 = 0;
+/** The track's viewBox width: segments are placed in these units and the SVG stretches to fit. */
 const WIDTH = 1000;
 
 function segmentClass(s: Segment): string {
@@ -70,7 +70,7 @@ function segmentClass(s: Segment): string {
 
 function LaneRow({ lane, chart, now }: { lane: Lane; chart: Waterfall; now: number }) {
   const span = chart.end - chart.start;
-  const x = (t: number) => X0 + ((t - chart.start) / span) * WIDTH;
+  const x = (t: number) => ((t - chart.start) / span) * WIDTH;
   const summary = `${lane.name}: ${lane.status}${lane.attempts > 0 ? `, ${lane.attempts} attempt${lane.attempts === 1 ? '' : 's'}` : ''}`;
   const parked = lane.segments.find((s) => s.kind === 'parked' && s.open);
   return (
@@ -329,8 +329,7 @@ export function RunPage({ id }: { id: string }) {
         : api<Workflow>(`workflows/${encodeURIComponent(workflowName)}`, { signal }).catch(() => undefined),
     [workflowName],
   );
-  const refresh = useMemo(() => coalesce(() => run.reload(), 300), [run.reload]);
-  useEffect(() => () => refresh.cancel(), [refresh]);
+  const refresh = useCoalesced(run.reload, 300, [run.reload]);
   const { events, live } = useRunStream(id, refresh.poke);
   const finished = run.data !== undefined && FINAL_STATUSES.includes(run.data.status);
   const now = useNow(1_000, !finished && events.length > 0);

@@ -1,12 +1,11 @@
 // The runs list: filters and search kept in the URL, rows windowed at a fixed height (only the
 // rows in view exist in the DOM) and fetched by position: the pages of 500 that cover the rows in
 // view, so a scrollbar dragged anywhere in 100,000 runs shows them after a request or two.
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiProblem, api, type Page, query, RUN_STATUSES, type Run, type Workflow } from '../api.ts';
 import { useFeed } from '../context.ts';
-import { coalesce } from '../live.ts';
-import { RunCells } from '../parts/badges.tsx';
-import { useLoad } from '../parts/hooks.ts';
+import { RunCells, RunHeadCells } from '../parts/badges.tsx';
+import { useCoalesced, useLoad } from '../parts/hooks.ts';
 import { Empty, ErrorBox } from '../parts/states.tsx';
 import { replaceParams } from '../route.ts';
 import { ROW_HEIGHT, visibleRange } from '../virtual.ts';
@@ -236,26 +235,25 @@ export function RunsPage({ params }: { params: URLSearchParams }) {
   // reader at the top sees new runs arrive, and one further down keeps their place (the effect
   // above). That place is exact when the runs added are the newest, as started runs are; a run
   // that enters a status filter lower down shifts the view by a row until the reader scrolls.
-  const refresh = useMemo(
-    () =>
-      coalesce(() => {
-        anchorFrom.current = counted.current;
-        count.reload();
-        const el = viewport.current;
-        const [top, bottom] = visibleRange(
-          el?.scrollTop ?? 0,
-          el?.clientHeight ?? 600,
-          Number.MAX_SAFE_INTEGER,
-        );
-        for (const [p, page] of cache.current) {
-          if (p * PAGE_SIZE < bottom && (p + 1) * PAGE_SIZE > top) page.stale = true;
-          else cache.current.delete(p);
-        }
-        redraw();
-      }, 1_000),
+  const refresh = useCoalesced(
+    () => {
+      anchorFrom.current = counted.current;
+      count.reload();
+      const el = viewport.current;
+      const [top, bottom] = visibleRange(
+        el?.scrollTop ?? 0,
+        el?.clientHeight ?? 600,
+        Number.MAX_SAFE_INTEGER,
+      );
+      for (const [p, page] of cache.current) {
+        if (p * PAGE_SIZE < bottom && (p + 1) * PAGE_SIZE > top) page.stale = true;
+        else cache.current.delete(p);
+      }
+      redraw();
+    },
+    1_000,
     [key],
   );
-  useEffect(() => () => refresh.cancel(), [refresh]);
   useFeed((message) => {
     if (!message.type.startsWith('run:')) return;
     const { runId, progress } = message.data ?? {};
@@ -293,11 +291,7 @@ export function RunsPage({ params }: { params: URLSearchParams }) {
       <table class="vtable" aria-label="Runs" aria-rowcount={total + 1}>
         <thead>
           <tr class="vrow vhead" aria-rowindex={1}>
-            <th scope="col">Run</th>
-            <th scope="col">Workflow</th>
-            <th scope="col">Status</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Created</th>
+            <RunHeadCells />
           </tr>
         </thead>
         {/* The body scrolls; a spacer row gives it the height of every row of the list, and only
