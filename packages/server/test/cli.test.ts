@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { FINAL_STATUSES, RUN_STATUSES } from '@bulwark/workflow';
+import { FINAL_STATUSES as CLI_FINAL, RUN_STATUSES as CLI_STATUSES } from '../src/cli/statuses.ts';
 import { runBulwark } from './cli-support.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-cli-'));
@@ -90,4 +92,9 @@ describe('bulwark validate', { concurrency: true }, () => {
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /missing required argument 'file'/);
   });
+});
+
+test("the CLI's own copy of the run statuses (kept to avoid loading the engine) equals the workflow package's", () => {
+  assert.deepEqual([...CLI_STATUSES], [...RUN_STATUSES]);
+  assert.deepEqual([...CLI_FINAL], [...FINAL_STATUSES]);
 });

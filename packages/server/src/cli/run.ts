@@ -3,6 +3,7 @@
 import type { Env } from '../config/env.ts';
 import { type ApiClient, connect, type RemoteOptions } from './client.ts';
 import { CliError } from './errors.ts';
+import { FINAL_STATUSES } from './statuses.ts';
 
 export interface Terminal {
   write(text: string): unknown;
@@ -53,9 +54,7 @@ const STATUS_OF: Record<string, string> = {
   'run:cancelled': 'cancelled',
   'run:compensated': 'compensated',
 };
-// Spelled out rather than FINAL_STATUSES: importing @bulwark/workflow would load the whole engine
-// (about a second from source) into a command that only talks HTTP.
-const FINAL = new Set(['completed', 'failed', 'cancelled', 'compensated']);
+const FINAL = new Set<string>(FINAL_STATUSES);
 const MAX_RECONNECTS = 5;
 
 /** Runs the command; resolves with the exit code. */

@@ -1,10 +1,11 @@
 // `bulwark runs`: the newest runs of a running server, filtered by status and workflow, as a
 // table (or JSON with --json).
-import { RUN_STATUSES } from '@bulwark/workflow';
+
 import type { Env } from '../config/env.ts';
 import { connect, type RemoteOptions } from './client.ts';
 import { CliError } from './errors.ts';
 import type { Terminal } from './run.ts';
+import { RUN_STATUSES } from './statuses.ts';
 
 export interface RunsOptions extends RemoteOptions {
   /** Comma-separated statuses. */
