@@ -21,8 +21,8 @@ import { DependencyHistory, HISTORY_POINTS } from '../src/http/monitor/history.t
 import { MAX_TRANSITIONS } from '../src/http/monitor/monitor.ts';
 import { buildDashboard } from '../src/http/plugins/dashboard.ts';
 import { type BulwarkServer, createServer } from '../src/http/server.ts';
-import { normalizeServerSettings, type ServerSettingsInput } from '../src/http/settings.ts';
-import { ADMIN_KEY, as, greet, OPERATOR_KEY, VIEWER_KEY } from './server-support.ts';
+import type { ServerSettingsInput } from '../src/http/settings.ts';
+import { as, greet, testSettings } from './server-support.ts';
 
 const T0 = Date.UTC(2025, 0, 1);
 
@@ -76,18 +76,7 @@ async function bench(
     engine,
     store,
     ...(clock === undefined ? {} : { clock }),
-    settings: normalizeServerSettings({
-      dataDir: dir,
-      logLevel: 'silent',
-      maxEventLoopDelayMs: 60_000,
-      rateLimit: false,
-      apiKeys: [
-        { name: 'ada', role: 'admin', secret: ADMIN_KEY },
-        { name: 'otto', role: 'operator', secret: OPERATOR_KEY },
-        { name: 'vera', role: 'viewer', secret: VIEWER_KEY },
-      ],
-      ...options.settings,
-    }),
+    settings: testSettings(dir, { rateLimit: false, ...options.settings }),
   });
   await server.app.ready();
   return {

@@ -9,8 +9,7 @@ import { type TestContext, test } from 'node:test';
 import { DependencyRegistry, VirtualClock } from '@bulwark/core';
 import { defineWorkflow, openSqliteStore, WorkflowEngine } from '@bulwark/workflow';
 import { createServer } from '../src/http/server.ts';
-import { normalizeServerSettings } from '../src/http/settings.ts';
-import { ADMIN_KEY, as, OPERATOR_KEY, VIEWER_KEY } from './server-support.ts';
+import { as, testSettings } from './server-support.ts';
 
 const T0 = Date.UTC(2025, 0, 1);
 const POLL_MS = 20;
@@ -41,17 +40,7 @@ async function bench(t: TestContext) {
     engine,
     store,
     clock,
-    settings: normalizeServerSettings({
-      dataDir: dir,
-      logLevel: 'silent',
-      maxEventLoopDelayMs: 60_000,
-      rateLimit: false,
-      apiKeys: [
-        { name: 'ada', role: 'admin', secret: ADMIN_KEY },
-        { name: 'otto', role: 'operator', secret: OPERATOR_KEY },
-        { name: 'vera', role: 'viewer', secret: VIEWER_KEY },
-      ],
-    }),
+    settings: testSettings(dir, { rateLimit: false }),
   });
   await server.app.ready();
   t.after(async () => {

@@ -7,7 +7,11 @@ import { type Clock, type DependencyOptions, DependencyRegistry } from '@bulwark
 import { defineWorkflow, openSqliteStore, type WorkflowDefinition, WorkflowEngine } from '@bulwark/workflow';
 import type { DestinationStream } from 'pino';
 import { type BulwarkServer, createServer } from '../src/http/server.ts';
-import { normalizeServerSettings, type ServerSettingsInput } from '../src/http/settings.ts';
+import {
+  normalizeServerSettings,
+  type ServerSettings,
+  type ServerSettingsInput,
+} from '../src/http/settings.ts';
 
 export const ADMIN_KEY = 'admin-secret-0123456789abcdef';
 export const OPERATOR_KEY = 'operator-secret-0123456789abcdef';
@@ -49,6 +53,23 @@ export interface TestServerOptions {
   worker?: boolean;
 }
 
+/** The settings of a test server in `dir`: silent, the three test keys, `overrides` on top. */
+export function testSettings(dir: string, overrides: ServerSettingsInput = {}): ServerSettings {
+  return normalizeServerSettings({
+    dataDir: dir,
+    logLevel: 'silent',
+    // A loaded test machine stalls the loop (fsync, GC) past the 200 ms default and would shed at
+    // random; the shedding tests set their own limit.
+    maxEventLoopDelayMs: 60_000,
+    apiKeys: [
+      { name: 'ada', role: 'admin', secret: ADMIN_KEY },
+      { name: 'otto', role: 'operator', secret: OPERATOR_KEY },
+      { name: 'vera', role: 'viewer', secret: VIEWER_KEY },
+    ],
+    ...overrides,
+  });
+}
+
 export async function testServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'bulwark-server-'));
   const store = await openSqliteStore({ path: join(dir, 'bulwark.db'), durability: 'normal' });
@@ -62,19 +83,7 @@ export async function testServer(options: TestServerOptions = {}): Promise<TestS
   const engine = new WorkflowEngine({ store, registry, pollMs: 50 });
   engine.register(...(options.workflows ?? [greet]));
   if (options.worker !== false) engine.startWorker();
-  const settings = normalizeServerSettings({
-    dataDir: dir,
-    logLevel: 'silent',
-    // A loaded test machine stalls the loop (fsync, GC) past the 200 ms default and would shed at
-    // random; the shedding tests set their own limit.
-    maxEventLoopDelayMs: 60_000,
-    apiKeys: [
-      { name: 'ada', role: 'admin', secret: ADMIN_KEY },
-      { name: 'otto', role: 'operator', secret: OPERATOR_KEY },
-      { name: 'vera', role: 'viewer', secret: VIEWER_KEY },
-    ],
-    ...options.settings,
-  });
+  const settings = testSettings(dir, options.settings);
   const server = await createServer({
     registry,
     engine,
