@@ -70,7 +70,16 @@ async function bench(t: TestContext) {
   };
   const parked = async () => (await request('GET', '/api/dependencies/payments/parked')).body;
   const status = async (id: string) => (await store.getRun(id))?.status;
-  return { clock, registry, engine, store, request, until, parked, status };
+  /** Trips payments' breaker with one failure, then starts a run that parks behind it. */
+  const parkBehindOpenCircuit = async () => {
+    await registry
+      .execute('payments', 'op', () => Promise.reject(Object.assign(new Error('503'), { status: 503 })))
+      .catch(() => {});
+    const run = await engine.start('charge', null);
+    await until(async () => (await parked()).total === 1, 'the run to park');
+    return run;
+  };
+  return { clock, registry, engine, store, request, until, parked, status, parkBehindOpenCircuit };
 }
 
 test('isolate until reset parks a bound run (isolated, re-checked every 30 s); reset wakes it at once', async (t) => {
@@ -116,12 +125,8 @@ test('isolate for 10m parks a bound run until the isolation ends, and the expiry
 });
 
 test('reset of an open breaker wakes the runs parked behind it before their resume time', async (t) => {
-  const { clock, registry, engine, request, until, parked, status } = await bench(t);
-  await registry
-    .execute('payments', 'op', () => Promise.reject(Object.assign(new Error('503'), { status: 503 })))
-    .catch(() => {});
-  const run = await engine.start('charge', null);
-  await until(async () => (await parked()).total === 1, 'the run to park');
+  const { clock, request, until, parked, status, parkBehindOpenCircuit } = await bench(t);
+  const run = await parkBehindOpenCircuit();
   const [item] = (await parked()).items;
   assert.equal(item.isolated, false);
   assert.match(item.reason, /open/);
@@ -134,12 +139,8 @@ test('reset of an open breaker wakes the runs parked behind it before their resu
 });
 
 test('the expiry of an isolation wakes runs parked before it (behind the open circuit)', async (t) => {
-  const { clock, registry, engine, request, until, parked, status } = await bench(t);
-  await registry
-    .execute('payments', 'op', () => Promise.reject(Object.assign(new Error('503'), { status: 503 })))
-    .catch(() => {});
-  const run = await engine.start('charge', null);
-  await until(async () => (await parked()).total === 1, 'the run to park');
+  const { clock, request, until, status, parkBehindOpenCircuit } = await bench(t);
+  const run = await parkBehindOpenCircuit();
   // Parked for the open time (2 minutes); an isolation of 10 s ends long before that.
   const end = (await request('POST', '/api/dependencies/payments/isolate', { for: '10s' })).body
     .isolatedUntil;
