@@ -3,6 +3,7 @@
 // answers the same JSON; and `POST /api/workflows/:name/runs` on SQLite at a fixed 500 requests/s
 // with the engine's worker executing the runs. The server is the one `bulwark start` runs.
 // Run: npm run bench:server   (about 90 s; results also go to bench/results/server-<time>.json)
+//      npm run bench:server -- --only-start   (the POST part alone, in a fresh process: ~20 s)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -76,13 +77,25 @@ const bareUrl = `http://127.0.0.1:${(bare.server.address() as { port: number }).
 // A separate thread fires the requests, so the client does not share the servers' event loop.
 const cannon = (options: CannonOptions) => autocannon({ workers: 1, ...options });
 const results: Record<string, unknown> = {};
+/** Skips the /health/live rounds, so the POST part runs without the heap they leave behind. */
+const ONLY_START = process.argv.includes('--only-start');
+/** Each POST's time on the server's side (request in to response finished), apart from the client's. */
+const serverMs: number[] = [];
+let timing = false;
+bulwark.server.app.server.on('request', (request, response) => {
+  if (!timing || request.method !== 'POST') return;
+  const at = performance.now();
+  response.once('finish', () => serverMs.push(performance.now() - at));
+});
 
 try {
   // --- /health/live: Bulwark vs bare Fastify, alternating rounds ---------------------------------
-  await cannon({ url: `${bareUrl}/health/live`, connections: 50, duration: 2 });
-  await cannon({ url: `${bulwark.url}/health/live`, connections: 50, duration: 2 });
+  if (!ONLY_START) {
+    await cannon({ url: `${bareUrl}/health/live`, connections: 50, duration: 2 });
+    await cannon({ url: `${bulwark.url}/health/live`, connections: 50, duration: 2 });
+  }
   const live: { bare: CannonResult[]; bulwark: CannonResult[] } = { bare: [], bulwark: [] };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < (ONLY_START ? 0 : ROUNDS); round++) {
     live.bare.push(await cannon({ url: `${bareUrl}/health/live`, connections: 50, duration: LIVE_SECONDS }));
     live.bulwark.push(
       await cannon({ url: `${bulwark.url}/health/live`, connections: 50, duration: LIVE_SECONDS }),
@@ -92,14 +105,15 @@ try {
   const bareRps = median(live.bare.map((r) => r.requests.average));
   const bulwarkRps = median(live.bulwark.map((r) => r.requests.average));
   const ratio = bulwarkRps / bareRps;
-  results.live = {
-    bareRps,
-    bulwarkRps,
-    ratio,
-    bareP99: median(live.bare.map((r) => r.latency.p99)),
-    bulwarkP99: median(live.bulwark.map((r) => r.latency.p99)),
-    non2xx: live.bulwark.reduce((n, r) => n + r.non2xx + r.errors, 0),
-  };
+  if (!ONLY_START)
+    results.live = {
+      bareRps,
+      bulwarkRps,
+      ratio,
+      bareP99: median(live.bare.map((r) => r.latency.p99)),
+      bulwarkP99: median(live.bulwark.map((r) => r.latency.p99)),
+      non2xx: live.bulwark.reduce((n, r) => n + r.non2xx + r.errors, 0),
+    };
 
   // --- POST /api/workflows/noop/runs at 500 requests/s on SQLite --------------------------------
   const start = {
@@ -114,8 +128,12 @@ try {
   const store = bulwark.server.context.store;
   const commits = () => (store instanceof SqliteStore ? store.stats() : undefined);
   const before = commits();
+  timing = true;
   const posted = await cannon({ ...start, connections: 20, duration: START_SECONDS, overallRate: 500 });
+  timing = false;
   const after = commits();
+  serverMs.sort((a, b) => a - b);
+  const serverAt = (q: number) => Number(serverMs[Math.floor(q * (serverMs.length - 1))]!.toFixed(1));
   results.start = {
     rps: posted.requests.average,
     p50: posted.latency.p50,
@@ -126,6 +144,9 @@ try {
     statuses: Object.fromEntries(
       Object.entries(posted.statusCodeStats).map(([code, { count }]) => [code, count]),
     ),
+    serverP50: serverAt(0.5),
+    serverP99: serverAt(0.99),
+    serverMax: serverAt(1),
     writesPerStart: before && after ? (after.writes - before.writes) / posted.requests.total : undefined,
     transactionsPerStart:
       before && after ? (after.transactions - before.transactions) / posted.requests.total : undefined,
@@ -136,12 +157,16 @@ try {
   console.log(
     `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model}, load average ${load.join(' ')}`,
   );
-  console.log('\n/health/live, 50 connections, median of 3 rounds of 5 s');
-  console.log('| server | requests/s | p99 |');
-  console.log('|:--|--:|--:|');
-  console.log(`| bare Fastify | ${fmt(bareRps)} | ${(results.live as { bareP99: number }).bareP99} ms |`);
-  console.log(`| Bulwark | ${fmt(bulwarkRps)} | ${(results.live as { bulwarkP99: number }).bulwarkP99} ms |`);
-  console.log(`ratio ${ratio.toFixed(2)} (target ≥ 0.70: ${ratio >= 0.7 ? 'met' : 'not met'})`);
+  if (!ONLY_START) {
+    console.log('\n/health/live, 50 connections, median of 3 rounds of 5 s');
+    console.log('| server | requests/s | p99 |');
+    console.log('|:--|--:|--:|');
+    console.log(`| bare Fastify | ${fmt(bareRps)} | ${(results.live as { bareP99: number }).bareP99} ms |`);
+    console.log(
+      `| Bulwark | ${fmt(bulwarkRps)} | ${(results.live as { bulwarkP99: number }).bulwarkP99} ms |`,
+    );
+    console.log(`ratio ${ratio.toFixed(2)} (target ≥ 0.70: ${ratio >= 0.7 ? 'met' : 'not met'})`);
+  }
   const s = results.start as {
     rps: number;
     p50: number;
@@ -150,6 +175,9 @@ try {
     total: number;
     failed: number;
     statuses: Record<string, number>;
+    serverP50: number;
+    serverP99: number;
+    serverMax: number;
     writesPerStart: number | undefined;
     transactionsPerStart: number | undefined;
   };
@@ -158,6 +186,9 @@ try {
   );
   console.log(
     `${fmt(s.rps)} requests/s, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms, ${s.failed} failed of ${fmt(s.total)} (statuses ${JSON.stringify(s.statuses)}; 503 is load shedding)`,
+  );
+  console.log(
+    `on the server's side (request in to response sent): p50 ${s.serverP50} ms, p99 ${s.serverP99} ms, max ${s.serverMax} ms`,
   );
   if (s.writesPerStart !== undefined && s.transactionsPerStart !== undefined) {
     console.log(
