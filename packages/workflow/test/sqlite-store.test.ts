@@ -377,6 +377,57 @@ describe('sqlite store: group commit', () => {
   });
 });
 
+describe('sqlite store: enqueue', () => {
+  test('the record an enqueue gives back is the run as stored, for every kind of new run', async () => {
+    const store = await openSqliteStore({ path: freshPath() });
+    try {
+      const [done, failed, pending] = [newRun(), newRun(), newRun()];
+      await store.enqueue([done, failed, pending], T0);
+      const claimed = await store.claim({
+        workerId: 'w',
+        limit: 3,
+        leaseMs: 1_000,
+        now: T0,
+        workflows: ['race'],
+      });
+      assert.equal(claimed.length, 3);
+      await store.commit(
+        [{ kind: 'run', runId: done.id, workerId: 'w', update: { status: 'completed' } }],
+        T0,
+      );
+      await store.commit(
+        [{ kind: 'run', runId: failed.id, workerId: 'w', update: { status: 'failed' } }],
+        T0,
+      );
+      const runs: NewRun[] = [
+        newRun({ input: { nested: [1, 'two', { three: null }] } }),
+        newRun({
+          idempotencyKey: 'key-1',
+          concurrencyKey: 'tenant-a',
+          correlationId: 'corr-1',
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          deadlineAt: T0 + 60_000,
+          availableAt: T0 + 5_000,
+          priority: 4,
+          parentRunId: done.id,
+        }),
+        newRun({ dependsOn: [done.id] }),
+        newRun({ dependsOn: [done.id, pending.id] }),
+        newRun({ dependsOn: [pending.id, failed.id] }),
+      ];
+      for (const run of runs) {
+        const [result] = await store.enqueue([run], T0 + 7);
+        assert.ok(result?.run, 'SQLite gives the record back');
+        assert.deepEqual(result.run, await store.getRun(run.id), `run ${JSON.stringify(run)}`);
+      }
+      assert.equal((await store.getRun(runs[3]!.id))?.pendingParents, 1);
+      assert.equal((await store.getRun(runs[4]!.id))?.status, 'cancelled');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('sqlite store: files, processes and options', () => {
   test('two processes migrating one new file at once apply each migration once', async () => {
     const path = freshPath();

@@ -442,6 +442,25 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(woke?.status, 'running');
       });
 
+      it('hasSteps says whether a claimed run has recorded steps to replay, with or without limits', async (store) => {
+        const [a, b] = [newRun(), newRun()];
+        await store.enqueue([a, b], T0);
+        const first = await store.claim(claimRequest({ now: T0 }));
+        assert.deepEqual(
+          first.map((r) => r.hasSteps),
+          [false, false],
+        );
+        await store.commit([{ kind: 'step', runId: a.id, workerId: 'w1', step: stepOf('a') }], T0 + 1);
+        // Both leases run out: one is taken by a claim without limits, the other by one with.
+        const [x] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 5_000, limit: 1 }));
+        const [y] = await store.claim(
+          claimRequest({ workerId: 'w3', now: T0 + 5_000, limit: 1, perWorkflow: { [WF]: 5 } }),
+        );
+        const hasSteps = new Map([x, y].map((r) => [r?.id, r?.hasSteps]));
+        assert.equal(hasSteps.get(a.id), true);
+        assert.equal(hasSteps.get(b.id), false);
+      });
+
       it('a compensating run keeps its status when taken over', async (store) => {
         const id = await startOne(store);
         await store.commit([update(id, 'w1', { status: 'compensating' })], T0 + 1);

@@ -24,6 +24,7 @@ import {
 } from '../store/types.ts';
 import { EngineEvents, type EngineListener } from './events.ts';
 import { type ExecutionHost, RunExecution } from './execution.ts';
+import { newRunId } from './run-id.ts';
 import { fromStoredError, toJson } from './serialize.ts';
 import { PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
 
@@ -258,7 +259,7 @@ export class WorkflowEngine {
     const [result] = await this.#store.enqueue(
       [
         {
-          id: randomUUID(),
+          id: newRunId(now),
           workflow: definition.name,
           version: definition.version,
           input: toJson(input, 'the workflow input') ?? null,
@@ -648,7 +649,8 @@ export class WorkflowEngine {
       this.#emitStatus(run.id, run.workflow, 'failed');
       return;
     }
-    const history = await this.#store.steps(run.id);
+    // A run that never recorded a step (most claims) has no history to read.
+    const history = run.hasSteps ? await this.#store.steps(run.id) : [];
     const execution = new RunExecution(host, run, definition, history);
     entry.execution = execution;
     const drain = this.#drain;

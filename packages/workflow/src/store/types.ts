@@ -177,6 +177,8 @@ export interface ClaimRequest {
  */
 export interface ClaimedRun extends RunRecord {
   takenOver: boolean;
+  /** The run has recorded steps (a resumed, retried or given-back run): the engine reads them to replay. */
+  hasSteps: boolean;
 }
 
 export interface RunUpdate {

@@ -49,7 +49,7 @@ export const toAudit = read.audit;
 export const toParked = read.parked;
 
 export function toClaimed(row: Row): ClaimedRun {
-  return { ...toRun(row), takenOver: row.taken_over as boolean };
+  return { ...toRun(row), takenOver: row.taken_over as boolean, hasSteps: row.has_steps as boolean };
 }
 
 /** A value as the JSON text a statement casts to jsonb; undefined stays SQL NULL. */

@@ -29,7 +29,8 @@ const TAKE_LEASE = `
     parked_on = NULL
   FROM chosen
   WHERE r.id = chosen.id
-  RETURNING r.*, chosen.taken_over`;
+  RETURNING r.*, chosen.taken_over,
+    EXISTS (SELECT 1 FROM %s.steps AS s WHERE s.run_id = r.id) AS has_steps`;
 
 const FILTERS = `($1::text[] IS NULL OR status = ANY ($1)) AND ($2::text IS NULL OR workflow = $2)`;
 

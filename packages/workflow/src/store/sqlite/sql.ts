@@ -137,6 +137,7 @@ export function sqliteSql(prefix: string) {
 
     // -- commit ----------------------------------------------------------------------------
     leaseOwner: `SELECT lease_owner, finished_at FROM ${runs} WHERE id = ?`,
+    hasSteps: `SELECT 1 FROM ${steps} WHERE run_id = ? LIMIT 1`,
     // One statement for every RunUpdate: each `set*` flag says whether the field was given.
     updateRun: `UPDATE ${runs} SET
         status           = coalesce(@status, status),

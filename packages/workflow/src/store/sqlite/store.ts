@@ -255,19 +255,22 @@ export class SqliteStore implements WorkflowStore {
       else pending++;
     }
     const status: RunStatus = failedParent ? 'cancelled' : 'queued';
+    const input = JSON.stringify(run.input ?? null);
+    const error = failedParent ? parentError(failedParent.id, failedParent.status) : undefined;
+    const availableAt = run.availableAt ?? now;
     s.insertRun.run({
       id: run.id,
       workflow: run.workflow,
       version: run.version,
       status,
       priority: run.priority,
-      input: JSON.stringify(run.input ?? null),
-      error: failedParent ? toJson(parentError(failedParent.id, failedParent.status)) : null,
+      input,
+      error: toJson(error),
       idempotencyKey: run.idempotencyKey ?? null,
       parentRunId: run.parentRunId ?? null,
       concurrencyKey: run.concurrencyKey ?? null,
       pendingParents: pending,
-      availableAt: run.availableAt ?? now,
+      availableAt,
       deadlineAt: run.deadlineAt ?? null,
       correlationId: run.correlationId ?? null,
       traceparent: run.traceparent ?? null,
@@ -275,21 +278,52 @@ export class SqliteStore implements WorkflowStore {
       finishedAt: failedParent ? now : null,
     });
     for (const parent of parents) s.insertDep.run(parent, run.id);
+    // A new run's events carry its progress: 0.
+    const created = { step: undefined, progress: 0 };
     if (failedParent) {
       this.#insertEvent(
         run.id,
         'run:cancelled',
         { parent: failedParent.id, parentStatus: failedParent.status },
         now,
+        created,
       );
     } else {
-      this.#insertEvent(run.id, 'run:queued', undefined, now);
+      this.#insertEvent(run.id, 'run:queued', undefined, now, created);
       if (pending === 0) topics.add('runs');
     }
     if (run.audit !== undefined) s.insertAudit.get(auditRow({ ...run.audit, target: run.id }));
     topics.add(`run:${run.id}`);
-    // Read here, in the transaction: a claim committed after it would show the run running.
-    return { id: run.id, created: true, status, run: read.run(s.getRun.get(run.id) as Row) };
+    // The run as inserted, built here rather than read back (a claim committed after this
+    // transaction would show it running); the input parsed from its stored text, as a read would.
+    const record: RunRecord = {
+      id: run.id,
+      workflow: run.workflow,
+      version: run.version,
+      status,
+      priority: run.priority,
+      input: JSON.parse(input) as Json,
+      output: undefined,
+      error,
+      degraded: false,
+      progress: 0,
+      idempotencyKey: run.idempotencyKey,
+      parentRunId: run.parentRunId,
+      concurrencyKey: run.concurrencyKey,
+      pendingParents: pending,
+      availableAt,
+      waitingFor: undefined,
+      leaseOwner: undefined,
+      leaseExpiresAt: undefined,
+      cancelRequested: undefined,
+      deadlineAt: run.deadlineAt,
+      correlationId: run.correlationId,
+      traceparent: run.traceparent,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: failedParent ? now : undefined,
+    };
+    return { id: run.id, created: true, status, run: record };
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -392,7 +426,16 @@ export class SqliteStore implements WorkflowStore {
       const run = read.run(row);
       const takenOver = run.leaseOwner !== undefined;
       const status: RunStatus = run.status === 'queued' || run.status === 'waiting' ? 'running' : run.status;
-      return { ...run, status, leaseOwner: workerId, leaseExpiresAt: expiresAt, updatedAt: now, takenOver };
+      const hasSteps = s.hasSteps.get(row.id) !== undefined;
+      return {
+        ...run,
+        status,
+        leaseOwner: workerId,
+        leaseExpiresAt: expiresAt,
+        updatedAt: now,
+        takenOver,
+        hasSteps,
+      };
     });
   }
 
