@@ -261,7 +261,7 @@ describe('sqlite store: group commit', () => {
     }
   });
 
-  test('writes made during a sync wait for it, then share one transaction; a failed sync rejects its writes and wakes nobody', async () => {
+  test('transactions go on committing during a sync, and settle after the next one; a failed sync rejects its writes and all later ones, and wakes nobody', async () => {
     const db = new Database(':memory:');
     db.exec('CREATE TABLE t (n INTEGER)');
     const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
@@ -276,35 +276,47 @@ describe('sqlite store: group commit', () => {
     const write = (n: number) =>
       writes.run((topics) => {
         insert.run(n);
-        topics.add('runs');
+        topics.add(`run:${n}`);
         return n;
       });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const settled = new Set<number>();
+    const track = (n: number) => {
+      const p = write(n);
+      p.then(
+        () => settled.add(n),
+        () => settled.add(n),
+      );
+      return p;
+    };
     try {
-      const first = write(1);
+      const first = track(1);
       await turn();
       assert.equal(pending.length, 1, 'the first commit is being synced');
-      const second = write(2);
-      const third = write(3);
+      const second = track(2);
+      const third = track(3);
       await turn();
-      assert.equal(count.get(), 1, 'nothing more is written while a commit is unsynced');
+      const fourth = track(4);
+      await turn();
+      assert.equal(count.get(), 4, 'commits go on while the first is synced');
+      assert.equal(writes.stats.transactions, 3);
+      assert.equal(pending.length, 1, 'one sync at a time: the next begins when this one ends');
       assert.deepEqual(woken, [], 'committed, not yet durable: nobody is woken');
-      let seen: unknown;
-      void first.then(() => {
-        seen = count.get();
-      });
+      assert.deepEqual([...settled], []);
       pending.shift()?.(null);
       assert.equal(await first, 1);
-      assert.equal(seen, 1, "the first write's caller resumes before the next transaction");
-      assert.deepEqual(woken, ['runs']);
-      await turn();
-      assert.equal(count.get(), 3);
-      assert.equal(writes.stats.transactions, 2, 'the writes made during the sync share one transaction');
-      assert.equal(pending.length, 1);
+      assert.deepEqual([...settled], [1], 'only the commit the sync covered settles');
+      assert.deepEqual(woken, ['run:1']);
+      assert.equal(pending.length, 1, 'the next sync began at once, for the two commits made meanwhile');
+      assert.equal(writes.stats.syncs, 2);
       pending.shift()?.(Object.assign(new Error('EIO'), { code: 'EIO' }));
       await assert.rejects(second, { code: 'EIO' });
       await assert.rejects(third, { code: 'EIO' });
-      assert.deepEqual(woken, ['runs']);
+      await assert.rejects(fourth, { code: 'EIO' });
+      assert.deepEqual(woken, ['run:1'], 'a failed sync wakes nobody');
+      await assert.rejects(write(5), { code: 'EIO' }, 'after a failed sync nothing more is written');
+      await turn();
+      assert.equal(count.get(), 4);
       await writes.drained();
       assert.equal(writes.stats.syncs, 2);
     } finally {

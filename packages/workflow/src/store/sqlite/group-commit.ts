@@ -1,7 +1,7 @@
 // Group commit: every write made in the same turn of the event loop shares one transaction (one
 // fsync), each in its own savepoint so one failing write does not undo the others. With a `sync`,
-// the fsync runs off the event loop: the writes settle once it is done, and the writes made
-// meanwhile wait for it, then share the next transaction.
+// the fsync runs off the event loop and the writes settle once it is done; transactions go on
+// committing meanwhile, and the next sync makes all of them durable at once.
 import type { Database } from 'better-sqlite3';
 import type { WakeTopic } from '../types.ts';
 
@@ -24,7 +24,7 @@ export interface GroupCommitStats {
   transactions: number;
   /** Writes (enqueue, claim, commit, ...) applied in them. */
   writes: number;
-  /** Syncs of the write-ahead log run off the event loop (`syncInThreadPool`): one per transaction. */
+  /** Syncs of the write-ahead log run off the event loop (`syncInThreadPool`): each covers every transaction committed before it began. */
   syncs: number;
 }
 
@@ -35,8 +35,8 @@ export interface GroupCommitStats {
 export type Sync = (done: (error: Error | null) => void) => void;
 
 /**
- * Upkeep between two transactions, after a sync (the log's checkpoint): returns false when there
- * is none to do, or true when it has started, and then the next transaction waits for `resume`.
+ * Upkeep after a sync (the log's checkpoint): returns false when there is none to do, or true
+ * when it has started, and then no transaction begins until `resume`.
  */
 export type Maintain = (resume: () => void) => boolean;
 
@@ -48,8 +48,14 @@ export class GroupCommit {
   #queue: Job[] = [];
   #scheduled = false;
   #idle: (() => void)[] = [];
-  /** A committed transaction is being synced: the next one waits for it. */
+  /** Committed transactions the sync in flight (if any) does not cover, oldest first. */
+  #unsynced: { jobs: Job[]; topics: Set<WakeTopic> }[] = [];
+  /** A sync is in flight. */
   #syncing = false;
+  /** Upkeep holds new transactions back until it resumes them. */
+  #held = false;
+  /** A sync failed: what was committed since may be lost, so nothing more is written. */
+  #broken: unknown;
   readonly #sync: Sync | undefined;
   readonly #maintain: Maintain | undefined;
   readonly #db: Database;
@@ -85,6 +91,7 @@ export class GroupCommit {
 
   /** Queues a write; it settles once the transaction holding it has committed (durable) or failed. */
   run<T>(work: Work<T>): Promise<T> {
+    if (this.#broken !== undefined) return Promise.reject(this.#broken);
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({
         work,
@@ -99,8 +106,8 @@ export class GroupCommit {
         this.#scheduled = true;
         // setImmediate rather than a microtask: it gathers every write of this turn, including
         // those made by continuations that a microtask flush would run ahead of. It waits on
-        // no timer, so it needs no clock. During a sync, its end starts the flush.
-        if (!this.#syncing) setImmediate(() => this.#flush());
+        // no timer, so it needs no clock. During upkeep, its end starts the flush.
+        if (!this.#held) setImmediate(() => this.#flush());
       }
     });
   }
@@ -147,9 +154,15 @@ export class GroupCommit {
   }
 
   #flush(): void {
+    if (this.#held) return;
     const jobs = this.#queue;
     this.#queue = [];
     this.#scheduled = false;
+    if (this.#broken !== undefined) {
+      for (const job of jobs) job.reject(this.#broken);
+      this.#checkIdle();
+      return;
+    }
     // Savepoints cost two statements a write, which is most of a small write's cost; so the
     // batch first runs without them, and only when a write throws is it rolled back and run
     // again with one savepoint each. Writes touch nothing but the database and their own
@@ -165,43 +178,68 @@ export class GroupCommit {
     const topics = new Set<WakeTopic>();
     for (const job of jobs) if (!job.failed) for (const topic of job.topics) topics.add(topic);
     if (this.#sync === undefined) {
-      this.#settle(jobs, topics, null);
+      this.#settle(jobs, topics);
       this.#checkIdle();
       return;
     }
-    // Nothing more is written until this transaction is durable: so at most one commit is ever
-    // unsynced, a write's continuation runs before any later write is applied (as without a
-    // sync), and the writes made during the sync share one transaction after it.
+    // Committed, not yet durable: it settles after a sync that begins after this commit. SQLite
+    // appends commits to the log in order and recovery stops at the first one missing, so a sync
+    // never makes a later commit durable without the earlier ones.
+    this.#unsynced.push({ jobs, topics });
+    this.#startSync();
+  }
+
+  /** Syncs every commit not yet covered, unless a sync is in flight (its end starts the next). */
+  #startSync(): void {
+    if (this.#syncing || this.#unsynced.length === 0) return;
+    const batches = this.#unsynced;
+    this.#unsynced = [];
     this.#syncing = true;
     this.stats.syncs++;
-    this.#sync((error) => {
-      this.#settle(jobs, topics, error);
-      // The writes are acknowledged; the next transaction may still wait for upkeep.
-      if (error === null && this.#maintain?.(() => this.#resume()) === true) return;
-      this.#resume();
+    this.#sync!((error) => {
+      this.#syncing = false;
+      if (error !== null) {
+        this.#fail(batches, error);
+        return;
+      }
+      for (const batch of batches) this.#settle(batch.jobs, batch.topics);
+      if (this.#maintain?.(() => this.#resume()) === true) this.#held = true;
+      this.#startSync();
+      this.#checkIdle();
     });
   }
 
+  /**
+   * A failed sync leaves its commits, and every later one, not known durable (the kernel may have
+   * dropped the log's pages, and recovery stops at the first commit missing): none is
+   * acknowledged, no listener is told, and every later write fails with the same error.
+   */
+  #fail(batches: { jobs: Job[] }[], error: Error): void {
+    this.#broken = error;
+    const rest = [...batches, ...this.#unsynced.splice(0), { jobs: this.#queue.splice(0) }];
+    this.#scheduled = false;
+    for (const batch of rest) for (const job of batch.jobs) job.reject(error);
+    this.#checkIdle();
+  }
+
   #resume(): void {
-    this.#syncing = false;
+    this.#held = false;
     if (this.#scheduled) setImmediate(() => this.#flush());
+    this.#startSync();
     this.#checkIdle();
   }
 
   /** Wakes listeners and settles the writes of a committed batch, once it is durable. */
-  #settle(jobs: Job[], topics: Set<WakeTopic>, syncError: Error | null): void {
-    // A failed sync leaves the writes committed but not known durable: none is acknowledged,
-    // and no listener is told (a reader may still see them, as after a crash it may not).
-    if (syncError === null) for (const topic of topics) this.#emit(topic);
+  #settle(jobs: Job[], topics: Set<WakeTopic>): void {
+    for (const topic of topics) this.#emit(topic);
     for (const job of jobs) {
-      if (syncError !== null) job.reject(syncError);
-      else if (job.failed) job.reject(job.error);
+      if (job.failed) job.reject(job.error);
       else job.resolve(job.result);
     }
   }
 
   #isIdle(): boolean {
-    return !this.#scheduled && !this.#syncing;
+    return !this.#scheduled && !this.#syncing && !this.#held && this.#unsynced.length === 0;
   }
 
   #checkIdle(): void {
