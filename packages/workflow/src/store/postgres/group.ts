@@ -1,8 +1,10 @@
-// Group commit: the enqueue() and commit() calls of one tick (and those that arrive while a
-// transaction is in flight) share one transaction, so many runs' progress costs one fsync.
+// Group commit: the enqueue(), commit() and, under load, claim() calls of one tick (and those that
+// arrive while a transaction is in flight) share one transaction, so many runs' progress costs one
+// fsync.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
 import { applyCommits, type CommitBatch } from './commit.ts';
 import { applyEnqueues, type EnqueueBatch } from './enqueue.ts';
+import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
 
 type Job =
@@ -12,7 +14,8 @@ type Job =
       resolve: (r: EnqueueResult[]) => void;
       reject: (e: unknown) => void;
     }
-  | { kind: 'commit'; batch: CommitBatch; resolve: (r: CommitResult) => void; reject: (e: unknown) => void };
+  | { kind: 'commit'; batch: CommitBatch; resolve: (r: CommitResult) => void; reject: (e: unknown) => void }
+  | { kind: 'claim'; values: unknown[]; resolve: (r: Row[]) => void; reject: (e: unknown) => void };
 
 export interface GroupHost {
   /** A session on a pooled connection, released after `work` settles. */
@@ -51,6 +54,17 @@ export class GroupCommitter {
 
   commit(batch: CommitBatch): Promise<CommitResult> {
     return new Promise((resolve, reject) => this.#add({ kind: 'commit', batch, resolve, reject }));
+  }
+
+  /**
+   * A claim (the statement without concurrency limits, with these values). While transactions are
+   * in flight it joins the next one, and its leases commit with the other callers' writes; when
+   * none is, `alone` runs it at once in a transaction of its own (an idle worker's pickup does
+   * not wait for a group).
+   */
+  claim(values: unknown[], alone: () => Promise<Row[]>): Promise<Row[]> {
+    if (!this.#grouped || (this.#inFlight === 0 && this.#queue.length === 0)) return alone();
+    return new Promise((resolve, reject) => this.#add({ kind: 'claim', values, resolve, reject }));
   }
 
   #add(job: Job): void {
@@ -112,22 +126,32 @@ export class GroupCommitter {
   }
 
   /**
-   * Enqueues first (a commit in the same group may complete a parent they name), then commits.
-   * Each kind runs merged under one savepoint; if that fails, each caller's batch runs again
-   * under its own savepoint, so a bad batch fails its caller alone.
+   * Enqueues first (a commit in the same group may complete a parent they name), then commits,
+   * then claims (which may take the runs just enqueued). Each kind runs merged under one
+   * savepoint; if that fails, each caller's batch runs again under its own savepoint, so a bad
+   * batch fails its caller alone.
    */
   async #apply(session: Session, jobs: Job[]): Promise<Outcome[]> {
     const results: Outcome[] = new Array(jobs.length);
     const enqueues = jobs.flatMap((job, i) => (job.kind === 'enqueue' ? [{ i, batch: job.batch }] : []));
     const commits = jobs.flatMap((job, i) => (job.kind === 'commit' ? [{ i, batch: job.batch }] : []));
+    const claims = jobs.flatMap((job, i) => (job.kind === 'claim' ? [{ i, batch: job.values }] : []));
     const alone = jobs.length === 1;
     await isolate(session, alone, enqueues, (batches) => applyEnqueues(session, batches), results);
     await isolate(session, alone, commits, (batches) => applyCommits(session, batches), results);
+    await isolate(session, alone, claims, (batches) => claimEach(session, batches), results);
     return results;
   }
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Each worker's claim in turn (one worker's claim never takes what an earlier one took: SKIP LOCKED). */
+async function claimEach(session: Session, claims: unknown[][]): Promise<Row[][]> {
+  const results: Row[][] = [];
+  for (const values of claims) results.push(await session.run(session.sql.claim, values));
+  return results;
+}
 
 async function isolate<B>(
   session: Session,

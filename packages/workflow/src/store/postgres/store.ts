@@ -53,7 +53,7 @@ import {
   useDefaultParsers,
 } from './rows.ts';
 import { Session } from './session.ts';
-import { migrationStatements, type Statements, statements } from './sql.ts';
+import { INDEX_PLANS, migrationStatements, type Statements, statements } from './sql.ts';
 
 type PgModule = typeof import('pg');
 
@@ -107,7 +107,7 @@ export class PostgresStore implements WorkflowStore {
     this.#quotedChannel = quoteIdentifier(this.#channel);
     this.#claimLock = `bulwark:claim:${this.schema}`;
     this.#feedLock = `bulwark:feed:${this.schema}`;
-    this.#beginWrite = `BEGIN; SELECT pg_advisory_xact_lock_shared(hashtextextended(${literal(this.#feedLock)}, 0))`;
+    this.#beginWrite = `BEGIN; ${INDEX_PLANS}SELECT pg_advisory_xact_lock_shared(hashtextextended(${literal(this.#feedLock)}, 0))`;
     this.#pool = this.#options.pool;
     const max = this.#options.pool ? (this.#options.pool.options?.max ?? 10) : this.#options.max;
     this.#group = new GroupCommitter(
@@ -266,7 +266,7 @@ export class PostgresStore implements WorkflowStore {
       (perWorkflow !== undefined && Object.keys(perWorkflow).length > 0) || perKey !== undefined;
     let rows: Record<string, unknown>[];
     if (!limited) {
-      rows = await this.#query(this.#sql.claim, base);
+      rows = await this.#group.claim(base, () => this.#query(this.#sql.claim, base));
     } else {
       rows = await this.#withSession(async (session) => {
         try {
