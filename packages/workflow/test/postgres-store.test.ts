@@ -446,6 +446,13 @@ function suites(): void {
             insertSteps: [`'[{"ord":0,"run_id":"a","name":"s"}]'::jsonb`],
             releaseDependents: ["'{a}'::text[]", '1'],
             cancelDependents: ["'{a}'::text[]", "'{failed}'::text[]", '1'],
+            applyCommit: [
+              `'[{"ord":0,"run_id":"a","name":"s"}]'::jsonb`,
+              `'[{"id":"a","now":1}]'::jsonb`,
+              `'[{"ord":0,"run_id":"a","type":"t","progress":0,"at":1}]'::jsonb`,
+              "'{a}'::text[]",
+              '1',
+            ],
           } as const;
           /** The scans of runs, steps and run_deps in the generic plan that read a table, or a whole index, without a key. */
           const unkeyed = async (settings: string): Promise<string[]> => {

@@ -121,11 +121,24 @@ export async function applyCommits(
     }
   });
 
-  if (steps.length > 0) {
+  const updates = [...runs.values()].flatMap((r) => (r.update ? [r.update] : []));
+  const { completed, doomed } = ended(runs);
+  if (steps.length > 0 || updates.length > 0 || events.length > 0 || completed.ids.length > 0) {
+    // One round trip for the commit's steps, updates, events and released children.
+    const rows = await session.run(sql.applyCommit, [
+      steps.length > 0 ? JSON.stringify(steps) : null,
+      updates.length > 0 ? JSON.stringify(updates) : null,
+      events.length > 0 ? JSON.stringify(events) : null,
+      completed.ids,
+      completed.now,
+    ]);
     const recorded = new Set<string>();
-    for (const row of await session.run(sql.insertSteps, [JSON.stringify(steps)])) {
-      recorded.add(`${row.run_id as string}\u0000${row.name as string}`);
+    let released = false;
+    for (const row of rows) {
+      if (row.kind === 'step') recorded.add(`${row.id as string}\u0000${row.name as string}`);
+      else if (row.pending === 0) released = true;
     }
+    if (released) session.topics.add('runs');
     steps.forEach((step, i) => {
       const key = `${step.run_id as string}\u0000${step.name as string}`;
       // The first of two same-named steps in these batches is the one recorded.
@@ -136,10 +149,6 @@ export async function applyCommits(
       });
     });
   }
-
-  const updates = [...runs.values()].flatMap((r) => (r.update ? [r.update] : []));
-  if (updates.length > 0) await session.run(sql.updateRuns, [JSON.stringify(updates)]);
-  if (events.length > 0) await session.run(sql.insertEvents, [JSON.stringify(events)]);
   if (signals.length > 0) {
     await session.run(sql.consumeSignals, [
       signals.map((s) => s.runId),
@@ -147,9 +156,24 @@ export async function applyCommits(
       signals.map((s) => s.now),
     ]);
   }
-
-  await settleDependents(session, runs);
+  if (doomed.length > 0) await cancelDependents(session, doomed);
   return results;
+}
+
+type Ended = ReadonlyMap<string, { startStatus: RunStatus; status: RunStatus; finalAt?: number }>;
+
+/** The runs that became final here: completed (their children are released) or not (theirs are cancelled). */
+function ended(runs: Ended) {
+  const completed: { ids: string[]; now: number } = { ids: [], now: 0 };
+  const doomed: { id: string; status: string; now: number }[] = [];
+  for (const [id, r] of runs) {
+    if (FINAL.has(r.startStatus) || !FINAL.has(r.status) || r.finalAt === undefined) continue;
+    if (r.status === 'completed') {
+      completed.ids.push(id);
+      completed.now = Math.max(completed.now, r.finalAt);
+    } else doomed.push({ id, status: r.status, now: r.finalAt });
+  }
+  return { completed, doomed };
 }
 
 /** Later batches win field by field, as if each had been applied in turn. */
@@ -211,29 +235,24 @@ function merge(id: string, state: RunState, update: RunUpdate, now: number): voi
  * Runs that completed here release their dependents (those left with no pending parent are
  * claimable at once); runs that failed, were cancelled or compensated cancel theirs, transitively.
  */
-export async function settleDependents(
-  session: Session,
-  runs: ReadonlyMap<string, { startStatus: RunStatus; status: RunStatus; finalAt?: number }>,
-): Promise<void> {
-  const completed: { id: string; now: number }[] = [];
-  const doomed: { id: string; status: string; now: number }[] = [];
-  for (const [id, r] of runs) {
-    if (FINAL.has(r.startStatus) || !FINAL.has(r.status) || r.finalAt === undefined) continue;
-    if (r.status === 'completed') completed.push({ id, now: r.finalAt });
-    else doomed.push({ id, status: r.status, now: r.finalAt });
-  }
-  if (completed.length > 0) {
-    const now = Math.max(...completed.map((c) => c.now));
-    const released = await session.run(session.sql.releaseDependents, [completed.map((c) => c.id), now]);
+export async function settleDependents(session: Session, runs: Ended): Promise<void> {
+  const { completed, doomed } = ended(runs);
+  if (completed.ids.length > 0) {
+    const released = await session.run(session.sql.releaseDependents, [completed.ids, completed.now]);
     if (released.some((row) => row.pending_parents === 0)) session.topics.add('runs');
   }
-  if (doomed.length > 0) {
-    const now = Math.max(...doomed.map((c) => c.now));
-    const cancelled = await session.run(session.sql.cancelDependents, [
-      doomed.map((d) => d.id),
-      doomed.map((d) => d.status),
-      now,
-    ]);
-    for (const row of cancelled) session.topics.add(`run:${row.run_id as string}`);
-  }
+  if (doomed.length > 0) await cancelDependents(session, doomed);
+}
+
+async function cancelDependents(
+  session: Session,
+  doomed: readonly { id: string; status: string; now: number }[],
+): Promise<void> {
+  const now = Math.max(...doomed.map((c) => c.now));
+  const cancelled = await session.run(session.sql.cancelDependents, [
+    doomed.map((d) => d.id),
+    doomed.map((d) => d.status),
+    now,
+  ]);
+  for (const row of cancelled) session.topics.add(`run:${row.run_id as string}`);
 }

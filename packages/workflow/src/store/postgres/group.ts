@@ -110,15 +110,23 @@ export class GroupCommitter {
   }
 
   async #transact(session: Session, jobs: Job[]) {
+    // First all batches together, without savepoints (two round trips fewer): if one of several
+    // fails, the transaction is rolled back and run again with each batch under its own savepoint,
+    // so that a bad batch fails its caller alone. A lone batch needs no savepoint either way.
+    let savepoints = false;
     for (let attempt = 1; ; attempt++) {
       session.topics.clear();
       try {
         await session.raw(this.#host.begin);
-        const results = await this.#apply(session, jobs);
+        const results = await this.#apply(session, jobs, savepoints);
         await session.raw(`${session.notifications(this.#host.quotedChannel)}COMMIT`);
         return { results, topics: [...session.topics] };
       } catch (error) {
         await session.raw('ROLLBACK').catch(() => {});
+        if (!savepoints && jobs.length > 1 && !isRetryable(error)) {
+          savepoints = true;
+          continue;
+        }
         if (attempt >= MAX_TRIES || !isRetryable(error)) throw error;
         this.stats.retries++;
       }
@@ -127,19 +135,18 @@ export class GroupCommitter {
 
   /**
    * Enqueues first (a commit in the same group may complete a parent they name), then commits,
-   * then claims (which may take the runs just enqueued). Each kind runs merged under one
-   * savepoint; if that fails, each caller's batch runs again under its own savepoint, so a bad
-   * batch fails its caller alone.
+   * then claims (which may take the runs just enqueued): each kind merged into as few statements
+   * as it allows, or (`savepoints`) each caller's batch under a savepoint of its own.
    */
-  async #apply(session: Session, jobs: Job[]): Promise<Outcome[]> {
+  async #apply(session: Session, jobs: Job[], savepoints: boolean): Promise<Outcome[]> {
     const results: Outcome[] = new Array(jobs.length);
     const enqueues = jobs.flatMap((job, i) => (job.kind === 'enqueue' ? [{ i, batch: job.batch }] : []));
     const commits = jobs.flatMap((job, i) => (job.kind === 'commit' ? [{ i, batch: job.batch }] : []));
     const claims = jobs.flatMap((job, i) => (job.kind === 'claim' ? [{ i, batch: job.values }] : []));
-    const alone = jobs.length === 1;
-    await isolate(session, alone, enqueues, (batches) => applyEnqueues(session, batches), results);
-    await isolate(session, alone, commits, (batches) => applyCommits(session, batches), results);
-    await isolate(session, alone, claims, (batches) => claimEach(session, batches), results);
+    const apply = savepoints ? eachAlone : together;
+    await apply(session, enqueues, (batches) => applyEnqueues(session, batches), results);
+    await apply(session, commits, (batches) => applyCommits(session, batches), results);
+    await apply(session, claims, (batches) => claimEach(session, batches), results);
     return results;
   }
 }
@@ -153,34 +160,24 @@ async function claimEach(session: Session, claims: unknown[][]): Promise<Row[][]
   return results;
 }
 
-async function isolate<B>(
+type Apply<B> = (
   session: Session,
-  alone: boolean,
   items: { i: number; batch: B }[],
   apply: (batches: B[]) => Promise<unknown[]>,
   results: Outcome[],
-): Promise<void> {
+) => Promise<void>;
+
+/** All callers' batches of one kind at once; a failure fails the transaction. */
+const together: Apply<any> = async (_session, items, apply, results) => {
   if (items.length === 0) return;
-  // A lone batch needs no savepoint: its failure rolls back a transaction that is only its own.
-  if (alone) {
-    const [value] = await apply([items[0]!.batch]);
-    results[items[0]!.i] = { ok: true, value };
-    return;
-  }
-  const topics = new Set(session.topics);
-  try {
-    await session.raw('SAVEPOINT together');
-    const values = await apply(items.map((item) => item.batch));
-    await session.raw('RELEASE SAVEPOINT together');
-    items.forEach((item, k) => {
-      results[item.i] = { ok: true, value: values[k] };
-    });
-    return;
-  } catch (error) {
-    if (isRetryable(error)) throw error;
-    await session.raw('ROLLBACK TO SAVEPOINT together');
-    restore(session, topics);
-  }
+  const values = await apply(items.map((item) => item.batch));
+  items.forEach((item, k) => {
+    results[item.i] = { ok: true, value: values[k] };
+  });
+};
+
+/** Each caller's batch under its own savepoint: a failing one is rolled back and fails its caller alone. */
+const eachAlone: Apply<any> = async (session, items, apply, results) => {
   for (const item of items) {
     const before = new Set(session.topics);
     try {
@@ -195,7 +192,7 @@ async function isolate<B>(
       results[item.i] = { ok: false, error };
     }
   }
-}
+};
 
 /** A rolled-back batch owes no wake-ups. */
 function restore(session: Session, topics: Set<WakeTopic>): void {

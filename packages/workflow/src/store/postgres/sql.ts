@@ -80,6 +80,84 @@ function totalRuns(match: string): string {
  * Builds the statements for one schema. `schema` is the identifier already quoted; `tag` keeps
  * the prepared names of two stores on one pool (two schemas) apart.
  */
+// The parts of a commit, as statements of their own and merged into one (`applyCommit`); each
+// takes the SQL of its parameters.
+
+/** Steps (a jsonb array), numbered after each run's last one; a name already recorded is skipped. */
+const insertStepsSql = (steps: string) =>
+  `
+      INSERT INTO %s.steps (run_id, name, seq, status, output, error, attempts, started_at, finished_at)
+      SELECT
+        n.run_id, n.name,
+        coalesce((SELECT max(seq) + 1 FROM %s.steps AS x WHERE x.run_id = n.run_id), 0)
+          + row_number() OVER (PARTITION BY n.run_id ORDER BY n.ord) - 1,
+        n.status, n.output::jsonb, n.error::jsonb, n.attempts, n.started_at, n.finished_at
+      FROM (
+        SELECT DISTINCT ON (run_id, name) *
+        FROM jsonb_to_recordset(${steps}::jsonb) AS n (
+          ord integer, run_id text, name text, status text, output text, error text,
+          attempts integer, started_at bigint, finished_at bigint)
+        ORDER BY run_id, name, ord
+      ) AS n
+      WHERE NOT EXISTS (SELECT 1 FROM %s.steps AS x WHERE x.run_id = n.run_id AND x.name = n.name)
+      ORDER BY n.ord
+      RETURNING run_id, name`;
+
+/** Merged run updates (a jsonb array), one row per run; a `set_*` flag tells "set to null" from "leave". */
+const updateRunsSql = (updates: string) =>
+  `
+      UPDATE %s.runs AS r SET
+        status           = coalesce(u.status, r.status),
+        output           = CASE WHEN u.set_output THEN u.output::jsonb ELSE r.output END,
+        error            = CASE WHEN u.set_error THEN u.error::jsonb ELSE r.error END,
+        degraded         = coalesce(u.degraded, r.degraded),
+        progress         = coalesce(u.progress, r.progress),
+        -- A signal that came while the worker was deciding to wait makes the wait end at once.
+        available_at     = CASE
+          WHEN u.set_waiting_for AND u.waiting_for IS NOT NULL AND EXISTS (
+            SELECT 1 FROM %s.signals s
+            WHERE s.run_id = r.id AND s.name = u.waiting_for AND s.consumed_at IS NULL)
+          THEN u.now
+          ELSE coalesce(u.available_at, r.available_at) END,
+        waiting_for      = CASE WHEN u.set_waiting_for THEN u.waiting_for ELSE r.waiting_for END,
+        parked_on        = CASE WHEN u.set_parked_on THEN u.parked_on ELSE r.parked_on END,
+        lease_owner      = CASE WHEN u.release_lease THEN NULL ELSE r.lease_owner END,
+        lease_expires_at = CASE WHEN u.release_lease THEN NULL ELSE r.lease_expires_at END,
+        finished_at      = CASE WHEN u.finished THEN u.now ELSE r.finished_at END,
+        updated_at       = u.now
+      FROM jsonb_to_recordset(${updates}::jsonb) AS u (
+        id text, now bigint, status text, set_output boolean, output text, set_error boolean,
+        error text, degraded boolean, progress double precision, available_at bigint,
+        set_waiting_for boolean, waiting_for text, set_parked_on boolean, parked_on text,
+        release_lease boolean, finished boolean)
+      WHERE r.id = u.id`;
+
+/** Timeline events (a jsonb array), numbered in the order given. */
+const insertEventsSql = (events: string) =>
+  `
+      INSERT INTO %s.events (run_id, type, step, data, progress, at)
+      SELECT e.run_id, e.type, e.step, e.data::jsonb, e.progress, e.at
+      FROM jsonb_to_recordset(${events}::jsonb) AS e (
+        ord integer, run_id text, type text, step text, data text, progress double precision, at bigint)
+      ORDER BY e.ord`;
+
+/** Children of the completed `parents` (text[]) wait for one parent fewer; at 0 they are claimable from `now`. */
+const releaseDependentsSql = (parents: string, now: string) =>
+  `
+      UPDATE %s.runs AS c SET
+        pending_parents = c.pending_parents - d.n,
+        available_at = CASE WHEN c.pending_parents = d.n THEN ${now} ELSE c.available_at END,
+        updated_at = ${now}
+      FROM (
+        SELECT child_id, count(*) AS n FROM %s.run_deps
+        WHERE parent_id = ANY (${parents}::text[]) GROUP BY child_id
+      ) AS d
+      WHERE c.id = d.child_id AND c.status = 'queued' AND c.pending_parents > 0
+        -- The children's ids up front: runs is read by its key, never scanned, whatever the
+        -- planner thinks of the table's size.
+        AND c.id = ANY (ARRAY(SELECT child_id FROM %s.run_deps WHERE parent_id = ANY (${parents}::text[])))
+      RETURNING c.id, c.pending_parents`;
+
 export function statements(schema: string, tag: string) {
   const s = schema;
   const make = (name: string, text: string): Statement => ({
@@ -301,68 +379,13 @@ export function statements(schema: string, tag: string) {
      * is skipped and reported by its absence from RETURNING; the runs are locked, so nobody else
      * numbers steps of the same run meanwhile.
      */
-    insertSteps: make(
-      'insert_steps',
-      `
-      INSERT INTO %s.steps (run_id, name, seq, status, output, error, attempts, started_at, finished_at)
-      SELECT
-        n.run_id, n.name,
-        coalesce((SELECT max(seq) + 1 FROM %s.steps AS x WHERE x.run_id = n.run_id), 0)
-          + row_number() OVER (PARTITION BY n.run_id ORDER BY n.ord) - 1,
-        n.status, n.output::jsonb, n.error::jsonb, n.attempts, n.started_at, n.finished_at
-      FROM (
-        SELECT DISTINCT ON (run_id, name) *
-        FROM jsonb_to_recordset($1::jsonb) AS n (
-          ord integer, run_id text, name text, status text, output text, error text,
-          attempts integer, started_at bigint, finished_at bigint)
-        ORDER BY run_id, name, ord
-      ) AS n
-      WHERE NOT EXISTS (SELECT 1 FROM %s.steps AS x WHERE x.run_id = n.run_id AND x.name = n.name)
-      ORDER BY n.ord
-      RETURNING run_id, name`,
-    ),
+    insertSteps: make('insert_steps', insertStepsSql('$1')),
 
     /** One row per run with the merged update; a `set_*` flag tells "set to null" from "leave". */
-    updateRuns: make(
-      'update_runs',
-      `
-      UPDATE %s.runs AS r SET
-        status           = coalesce(u.status, r.status),
-        output           = CASE WHEN u.set_output THEN u.output::jsonb ELSE r.output END,
-        error            = CASE WHEN u.set_error THEN u.error::jsonb ELSE r.error END,
-        degraded         = coalesce(u.degraded, r.degraded),
-        progress         = coalesce(u.progress, r.progress),
-        -- A signal that came while the worker was deciding to wait makes the wait end at once.
-        available_at     = CASE
-          WHEN u.set_waiting_for AND u.waiting_for IS NOT NULL AND EXISTS (
-            SELECT 1 FROM %s.signals s
-            WHERE s.run_id = r.id AND s.name = u.waiting_for AND s.consumed_at IS NULL)
-          THEN u.now
-          ELSE coalesce(u.available_at, r.available_at) END,
-        waiting_for      = CASE WHEN u.set_waiting_for THEN u.waiting_for ELSE r.waiting_for END,
-        parked_on        = CASE WHEN u.set_parked_on THEN u.parked_on ELSE r.parked_on END,
-        lease_owner      = CASE WHEN u.release_lease THEN NULL ELSE r.lease_owner END,
-        lease_expires_at = CASE WHEN u.release_lease THEN NULL ELSE r.lease_expires_at END,
-        finished_at      = CASE WHEN u.finished THEN u.now ELSE r.finished_at END,
-        updated_at       = u.now
-      FROM jsonb_to_recordset($1::jsonb) AS u (
-        id text, now bigint, status text, set_output boolean, output text, set_error boolean,
-        error text, degraded boolean, progress double precision, available_at bigint,
-        set_waiting_for boolean, waiting_for text, set_parked_on boolean, parked_on text,
-        release_lease boolean, finished boolean)
-      WHERE r.id = u.id`,
-    ),
+    updateRuns: make('update_runs', updateRunsSql('$1')),
 
     /** Timeline events, numbered in the order given. */
-    insertEvents: make(
-      'insert_events',
-      `
-      INSERT INTO %s.events (run_id, type, step, data, progress, at)
-      SELECT e.run_id, e.type, e.step, e.data::jsonb, e.progress, e.at
-      FROM jsonb_to_recordset($1::jsonb) AS e (
-        ord integer, run_id text, type text, step text, data text, progress double precision, at bigint)
-      ORDER BY e.ord`,
-    ),
+    insertEvents: make('insert_events', insertEventsSql('$1')),
 
     consumeSignals: make(
       'consume_signals',
@@ -373,22 +396,24 @@ export function statements(schema: string, tag: string) {
     ),
 
     /** Parents that completed: their children wait for one parent fewer, and are claimable now at 0. */
-    releaseDependents: make(
-      'release_dependents',
+    releaseDependents: make('release_dependents', releaseDependentsSql('$1', '$2')),
+
+    /**
+     * A commit's writes in one round trip: steps ($1), run updates ($2), events ($3), and the
+     * children of the runs that completed ($4 ids, at $5). Rows: each step recorded
+     * (`kind` 'step', `id` its run, `name`), each child released (`kind` 'released', `pending`).
+     * The children are queued runs waiting for a parent, never among the runs updated.
+     */
+    applyCommit: make(
+      'apply_commit',
       `
-      UPDATE %s.runs AS c SET
-        pending_parents = c.pending_parents - d.n,
-        available_at = CASE WHEN c.pending_parents = d.n THEN $2 ELSE c.available_at END,
-        updated_at = $2
-      FROM (
-        SELECT child_id, count(*) AS n FROM %s.run_deps
-        WHERE parent_id = ANY ($1::text[]) GROUP BY child_id
-      ) AS d
-      WHERE c.id = d.child_id AND c.status = 'queued' AND c.pending_parents > 0
-        -- The children's ids up front: runs is read by its key, never scanned, whatever the
-        -- planner thinks of the table's size.
-        AND c.id = ANY (ARRAY(SELECT child_id FROM %s.run_deps WHERE parent_id = ANY ($1::text[])))
-      RETURNING c.id, c.pending_parents`,
+      WITH recorded AS (${insertStepsSql('$1')}),
+      updated AS (${updateRunsSql('$2')} RETURNING r.id),
+      appended AS (${insertEventsSql('$3')} RETURNING seq),
+      released AS (${releaseDependentsSql('$4', '$5')})
+      SELECT 'step' AS kind, run_id AS id, name, NULL::integer AS pending FROM recorded
+      UNION ALL
+      SELECT 'released', id, NULL, pending_parents FROM released`,
     ),
 
     /**
@@ -407,6 +432,8 @@ export function statements(schema: string, tag: string) {
         SELECT d.child_id, d.parent_id, 'cancelled'
         FROM doomed JOIN %s.run_deps AS d ON d.parent_id = doomed.id
       ),
+
+
       victims AS (
         SELECT DISTINCT ON (id) id, parent, parent_status,
           'parent ' || parent || ' ' || parent_status AS reason
