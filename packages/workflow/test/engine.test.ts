@@ -134,6 +134,32 @@ describe('workflow engine', () => {
     assert.equal(events.at(-1), 'run:failed');
   });
 
+  test('parallel steps with the same retry settings retry on their own, each retry told as its own step’s', async (t) => {
+    const { engine, store } = await setup(t);
+    const retry = { maxAttempts: 4, baseMs: 1, maxMs: 2 };
+    const failures: Record<string, number> = { a: 1, b: 3, c: 0 };
+    const calls: Record<string, number> = { a: 0, b: 0, c: 0 };
+    const parallel = defineWorkflow({ name: 'parallel-retries' }, async (ctx) =>
+      Promise.all(
+        ['a', 'b', 'c'].map((name) =>
+          ctx.step(name, { retry }, () => {
+            if (++calls[name]! <= failures[name]!) throw transient();
+            return name;
+          }),
+        ),
+      ),
+    );
+    engine.register(parallel).startWorker();
+    const run = await engine.start(parallel, null);
+    assert.deepEqual(await engine.result(run.id), ['a', 'b', 'c']);
+    assert.deepEqual(calls, { a: 2, b: 4, c: 1 });
+    const attempts = Object.fromEntries((await store.steps(run.id)).map((s) => [s.name, s.attempts]));
+    assert.deepEqual(attempts, { a: 2, b: 4, c: 1 });
+    const events = types(await collect(engine, run.id));
+    for (const [name, n] of Object.entries(failures))
+      assert.equal(events.filter((e) => e === `step:retry-scheduled ${name}`).length, n, name);
+  });
+
   test('a step’s retry settings are the registry’s: every field counts, and a bad one is named', async (t) => {
     const { engine } = await setup(t);
     let calls = 0;

@@ -8,6 +8,7 @@ import {
   type DependencyRegistry,
   IsolatedCircuitError,
   isTransient,
+  type Pipeline,
   type Policy,
   pipeline,
   RetriesExhaustedError,
@@ -125,6 +126,11 @@ export class RunExecution {
   #lost = false;
   /** Orders the compensations of steps completed in this execution after the recorded ones. */
   #nextSeq: number;
+  /**
+   * The steps' pipelines, by their `retry` settings (the object given, or undefined for the
+   * default) and `timeoutMs`: built once per run for all the steps that share them, not per step.
+   */
+  readonly #pipelines = new Map<StepOptions<unknown>['retry'], Map<number | undefined, Pipeline<never>>>();
 
   constructor(
     host: ExecutionHost,
@@ -387,21 +393,7 @@ export class RunExecution {
     const flushStart = host.clock.setTimeout(() => {
       if (this.#deferred.length > 0) this.#commit([]).catch(() => {});
     }, START_FLUSH_MS);
-    // A refusal by the circuit is never retried here: it parks the step, or (`whenCircuitOpen:
-    // 'fail'`) fails it at once, since the circuit stays shut far longer than a retry's backoff.
-    const layers = this.#policies(options, (error) => isTransient(error) && refusal(error) === undefined);
-    layers[0]?.events.on('retry:scheduled', (e) => {
-      void this.#commit(
-        this.#events([
-          this.#event('step:retry-scheduled', name, {
-            attempt: e.attempt,
-            delayMs: e.delayMs,
-            error: toStoredError(e.error) as unknown as Json,
-          }),
-        ]),
-      );
-    });
-    const protectedCall = pipeline(...layers);
+    const protectedCall = this.#stepPipeline(options as StepOptions<unknown>);
     try {
       const running = protectedCall.execute(
         async (ctx) => {
@@ -784,6 +776,37 @@ export class RunExecution {
       this.#stepChange(name, { output: null }, attempts, startedAt),
       ...this.#events([this.#event('compensation:completed', c.name)]),
     ]);
+  }
+
+  /**
+   * The pipeline of a step with these options, shared by the run's steps with the same `retry`
+   * and `timeoutMs`. Its retries are told as `step:retry-scheduled` events of the step that the
+   * retry's `operation` names (step names are unique within a run). A refusal by the circuit is
+   * never retried here: it parks the step, or (`whenCircuitOpen: 'fail'`) fails it at once,
+   * since the circuit stays shut far longer than a retry's backoff.
+   */
+  #stepPipeline(options: Pick<StepOptions<unknown>, 'retry' | 'timeoutMs'>): Pipeline<never> {
+    let byTimeout = this.#pipelines.get(options.retry);
+    if (byTimeout === undefined) this.#pipelines.set(options.retry, (byTimeout = new Map()));
+    let built = byTimeout.get(options.timeoutMs);
+    if (built !== undefined) return built;
+    const layers = this.#policies(options, (error) => isTransient(error) && refusal(error) === undefined);
+    if (options.retry !== false) {
+      layers[0]!.events.on('retry:scheduled', (e) => {
+        void this.#commit(
+          this.#events([
+            this.#event('step:retry-scheduled', e.operation, {
+              attempt: e.attempt,
+              delayMs: e.delayMs,
+              error: toStoredError(e.error) as unknown as Json,
+            }),
+          ]),
+        );
+      });
+    }
+    built = pipeline(...layers);
+    byTimeout.set(options.timeoutMs, built);
+    return built;
   }
 
   /**
