@@ -127,6 +127,8 @@ interface Executing {
   readonly workflow: string;
   execution: RunExecution | undefined;
   done: Promise<void>;
+  /** Committing its end: its slot is free for the next claim. */
+  finishing: boolean;
 }
 
 export class WorkflowEngine {
@@ -143,6 +145,8 @@ export class WorkflowEngine {
   /** name → version → definition. */
   readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
   readonly #executing = new Map<string, Executing>();
+  /** Runs of #executing committing their end: they no longer take a slot. */
+  #finishing = 0;
   readonly #events = new EngineEvents();
   /** Operators' isolations with an end, by dependency (epoch ms): isolated steps park until then. */
   readonly #isolations = new Map<string, number>();
@@ -544,7 +548,7 @@ export class WorkflowEngine {
   }
 
   async #claim(): Promise<void> {
-    const room = this.#concurrency - this.#executing.size;
+    const room = this.#concurrency - (this.#executing.size - this.#finishing);
     if (room <= 0 || this.#workflows.size === 0) return;
     let runs: ClaimedRun[];
     try {
@@ -565,11 +569,20 @@ export class WorkflowEngine {
       return;
     }
     for (const run of runs) {
-      // Our own lease ran out (a slow heartbeat) and we claimed the run again: the execution in
-      // progress keeps it, with the lease the claim renewed. Two executions must never write.
-      if (this.#executing.has(run.id)) continue;
-      this.#launch(run);
-      this.#emitStatus(run.id, run.workflow, run.status);
+      const current = this.#executing.get(run.id);
+      if (current === undefined) {
+        this.#launch(run);
+        this.#emitStatus(run.id, run.workflow, run.status);
+      } else if (current.finishing) {
+        // Given back (suspended, due at once) by the commit this claim shared: it runs again once
+        // that execution has ended here. Two executions must never write.
+        void current.done.then(() => {
+          this.#launch(run);
+          this.#emitStatus(run.id, run.workflow, run.status);
+        });
+      }
+      // Otherwise our own lease ran out (a slow heartbeat) and we claimed the run again: the
+      // execution in progress keeps it, with the lease the claim renewed.
     }
     if (runs.length === room) this.#claimAgain = true;
   }
@@ -584,7 +597,12 @@ export class WorkflowEngine {
   }
 
   #launch(run: ClaimedRun): void {
-    const entry: Executing = { workflow: run.workflow, execution: undefined, done: Promise.resolve() };
+    const entry: Executing = {
+      workflow: run.workflow,
+      execution: undefined,
+      done: Promise.resolve(),
+      finishing: false,
+    };
     this.#executing.set(run.id, entry);
     entry.done = this.#execute(run, entry)
       .catch((error: unknown) => {
@@ -595,7 +613,8 @@ export class WorkflowEngine {
       })
       .finally(() => {
         this.#executing.delete(run.id);
-        this.#poke();
+        if (entry.finishing) this.#finishing--;
+        else this.#poke();
       });
   }
 
@@ -609,6 +628,14 @@ export class WorkflowEngine {
       random: this.#random,
       events: this.#events,
       isolationEnd: (dependency) => this.#isolations.get(dependency),
+      // The claim for the freed slot goes out now, beside the run's last commit: one group
+      // transaction carries both, instead of the claim waiting for the next.
+      finishing: () => {
+        if (entry.finishing) return;
+        entry.finishing = true;
+        this.#finishing++;
+        this.#poke();
+      },
       startChild: (workflow, input, options) => this.#enqueue(workflow, input, options, options.parentRunId),
     };
     if (definition === undefined) {

@@ -68,6 +68,11 @@ export interface ExecutionHost {
    * told (`WorkflowEngine.isolated`); undefined when unknown or until reset.
    */
   isolationEnd(dependency: string): number | undefined;
+  /**
+   * The run is committing its end (final, or suspended): its slot may go to another run now, so
+   * that the claim for it shares the transaction of this last commit.
+   */
+  finishing(): void;
   /** Enqueues a child run (idempotent by its key). */
   startChild(
     workflow: WorkflowDefinition<unknown, unknown> | string,
@@ -647,6 +652,7 @@ export class RunExecution {
 
   async #suspendRun(): Promise<ExecutionEnd> {
     const s = this.#suspend!;
+    this.#host.finishing();
     if (s.shutdown) {
       // Queued and available now, lease released: another worker (or the next start) takes it
       // at once instead of waiting for the lease to expire.
@@ -681,6 +687,7 @@ export class RunExecution {
 
   async #complete(output: unknown): Promise<ExecutionEnd> {
     const stored = toJson(output, `the output of run ${this.run.id}`);
+    this.#host.finishing();
     await this.#commit([
       this.#runChange({
         status: 'completed',
@@ -732,6 +739,7 @@ export class RunExecution {
       }
       if (!cancelled) finalStatus = allCompensated ? 'compensated' : 'failed';
     }
+    this.#host.finishing();
     await this.#commit([
       this.#runChange({ status: finalStatus, error: stored, releaseLease: true, progress: this.#progress }),
       ...this.#events([this.#event(`run:${finalStatus}`, undefined, { error: stored as unknown as Json })]),

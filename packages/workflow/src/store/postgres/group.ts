@@ -15,7 +15,14 @@ type Job =
       reject: (e: unknown) => void;
     }
   | { kind: 'commit'; batch: CommitBatch; resolve: (r: CommitResult) => void; reject: (e: unknown) => void }
-  | { kind: 'claim'; values: unknown[]; resolve: (r: Row[]) => void; reject: (e: unknown) => void };
+  | {
+      kind: 'claim';
+      values: unknown[];
+      /** The claim as a statement of its own, outside any transaction. */
+      alone: () => Promise<Row[]>;
+      resolve: (r: Row[]) => void;
+      reject: (e: unknown) => void;
+    };
 
 export interface GroupHost {
   /** A session on a pooled connection, released after `work` settles. */
@@ -57,14 +64,14 @@ export class GroupCommitter {
   }
 
   /**
-   * A claim (the statement without concurrency limits, with these values). While transactions are
-   * in flight it joins the next one, and its leases commit with the other callers' writes; when
-   * none is, `alone` runs it at once in a transaction of its own (an idle worker's pickup does
-   * not wait for a group).
+   * A claim (the statement without concurrency limits, with these values). It joins the group
+   * transaction of other callers' writes, and its leases commit with them; a group of claims
+   * alone runs each as a statement of its own (`alone`), without BEGIN and COMMIT, so an idle
+   * worker's pickup costs one round trip.
    */
   claim(values: unknown[], alone: () => Promise<Row[]>): Promise<Row[]> {
-    if (!this.#grouped || (this.#inFlight === 0 && this.#queue.length === 0)) return alone();
-    return new Promise((resolve, reject) => this.#add({ kind: 'claim', values, resolve, reject }));
+    if (!this.#grouped) return alone();
+    return new Promise((resolve, reject) => this.#add({ kind: 'claim', values, alone, resolve, reject }));
   }
 
   #add(job: Job): void {
@@ -93,6 +100,10 @@ export class GroupCommitter {
   async #flush(jobs: Job[]): Promise<void> {
     this.#inFlight++;
     try {
+      if (jobs.every((job) => job.kind === 'claim')) {
+        await Promise.all(jobs.map((job) => job.alone().then(job.resolve, job.reject)));
+        return;
+      }
       const outcomes = await this.#host.withSession((session) => this.#transact(session, jobs));
       this.stats.transactions++;
       this.stats.batches += jobs.length;
