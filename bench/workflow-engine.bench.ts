@@ -38,7 +38,8 @@ export const quantile = (sorted: number[], q: number) =>
 
 /**
  * N runs enqueued at once, executed `CONCURRENCY` at a time. Latency is from the durable start
- * to the last step; throughput counts until every run is final (checked, not timed, at the end).
+ * to the last step; throughput counts until the engine has said every run is final (it says so
+ * once the store made the final status durable), checked in the store at the end.
  */
 export async function measure(store: WorkflowStore, workflow: typeof oneStep, steps: number, runs = RUNS) {
   const engine = new WorkflowEngine({ store, concurrency: CONCURRENCY, pollMs: 50 });
@@ -50,6 +51,14 @@ export async function measure(store: WorkflowStore, workflow: typeof oneStep, st
   finished = (id) => {
     ends.set(id, performance.now());
   };
+  let final = 0;
+  let allFinal: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    allFinal = resolve;
+  });
+  const stopListening = engine.on((event) => {
+    if (event.type === 'run:status' && event.status === 'completed' && ++final === runs) allFinal();
+  });
   const t0 = performance.now();
   const handles = await Promise.all(
     Array.from({ length: runs }, async () => {
@@ -58,10 +67,14 @@ export async function measure(store: WorkflowStore, workflow: typeof oneStep, st
       return h;
     }),
   );
-  // The last step's outcome and the completion are committed after it ran: wait for them.
-  for (const h of handles) await engine.result(h.id);
+  await done;
   const seconds = (performance.now() - t0) / 1000;
+  stopListening();
   await engine.stop();
+  const completed = (await store.countRuns())
+    .filter((c) => c.workflow === workflow.name && c.status === 'completed')
+    .reduce((n, c) => n + c.count, 0);
+  if (completed < runs) throw new Error(`${completed} of ${runs} runs completed`);
   const latencies = handles.map((h) => Math.max(0, (ends.get(h.id) ?? Number.NaN) - started.get(h.id)!));
   latencies.sort((a, b) => a - b);
   return {
