@@ -491,6 +491,43 @@ function suites(): void {
         });
       });
 
+      test('a claim reads waiting runs and expired leases only as far as those due, through their indexes', async () => {
+        await withSchema(async (store, schema) => {
+          await store.enqueue([newRun()], T0);
+          const sql = statements(`"${schema}"`, 'x');
+          const client = await admin.connect();
+          try {
+            for (const [statement, args] of [
+              [sql.claim, "'w', '{pg}'::text[], 1, 10, 1000"],
+              [sql.claimWithinLimits, "'w', '{pg}'::text[], 1, 10, 1000, '{}'::jsonb, NULL, 40"],
+            ] as const) {
+              // As a group transaction plans it (a claim alone is planned afresh each time).
+              await client.query(`BEGIN; ${INDEX_PLANS}SET LOCAL plan_cache_mode = force_generic_plan`);
+              await client.query(`PREPARE p AS ${statement.text}`);
+              const { rows } = await client.query(`EXPLAIN (COSTS OFF) EXECUTE p(${args})`);
+              await client.query('ROLLBACK; DEALLOCATE p');
+              const plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+              assert.match(plan, /Index Scan using runs_ready on runs/, statement.name);
+              assert.doesNotMatch(plan, /Seq Scan on runs/, plan);
+              // Bitmap or plain, each index below is read by its key: only the runs due, only the leases expired.
+              assert.match(
+                plan,
+                /Index Scan (using|on) runs_due( on runs r_\d+)?\s+Index Cond: \(available_at <= \$3\)/,
+                plan,
+              );
+              assert.match(
+                plan,
+                /Index Scan (using|on) runs_leased( on runs r_\d+)?\s+Index Cond: \(lease_expires_at <= \$3\)/,
+                plan,
+              );
+            }
+          } finally {
+            await client.query('ROLLBACK').catch(() => {});
+            client.release();
+          }
+        });
+      });
+
       test('a claim joins the group transaction in flight, and an idle one runs at once on its own', async () => {
         await withSchema(async (store) => {
           const [a, b] = [newRun(), newRun()];

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { WorkflowErrorCodes } from '../src/errors.ts';
 import { GroupCommit } from '../src/store/sqlite/group-commit.ts';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite/index.ts';
+import { sqliteSql } from '../src/store/sqlite/sql.ts';
 import type { NewRun } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
 
@@ -436,6 +437,33 @@ describe('sqlite store: enqueue', () => {
       assert.equal((await store.getRun(runs[4]!.id))?.status, 'cancelled');
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('sqlite store: claims', () => {
+  test('a claim reads queued runs in claim order, and only the waiting runs now due, through their indexes', async () => {
+    const path = freshPath();
+    const store = await openSqliteStore({ path });
+    await store.close();
+    const db = new Database(path);
+    try {
+      const texts = sqliteSql('bulwark_');
+      const plan = (text: string) =>
+        (
+          db.prepare(`EXPLAIN QUERY PLAN ${text}`).all({ now: 1, workflows: '[]', limit: 1 }) as {
+            detail: string;
+          }[]
+        )
+          .map((row) => row.detail)
+          .join('\n');
+      assert.match(plan(texts.claimCandidates), /SCAN bulwark_runs USING INDEX bulwark_runs_ready/);
+      assert.match(
+        plan(texts.dueCandidates),
+        /SEARCH bulwark_runs USING INDEX bulwark_runs_due \(available_at<\?\)/,
+      );
+    } finally {
+      db.close();
     }
   });
 });

@@ -442,6 +442,47 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(woke?.status, 'running');
       });
 
+      it('queued runs, waiting runs now due and runs whose lease expired are claimed together in priority order; runs waiting for later are not', async (store) => {
+        // Waiting for later, created first: a claim must not take them (nor step over them slowly).
+        const later = Array.from({ length: 20 }, () => newRun({ priority: 4 }));
+        await store.enqueue(later, T0);
+        await store.claim(claimRequest({ limit: 20, leaseMs: 60_000 }));
+        await store.commit(
+          later.map((r) =>
+            update(r.id, 'w1', {
+              status: 'waiting',
+              availableAt: T0 + 1_000_000,
+              waitingFor: 'x',
+              releaseLease: true,
+            }),
+          ),
+          T0,
+        );
+        // Due: a waiting run at priority 3, a run whose worker died at priority 2; queued at 1 and 4.
+        const due = newRun({ priority: 3 });
+        const dead = newRun({ priority: 2 });
+        await store.enqueue([due, dead], T0);
+        await store.claim(claimRequest({ limit: 2, leaseMs: 100 }));
+        await store.commit(
+          [update(due.id, 'w1', { status: 'waiting', availableAt: T0 + 50, releaseLease: true })],
+          T0,
+        );
+        const [low, high] = [newRun({ priority: 1 }), newRun({ priority: 4 })];
+        await store.enqueue([low, high], T0 + 10);
+        const claimed = await store.claim(claimRequest({ workerId: 'w2', limit: 3, now: T0 + 200 }));
+        assert.deepEqual(
+          claimed.map((r) => [r.id, r.takenOver]),
+          [
+            [high.id, false],
+            [due.id, false],
+            [dead.id, true],
+          ],
+        );
+        const [last] = await store.claim(claimRequest({ workerId: 'w2', limit: 5, now: T0 + 200 }));
+        assert.equal(last?.id, low.id);
+        assert.deepEqual(await store.claim(claimRequest({ workerId: 'w2', limit: 5, now: T0 + 200 })), []);
+      });
+
       it('hasSteps says whether a claimed run has recorded steps to replay, with or without limits', async (store) => {
         const [a, b] = [newRun(), newRun()];
         await store.enqueue([a, b], T0);

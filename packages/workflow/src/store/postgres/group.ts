@@ -70,7 +70,8 @@ export class GroupCommitter {
    * worker's pickup costs one round trip.
    */
   claim(values: unknown[], alone: () => Promise<Row[]>): Promise<Row[]> {
-    if (!this.#grouped) return alone();
+    // Nothing in flight or queued: at once, without waiting for the turn's end.
+    if (!this.#grouped || (this.#inFlight === 0 && this.#queue.length === 0)) return alone();
     return new Promise((resolve, reject) => this.#add({ kind: 'claim', values, alone, resolve, reject }));
   }
 

@@ -19,13 +19,40 @@ const FINAL = `('completed', 'failed', 'cancelled', 'compensated')`;
 export const INDEX_PLANS =
   'SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ';
 
-/** A run whose parents are done, whose time has come and whose lease (if any) ran out. */
-const CLAIMABLE = `
-    r.status IN ${UNFINISHED}
-    AND r.pending_parents = 0
-    AND r.workflow = ANY ($2::text[])
-    AND r.available_at <= $3
-    AND (r.lease_owner IS NULL OR r.lease_expires_at <= $3)`;
+/**
+ * The runs a claim may take ($2 workflows, at $3), from three indexes, each read only as far as
+ * `limit` (SQL) and `extra` (more conditions) need: queued runs in claim order (runs_ready);
+ * waiting runs now due, soonest first (runs_due), never those waiting for later; and runs whose
+ * worker let the lease expire (runs_leased). `lock` locks what is read, skipping what another
+ * claim holds. The caller orders the union by priority, then age, then id.
+ */
+function claimSources(limit: string, extra: string, lock: string): string {
+  const columns = 'r.id, r.workflow, r.concurrency_key, r.priority, r.created_at, r.lease_owner';
+  const common = `r.pending_parents = 0 AND r.workflow = ANY ($2::text[]) AND r.available_at <= $3 ${extra}`;
+  return `
+      ready AS (
+        SELECT ${columns} FROM %s.runs AS r
+        WHERE r.status = 'queued' AND ${common}
+          AND (r.lease_owner IS NULL OR r.lease_expires_at <= $3)
+        ORDER BY r.priority DESC, r.created_at, r.id
+        LIMIT ${limit} ${lock}
+      ),
+      due AS (
+        SELECT ${columns} FROM %s.runs AS r
+        WHERE r.status = 'waiting' AND ${common}
+          AND (r.lease_owner IS NULL OR r.lease_expires_at <= $3)
+        ORDER BY r.available_at
+        LIMIT ${limit} ${lock}
+      ),
+      expired AS (
+        SELECT ${columns} FROM %s.runs AS r
+        WHERE r.lease_owner IS NOT NULL AND r.lease_expires_at <= $3
+          AND r.status IN ('running', 'compensating') AND ${common}
+        ORDER BY r.lease_expires_at
+        LIMIT ${limit} ${lock}
+      ),
+      claimable AS (SELECT * FROM ready UNION ALL SELECT * FROM due UNION ALL SELECT * FROM expired)`;
+}
 
 /** The claimed rows get the lease; a queued or waiting run is running from now on. */
 const TAKE_LEASE = `
@@ -285,13 +312,11 @@ export function statements(schema: string, tag: string) {
     claim: make(
       'claim',
       `
-      WITH chosen AS (
-        SELECT r.id, r.lease_owner IS NOT NULL AS taken_over
-        FROM %s.runs AS r
-        WHERE ${CLAIMABLE}
-        ORDER BY r.priority DESC, r.created_at, r.id
+      WITH ${claimSources('$4', '', 'FOR NO KEY UPDATE SKIP LOCKED')},
+      chosen AS (
+        SELECT c.id, c.lease_owner IS NOT NULL AS taken_over FROM claimable AS c
+        ORDER BY c.priority DESC, c.created_at, c.id
         LIMIT $4
-        FOR NO KEY UPDATE SKIP LOCKED
       )
       ${TAKE_LEASE}`,
     ),
@@ -315,19 +340,17 @@ export function statements(schema: string, tag: string) {
         SELECT concurrency_key, count(*) AS n FROM leased
         WHERE concurrency_key IS NOT NULL GROUP BY concurrency_key
       ),
-      workflow_limit AS (SELECT key AS workflow, value::integer AS max FROM jsonb_each_text($6::jsonb)),
-      candidates AS (
-        SELECT r.id, r.workflow, r.concurrency_key, r.priority, r.created_at, r.lease_owner
-        FROM %s.runs AS r
-        WHERE ${CLAIMABLE}
-          AND NOT EXISTS (
+      workflow_limit AS (SELECT key AS workflow, value::integer AS max FROM jsonb_each_text($6::jsonb)),${claimSources(
+        '$8',
+        `AND NOT EXISTS (
             SELECT 1 FROM workflow_limit AS l LEFT JOIN workflow_load AS w USING (workflow)
             WHERE l.workflow = r.workflow AND coalesce(w.n, 0) >= l.max)
           AND (r.concurrency_key IS NULL OR $7::integer IS NULL
-            OR coalesce((SELECT n FROM key_load AS k WHERE k.concurrency_key = r.concurrency_key), 0) < $7)
-        ORDER BY r.priority DESC, r.created_at, r.id
-        LIMIT $8
-        FOR NO KEY UPDATE OF r SKIP LOCKED
+            OR coalesce((SELECT n FROM key_load AS k WHERE k.concurrency_key = r.concurrency_key), 0) < $7)`,
+        'FOR NO KEY UPDATE OF r SKIP LOCKED',
+      )},
+      candidates AS (
+        SELECT * FROM claimable ORDER BY priority DESC, created_at, id LIMIT $8
       ),
       ranked_in_key AS (
         SELECT c.*, coalesce(k.n, 0) + row_number() OVER (

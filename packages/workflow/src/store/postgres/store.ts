@@ -271,7 +271,7 @@ export class PostgresStore implements WorkflowStore {
       rows = await this.#withSession(async (session) => {
         try {
           await session.raw(
-            `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
+            `BEGIN; ${INDEX_PLANS}SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
           );
           const claimed = await session.run(this.#sql.claimWithinLimits, [
             ...base,

@@ -29,7 +29,8 @@ export function sqliteSql(prefix: string) {
   const audit = ident(`${prefix}audit`);
   const migrations = ident(`${prefix}migrations`);
   const sequences = 'sqlite_sequence';
-  const claimIndex = ident(`${prefix}runs_claim`);
+  const readyIndex = ident(`${prefix}runs_ready`);
+  const dueIndex = ident(`${prefix}runs_due`);
   const leasedIndex = ident(`${prefix}runs_leased`);
   const feedIndex = ident(`${prefix}events_run_feed`);
   const parkedIndex = ident(`${prefix}runs_parked`);
@@ -106,12 +107,19 @@ export function sqliteSql(prefix: string) {
       WHERE parked_on = @dependency AND status = 'waiting' AND available_at > @now`,
 
     // -- claim -----------------------------------------------------------------------------
-    // Unleased candidates, read in claim order through the claim index; the caller stops at its limit.
-    claimCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${claimIndex}
-      WHERE finished_at IS NULL AND pending_parents = 0 AND lease_owner IS NULL
+    // Queued runs, read in claim order through their index; the caller stops at its limit.
+    claimCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${readyIndex}
+      WHERE status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL
         AND available_at <= @now
         AND workflow IN (SELECT value FROM json_each(@workflows))
       ORDER BY priority DESC, created_at, id`,
+    // Waiting runs now due (a timer ended, an event came), soonest first, at most @limit: only
+    // those due are read, however many wait for later. Merged into the claim order by the caller.
+    dueCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${dueIndex}
+      WHERE status = 'waiting' AND lease_owner IS NULL AND available_at <= @now
+        AND pending_parents = 0
+        AND workflow IN (SELECT value FROM json_each(@workflows))
+      ORDER BY available_at LIMIT @limit`,
     // Runs whose worker let the lease expire (it died): few, merged into the order by the caller.
     expiredCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${leasedIndex}
       WHERE lease_owner IS NOT NULL AND lease_expires_at <= @now

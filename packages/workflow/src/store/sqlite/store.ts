@@ -393,7 +393,11 @@ export class SqliteStore implements WorkflowStore {
     const byWorkflow = perWorkflow ? counts(s.leasedByWorkflow.all(now) as Row[]) : undefined;
     const byKey = perKey !== undefined ? counts(s.leasedByKey.all(now) as Row[]) : undefined;
     const params = { now, workflows: JSON.stringify(workflows) };
-    const expired = s.expiredCandidates.all(params) as Row[];
+    // Runs whose lease expired, and waiting runs now due: few, merged into the queued runs' order.
+    const expired = [
+      ...(s.expiredCandidates.all(params) as Row[]),
+      ...(s.dueCandidates.all({ ...params, limit }) as Row[]),
+    ].sort((a, b) => (claimsBefore(a, b) ? -1 : claimsBefore(b, a) ? 1 : 0));
     const chosen: Row[] = [];
     /** Takes a candidate unless a concurrency limit is full; true once the claim has enough. */
     const consider = (row: Row): boolean => {
@@ -408,7 +412,7 @@ export class SqliteStore implements WorkflowStore {
       if (byKey && key !== null) byKey.set(key, (byKey.get(key) ?? 0) + 1);
       return chosen.length >= limit;
     };
-    // Merges the expired leases into the unleased runs' order. The iterator must close before
+    // Merges them into the queued runs' order. The iterator must close before
     // the updates below (one connection), which `break` does.
     let next = 0;
     let full = false;

@@ -1,0 +1,91 @@
+// What a claim costs while many runs wait (for an event, or a later time): 10,000 runs parked in
+// `waiting` ahead of one queued run, then the p50 and p90 of 50 claims of one run each, on SQLite
+// and on PostgreSQL, against the same with nothing waiting.
+// Run: npm run bench:workflow-claim [-- waiting]
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openPostgresStore, openSqliteStore, type WorkflowStore } from '@bulwark/workflow';
+import pg from 'pg';
+
+const WAITING = Number(process.argv[2] ?? 10_000);
+const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const T0 = 1_700_000_000_000;
+const newRun = () => ({ id: randomUUID(), workflow: 'w', version: '1', input: null, priority: 1 });
+
+/** `waiting` runs made to wait far beyond T0, then 50 claims of one queued run each, in ms. */
+async function claims(store: WorkflowStore, waiting: number): Promise<number[]> {
+  for (let i = 0; i < waiting; i += 1_000) {
+    await store.enqueue(Array.from({ length: Math.min(1_000, waiting - i) }, newRun), T0);
+    const claimed = await store.claim({
+      workerId: 'a',
+      limit: 1_000,
+      leaseMs: 60_000,
+      now: T0,
+      workflows: ['w'],
+    });
+    await store.commit(
+      claimed.map((c) => ({
+        kind: 'run' as const,
+        runId: c.id,
+        workerId: 'a',
+        update: {
+          status: 'waiting' as const,
+          availableAt: T0 + 1e12,
+          waitingFor: 'approval',
+          releaseLease: true,
+        },
+      })),
+      T0,
+    );
+  }
+  const times: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    await store.enqueue([newRun()], T0 + 10);
+    const at = performance.now();
+    const got = await store.claim({
+      workerId: 'b',
+      limit: 1,
+      leaseMs: 60_000,
+      now: T0 + 10,
+      workflows: ['w'],
+    });
+    times.push(performance.now() - at);
+    if (got.length !== 1) throw new Error('the queued run was not claimed');
+  }
+  return times.sort((a, b) => a - b);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-claim-bench-'));
+const admin = new pg.Client({ connectionString: PG_URL });
+await admin.connect();
+console.log(
+  `One claim of one queued run, with runs waiting for later (median and p90 of 50), Node ${process.version}\n`,
+);
+console.log('| store | runs waiting | claim p50 ms | claim p90 ms |');
+console.log('|:--|--:|--:|--:|');
+try {
+  for (const waiting of [0, WAITING]) {
+    const sqlite = await openSqliteStore({ path: join(dir, `claims-${waiting}.db`) });
+    const schema = `bw_claim_bench_${process.pid}_${waiting}`;
+    const postgres = await openPostgresStore({ connectionString: PG_URL, schema, max: 4 });
+    for (const [name, store] of [
+      ['SQLite', sqlite],
+      ['PostgreSQL', postgres],
+    ] as const) {
+      try {
+        const t = await claims(store, waiting);
+        console.log(
+          `| ${name} | ${waiting.toLocaleString('en-US')} | ${t[25]!.toFixed(2)} | ${t[45]!.toFixed(2)} |`,
+        );
+      } finally {
+        await store.close();
+      }
+    }
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  }
+} finally {
+  await admin.end();
+  rmSync(dir, { recursive: true, force: true });
+}
