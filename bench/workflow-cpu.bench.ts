@@ -1,0 +1,99 @@
+// Where a burst of runs spends its time, beyond the rate: wall time, this process's CPU (its
+// threads included), PostgreSQL's CPU (every `postgres` process, read from /proc), event-loop
+// delay, and the statements sent to PostgreSQL by kind. One engine, one store, a warm-up first.
+// Run: npm run bench:workflow-cpu -- [sqlite|sqlite-thread-pool|postgres] [one|three] [runs]
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { openPostgresStore, openSqliteStore, type WorkflowStore } from '@bulwark/workflow';
+import pg from 'pg';
+import { measure, oneStep, threeSteps } from './workflow-engine.bench.ts';
+
+const [kind = 'postgres', shape = 'three', count = '10000'] = process.argv.slice(2);
+const runs = Number(count);
+const workflow = shape === 'one' ? oneStep : threeSteps;
+const steps = shape === 'one' ? 1 : 3;
+const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Statements by name (prepared) or first words (plain SQL): counted where pg sends them. */
+const statements = new Map<string, number>();
+const send = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  const [first] = args as [string | { name?: string; text?: string }];
+  const key = typeof first === 'string' ? first : (first?.name ?? first?.text ?? '?');
+  const label = key
+    .replace(/\s+/g, ' ')
+    .replace(/"[^"]*"/g, '"…"')
+    .replace(/'[^']*'/g, "'…'")
+    .slice(0, 48);
+  statements.set(label, (statements.get(label) ?? 0) + 1);
+  return (send as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof send;
+
+/** CPU seconds of every PostgreSQL process (backends, WAL writer, checkpointer). */
+function postgresCpu(): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return ticks / 100;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-cpu-bench-'));
+const schema = `bw_cpu_${process.pid}`;
+let store: WorkflowStore;
+if (kind === 'postgres') {
+  store = await openPostgresStore({ connectionString: PG_URL, schema, max: 8 });
+} else {
+  store = await openSqliteStore({
+    path: join(dir, 'runs.db'),
+    syncInThreadPool: kind === 'sqlite-thread-pool',
+  });
+}
+try {
+  await measure(store, workflow, steps, 500);
+  statements.clear();
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const pgBefore = postgresCpu();
+  const cpuBefore = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await measure(store, workflow, steps, runs);
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const pgCpu = postgresCpu() - pgBefore;
+  delay.disable();
+  const nodeCpu = (cpu.user + cpu.system) / 1e6;
+  const ms = (s: number) => ((s * 1000) / runs).toFixed(3);
+  console.log(`${kind}, ${workflow.name}, ${runs} runs after a warm-up of 500, Node ${process.version}`);
+  console.log(`${Math.round(result.perSecond)} workflows/s; wall ${wall.toFixed(2)} s`);
+  console.log(`this process: ${nodeCpu.toFixed(2)} s CPU (${ms(nodeCpu)} ms a run)`);
+  if (kind === 'postgres') {
+    console.log(`PostgreSQL: ${pgCpu.toFixed(2)} s CPU (${ms(pgCpu)} ms a run)`);
+    const total = [...statements.values()].reduce((a, b) => a + b, 0);
+    console.log(`statements: ${total} (${(total / runs).toFixed(2)} a run)`);
+    for (const [label, n] of [...statements].sort((a, b) => b[1] - a[1]).slice(0, 10))
+      console.log(`  ${String(n).padStart(7)}  ${label}`);
+  }
+  console.log(
+    `event-loop delay: p50 ${(delay.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms`,
+  );
+} finally {
+  await store.close();
+  if (kind === 'postgres') {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
