@@ -167,7 +167,8 @@ export function webToVoice(
         },
         async ({ runId }) => {
           await mkdir(outDir, { recursive: true });
-          const file = join(outDir, `${slug(title) || 'page'}-${runId.slice(0, 8)}.wav`);
+          // The run id's random end: its beginning (UUIDv7) is the time, shared by runs started together.
+          const file = join(outDir, `${slug(title) || 'page'}-${runId.slice(-12)}.wav`);
           // Copied under a temporary name, then renamed: a reader never sees half a file.
           const partial = join(outDir, `.${basename(file)}.${process.pid}.partial`);
           await copyFile(audio.path, partial);

@@ -75,7 +75,7 @@ test(
     assert.match(stdout, /100%\s+run:completed/);
     const audio = printedAudio(stdout);
     assert.ok(audio.file.startsWith(out), audio.file);
-    assert.match(audio.file, /why-a-circuit-breaker-helps-[0-9a-f]{8}\.wav$/);
+    assert.match(audio.file, /why-a-circuit-breaker-helps-[0-9a-f]{12}\.wav$/);
     const bytes = await readFile(audio.file);
     assert.equal(bytes.length, audio.bytes, 'the printed size is the file size');
     const { durationMs } = checkWav(bytes);
