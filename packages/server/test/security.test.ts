@@ -33,9 +33,13 @@ test('every answer carries the security headers, no X-Powered-By and no HSTS ove
       await server.app.inject({ url: '/api/nothing-here' }), // 404
       await server.app.inject({ url: '/health/live' }),
     ];
-    for (const response of answers) {
+    for (const [i, response] of answers.entries()) {
+      const probe = i === answers.length - 1;
       for (const [name, value] of Object.entries(EXPECTED_HEADERS)) {
-        assert.equal(response.headers[name], value, `${name} on a ${response.statusCode}`);
+        // The probes' JSON gets the strictest policy: no source of any kind, no framing.
+        const expected =
+          probe && name === 'content-security-policy' ? "default-src 'none'; frame-ancestors 'none'" : value;
+        assert.equal(response.headers[name], expected, `${name} on a ${response.statusCode}`);
       }
       assert.match(String(response.headers['permissions-policy']), /camera=\(\)/);
       assert.equal(response.headers['x-powered-by'], undefined);
@@ -54,6 +58,8 @@ test('HSTS is sent when the request came over HTTPS (X-Forwarded-Proto behind a 
     const headers = { 'x-forwarded-proto': 'https' };
     const yes = await trusted.app.inject({ url: '/health/live', headers });
     assert.equal(yes.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+    const api = await trusted.app.inject({ url: '/api/dependencies', headers });
+    assert.equal(api.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
     // Without trustProxy anyone could send the header; it does not count.
     const no = await untrusted.app.inject({ url: '/health/live', headers });
     assert.equal(no.headers['strict-transport-security'], undefined);
