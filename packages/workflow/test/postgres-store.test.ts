@@ -442,8 +442,6 @@ function suites(): void {
           const sql = statements(`"${schema}"`, 'x');
           const writes = {
             lockRuns: ["'{a,b}'::text[]"],
-            updateRuns: [`'[{"id":"a","now":1}]'::jsonb`],
-            insertSteps: [`'[{"ord":0,"run_id":"a","name":"s"}]'::jsonb`],
             releaseDependents: ["'{a}'::text[]", '1'],
             cancelDependents: ["'{a}'::text[]", "'{failed}'::text[]", '1'],
             applyCommit: [

@@ -397,16 +397,6 @@ export function statements(schema: string, tag: string) {
       WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE`,
     ),
 
-    /**
-     * Steps, numbered after the run's last one. A name already recorded (or twice in the batch)
-     * is skipped and reported by its absence from RETURNING; the runs are locked, so nobody else
-     * numbers steps of the same run meanwhile.
-     */
-    insertSteps: make('insert_steps', insertStepsSql('$1')),
-
-    /** One row per run with the merged update; a `set_*` flag tells "set to null" from "leave". */
-    updateRuns: make('update_runs', updateRunsSql('$1')),
-
     /** Timeline events, numbered in the order given. */
     insertEvents: make('insert_events', insertEventsSql('$1')),
 
