@@ -166,13 +166,15 @@ export function sqliteSql(prefix: string) {
         finished_at      = CASE WHEN @final THEN coalesce(finished_at, @now) ELSE finished_at END,
         updated_at       = @now
       WHERE id = @id`,
+    // The two most frequent writes take positional values: binding by name looks each one up,
+    // about a fifth of a small insert's cost. (The run id twice: for the row and for its seq.)
     insertStep: `INSERT INTO ${steps}
         (run_id, name, seq, status, output, error, attempts, started_at, finished_at)
-      VALUES (@runId, @name, (SELECT coalesce(max(seq) + 1, 0) FROM ${steps} WHERE run_id = @runId),
-        @status, @output, @error, @attempts, @startedAt, @finishedAt)
+      VALUES (?, ?, (SELECT coalesce(max(seq) + 1, 0) FROM ${steps} WHERE run_id = ?),
+        ?, ?, ?, ?, ?, ?)
       ON CONFLICT (run_id, name) DO NOTHING`,
     insertEvent: `INSERT INTO ${events} (run_id, type, step, data, progress, at)
-      VALUES (@runId, @type, @step, @data, @progress, @at)`,
+      VALUES (?, ?, ?, ?, ?, ?)`,
     consumeSignal: `DELETE FROM ${signals} WHERE id = ? AND run_id = ?`,
 
     // A completed parent: each dependent has one parent fewer; at 0 it is available now.

@@ -494,16 +494,17 @@ export class SqliteStore implements WorkflowStore {
       switch (change.kind) {
         case 'step': {
           const { step } = change;
-          const inserted = s.insertStep.run({
-            runId: change.runId,
-            name: step.name,
-            status: step.status,
-            output: toJson(step.output),
-            error: toJson(step.error),
-            attempts: step.attempts,
-            startedAt: step.startedAt,
-            finishedAt: step.finishedAt,
-          });
+          const inserted = s.insertStep.run(
+            change.runId,
+            step.name,
+            change.runId,
+            step.status,
+            toJson(step.output),
+            toJson(step.error),
+            step.attempts,
+            step.startedAt,
+            step.finishedAt,
+          );
           if (inserted.changes === 0) duplicateSteps.push({ runId: change.runId, name: step.name });
           break;
         }
@@ -589,14 +590,14 @@ export class SqliteStore implements WorkflowStore {
     at: number,
     event?: { step: string | undefined; progress: number },
   ): void {
-    this.#sql.insertEvent.run({
+    this.#sql.insertEvent.run(
       runId,
       type,
-      step: event?.step ?? null,
-      data: toJson(data),
-      progress: event?.progress ?? this.#progressOf(runId),
+      event?.step ?? null,
+      toJson(data),
+      event?.progress ?? this.#progressOf(runId),
       at,
-    });
+    );
   }
 
   /** Events the store writes itself carry the run's progress at the time. */
