@@ -3,7 +3,7 @@
 // and the timeline.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { currentRequestContext, DependencyRegistry } from '@bulwark/core';
+import { currentRequestContext, DependencyRegistry, VirtualClock } from '@bulwark/core';
 import {
   defineWorkflow,
   RunFailedError,
@@ -491,15 +491,18 @@ describe('workflow engine', () => {
   });
 
   test('prune deletes final runs older than the age given, and keeps the others', async (t) => {
-    const { engine, store } = await setup(t);
+    // On the virtual clock: a slow fsync between a run's end and the prune must not age it.
+    const clock = new VirtualClock(1_700_000_000_000);
+    const { engine, store } = await setup(t, { clock });
     const job = defineWorkflow({ name: 'prunable' }, async () => 'done');
     engine.register(job).startWorker();
     const old = await engine.start(job, null);
     await engine.result(old.id);
-    await new Promise((r) => setTimeout(r, 30));
+    await clock.advance(10_000);
     const recent = await engine.start(job, null);
     await engine.result(recent.id);
-    assert.equal(await engine.prune(20), 1);
+    await clock.advance(1_000);
+    assert.equal(await engine.prune(5_000), 1);
     assert.equal(await store.getRun(old.id), undefined);
     assert.equal((await store.getRun(recent.id))?.status, 'completed');
   });
