@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   defineWorkflow,
+  FINAL_STATUSES,
   openPostgresStore,
   openSqliteStore,
   WorkflowEngine,
@@ -56,8 +57,9 @@ export async function measure(store: WorkflowStore, workflow: typeof oneStep, st
   const done = new Promise<void>((resolve) => {
     allFinal = resolve;
   });
+  // Any final status counts, so that a run that fails ends the wait (and the check below) too.
   const stopListening = engine.on((event) => {
-    if (event.type === 'run:status' && event.status === 'completed' && ++final === runs) allFinal();
+    if (event.type === 'run:status' && FINAL_STATUSES.includes(event.status) && ++final === runs) allFinal();
   });
   const t0 = performance.now();
   const handles = await Promise.all(

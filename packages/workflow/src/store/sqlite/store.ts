@@ -394,7 +394,7 @@ export class SqliteStore implements WorkflowStore {
     const byKey = perKey !== undefined ? counts(s.leasedByKey.all(now) as Row[]) : undefined;
     const params = { now, workflows: JSON.stringify(workflows) };
     // Runs whose lease expired, and waiting runs now due: few, merged into the queued runs' order.
-    const expired = [
+    const others = [
       ...(s.expiredCandidates.all(params) as Row[]),
       ...(s.dueCandidates.all({ ...params, limit }) as Row[]),
     ].sort((a, b) => (claimsBefore(a, b) ? -1 : claimsBefore(b, a) ? 1 : 0));
@@ -412,17 +412,17 @@ export class SqliteStore implements WorkflowStore {
       if (byKey && key !== null) byKey.set(key, (byKey.get(key) ?? 0) + 1);
       return chosen.length >= limit;
     };
-    // Merges them into the queued runs' order. The iterator must close before
-    // the updates below (one connection), which `break` does.
+    // Merges `others` into the queued runs' order. The iterator must close before the updates
+    // below (one connection), which `break` does.
     let next = 0;
     let full = false;
     for (const row of s.claimCandidates.iterate(params) as Iterable<Row>) {
-      while (!full && next < expired.length && claimsBefore(expired[next] as Row, row)) {
-        full = consider(expired[next++] as Row);
+      while (!full && next < others.length && claimsBefore(others[next] as Row, row)) {
+        full = consider(others[next++] as Row);
       }
       if (full || consider(row)) break;
     }
-    while (!full && chosen.length < limit && next < expired.length) full = consider(expired[next++] as Row);
+    while (!full && chosen.length < limit && next < others.length) full = consider(others[next++] as Row);
     const expiresAt = now + leaseMs;
     return chosen.map((row) => {
       s.leaseRun.run({ id: row.id, workerId, expiresAt, now });
