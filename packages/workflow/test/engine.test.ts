@@ -32,7 +32,14 @@ describe('workflow engine', () => {
     const { engine, store } = await setup(t);
     const order = defineWorkflow({ name: 'order' }, async (ctx, input: { pet: string }) => {
       const reserved = await ctx.step('reserve', () => ({ reservation: `r-${input.pet}` }));
-      const paid = await ctx.step('charge', () => ({ charge: 'ch_1' }));
+      const paid = await ctx.step('charge', async ({ runId }) => {
+        // The step before this one is durable before this one acts.
+        assert.deepEqual(
+          (await store.steps(runId)).map((s) => s.name),
+          ['reserve'],
+        );
+        return { charge: 'ch_1' };
+      });
       await ctx.step('notify', () => null);
       return { ...reserved, ...paid };
     });
@@ -62,6 +69,111 @@ describe('workflow engine', () => {
     ]);
     assert.ok(events.every((e, i) => i === 0 || e.seq > events[i - 1]!.seq));
     assert.equal(events.at(-1)!.progress, 100);
+  });
+
+  test('a run commits once per step: the last step’s outcome goes with the run’s end', async (t) => {
+    const { engine, store } = await setup(t);
+    let commits = 0;
+    const commit = store.commit.bind(store);
+    store.commit = (changes, now) => {
+      commits++;
+      return commit(changes, now);
+    };
+    const one = defineWorkflow({ name: 'one' }, async (ctx) => ctx.step('only', () => 1));
+    const three = defineWorkflow({ name: 'three' }, async (ctx) => {
+      await ctx.step('a', () => 1);
+      await ctx.step('b', () => 2);
+      return ctx.step('c', () => 3);
+    });
+    engine.register(one).register(three).startWorker();
+    for (const [workflow, expected] of [
+      [one, 1],
+      [three, 3],
+    ] as const) {
+      const run = await engine.start(workflow, null);
+      commits = 0;
+      await engine.result(run.id);
+      await engine.stop();
+      assert.equal(commits, expected, `${workflow.name}: ${commits} commits`);
+      const timeline = types(await collect(engine, run.id));
+      assert.equal(timeline.at(-1), 'run:completed');
+      assert.equal(timeline.filter((type) => type.startsWith('step:completed')).length, expected);
+      engine.startWorker();
+    }
+  });
+
+  test('a held outcome taken by another commit (progress) is still durable before the next step acts', async (t) => {
+    const { engine, store } = await setup(t);
+    const seen: string[][] = [];
+    const reporting = defineWorkflow({ name: 'reporting' }, async (ctx) => {
+      await ctx.step('fetch', () => 1);
+      ctx.progress(50, 'fetched');
+      await ctx.step('save', async ({ runId }) => {
+        seen.push((await store.steps(runId)).map((s) => s.name));
+      });
+    });
+    engine.register(reporting).startWorker();
+    const run = await engine.start(reporting, null);
+    await engine.result(run.id);
+    assert.deepEqual(seen, [['fetch']]);
+  });
+
+  test('a step’s outcome is committed on its own when the workflow awaits something else next', async (t) => {
+    const { engine, store } = await setup(t);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const gated = defineWorkflow({ name: 'gated' }, async (ctx) => {
+      const value = await ctx.step('before', () => 'recorded');
+      await gate;
+      return value;
+    });
+    engine.register(gated).startWorker();
+    const run = await engine.start(gated, null);
+    const deadline = Date.now() + 5_000;
+    while ((await store.steps(run.id)).length === 0) {
+      assert.ok(Date.now() < deadline, 'the outcome was never committed while the workflow waited');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal((await store.getRun(run.id))?.status, 'running');
+    open();
+    assert.equal(await engine.result(run.id), 'recorded');
+  });
+
+  test('a store that refuses a held outcome stops the run on this worker; it is taken over and completes', async (t) => {
+    const { engine, store } = await setup(t, { leaseMs: 300 });
+    const commit = store.commit.bind(store);
+    let refused = 0;
+    store.commit = (changes, now) => {
+      if (refused === 0 && changes.some((c) => c.kind === 'step' && c.step.name === 'first')) {
+        refused++;
+        return Promise.reject(new Error('disk I/O error'));
+      }
+      return commit(changes, now);
+    };
+    const ran = { first: 0, second: 0 };
+    const twoSteps = defineWorkflow({ name: 'two-steps' }, async (ctx) => {
+      await ctx.step('first', () => ++ran.first);
+      await ctx.step('second', () => ++ran.second);
+      return 'done';
+    });
+    engine.register(twoSteps).startWorker();
+    const run = await engine.start(twoSteps, null);
+    assert.equal(await engine.result(run.id), 'done');
+    // The first step ran again after the takeover (at least once); the second never ran on an
+    // outcome that was not stored.
+    assert.deepEqual(ran, { first: 2, second: 1 });
+    assert.equal(refused, 1);
+    const steps = await store.steps(run.id);
+    assert.deepEqual(
+      steps.map((s) => [s.name, s.output]),
+      [
+        ['first', 2],
+        ['second', 1],
+      ],
+    );
+    assert.ok(types(await collect(engine, run.id)).includes('run:resumed'));
   });
 
   test('parallel steps with Promise.all, and each step gets a stable idempotency key', async (t) => {

@@ -350,6 +350,8 @@ export class RunExecution {
     if (this.#unvisited.size > 0 && this.#fatal === undefined) {
       this.#fatal = new NonDeterminismError(this.run.id, name, [...this.#unvisited]);
     }
+    // The outcomes the workflow has seen are durable before this step can act on them.
+    if (this.#outcomeDeferred || this.#outcomeCommit !== undefined) await this.#outcomesDurable();
     if (this.#fatal !== undefined) throw this.#fatal;
     const { signal } = this.#controller;
     if (signal.aborted && !(signal.reason instanceof WorkerStoppedError)) throw signal.reason;
@@ -420,10 +422,15 @@ export class RunExecution {
       const value = await this.#unlessStopped(running);
       host.clock.clearTimeout(flushStart);
       const output = toJson(value, `the output of step '${name}'`);
-      await this.#commit([
+      const recorded = [
         this.#stepChange(name, { output }, attempts, startedAt),
         ...this.#events([this.#event('step:completed', name, { attempts })]),
-      ]);
+      ];
+      // The only step in flight: its outcome goes with the run's next commit (the next step's
+      // start waits for it, or the run's end carries it), so a run commits once per step, not
+      // once per step and once more at its end. With others in flight, it commits now.
+      if (this.#active === 1) this.#deferOutcome(recorded);
+      else await this.#commit(recorded);
       if (options.compensate !== undefined) {
         this.#compensable.push({
           name,
@@ -878,15 +885,62 @@ export class RunExecution {
     return events.map((event) => ({ kind: 'event', runId: this.run.id, event }));
   }
 
-  /** Commits; losing the lease aborts the run on this worker. */
-  /** Events that go with the run's next commit. */
+  /** Changes that go with the run's next commit. */
   #deferred: Change[] = [];
+  /** `#deferred` holds a step's outcome: the next step may not begin before it is durable. */
+  #outcomeDeferred = false;
 
   #defer(events: NewEvent[]): void {
     this.#deferred.push(...this.#events(events));
   }
 
+  /**
+   * A step's outcome, held for the run's next commit. The workflow's code between two steps is
+   * deterministic and touches nothing outside, so it may go on before the outcome is durable;
+   * the next step waits for it (`#outcomesDurable`). Code that awaits something else before its
+   * next step has the outcome committed on its own, on the event loop's next turn.
+   */
+  #deferOutcome(changes: Change[]): void {
+    this.#deferred.push(...changes);
+    if (this.#outcomeDeferred) return;
+    this.#outcomeDeferred = true;
+    setImmediate(() => {
+      if (this.#outcomeDeferred) this.#outcomesDurable().catch(() => {});
+    });
+  }
+
+  /** The last commit that carried a held outcome, until it settles. */
+  #outcomeCommit: Promise<void> | undefined;
+
+  /**
+   * Resolves once every outcome returned to the workflow is durable. A store that refused one
+   * leaves this worker unable to vouch for the run: it stops here, writing nothing more, and the
+   * run is taken over (replaying what is recorded) once its lease expires.
+   */
+  async #outcomesDurable(): Promise<void> {
+    const pending = this.#outcomeDeferred ? this.#commit([]) : this.#outcomeCommit;
+    if (pending === undefined) return;
+    try {
+      await pending;
+    } catch (error) {
+      if (!(error instanceof LeaseLost)) {
+        const message = (error as Error)?.message ?? String(error);
+        this.abort(
+          new LeaseLost(
+            `run ${this.run.id} stops on this worker: the store refused a step's outcome (${message})`,
+          ),
+        );
+      }
+      throw this.#controller.signal.reason;
+    } finally {
+      if (this.#outcomeCommit === pending) this.#outcomeCommit = undefined;
+    }
+  }
+
+  /** Commits; losing the lease aborts the run on this worker. */
   #commit(changes: Change[]): Promise<void> {
+    const carriesOutcome = this.#outcomeDeferred;
+    this.#outcomeDeferred = false;
     const all = this.#deferred.length === 0 ? changes : [...this.#deferred.splice(0), ...changes];
     // One after the other: a store may run two group commits at once, and this run's changes
     // (its timeline above all) must land in the order they were made.
@@ -902,6 +956,7 @@ export class RunExecution {
       this.#announce(all, result);
     });
     this.#committed = next.catch(() => {});
+    if (carriesOutcome) this.#outcomeCommit = next;
     return next;
   }
 
