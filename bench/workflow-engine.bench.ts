@@ -19,7 +19,11 @@ import pg from 'pg';
 
 const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 const RUNS = main ? Number(process.argv[2] ?? 2_000) : 2_000;
-export const CONCURRENCY = 64;
+/**
+ * Runs in flight: the engine's `concurrency`, and the clients of every closed loop (DBOS's too, in
+ * `workflow.bench.ts`). `WF_BENCH_CONCURRENCY` changes it for all of them at once.
+ */
+export const CONCURRENCY = Number(process.env.WF_BENCH_CONCURRENCY ?? 64);
 const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Runs call this from their last step: finish times without anyone polling for results. */

@@ -262,7 +262,7 @@ describe('sqlite store: group commit', () => {
     }
   });
 
-  test('transactions go on committing during a sync, and settle after the next one; a failed sync rejects its writes and all later ones, and wakes nobody', async () => {
+  test('transactions go on committing during syncs, two syncs overlap, whichever ends settles what it covers; a failed sync rejects its writes and all later ones, and wakes nobody', async () => {
     const db = new Database(':memory:');
     db.exec('CREATE TABLE t (n INTEGER)');
     const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
@@ -281,12 +281,12 @@ describe('sqlite store: group commit', () => {
         return n;
       });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
-    const settled = new Set<number>();
+    const settled: number[] = [];
     const track = (n: number) => {
       const p = write(n);
       p.then(
-        () => settled.add(n),
-        () => settled.add(n),
+        () => settled.push(n),
+        () => settled.push(n),
       );
       return p;
     };
@@ -297,29 +297,76 @@ describe('sqlite store: group commit', () => {
       const second = track(2);
       const third = track(3);
       await turn();
+      assert.equal(pending.length, 2, 'the second transaction has its own sync at once, beside the first');
       const fourth = track(4);
       await turn();
-      assert.equal(count.get(), 4, 'commits go on while the first is synced');
+      assert.equal(count.get(), 4, 'commits go on while syncs are in flight');
       assert.equal(writes.stats.transactions, 3);
-      assert.equal(pending.length, 1, 'one sync at a time: the next begins when this one ends');
+      assert.equal(
+        pending.length,
+        2,
+        'at most two syncs at once: the third transaction waits for one to end',
+      );
       assert.deepEqual(woken, [], 'committed, not yet durable: nobody is woken');
-      assert.deepEqual([...settled], []);
-      pending.shift()?.(null);
+      assert.deepEqual(settled, []);
+      const [syncA, syncB] = pending.splice(0, 2);
+      // The later sync ends first: it covers every transaction committed before it began, the
+      // first one's included, and they settle in commit order.
+      syncB!(null);
       assert.equal(await first, 1);
-      assert.deepEqual([...settled], [1], 'only the commit the sync covered settles');
-      assert.deepEqual(woken, ['run:1']);
-      assert.equal(pending.length, 1, 'the next sync began at once, for the two commits made meanwhile');
-      assert.equal(writes.stats.syncs, 2);
+      assert.equal(await third, 3);
+      assert.deepEqual(settled, [1, 2, 3]);
+      assert.deepEqual(woken, ['run:1', 'run:2', 'run:3']);
+      assert.equal(pending.length, 1, 'a sync began at once for the transaction no sync covered');
+      syncA!(null);
+      await turn();
+      assert.deepEqual(settled, [1, 2, 3], 'the first sync covers nothing that is not settled already');
+      assert.equal(writes.stats.syncs, 3);
       pending.shift()?.(Object.assign(new Error('EIO'), { code: 'EIO' }));
-      await assert.rejects(second, { code: 'EIO' });
-      await assert.rejects(third, { code: 'EIO' });
       await assert.rejects(fourth, { code: 'EIO' });
-      assert.deepEqual(woken, ['run:1'], 'a failed sync wakes nobody');
+      assert.deepEqual(woken, ['run:1', 'run:2', 'run:3'], 'a failed sync wakes nobody');
       await assert.rejects(write(5), { code: 'EIO' }, 'after a failed sync nothing more is written');
       await turn();
       assert.equal(count.get(), 4);
       await writes.drained();
-      assert.equal(writes.stats.syncs, 2);
+      assert.equal(writes.stats.syncs, 3);
+      await second;
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a sync that fails while another is in flight: every write not yet settled is rejected, and the store drains', async () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE t (n INTEGER)');
+    const pending: ((error: Error | null) => void)[] = [];
+    const writes = new GroupCommit(
+      db,
+      () => {},
+      (done) => pending.push(done),
+    );
+    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+    const write = (n: number) => writes.run(() => insert.run(n));
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    try {
+      const first = write(1);
+      await turn();
+      const second = write(2);
+      await turn();
+      assert.equal(pending.length, 2);
+      const [syncA, syncB] = pending.splice(0, 2);
+      syncA!(Object.assign(new Error('EIO'), { code: 'EIO' }));
+      await assert.rejects(first, { code: 'EIO' });
+      await assert.rejects(second, { code: 'EIO' }, 'the later commit is not known durable either');
+      let drained = false;
+      void writes.drained().then(() => {
+        drained = true;
+      });
+      await turn();
+      assert.equal(drained, false, 'a sync is still in flight');
+      syncB!(null);
+      await turn();
+      assert.equal(drained, true, 'the late sync ends, and the store drains without settling anything');
     } finally {
       db.close();
     }

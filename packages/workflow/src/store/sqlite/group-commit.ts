@@ -1,7 +1,7 @@
 // Group commit: every write made in the same turn of the event loop shares one transaction (one
 // fsync), each in its own savepoint so one failing write does not undo the others. With a `sync`,
 // the fsync runs off the event loop and the writes settle once it is done; transactions go on
-// committing meanwhile, and the next sync makes all of them durable at once.
+// committing meanwhile, each synced at once (two syncs at most in flight).
 import type { Database } from 'better-sqlite3';
 import type { WakeTopic } from '../types.ts';
 
@@ -40,6 +40,12 @@ export type Sync = (done: (error: Error | null) => void) => void;
  */
 export type Maintain = (resume: () => void) => boolean;
 
+/**
+ * Syncs in flight at once, each in one of libuv's four pool threads: two leave the others to the
+ * rest of the process's file system work.
+ */
+const MAX_SYNCS = 2;
+
 /** Says a write threw in the fast path: the batch runs again, each write in a savepoint. */
 const retryWithSavepoints = Symbol('retryWithSavepoints');
 
@@ -48,10 +54,14 @@ export class GroupCommit {
   #queue: Job[] = [];
   #scheduled = false;
   #idle: (() => void)[] = [];
-  /** Committed transactions the sync in flight (if any) does not cover, oldest first. */
-  #unsynced: { jobs: Job[]; topics: Set<WakeTopic> }[] = [];
-  /** A sync is in flight. */
-  #syncing = false;
+  /** Committed transactions not yet known durable, oldest first, numbered in commit order. */
+  #unsynced: { seq: number; jobs: Job[]; topics: Set<WakeTopic> }[] = [];
+  /** The number of the last transaction committed. */
+  #committedSeq = 0;
+  /** The last transaction that a sync in flight (or done) covers: every one committed before it began. */
+  #coveredSeq = 0;
+  /** Syncs in flight. */
+  #syncing = 0;
   /** Upkeep holds new transactions back until it resumes them. */
   #held = false;
   /** A sync failed: what was committed since may be lost, so nothing more is written. */
@@ -185,24 +195,34 @@ export class GroupCommit {
     // Committed, not yet durable: it settles after a sync that begins after this commit. SQLite
     // appends commits to the log in order and recovery stops at the first one missing, so a sync
     // never makes a later commit durable without the earlier ones.
-    this.#unsynced.push({ jobs, topics });
+    this.#unsynced.push({ seq: ++this.#committedSeq, jobs, topics });
     this.#startSync();
   }
 
-  /** Syncs every commit not yet covered, unless a sync is in flight (its end starts the next). */
+  /**
+   * Syncs the commits no sync in flight covers, unless MAX_SYNCS are in flight (the end of one
+   * starts the next). Syncs overlap, so a commit waits for one sync, not for the end of the one
+   * in flight and then its own; whichever ends makes durable every commit made before it began.
+   */
   #startSync(): void {
-    if (this.#syncing || this.#unsynced.length === 0) return;
-    const batches = this.#unsynced;
-    this.#unsynced = [];
-    this.#syncing = true;
+    if (this.#syncing >= MAX_SYNCS || this.#coveredSeq === this.#committedSeq) return;
+    const covers = this.#committedSeq;
+    this.#coveredSeq = covers;
+    this.#syncing++;
     this.stats.syncs++;
     this.#sync!((error) => {
-      this.#syncing = false;
-      if (error !== null) {
-        this.#fail(batches, error);
+      this.#syncing--;
+      if (this.#broken !== undefined) {
+        this.#checkIdle();
         return;
       }
-      for (const batch of batches) this.#settle(batch.jobs, batch.topics);
+      if (error !== null) {
+        this.#fail(error);
+        return;
+      }
+      let settled = 0;
+      while (settled < this.#unsynced.length && this.#unsynced[settled]!.seq <= covers) settled++;
+      for (const batch of this.#unsynced.splice(0, settled)) this.#settle(batch.jobs, batch.topics);
       if (this.#maintain?.(() => this.#resume()) === true) this.#held = true;
       this.#startSync();
       this.#checkIdle();
@@ -214,9 +234,9 @@ export class GroupCommit {
    * dropped the log's pages, and recovery stops at the first commit missing): none is
    * acknowledged, no listener is told, and every later write fails with the same error.
    */
-  #fail(batches: { jobs: Job[] }[], error: Error): void {
+  #fail(error: Error): void {
     this.#broken = error;
-    const rest = [...batches, ...this.#unsynced.splice(0), { jobs: this.#queue.splice(0) }];
+    const rest = [...this.#unsynced.splice(0), { jobs: this.#queue.splice(0) }];
     this.#scheduled = false;
     for (const batch of rest) for (const job of batch.jobs) job.reject(error);
     this.#checkIdle();
@@ -239,7 +259,7 @@ export class GroupCommit {
   }
 
   #isIdle(): boolean {
-    return !this.#scheduled && !this.#syncing && !this.#held && this.#unsynced.length === 0;
+    return !this.#scheduled && this.#syncing === 0 && !this.#held && this.#unsynced.length === 0;
   }
 
   #checkIdle(): void {

@@ -16,7 +16,7 @@ export interface SqliteStoreOptions {
    * With durability `'full'` on a file: SQLite commits without syncing and the store runs the
    * log's fdatasync in libuv's thread pool, settling each write (and waking listeners) once a
    * sync begun after its commit has ended. As durable as `'full'`, but the event loop never
-   * waits on the disk, and one sync covers every commit made while the previous one ran. After
+   * waits on the disk, and syncs overlap (two at most), each covering every commit before it. After
    * a failed sync every write fails with its error: reopen the store. The log's
    * checkpoints move off it too, into a worker thread with its own connection. Writes settle
    * on an I/O callback, not in the turn after they were made, so tests that drive a virtual
