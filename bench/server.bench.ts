@@ -4,6 +4,7 @@
 // with the engine's worker executing the runs. The server is the one `bulwark start` runs.
 // Run: npm run bench:server   (about 90 s; results also go to bench/results/server-<time>.json)
 //      npm run bench:server -- --only-start   (the POST part alone, in a fresh process: ~20 s)
+//      npm run bench:server -- --only-live    (the /health/live part alone: ~40 s)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -43,6 +44,41 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (
   options: CannonOptions,
 ) => Promise<CannonResult>;
 
+/** What the POST part measured. */
+interface Start {
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+  total: number;
+  failed: number;
+  statuses: Record<string, number>;
+  serverP50: number;
+  serverP99: number;
+  serverMax: number;
+  writesPerStart: number | undefined;
+  transactionsPerStart: number | undefined;
+}
+
+function printStart(s: Start): void {
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  console.log(
+    `\nPOST /api/workflows/noop/runs, 500 requests/s for ${START_SECONDS} s, 20 connections, SQLite (full), worker on`,
+  );
+  console.log(
+    `${fmt(s.rps)} requests/s, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms, ${s.failed} failed of ${fmt(s.total)} (statuses ${JSON.stringify(s.statuses)}; 503 is load shedding)`,
+  );
+  console.log(
+    `on the server's side (request in to response sent): p50 ${s.serverP50} ms, p99 ${s.serverP99} ms, max ${s.serverMax} ms`,
+  );
+  if (s.writesPerStart !== undefined && s.transactionsPerStart !== undefined) {
+    console.log(
+      `store: ${s.writesPerStart.toFixed(2)} writes and ${s.transactionsPerStart.toFixed(2)} transactions per start (the worker's included)`,
+    );
+  }
+  console.log(`p99 < 20 ms at 500 requests/s: ${s.p99 < 20 && s.rps >= 490 ? 'met' : 'not met'}`);
+}
+
 const ROUNDS = 3;
 const LIVE_SECONDS = 5;
 const START_SECONDS = 15;
@@ -79,6 +115,8 @@ const cannon = (options: CannonOptions) => autocannon({ workers: 1, ...options }
 const results: Record<string, unknown> = {};
 /** Skips the /health/live rounds, so the POST part runs without the heap they leave behind. */
 const ONLY_START = process.argv.includes('--only-start');
+/** Skips the POST part. */
+const ONLY_LIVE = process.argv.includes('--only-live');
 /** Each POST's time on the server's side (request in to response finished), apart from the client's. */
 const serverMs: number[] = [];
 let timing = false;
@@ -115,42 +153,45 @@ try {
       non2xx: live.bulwark.reduce((n, r) => n + r.non2xx + r.errors, 0),
     };
 
-  // --- POST /api/workflows/noop/runs at 500 requests/s on SQLite --------------------------------
-  const start = {
-    url: `${bulwark.url}/api/workflows/noop/runs`,
-    method: 'POST',
-    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ input: { order: 42 } }),
-  };
-  await cannon({ ...start, connections: 10, duration: 2, overallRate: 500 });
-  // The SQLite store's group-commit counters around the measured phase: writes and transactions
-  // per start, the worker's claims and commits included.
-  const store = bulwark.server.context.store;
-  const commits = () => (store instanceof SqliteStore ? store.stats() : undefined);
-  const before = commits();
-  timing = true;
-  const posted = await cannon({ ...start, connections: 20, duration: START_SECONDS, overallRate: 500 });
-  timing = false;
-  const after = commits();
-  serverMs.sort((a, b) => a - b);
-  const serverAt = (q: number) => Number(serverMs[Math.floor(q * (serverMs.length - 1))]!.toFixed(1));
-  results.start = {
-    rps: posted.requests.average,
-    p50: posted.latency.p50,
-    p99: posted.latency.p99,
-    max: posted.latency.max,
-    total: posted.requests.total,
-    failed: posted.non2xx + posted.errors + posted.timeouts,
-    statuses: Object.fromEntries(
-      Object.entries(posted.statusCodeStats).map(([code, { count }]) => [code, count]),
-    ),
-    serverP50: serverAt(0.5),
-    serverP99: serverAt(0.99),
-    serverMax: serverAt(1),
-    writesPerStart: before && after ? (after.writes - before.writes) / posted.requests.total : undefined,
-    transactionsPerStart:
-      before && after ? (after.transactions - before.transactions) / posted.requests.total : undefined,
-  };
+  let posted: CannonResult | undefined;
+  if (!ONLY_LIVE) {
+    // --- POST /api/workflows/noop/runs at 500 requests/s on SQLite --------------------------------
+    const start = {
+      url: `${bulwark.url}/api/workflows/noop/runs`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { order: 42 } }),
+    };
+    await cannon({ ...start, connections: 10, duration: 2, overallRate: 500 });
+    // The SQLite store's group-commit counters around the measured phase: writes and transactions
+    // per start, the worker's claims and commits included.
+    const store = bulwark.server.context.store;
+    const commits = () => (store instanceof SqliteStore ? store.stats() : undefined);
+    const before = commits();
+    timing = true;
+    posted = await cannon({ ...start, connections: 20, duration: START_SECONDS, overallRate: 500 });
+    timing = false;
+    const after = commits();
+    serverMs.sort((a, b) => a - b);
+    const serverAt = (q: number) => Number(serverMs[Math.floor(q * (serverMs.length - 1))]!.toFixed(1));
+    results.start = {
+      rps: posted.requests.average,
+      p50: posted.latency.p50,
+      p99: posted.latency.p99,
+      max: posted.latency.max,
+      total: posted.requests.total,
+      failed: posted.non2xx + posted.errors + posted.timeouts,
+      statuses: Object.fromEntries(
+        Object.entries(posted.statusCodeStats).map(([code, { count }]) => [code, count]),
+      ),
+      serverP50: serverAt(0.5),
+      serverP99: serverAt(0.99),
+      serverMax: serverAt(1),
+      writesPerStart: before && after ? (after.writes - before.writes) / posted.requests.total : undefined,
+      transactionsPerStart:
+        before && after ? (after.transactions - before.transactions) / posted.requests.total : undefined,
+    };
+  }
 
   const load = os.loadavg().map((l) => l.toFixed(2));
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -167,35 +208,7 @@ try {
     );
     console.log(`ratio ${ratio.toFixed(2)} (target ≥ 0.70: ${ratio >= 0.7 ? 'met' : 'not met'})`);
   }
-  const s = results.start as {
-    rps: number;
-    p50: number;
-    p99: number;
-    max: number;
-    total: number;
-    failed: number;
-    statuses: Record<string, number>;
-    serverP50: number;
-    serverP99: number;
-    serverMax: number;
-    writesPerStart: number | undefined;
-    transactionsPerStart: number | undefined;
-  };
-  console.log(
-    `\nPOST /api/workflows/noop/runs, 500 requests/s for ${START_SECONDS} s, 20 connections, SQLite (full), worker on`,
-  );
-  console.log(
-    `${fmt(s.rps)} requests/s, p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms, ${s.failed} failed of ${fmt(s.total)} (statuses ${JSON.stringify(s.statuses)}; 503 is load shedding)`,
-  );
-  console.log(
-    `on the server's side (request in to response sent): p50 ${s.serverP50} ms, p99 ${s.serverP99} ms, max ${s.serverMax} ms`,
-  );
-  if (s.writesPerStart !== undefined && s.transactionsPerStart !== undefined) {
-    console.log(
-      `store: ${s.writesPerStart.toFixed(2)} writes and ${s.transactionsPerStart.toFixed(2)} transactions per start (the worker's included)`,
-    );
-  }
-  console.log(`p99 < 20 ms at 500 requests/s: ${s.p99 < 20 && s.rps >= 490 ? 'met' : 'not met'}`);
+  if (!ONLY_LIVE) printStart(results.start as Start);
 
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
   const file = join(
