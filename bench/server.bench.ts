@@ -154,6 +154,7 @@ try {
     };
 
   let posted: CannonResult | undefined;
+  let measured: Start | undefined;
   if (!ONLY_LIVE) {
     // --- POST /api/workflows/noop/runs at 500 requests/s on SQLite --------------------------------
     const start = {
@@ -174,7 +175,7 @@ try {
     const after = commits();
     serverMs.sort((a, b) => a - b);
     const serverAt = (q: number) => Number(serverMs[Math.floor(q * (serverMs.length - 1))]!.toFixed(1));
-    results.start = {
+    measured = {
       rps: posted.requests.average,
       p50: posted.latency.p50,
       p99: posted.latency.p99,
@@ -191,6 +192,7 @@ try {
       transactionsPerStart:
         before && after ? (after.transactions - before.transactions) / posted.requests.total : undefined,
     };
+    results.start = measured;
   }
 
   const load = os.loadavg().map((l) => l.toFixed(2));
@@ -208,7 +210,7 @@ try {
     );
     console.log(`ratio ${ratio.toFixed(2)} (target ≥ 0.70: ${ratio >= 0.7 ? 'met' : 'not met'})`);
   }
-  if (!ONLY_LIVE) printStart(results.start as Start);
+  if (measured !== undefined) printStart(measured);
 
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
   const file = join(
