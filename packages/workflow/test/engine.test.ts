@@ -276,7 +276,7 @@ describe('workflow engine', () => {
     const { engine } = await setup(t);
     let calls = 0;
     const constant = defineWorkflow({ name: 'constant-retry' }, async (ctx) =>
-      ctx.step('fetch', { retry: { maxAttempts: 3, backoff: 'constant', baseMs: 40 } }, () => {
+      ctx.step('fetch', { retry: { maxAttempts: 3, backoff: 'constant', baseMs: 40, jitter: 0 } }, () => {
         if (++calls < 3) throw transient();
         return calls;
       }),
@@ -289,10 +289,13 @@ describe('workflow engine', () => {
       ),
     );
     engine.register(constant, typo).startWorker();
-    const started = Date.now();
     const run = await engine.start(constant, null);
     assert.equal(await engine.result(run.id), 3);
-    assert.ok(Date.now() - started >= 80, 'two constant 40 ms delays');
+    // The delays as the retry scheduled them: exact, where the wall clock is not.
+    const delays = (await collect(engine, run.id))
+      .filter((e) => e.type === 'step:retry-scheduled')
+      .map((e) => (e.data as { delayMs: number }).delayMs);
+    assert.deepEqual(delays, [40, 40], 'two constant 40 ms delays');
     const bad = await engine.start(typo, null);
     await assert.rejects(engine.result(bad.id), /retry\.backoff: expected one of/);
   });
