@@ -394,12 +394,21 @@ function suites(): void {
             await reader.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
               `bulwark:feed:${schema}`,
             ]);
+            const lastSeq = async () =>
+              (
+                await admin.query(
+                  `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'seq')::regclass), 0) AS n`,
+                  [`"${schema}".events`],
+                )
+              ).rows[0].n;
+            const before = await lastSeq();
             let done = false;
             const enqueued = store.enqueue([newRun()], T0).then(() => {
               done = true;
             });
             await untilLockWaited();
             assert.equal(done, false, 'the enqueue waits for the feed reader');
+            assert.equal(await lastSeq(), before, 'the enqueue took no seq before the lock');
             await reader.query('COMMIT');
             await enqueued;
           } finally {
@@ -678,6 +687,78 @@ function suites(): void {
           const run = await store.getRun(child.id);
           assert.equal(run?.pendingParents, 0);
         });
+      });
+
+      test('a lone enqueue is one statement: its runs, first events, audit entries and wake-up', async () => {
+        const pool = new pg.Pool({ connectionString: PG_URL, max: 3 });
+        const sent: string[] = [];
+        pool.on('connect', (client) => {
+          const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+          (client as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+            sent.push(typeof config === 'string' ? config : String((config as { text: string }).text));
+            return query(config, ...rest);
+          };
+        });
+        const schema = freshSchema();
+        const store = new PostgresStore({ pool, schema, pollMs: 60_000 });
+        try {
+          await store.migrate();
+          const heard: WakeTopic[] = [];
+          const stop = store.subscribe((t) => heard.push(t));
+          await eventually(() => store.listening, 'the LISTEN connection');
+          const audit = {
+            at: T0,
+            actor: 'ops',
+            role: 'operator',
+            action: 'run.start',
+            outcome: 'ok',
+          } as const;
+          const keyed = newRun({ idempotencyKey: 'k', audit, correlationId: 'c-1' });
+          sent.length = 0;
+          const [first] = await store.enqueue([keyed], T0);
+          assert.deepEqual(first, { id: keyed.id, created: true, status: 'queued' });
+          assert.equal(sent.length, 1, `one statement, sent: ${sent.join(' | ')}`);
+          const twins = [newRun(), newRun()];
+          sent.length = 0;
+          await store.enqueue(twins, T0);
+          assert.equal(sent.length, 1, 'several runs without keys, one statement too');
+
+          const run = await store.getRun(keyed.id);
+          assert.equal(run?.status, 'queued');
+          assert.equal(run?.correlationId, 'c-1');
+          assert.deepEqual(
+            (await store.events(keyed.id)).map((e) => e.type),
+            ['run:queued'],
+          );
+          assert.deepEqual(
+            (await store.listAudit({ limit: 10 })).map((e) => [e.action, e.target]),
+            [['run.start', keyed.id]],
+          );
+          // The NOTIFY came back through LISTEN too: this store polls once a minute.
+          await eventually(
+            () => twins.every((t) => heard.includes(`run:${t.id}`)),
+            'the wake-ups of the lone enqueue',
+          );
+          stop();
+
+          // A taken key writes nothing on the short way, and the long way finds the key's run.
+          const again = newRun({ idempotencyKey: 'k', audit });
+          assert.deepEqual(await store.enqueue([again], T0 + 1), [
+            { id: keyed.id, created: false, status: 'queued' },
+          ]);
+          assert.equal(await store.getRun(again.id), undefined);
+          assert.equal((await store.listAudit({ limit: 10 })).length, 1);
+          // Parents go the long way, which checks them.
+          const child = newRun({ dependsOn: [keyed.id] });
+          sent.length = 0;
+          await store.enqueue([child], T0 + 1);
+          assert.ok(sent.length > 1, 'a run with parents takes the transaction');
+          assert.equal((await store.getRun(child.id))?.pendingParents, 1);
+        } finally {
+          await store.close();
+          await pool.end();
+          await dropSchema(schema);
+        }
       });
 
       test('groupCommit: false gives every call its own transaction', async () => {

@@ -53,7 +53,7 @@ export class Session {
 }
 
 /** Characters per NOTIFY payload: under 8000 bytes even if every character takes two. */
-const MAX_PAYLOAD = 3_900;
+export const MAX_PAYLOAD = 3_900;
 
 /** Errors after which the whole transaction can simply be tried again. */
 export function isRetryable(error: unknown): boolean {

@@ -159,13 +159,34 @@ const updateRunsSql = (updates: string) =>
         release_lease boolean, finished boolean)
       WHERE r.id = u.id`;
 
-/** Timeline events (a jsonb array), numbered in the order given. */
-const insertEventsSql = (events: string) =>
+/** New runs (a jsonb array), one row each; a taken idempotency key skips the row. */
+const insertRunsSql = (runs: string) =>
+  `
+      INSERT INTO %s.runs (
+        id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
+        concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
+        created_at, updated_at, finished_at)
+      SELECT
+        n.id, n.workflow, n.version, n.status, n.priority, n.input::jsonb, n.error::jsonb,
+        n.idempotency_key, n.parent_run_id, n.concurrency_key, n.pending_parents, n.available_at,
+        n.deadline_at, n.correlation_id, n.traceparent, n.now, n.now,
+        CASE WHEN n.status = 'cancelled' THEN n.now END
+      FROM jsonb_to_recordset(${runs}::jsonb) AS n (
+        id text, workflow text, version text, status text, priority integer, input text,
+        error text, idempotency_key text, parent_run_id text, concurrency_key text,
+        pending_parents integer, available_at bigint, deadline_at bigint, correlation_id text,
+        traceparent text, now bigint)
+      ON CONFLICT (idempotency_key) DO NOTHING
+      RETURNING id`;
+
+/** Timeline events (a jsonb array), numbered in the order given; those that pass `where`, if given. */
+const insertEventsSql = (events: string, where = '') =>
   `
       INSERT INTO %s.events (run_id, type, step, data, progress, at)
       SELECT e.run_id, e.type, e.step, e.data::jsonb, e.progress, e.at
       FROM jsonb_to_recordset(${events}::jsonb) AS e (
         ord integer, run_id text, type text, step text, data text, progress double precision, at bigint)
+      ${where === '' ? '' : `WHERE ${where}`}
       ORDER BY e.ord`;
 
 /** Children of the completed `parents` (text[]) wait for one parent fewer; at 0 they are claimable from `now`. */
@@ -277,25 +298,31 @@ export function statements(schema: string, tag: string) {
     ),
 
     /** New runs, one row each; a taken idempotency key skips the row (the caller retries). */
-    insertRuns: make(
-      'insert_runs',
+    insertRuns: make('insert_runs', insertRunsSql('$1')),
+
+    /**
+     * A lone enqueue of runs without parents, in one round trip and its own transaction: the runs
+     * ($1), their first events ($2) and audit entries ($3), the feed lock ($4) taken before any
+     * event's seq, and the wake-up ($5 channel, $6 payload) sent on commit. A run whose key was
+     * taken writes nothing: `created` counts the runs written, and the caller goes the long way
+     * for the rest.
+     */
+    enqueueAlone: make(
+      'enqueue_alone',
       `
-      INSERT INTO %s.runs (
-        id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
-        concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
-        created_at, updated_at, finished_at)
-      SELECT
-        n.id, n.workflow, n.version, n.status, n.priority, n.input::jsonb, n.error::jsonb,
-        n.idempotency_key, n.parent_run_id, n.concurrency_key, n.pending_parents, n.available_at,
-        n.deadline_at, n.correlation_id, n.traceparent, n.now, n.now,
-        CASE WHEN n.status = 'cancelled' THEN n.now END
-      FROM jsonb_to_recordset($1::jsonb) AS n (
-        id text, workflow text, version text, status text, priority integer, input text,
-        error text, idempotency_key text, parent_run_id text, concurrency_key text,
-        pending_parents integer, available_at bigint, deadline_at bigint, correlation_id text,
-        traceparent text, now bigint)
-      ON CONFLICT (idempotency_key) DO NOTHING
-      RETURNING id`,
+      WITH feed AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(hashtextextended($4, 0)) AS held),
+      created AS (${insertRunsSql('$1')}),
+      -- The lock is a one-time filter of the events' insert: held before its first nextval.
+      appended AS (${insertEventsSql('$2', 'EXISTS (SELECT FROM feed) AND e.run_id IN (SELECT id FROM created)')}),
+      audited AS (
+        INSERT INTO %s.audit (at, actor, role, action, target, request_id, data, outcome)
+        SELECT a.at, a.actor, a.role, a.action, a.target, a.request_id, a.data::jsonb, a.outcome
+        FROM jsonb_to_recordset($3::jsonb) AS a (
+          at bigint, actor text, role text, action text, target text, request_id text, data text,
+          outcome text)
+        WHERE a.target IN (SELECT id FROM created))
+      SELECT count(*)::integer AS created, CASE WHEN count(*) > 0 THEN pg_notify($5, $6) END AS notified
+      FROM created`,
     ),
 
     insertDeps: make(

@@ -114,7 +114,9 @@ export class PostgresStore implements WorkflowStore {
       {
         withSession: (work) => this.#withSession(work),
         begin: this.#beginWrite,
+        channel: this.#channel,
         quotedChannel: this.#quotedChannel,
+        feedLock: this.#feedLock,
         emit: (topics) => this.#wakeups.emit(topics),
       },
       this.#options.groupCommit,
