@@ -1,6 +1,7 @@
 // Where a burst of runs spends its time, beyond the rate: wall time, this process's CPU (its
 // threads included), PostgreSQL's CPU (every `postgres` process, read from /proc), event-loop
-// delay, and the statements sent to PostgreSQL by kind. One engine, one store, a warm-up first.
+// delay, the statements sent to PostgreSQL by kind and how its tables were read. One engine, one
+// store, a warm-up first.
 // Run: npm run bench:workflow-cpu -- [sqlite|sqlite-thread-pool|postgres] [one|three] [runs]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,6 +93,16 @@ try {
   if (kind === 'postgres') {
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
+    // The store's backends flush their statistics as they exit, which takes a moment after close.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const { rows } = await admin.query(
+      `SELECT relname AS "table", seq_scan AS "read in full", seq_tup_read AS "rows so read",
+        idx_scan AS "index reads", n_tup_ins AS inserted, n_tup_upd AS updated, n_tup_hot_upd AS "HOT updates"
+      FROM pg_stat_user_tables WHERE schemaname = $1 AND n_tup_ins > 0 ORDER BY relname`,
+      [schema],
+    );
+    console.log('tables, warm-up and migrations included (pg_stat_user_tables):');
+    console.table(rows);
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await admin.end();
   }

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { WorkflowErrorCodes } from '../src/errors.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres/index.ts';
 import { INDEX_PLANS, statements } from '../src/store/postgres/sql.ts';
-import type { NewRun, WakeTopic } from '../src/store/types.ts';
+import type { ClaimedRun, NewRun, WakeTopic } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
 import { PG_URL, postgresUnavailable } from './stores.ts';
 
@@ -495,6 +495,79 @@ function suites(): void {
           assert.deepEqual(await unkeyed(INDEX_PLANS), []);
           // The check can fail: without the settings, these plans scan tables that only grow.
           assert.ok((await unkeyed('')).length > 0);
+        });
+      });
+
+      test('an idle claim reads runs through their indexes, even on a connection that claimed while the table was small', async () => {
+        const schema = freshSchema();
+        /** The runs table's statistics, once the backends that wrote `inserted` rows have flushed theirs (as they exit). */
+        const stats = async (inserted: number) => {
+          const deadline = performance.now() + 5_000;
+          for (;;) {
+            const { rows } = await admin.query(
+              'SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2',
+              [schema, 'runs'],
+            );
+            const row = {
+              seqScans: Number(rows[0]?.seq_scan ?? -1),
+              inserted: Number(rows[0]?.n_tup_ins ?? 0),
+            };
+            if (row.seqScans >= 0 && row.inserted >= inserted) return row;
+            if (performance.now() > deadline) assert.fail('the store’s statistics were not flushed');
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        };
+        try {
+          // Creating the indexes reads the table: counted before the claims.
+          const migrating = new PostgresStore({ connectionString: PG_URL, schema });
+          await migrating.migrate();
+          await migrating.close();
+          const before = await stats(0);
+          // One connection, so that the claims below share whatever plan it caches.
+          const store = new PostgresStore({ connectionString: PG_URL, max: 1, schema });
+          const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
+          try {
+            await store.enqueue(
+              Array.from({ length: 20 }, () => newRun()),
+              T0,
+            );
+            // More than the five custom plans after which PostgreSQL keeps a generic one.
+            for (let i = 0; i < 8; i++) assert.equal((await store.claim(request)).length, 1);
+            await store.enqueue(
+              Array.from({ length: 2_000 }, () => newRun()),
+              T0,
+            );
+            for (let i = 0; i < 3; i++) assert.equal((await store.claim(request)).length, 1);
+          } finally {
+            await store.close();
+          }
+          const after = await stats(2_020);
+          assert.equal(after.seqScans - before.seqScans, 0, 'no claim read the runs table in full');
+        } finally {
+          await dropSchema(schema);
+        }
+      });
+
+      test('an idle claim’s connection that drops is replaced at the next claim', async () => {
+        await withSchema(async (store, schema) => {
+          await store.enqueue([newRun(), newRun()], T0);
+          const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
+          assert.equal((await store.claim(request)).length, 1);
+          const { rows } = await admin.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE pid <> pg_backend_pid() AND query LIKE $1`,
+            [`%"${schema}".runs%SKIP LOCKED%`],
+          );
+          assert.equal(rows.length, 1, 'the claim connection');
+          // A claim sent before the client hears of the drop fails; the next one reconnects.
+          let claimed: ClaimedRun[] | undefined;
+          for (let i = 0; i < 50 && claimed === undefined; i++) {
+            claimed = await store.claim(request).catch(async () => {
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              return undefined;
+            });
+          }
+          assert.equal(claimed?.length, 1);
         });
       });
 
