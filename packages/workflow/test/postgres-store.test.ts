@@ -92,6 +92,25 @@ function suites(): void {
   }
 
   /** Waits (bounded) until `check` holds, polling every 5 ms: wake-ups cross a connection. */
+  /** Counts the statements any pg client sends until `stop()`. */
+  function countQueries() {
+    const prototype = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = prototype.query;
+    const sent = {
+      count: 0,
+      texts: [] as string[],
+      stop: () => {
+        prototype.query = query;
+      },
+    };
+    prototype.query = function (this: unknown, config: unknown, ...rest: unknown[]) {
+      sent.count++;
+      sent.texts.push(typeof config === 'string' ? config : String((config as { text?: string }).text));
+      return query.call(this, config, ...rest);
+    };
+    return sent;
+  }
+
   async function eventually(check: () => boolean, what: string, ms = 3_000): Promise<void> {
     const deadline = performance.now() + ms;
     while (!check()) {
@@ -386,34 +405,47 @@ function suites(): void {
         });
       });
 
-      test('the store’s writers hold the feed lock from BEGIN, so a feed read cannot pass them', async () => {
+      test('the store’s writers hold the feed lock before their first event, so a feed read cannot pass them', async () => {
         await withSchema(async (store, schema) => {
-          const reader = await admin.connect();
-          try {
-            await reader.query('BEGIN');
-            await reader.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-              `bulwark:feed:${schema}`,
-            ]);
-            const lastSeq = async () =>
-              (
-                await admin.query(
-                  `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'seq')::regclass), 0) AS n`,
-                  [`"${schema}".events`],
-                )
-              ).rows[0].n;
-            const before = await lastSeq();
-            let done = false;
-            const enqueued = store.enqueue([newRun()], T0).then(() => {
-              done = true;
-            });
-            await untilLockWaited();
-            assert.equal(done, false, 'the enqueue waits for the feed reader');
-            assert.equal(await lastSeq(), before, 'the enqueue took no seq before the lock');
-            await reader.query('COMMIT');
-            await enqueued;
-          } finally {
-            reader.release();
-          }
+          const lastSeq = async () =>
+            (
+              await admin.query(
+                `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'seq')::regclass), 0) AS n`,
+                [`"${schema}".events`],
+              )
+            ).rows[0].n;
+          /** Runs `write` while a feed reader holds the lock: it must wait, having taken no seq. */
+          const heldBack = async (what: string, write: () => Promise<unknown>) => {
+            const reader = await admin.connect();
+            try {
+              await reader.query('BEGIN');
+              await reader.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+                `bulwark:feed:${schema}`,
+              ]);
+              const before = await lastSeq();
+              let done = false;
+              const written = write().then(() => {
+                done = true;
+              });
+              await untilLockWaited();
+              assert.equal(done, false, `${what} waits for the feed reader`);
+              assert.equal(await lastSeq(), before, `${what} took no seq before the lock`);
+              await reader.query('COMMIT');
+              await written;
+            } finally {
+              reader.release();
+            }
+          };
+          const run = newRun();
+          await heldBack('the enqueue (one statement)', () => store.enqueue([run], T0));
+          await store.claim({ workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+          const event = { type: 'x', step: undefined, data: null, progress: 0, at: T0 };
+          await heldBack('the commit (one statement)', () =>
+            store.commit([{ kind: 'event', runId: run.id, event }], T0),
+          );
+          await heldBack('the enqueue (a transaction)', () =>
+            store.enqueue([newRun({ dependsOn: [run.id] })], T0),
+          );
         });
       });
 
@@ -608,7 +640,7 @@ function suites(): void {
         });
       });
 
-      test('a claim joins the group transaction in flight, and an idle one runs at once on its own', async () => {
+      test('a claim queued with commits runs beside their statement, and an idle one at once, each alone', async () => {
         await withSchema(async (store) => {
           const [a, b] = [newRun(), newRun()];
           await store.enqueue([a, b], T0);
@@ -632,13 +664,81 @@ function suites(): void {
           assert.equal(claimed.length, 1);
           assert.notEqual(claimed[0]?.id, first?.id);
           assert.equal(claimed[0]?.leaseOwner, 'w');
-          assert.equal(
-            store.stats.transactions - busy.transactions,
-            1,
-            'the claim shared the commit’s transaction',
-          );
-          assert.equal(store.stats.batches - busy.batches, 2);
+          assert.equal(store.stats.transactions - busy.transactions, 1, 'the commit’s statement');
+          assert.equal(store.stats.batches - busy.batches, 1);
           assert.equal((await store.getRun(claimed[0]!.id))?.status, 'running');
+          assert.equal((await store.getRun(first!.id))?.progress, 50);
+        });
+      });
+
+      test('commits of runs whose leases their workers hold are one statement; a lost lease makes them go the long way', async () => {
+        await withSchema(async (store, schema) => {
+          const runs = [newRun(), newRun(), newRun()];
+          await store.enqueue(runs, T0);
+          await store.claim({ workerId: 'w', limit: 3, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+          const step = (name: string) => ({
+            name,
+            status: 'completed' as const,
+            output: name,
+            error: undefined,
+            attempts: 1,
+            startedAt: T0,
+            finishedAt: T0,
+          });
+          const event = (type: string) => ({ type, step: undefined, data: null, progress: 0, at: T0 });
+          const sent = countQueries();
+          try {
+            const results = await Promise.all(
+              runs.map((r) =>
+                store.commit(
+                  [
+                    { kind: 'step', runId: r.id, workerId: 'w', step: step('a') },
+                    { kind: 'event', runId: r.id, event: event('step:completed') },
+                  ],
+                  T0 + 1,
+                ),
+              ),
+            );
+            assert.ok(results.every((r) => r.lostLease.length === 0 && r.duplicateSteps.length === 0));
+            assert.equal(sent.count, 1, `one statement for the three commits: ${sent.texts.join(' | ')}`);
+          } finally {
+            sent.stop();
+          }
+
+          // Another worker took the last run over: its batch and the first run's share a group.
+          await admin.query(`UPDATE "${schema}".runs SET lease_owner = 'other' WHERE id = $1`, [runs[2]!.id]);
+          const [kept, lost] = await Promise.all([
+            store.commit(
+              [
+                { kind: 'step', runId: runs[0]!.id, workerId: 'w', step: step('b') },
+                { kind: 'event', runId: runs[0]!.id, event: event('late') },
+              ],
+              T0 + 2,
+            ),
+            store.commit(
+              [
+                { kind: 'step', runId: runs[2]!.id, workerId: 'w', step: step('b') },
+                { kind: 'event', runId: runs[2]!.id, event: event('late') },
+              ],
+              T0 + 2,
+            ),
+          ]);
+          assert.deepEqual(kept, { lostLease: [], duplicateSteps: [] });
+          assert.deepEqual(lost, { lostLease: [runs[2]!.id], duplicateSteps: [] });
+          assert.deepEqual(
+            (await store.steps(runs[0]!.id)).map((s) => s.name),
+            ['a', 'b'],
+          );
+          assert.deepEqual(
+            (await store.steps(runs[2]!.id)).map((s) => s.name),
+            ['a'],
+            'nothing of the lost run was written, on either way',
+          );
+          assert.deepEqual(
+            (await store.events(runs[2]!.id)).map((e) => e.type),
+            ['run:queued', 'step:completed'],
+          );
+          assert.equal((await store.events(runs[0]!.id)).filter((e) => e.type === 'late').length, 1);
         });
       });
     });

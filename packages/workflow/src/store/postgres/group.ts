@@ -2,7 +2,7 @@
 // arrive while a transaction is in flight) share one transaction, so many runs' progress costs one
 // fsync.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
-import { applyCommits, type CommitBatch } from './commit.ts';
+import { applyCommits, type CommitBatch, commitAlone } from './commit.ts';
 import { applyEnqueues, type EnqueueBatch, enqueueAlone } from './enqueue.ts';
 import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
@@ -27,6 +27,8 @@ type Job =
 export interface GroupHost {
   /** A session on a pooled connection, released after `work` settles. */
   withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
+  /** The same on a connection whose session plans by index, for statements outside a transaction. */
+  withIndexedSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
   /** What starts a transaction (BEGIN, and the feed lock its events need). */
   begin: string;
   /** The NOTIFY channel, and quoted. */
@@ -101,7 +103,8 @@ export class GroupCommitter {
     });
   }
 
-  async #flush(jobs: Job[]): Promise<void> {
+  async #flush(group: Job[]): Promise<void> {
+    let jobs = group;
     this.#inFlight++;
     try {
       if (jobs.every((job) => job.kind === 'claim')) {
@@ -109,6 +112,10 @@ export class GroupCommitter {
         return;
       }
       if (jobs.length === 1 && jobs[0]!.kind === 'enqueue' && (await this.#enqueueAlone(jobs[0]!))) return;
+      if (jobs.every((job) => job.kind !== 'enqueue')) {
+        jobs = await this.#commitAlone(jobs as Exclude<Job, { kind: 'enqueue' }>[]);
+        if (jobs.length === 0) return;
+      }
       const outcomes = await this.#host.withSession((session) => this.#transact(session, jobs));
       this.stats.transactions++;
       this.stats.batches += jobs.length;
@@ -141,6 +148,40 @@ export class GroupCommitter {
     job.resolve(done.results);
     this.#host.emit(done.topics);
     return true;
+  }
+
+  /**
+   * Commits and claims without enqueues: the commits as one statement in its own transaction
+   * (`commitAlone`) and each claim alone, side by side. Returns the commits left for a
+   * transaction: none, or all of them if they could not go the short way (nothing was written).
+   */
+  async #commitAlone(jobs: Exclude<Job, { kind: 'enqueue' }>[]): Promise<Job[]> {
+    const commits = jobs.filter((job) => job.kind === 'commit');
+    const claims = Promise.all(
+      jobs.flatMap((job) => (job.kind === 'claim' ? [job.alone().then(job.resolve, job.reject)] : [])),
+    );
+    const { feedLock, channel } = this.#host;
+    let done: Awaited<ReturnType<typeof commitAlone>>;
+    try {
+      const batches = commits.map((job) => job.batch);
+      done = await this.#host.withIndexedSession((session) =>
+        commitAlone(session, batches, feedLock, channel),
+      );
+    } catch (error) {
+      // Nothing was written: a deadlock is tried again the long way; anything else fails the commits.
+      if (!isRetryable(error)) {
+        for (const job of commits) job.reject(error);
+        await claims;
+        return [];
+      }
+    }
+    await claims;
+    if (done === undefined) return commits;
+    this.stats.transactions++;
+    this.stats.batches += commits.length;
+    for (const [i, job] of commits.entries()) job.resolve(done.results[i]!);
+    this.#host.emit(done.topics);
+    return [];
   }
 
   async #transact(session: Session, jobs: Job[]) {

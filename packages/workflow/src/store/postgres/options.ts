@@ -9,7 +9,7 @@ export interface PostgresStoreOptions {
   pool?: Pool;
   /** The schema holding the store's tables; created by `migrate()`. @default 'bulwark' */
   schema?: string;
-  /** Connections in the store's own pool (the store opens two more: LISTEN and idle claims). @default 10 */
+  /** Connections in the store's own pool (the store opens up to four more: LISTEN, and three for one-statement writes). @default 10 */
   max?: number;
   /**
    * Concurrent `commit()` and `enqueue()` calls of one tick share one transaction (each call's

@@ -32,24 +32,33 @@ export class Session {
   }
 
   /**
-   * The `NOTIFY`s for the topics, to send in the same round trip as the COMMIT: topics joined by
-   * newlines, in as few payloads as fit under PostgreSQL's 8000 bytes (each notification costs
-   * the server far more than its length does).
+   * The `NOTIFY`s for the topics, to send in the same round trip as the COMMIT (see `payloads`).
    */
   notifications(quotedChannel: string): string {
     let text = '';
-    let payload = '';
-    const flush = () => {
-      if (payload !== '') text += `NOTIFY ${quotedChannel}, ${this.client.escapeLiteral(payload)}; `;
-      payload = '';
-    };
-    for (const topic of this.topics) {
-      if (payload.length + topic.length + 1 > MAX_PAYLOAD) flush();
-      payload = payload === '' ? topic : `${payload}\n${topic}`;
+    for (const payload of payloads(this.topics)) {
+      text += `NOTIFY ${quotedChannel}, ${this.client.escapeLiteral(payload)}; `;
     }
-    flush();
     return text;
   }
+}
+
+/**
+ * Topics joined by newlines, in as few payloads as fit under PostgreSQL's 8000 bytes (each
+ * notification costs the server far more than its length does).
+ */
+export function payloads(topics: Iterable<WakeTopic>): string[] {
+  const all: string[] = [];
+  let payload = '';
+  for (const topic of topics) {
+    if (payload !== '' && payload.length + topic.length + 1 > MAX_PAYLOAD) {
+      all.push(payload);
+      payload = '';
+    }
+    payload = payload === '' ? topic : `${payload}\n${topic}`;
+  }
+  if (payload !== '') all.push(payload);
+  return all;
 }
 
 /** Characters per NOTIFY payload: under 8000 bytes even if every character takes two. */

@@ -96,8 +96,10 @@ export class PostgresStore implements WorkflowStore {
   readonly #wakeups: Wakeups;
   #pool: Pool | undefined;
   #poolReady: Promise<Pool> | undefined;
-  /** The connection that idle claims use (see `#claimAlone`), once one has run. */
-  #claimClient: Promise<Client> | undefined;
+  /** Connections whose sessions plan by index (see `#indexedPool`), once one is needed. */
+  #indexed: Promise<Pool> | undefined;
+  /** The indexed pool's connections whose session settings are made. */
+  readonly #planned = new WeakSet<PoolClient>();
   #closed = false;
 
   constructor(options: PostgresStoreOptions = {}) {
@@ -115,6 +117,7 @@ export class PostgresStore implements WorkflowStore {
     this.#group = new GroupCommitter(
       {
         withSession: (work) => this.#withSession(work),
+        withIndexedSession: (work) => this.#withIndexedSession(work),
         begin: this.#beginWrite,
         channel: this.#channel,
         quotedChannel: this.#quotedChannel,
@@ -187,9 +190,7 @@ export class PostgresStore implements WorkflowStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#wakeups.close();
-    const claimClient = this.#claimClient;
-    this.#claimClient = undefined;
-    await claimClient?.then((client) => client.end()).catch(() => {});
+    await this.#indexed?.then((pool) => pool.end()).catch(() => {});
     // Our own pool only: a pool the caller brought is theirs to end.
     if (this.#options.pool === undefined && this.#poolReady !== undefined) {
       const pool = await this.#poolReady;
@@ -502,10 +503,12 @@ export class PostgresStore implements WorkflowStore {
     return answer;
   }
 
-  async #withSession<T>(work: (session: Session) => Promise<T>): Promise<T> {
-    const pool = await this.#getPool();
+  async #withSession<T>(
+    work: (session: Session) => Promise<T>,
+    acquire: () => Promise<PoolClient> = async () => (await this.#getPool()).connect(),
+  ): Promise<T> {
     await loadPg();
-    const client: PoolClient = await pool.connect();
+    const client = await acquire();
     let broken: Error | undefined;
     try {
       return await work(new Session(client, this.#sql));
@@ -518,57 +521,65 @@ export class PostgresStore implements WorkflowStore {
     }
   }
 
-  /**
-   * A claim outside any transaction, in one round trip, on the claim connection: a connection of
-   * its own whose session plans by index (the write transactions' settings, for good). A claim
-   * planned on a pool connection while the runs table was small keeps that plan on that connection
-   * (a prepared statement's generic plan outlives the settings it ran under) and went on reading
-   * every run for expired leases until autovacuum's ANALYZE; planning each claim afresh instead
-   * costs 0.4 ms, most of an idle pickup.
-   */
-  async #claimAlone(values: unknown[]): Promise<Record<string, unknown>[]> {
-    const client = await this.#claimConnection();
-    const { name, text } = this.#sql.claim;
-    return (await client.query<Record<string, unknown>>({ name, text, values, types })).rows;
+  /** A claim outside any transaction, in one round trip, on the indexed pool (see `#indexedPool`). */
+  #claimAlone(values: unknown[]): Promise<Record<string, unknown>[]> {
+    return this.#withIndexedSession((session) => session.run(this.#sql.claim, values));
   }
 
-  #claimConnection(): Promise<Client> {
-    if (this.#claimClient !== undefined) return this.#claimClient;
-    const connecting = (async () => {
-      if (this.#closed) throw new StoreClosedError(this.dialect);
-      const client = await this.#listenClient();
-      // A connection that drops is replaced at the next claim.
-      const forget = () => {
-        if (this.#claimClient === connecting) this.#claimClient = undefined;
-      };
-      client.on('error', forget);
-      client.on('end', forget);
-      try {
-        await client.query(INDEX_PLANS.replaceAll('SET LOCAL', 'SET'));
-      } catch (error) {
-        await client.end().catch(() => {});
-        throw error;
+  /** A session on the indexed pool, released after `work` settles. */
+  #withIndexedSession<T>(work: (session: Session) => Promise<T>): Promise<T> {
+    return this.#withSession(work, async () => {
+      const client = await (await this.#indexedPool()).connect();
+      if (!this.#planned.has(client)) {
+        try {
+          await client.query(INDEX_PLANS.replaceAll('SET LOCAL', 'SET'));
+        } catch (error) {
+          client.release(error as Error);
+          throw error;
+        }
+        this.#planned.add(client);
       }
       return client;
-    })();
-    this.#claimClient = connecting;
-    connecting.catch(() => {
-      if (this.#claimClient === connecting) this.#claimClient = undefined;
     });
-    return connecting;
+  }
+
+  /**
+   * Connections of the store's own, outside the pool (as the LISTEN connection is), for the
+   * statements that run in no transaction of their own making (idle claims, and commits in one
+   * statement): their sessions keep the write transactions' planner settings for good. On a
+   * pool connection, a prepared statement keeps the plan it got there, whatever the settings of
+   * the transaction it runs in: a claim planned while the runs table was small went on reading
+   * every run for expired leases until autovacuum's ANALYZE; planning it afresh each time
+   * would cost 0.4 ms, most of an idle pickup.
+   */
+  #indexedPool(): Promise<Pool> {
+    if (this.#closed) return Promise.reject(new StoreClosedError(this.dialect));
+    this.#indexed ??= loadPg().then((pg) => {
+      const pool = new pg.Pool({ ...this.#clientConfig(), max: INDEXED_CONNECTIONS });
+      pool.on('error', () => {});
+      return pool;
+    });
+    return this.#indexed;
+  }
+
+  /** The connection settings of the pool: the store's own, or those of the pool it was given. */
+  #clientConfig(): ClientConfig {
+    return this.#options.pool
+      ? { ...(this.#options.pool.options as ClientConfig) }
+      : { connectionString: this.#options.connectionString };
   }
 
   async #listenClient(): Promise<Client> {
     const pg = await loadPg();
-    const config: ClientConfig = this.#options.pool
-      ? { ...(this.#options.pool.options as ClientConfig) }
-      : { connectionString: this.#options.connectionString };
-    const client = new pg.Client(config);
+    const client = new pg.Client(this.#clientConfig());
     client.on('error', () => {});
     await client.connect();
     return client;
   }
 }
+
+/** Of the indexed pool: the group's statements in flight (two at most) and an idle claim. */
+const INDEXED_CONNECTIONS = 3;
 
 const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
 /** The final statuses a run can be retried from. */
