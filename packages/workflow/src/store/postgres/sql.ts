@@ -1,5 +1,6 @@
 // Every statement the PostgreSQL store sends, in one place. The schema is quoted once, when the
-// store is built; everything else travels as a parameter (batches as one jsonb array).
+// store is built; everything else travels as a parameter (batches as one JSON array, read with
+// json_to_recordset: parsing it as jsonb first would build and key-sort every object, for nothing).
 
 /** A statement and the name it is prepared under (per connection, so it is parsed once). */
 export interface Statement {
@@ -114,7 +115,7 @@ function totalRuns(match: string): string {
 const ifHeld = (parameter: string, type: string) =>
   `(CASE WHEN (SELECT ok FROM held) THEN ${parameter}::${type} END)`;
 
-/** Steps (a jsonb array), numbered after each run's last one; a name already recorded is skipped. */
+/** Steps (a JSON array), numbered after each run's last one; a name already recorded is skipped. */
 const insertStepsSql = (steps: string) =>
   `
       INSERT INTO %s.steps (run_id, name, seq, status, output, error, attempts, started_at, finished_at)
@@ -125,7 +126,7 @@ const insertStepsSql = (steps: string) =>
         n.status, n.output::jsonb, n.error::jsonb, n.attempts, n.started_at, n.finished_at
       FROM (
         SELECT DISTINCT ON (run_id, name) *
-        FROM jsonb_to_recordset(${steps}::jsonb) AS n (
+        FROM json_to_recordset(${steps}::json) AS n (
           ord integer, run_id text, name text, status text, output text, error text,
           attempts integer, started_at bigint, finished_at bigint)
         ORDER BY run_id, name, ord
@@ -134,7 +135,7 @@ const insertStepsSql = (steps: string) =>
       ORDER BY n.ord
       RETURNING run_id, name`;
 
-/** Merged run updates (a jsonb array), one row per run; a `set_*` flag tells "set to null" from "leave". */
+/** Merged run updates (a JSON array), one row per run; a `set_*` flag tells "set to null" from "leave". */
 const updateRunsSql = (updates: string) =>
   `
       UPDATE %s.runs AS r SET
@@ -156,14 +157,14 @@ const updateRunsSql = (updates: string) =>
         lease_expires_at = CASE WHEN u.release_lease THEN NULL ELSE r.lease_expires_at END,
         finished_at      = CASE WHEN u.finished THEN u.now ELSE r.finished_at END,
         updated_at       = u.now
-      FROM jsonb_to_recordset(${updates}::jsonb) AS u (
+      FROM json_to_recordset(${updates}::json) AS u (
         id text, now bigint, status text, set_output boolean, output text, set_error boolean,
         error text, degraded boolean, progress double precision, available_at bigint,
         set_waiting_for boolean, waiting_for text, set_parked_on boolean, parked_on text,
         release_lease boolean, finished boolean)
       WHERE r.id = u.id`;
 
-/** New runs (a jsonb array), one row each; a taken idempotency key skips the row. */
+/** New runs (a JSON array), one row each; a taken idempotency key skips the row. */
 const insertRunsSql = (runs: string) =>
   `
       INSERT INTO %s.runs (
@@ -175,7 +176,7 @@ const insertRunsSql = (runs: string) =>
         n.idempotency_key, n.parent_run_id, n.concurrency_key, n.pending_parents, n.available_at,
         n.deadline_at, n.correlation_id, n.traceparent, n.now, n.now,
         CASE WHEN n.status = 'cancelled' THEN n.now END
-      FROM jsonb_to_recordset(${runs}::jsonb) AS n (
+      FROM json_to_recordset(${runs}::json) AS n (
         id text, workflow text, version text, status text, priority integer, input text,
         error text, idempotency_key text, parent_run_id text, concurrency_key text,
         pending_parents integer, available_at bigint, deadline_at bigint, correlation_id text,
@@ -183,12 +184,12 @@ const insertRunsSql = (runs: string) =>
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`;
 
-/** Timeline events (a jsonb array), numbered in the order given; those that pass `where`, if given. */
+/** Timeline events (a JSON array), numbered in the order given; those that pass `where`, if given. */
 const insertEventsSql = (events: string, where = '') =>
   `
       INSERT INTO %s.events (run_id, type, step, data, progress, at)
       SELECT e.run_id, e.type, e.step, e.data::jsonb, e.progress, e.at
-      FROM jsonb_to_recordset(${events}::jsonb) AS e (
+      FROM json_to_recordset(${events}::json) AS e (
         ord integer, run_id text, type text, step text, data text, progress double precision, at bigint)
       ${where === '' ? '' : `WHERE ${where}`}
       ORDER BY e.ord`;
@@ -321,7 +322,7 @@ export function statements(schema: string, tag: string) {
       audited AS (
         INSERT INTO %s.audit (at, actor, role, action, target, request_id, data, outcome)
         SELECT a.at, a.actor, a.role, a.action, a.target, a.request_id, a.data::jsonb, a.outcome
-        FROM jsonb_to_recordset($3::jsonb) AS a (
+        FROM json_to_recordset($3::json) AS a (
           at bigint, actor text, role text, action text, target text, request_id text, data text,
           outcome text)
         WHERE a.target IN (SELECT id FROM created))
@@ -482,9 +483,9 @@ export function statements(schema: string, tag: string) {
         FROM locked AS l JOIN unnest($6::text[], $7::text[]) AS e (id, owner) ON e.id = l.id
         WHERE e.owner IS NULL OR (l.lease_owner = e.owner AND l.status NOT IN ${FINAL})),
       -- Each write reads its input through the check: every run is locked before anything is written.
-      recorded AS (${insertStepsSql(ifHeld('$1', 'jsonb'))}),
-      updated AS (${updateRunsSql(ifHeld('$2', 'jsonb'))} RETURNING r.id),
-      appended AS (${insertEventsSql(ifHeld('$3', 'jsonb'))} RETURNING seq),
+      recorded AS (${insertStepsSql(ifHeld('$1', 'json'))}),
+      updated AS (${updateRunsSql(ifHeld('$2', 'json'))} RETURNING r.id),
+      appended AS (${insertEventsSql(ifHeld('$3', 'json'))} RETURNING seq),
       released AS (${releaseDependentsSql(ifHeld('$4', 'text[]'), '$5')})
       SELECT 'step' AS kind, run_id AS id, name, NULL::integer AS pending FROM recorded
       UNION ALL
