@@ -1,6 +1,6 @@
 // Group commit: the enqueue(), commit() and, under load, claim() calls of one tick (and those that
-// arrive while a transaction is in flight) share one transaction, so many runs' progress costs one
-// fsync.
+// arrive while a write is in flight) are written together, so many runs' progress costs one fsync:
+// commits as one statement where they can be, anything else as one transaction.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
 import { applyCommits, type CommitBatch, commitAlone } from './commit.ts';
 import { applyEnqueues, type EnqueueBatch, enqueueAlone } from './enqueue.ts';
