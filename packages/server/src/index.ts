@@ -9,7 +9,14 @@ export {
   parseConfig,
 } from './config/load.ts';
 export { type ConfigWatcher, type WatchConfigOptions, watchConfig } from './config/watch.ts';
-export type { Access, Principal, ReloadSummary, Role, ServerContext } from './http/context.ts';
+export type {
+  Access,
+  Principal,
+  ReloadSummary,
+  Role,
+  ServerContext,
+  WorkflowChanges,
+} from './http/context.ts';
 export { ApiError, type FieldProblem, type Problem, type ProblemCode, ProblemCodes } from './http/errors.ts';
 export { type BulwarkServer, type CreateServerOptions, createServer } from './http/server.ts';
 export {

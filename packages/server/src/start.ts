@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { DependencyRegistry } from '@bulwark/core';
+import { DependencyRegistry, type ReloadResult } from '@bulwark/core';
 import {
   openPostgresStore,
   openSqliteStore,
@@ -16,9 +16,11 @@ import {
 import type { Env } from './config/env.ts';
 import { type BulwarkConfig, loadConfig, parseConfig } from './config/load.ts';
 import { compileWorkflows } from './declarative/compile.ts';
+import type { WorkflowDeclaration } from './declarative/types.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
 import { startExampleUpstream } from './examples/upstream.ts';
 import { exampleWorkflows } from './examples/workflows.ts';
+import type { ReloadSummary, WorkflowChanges } from './http/context.ts';
 import { checkListenAddress, ensureAdminKey, loginUrl } from './http/keys.ts';
 import { buildDashboard } from './http/plugins/dashboard.ts';
 import { type BulwarkServer, createServer } from './http/server.ts';
@@ -86,7 +88,9 @@ interface Sources {
   readonly registry: DependencyRegistry;
   readonly workflows: WorkflowDefinition<any, any>[];
   readonly description: string;
-  readonly reload: (() => Promise<{ added: string[]; changed: string[]; removed: string[] }>) | undefined;
+  readonly reload: (() => Promise<ReloadSummary>) | undefined;
+  /** Called with each configuration a reload put in effect (the file's only). */
+  onConfig(apply: (config: BulwarkConfig) => WorkflowChanges): void;
   readonly close: () => Promise<void>;
 }
 
@@ -125,12 +129,25 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       registry: sources.registry,
       concurrency: effective.concurrency,
     });
-    // Declared in the file: compiled once, at start (a reload swaps dependencies, not workflows).
-    const declared = compileWorkflows(sources.config.workflows ?? {}, {
-      registry: sources.registry,
-      storageDir: sources.config.storage?.dir ?? join(effective.dataDir, 'files'),
-    });
+    // Declared in the file: compiled at start, and again by each reload that takes effect.
+    const compile = (config: BulwarkConfig) =>
+      compileWorkflows(config.workflows ?? {}, {
+        registry: sources.registry,
+        storageDir: config.storage?.dir ?? join(effective.dataDir, 'files'),
+      });
+    const declared = compile(sources.config);
     engine.register(...sources.workflows, ...declared, ...(options.workflows ?? []));
+    let declarations = sources.config.workflows ?? {};
+    sources.onConfig((config) => {
+      const next = config.workflows ?? {};
+      const changes = workflowChanges(declarations, next);
+      const compiled = compile(config);
+      engine.register(
+        ...compiled.filter((w) => changes.added.includes(w.name) || changes.changed.includes(w.name)),
+      );
+      declarations = next;
+      return changes;
+    });
     cleanups.push(() => engine.stop());
 
     if (options.buildDashboard ?? options.signals === true) {
@@ -257,6 +274,7 @@ async function embedded(examples: boolean, env: Env): Promise<Sources> {
       workflows: [],
       description: 'built-in defaults, no examples',
       reload: undefined,
+      onConfig: () => {},
       close: async () => {},
     };
   }
@@ -273,6 +291,7 @@ async function embedded(examples: boolean, env: Env): Promise<Sources> {
       workflows: exampleWorkflows(upstream.url),
       description: `built-in examples; their pet shop API is on ${upstream.url}`,
       reload: undefined,
+      onConfig: () => {},
       close: async () => {
         await registry.close();
         await upstream.close();
@@ -284,22 +303,27 @@ async function embedded(examples: boolean, env: Env): Promise<Sources> {
   }
 }
 
-/** A configuration file: its registry follows the file (SIGHUP, edits, and the admin reload). */
+/**
+ * A configuration file: its registry and its declarative workflows follow the file (SIGHUP,
+ * edits, and the admin reload).
+ */
 async function fromFile(
   file: string,
   env: Env,
   log: (message: string, data?: Record<string, unknown>) => void,
 ): Promise<Sources> {
+  let follow: (config: BulwarkConfig) => WorkflowChanges = () => NO_CHANGES;
+  const summary = (result: ReloadResult, config: BulwarkConfig): ReloadSummary => ({
+    added: [...result.added],
+    changed: [...result.changed],
+    removed: [...result.removed],
+    // After the registry's: the workflows' steps are checked against the new dependencies.
+    workflows: follow(config),
+  });
   const opened = await openRegistry(file, {
     env,
     watch: true,
-    onReload: (result) =>
-      log('configuration reloaded', {
-        file,
-        added: result.added,
-        changed: result.changed,
-        removed: result.removed,
-      }),
+    onReload: (result, config) => log('configuration reloaded', { file, ...summary(result, config) }),
   });
   return {
     config: opened.config,
@@ -307,10 +331,30 @@ async function fromFile(
     workflows: [],
     description: file,
     reload: async () => {
-      const result = opened.registry.configure(await loadConfig(file, { env }));
-      return { added: [...result.added], changed: [...result.changed], removed: [...result.removed] };
+      const config = await loadConfig(file, { env });
+      return summary(opened.registry.configure(config), config);
+    },
+    onConfig: (apply) => {
+      follow = apply;
     },
     close: () => opened.close(),
+  };
+}
+
+const NO_CHANGES: WorkflowChanges = { added: [], changed: [], removed: [] };
+
+/** Declarations by name, before and after a reload: which are new, which differ, which are gone. */
+function workflowChanges(
+  before: Readonly<Record<string, WorkflowDeclaration>>,
+  after: Readonly<Record<string, WorkflowDeclaration>>,
+): WorkflowChanges {
+  const names = (o: object) => Object.keys(o).sort();
+  return {
+    added: names(after).filter((name) => !Object.hasOwn(before, name)),
+    changed: names(after).filter(
+      (name) => Object.hasOwn(before, name) && JSON.stringify(before[name]) !== JSON.stringify(after[name]),
+    ),
+    removed: names(before).filter((name) => !Object.hasOwn(after, name)),
   };
 }
 

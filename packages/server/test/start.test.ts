@@ -195,8 +195,67 @@ describe('startServer with a configuration file', () => {
     writeFileSync(file, text('  cache: { kind: cache }\n'));
     const reload = server.server.context.reload;
     assert.ok(reload !== undefined);
-    assert.deepEqual(await reload(), { added: ['cache'], changed: [], removed: [] });
+    assert.deepEqual(await reload(), {
+      added: ['cache'],
+      changed: [],
+      removed: [],
+      workflows: { added: [], changed: [], removed: [] },
+    });
     assert.deepEqual(server.server.context.registry.names.sort(), ['cache', 'db']);
+  });
+
+  test('a reload registers the file’s workflows: added ones start at once, changed ones run their new steps, removed ones stay', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'bulwark.yaml');
+    const workflow = (name: string, value: string, version?: string) =>
+      `  ${name}:\n${version ? `    version: "${version}"\n` : ''}    steps:\n      say: { uses: transform, value: "${value}" }\n    output: "{{ steps.say }}"\n`;
+    const text = (workflows: string) =>
+      `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\ndependencies: {}\nworkflows:\n${workflows}`;
+    writeFileSync(file, text(workflow('greet', 'hello') + workflow('old', 'bye')));
+    const server = await startServer({ config: file, env: QUIET_LAG, stdout: capture() });
+    t.after(() => server.close());
+    const key = server.settings.apiKeys[0]?.secret ?? '';
+    /** Starts a run of `name` and waits for its output. */
+    const run = async (name: string): Promise<{ status: number; output?: unknown; version?: string }> => {
+      const started = await fetch(`${server.url}/api/workflows/${name}/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ input: null }),
+      });
+      if (started.status !== 201) return { status: started.status };
+      const { id } = (await started.json()) as { id: string };
+      for (let i = 0; i < 200; i++) {
+        const { body } = await getJson<{ status: string; output?: unknown; version: string }>(
+          server,
+          `/api/runs/${id}`,
+          key,
+        );
+        if (body.status === 'completed') return { status: 201, output: body.output, version: body.version };
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.fail(`run ${id} of ${name} did not complete`);
+    };
+    assert.deepEqual(await run('greet'), { status: 201, output: 'hello', version: '1' });
+    assert.equal((await run('fresh')).status, 404);
+
+    writeFileSync(file, text(workflow('greet', 'hello again', '2') + workflow('fresh', 'new')));
+    const reload = server.server.context.reload;
+    assert.ok(reload !== undefined);
+    assert.deepEqual((await reload()).workflows, { added: ['fresh'], changed: ['greet'], removed: ['old'] });
+    assert.deepEqual(await run('greet'), { status: 201, output: 'hello again', version: '2' });
+    assert.deepEqual(await run('fresh'), { status: 201, output: 'new', version: '1' });
+    // Removed from the file, kept until the next start: its runs can still finish.
+    assert.deepEqual(await run('old'), { status: 201, output: 'bye', version: '1' });
+    const { body } = await getJson<{ items: { name: string; versions: string[] }[] }>(
+      server,
+      '/api/workflows',
+      key,
+    );
+    assert.deepEqual(
+      body.items.find((w) => w.name === 'greet')?.versions,
+      ['1', '2'],
+      'runs of the first version can still finish',
+    );
   });
 
   test('a file that does not validate fails the start with every issue, and nothing is left listening', async (t) => {

@@ -32,8 +32,20 @@ export interface ServerContext {
   readonly reload: (() => Promise<ReloadSummary>) | undefined;
 }
 
-/** What a reload changed, by dependency name. */
+/** What a reload changed: dependencies by name, and the declarative workflows (`workflows`). */
 export interface ReloadSummary {
+  readonly added: readonly string[];
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+  /**
+   * Workflows declared in the file, by name: added and changed ones are registered at once (a
+   * changed one replaces its version, or adds one if its `version` changed); removed ones stay
+   * registered until the next start, so that their runs can finish.
+   */
+  readonly workflows: WorkflowChanges;
+}
+
+export interface WorkflowChanges {
   readonly added: readonly string[];
   readonly changed: readonly string[];
   readonly removed: readonly string[];

@@ -27,6 +27,9 @@ export const auditEntrySchema = {
   },
 } as const;
 
+const names = { type: 'array', items: { type: 'string' } } as const;
+const namesChanged = { added: names, changed: names, removed: names } as const;
+
 export const adminApi: FastifyPluginAsync<{ context: ServerContext }> = async (app, { context }) => {
   const { store } = context;
 
@@ -91,11 +94,17 @@ export const adminApi: FastifyPluginAsync<{ context: ServerContext }> = async (a
         response: {
           200: {
             type: 'object',
-            required: ['added', 'changed', 'removed'],
+            description: 'Dependencies added, changed and removed, by name; and the same of `workflows:`.',
+            required: ['added', 'changed', 'removed', 'workflows'],
             properties: {
-              added: { type: 'array', items: { type: 'string' } },
-              changed: { type: 'array', items: { type: 'string' } },
-              removed: { type: 'array', items: { type: 'string' } },
+              ...namesChanged,
+              workflows: {
+                type: 'object',
+                description:
+                  'Added and changed workflows are registered at once (a changed one replaces its `version`, or adds one if its `version` changed); removed ones stay until the next start, so that their runs can finish.',
+                required: ['added', 'changed', 'removed'],
+                properties: namesChanged,
+              },
             },
           },
           409: { $ref: 'Problem#' },
