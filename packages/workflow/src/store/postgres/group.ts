@@ -69,10 +69,10 @@ export class GroupCommitter {
   }
 
   /**
-   * A claim (the statement without concurrency limits, with these values). It joins the group
-   * transaction of other callers' writes, and its leases commit with them; a group of claims
-   * alone runs each as a statement of its own (`alone`), without BEGIN and COMMIT, so an idle
-   * worker's pickup costs one round trip.
+   * A claim (the statement without concurrency limits, with these values). Queued with other
+   * callers' writes, it joins their transaction, or runs beside their one-statement commit; a
+   * group of claims alone runs each as a statement of its own (`alone`), without BEGIN and
+   * COMMIT, so an idle worker's pickup costs one round trip.
    */
   claim(values: unknown[], alone: () => Promise<Row[]>): Promise<Row[]> {
     // Nothing in flight or queued: at once, without waiting for the turn's end.
