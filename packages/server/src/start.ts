@@ -15,7 +15,7 @@ import {
 } from '@bulwark/workflow';
 import type { Env } from './config/env.ts';
 import { type BulwarkConfig, loadConfig, parseConfig } from './config/load.ts';
-import { compileWorkflows } from './declarative/compile.ts';
+import { compileWorkflow, compileWorkflows } from './declarative/compile.ts';
 import type { WorkflowDeclaration } from './declarative/types.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
 import { startExampleUpstream } from './examples/upstream.ts';
@@ -40,6 +40,11 @@ export interface Output {
 export interface StartServerOptions {
   /** The configuration file. @default ./bulwark.yaml if it exists, else the built-in defaults */
   config?: string;
+  /**
+   * Reload the configuration file on SIGHUP and when it changes (`POST /api/config/reload`
+   * reloads it either way). @default true
+   */
+  watch?: boolean;
   /** Overrides `server.host`. */
   host?: string;
   /** Overrides `server.port`; 0 picks a free port. */
@@ -109,7 +114,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
     const sources =
       file === undefined
         ? await embedded(options.examples ?? true, env)
-        : await fromFile(file, env, (message, data) => log(message, data));
+        : await fromFile(file, env, options.watch ?? true, (message, data) => log(message, data));
     cleanups.push(sources.close);
 
     const settings = normalizeServerSettings(settingsInput(sources.config.server ?? {}, options, env));
@@ -130,22 +135,28 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       concurrency: effective.concurrency,
     });
     // Declared in the file: compiled at start, and again by each reload that takes effect.
-    const compile = (config: BulwarkConfig) =>
-      compileWorkflows(config.workflows ?? {}, {
-        registry: sources.registry,
-        storageDir: config.storage?.dir ?? join(effective.dataDir, 'files'),
-      });
-    const declared = compile(sources.config);
+    const storageDir = (config: BulwarkConfig) => config.storage?.dir ?? join(effective.dataDir, 'files');
+    let applied = sources.config;
+    const declared = compileWorkflows(applied.workflows ?? {}, {
+      registry: sources.registry,
+      storageDir: storageDir(applied),
+    });
     engine.register(...sources.workflows, ...declared, ...(options.workflows ?? []));
-    let declarations = sources.config.workflows ?? {};
     sources.onConfig((config) => {
       const next = config.workflows ?? {};
-      const changes = workflowChanges(declarations, next);
-      const compiled = compile(config);
-      engine.register(
-        ...compiled.filter((w) => changes.added.includes(w.name) || changes.changed.includes(w.name)),
+      // A new storage directory changes what every file step of every workflow does.
+      const changes = workflowChanges(
+        applied.workflows ?? {},
+        next,
+        storageDir(applied) !== storageDir(config),
       );
-      declarations = next;
+      const compiling = { registry: sources.registry, storageDir: storageDir(config) };
+      engine.register(
+        ...[...changes.added, ...changes.changed].map((name) =>
+          compileWorkflow(name, next[name]!, compiling),
+        ),
+      );
+      applied = config;
       return changes;
     });
     cleanups.push(() => engine.stop());
@@ -310,23 +321,28 @@ async function embedded(examples: boolean, env: Env): Promise<Sources> {
 async function fromFile(
   file: string,
   env: Env,
+  watch: boolean,
   log: (message: string, data?: Record<string, unknown>) => void,
 ): Promise<Sources> {
+  // The file is checked whole when it loads (its workflows against its dependencies): a reload
+  // that gets here takes effect, dependencies first, then the workflows.
   let follow: (config: BulwarkConfig) => WorkflowChanges = () => NO_CHANGES;
   const summary = (result: ReloadResult, config: BulwarkConfig): ReloadSummary => ({
     added: [...result.added],
     changed: [...result.changed],
     removed: [...result.removed],
-    // After the registry's: the workflows' steps are checked against the new dependencies.
     workflows: follow(config),
   });
   const opened = await openRegistry(file, {
     env,
-    watch: true,
+    watch,
     onReload: (result, config) => log('configuration reloaded', { file, ...summary(result, config) }),
   });
   return {
-    config: opened.config,
+    // Read when the server is built: a reload while the store opens is not lost.
+    get config() {
+      return opened.config;
+    },
     registry: opened.registry,
     workflows: [],
     description: file,
@@ -343,16 +359,22 @@ async function fromFile(
 
 const NO_CHANGES: WorkflowChanges = { added: [], changed: [], removed: [] };
 
-/** Declarations by name, before and after a reload: which are new, which differ, which are gone. */
+/**
+ * Declarations by name, before and after a reload: which are new, which differ (all that stay,
+ * if `everything` changed around them), which are gone.
+ */
 function workflowChanges(
   before: Readonly<Record<string, WorkflowDeclaration>>,
   after: Readonly<Record<string, WorkflowDeclaration>>,
+  everything: boolean,
 ): WorkflowChanges {
   const names = (o: object) => Object.keys(o).sort();
   return {
     added: names(after).filter((name) => !Object.hasOwn(before, name)),
     changed: names(after).filter(
-      (name) => Object.hasOwn(before, name) && JSON.stringify(before[name]) !== JSON.stringify(after[name]),
+      (name) =>
+        Object.hasOwn(before, name) &&
+        (everything || JSON.stringify(before[name]) !== JSON.stringify(after[name])),
     ),
     removed: names(before).filter((name) => !Object.hasOwn(after, name)),
   };

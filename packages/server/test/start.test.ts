@@ -177,7 +177,8 @@ describe('startServer with a configuration file', () => {
       `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\n  shutdownGrace: 2s\ndependencies:\n  db: { kind: database }\n${extra}`;
     writeFileSync(file, text(''));
     const out = capture();
-    const server = await startServer({ config: file, env: QUIET_LAG, stdout: out });
+    // Not watched: the reload below is the only one, whatever the machine's speed.
+    const server = await startServer({ config: file, watch: false, env: QUIET_LAG, stdout: out });
     t.after(() => server.close());
     assert.equal(server.settings.dataDir, join(dir, 'state'));
     assert.equal(server.settings.shutdownGraceMs, 2_000);
@@ -212,7 +213,7 @@ describe('startServer with a configuration file', () => {
     const text = (workflows: string) =>
       `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\ndependencies: {}\nworkflows:\n${workflows}`;
     writeFileSync(file, text(workflow('greet', 'hello') + workflow('old', 'bye')));
-    const server = await startServer({ config: file, env: QUIET_LAG, stdout: capture() });
+    const server = await startServer({ config: file, watch: false, env: QUIET_LAG, stdout: capture() });
     t.after(() => server.close());
     const key = server.settings.apiKeys[0]?.secret ?? '';
     /** Starts a run of `name` and waits for its output. */
@@ -256,6 +257,36 @@ describe('startServer with a configuration file', () => {
       ['1', '2'],
       'runs of the first version can still finish',
     );
+
+    // Back to the first version: new runs take it again.
+    writeFileSync(file, text(workflow('greet', 'hello') + workflow('fresh', 'new')));
+    assert.deepEqual((await reload()).workflows, { added: [], changed: ['greet'], removed: [] });
+    assert.deepEqual(await run('greet'), { status: 201, output: 'hello', version: '1' });
+  });
+
+  test('an edit of the file reloads its workflows without a call', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'bulwark.yaml');
+    const text = (workflows: string) =>
+      `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\ndependencies: {}\nworkflows:\n${workflows}`;
+    const say = (name: string) => `  ${name}:\n    steps:\n      say: { uses: transform, value: hi }\n`;
+    writeFileSync(file, text(say('first')));
+    const server = await startServer({ config: file, env: QUIET_LAG, stdout: capture() });
+    t.after(() => server.close());
+    const names = () => server.server.context.engine.definitions().map((w) => w.name);
+    assert.deepEqual(names(), ['first']);
+    writeFileSync(file, text(say('first') + say('second')));
+    const deadline = performance.now() + 5_000;
+    while (!names().includes('second')) {
+      if (performance.now() > deadline) assert.fail('the edit was not reloaded');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Reloading the same file again changes nothing more.
+    assert.deepEqual((await server.server.context.reload?.())?.workflows, {
+      added: [],
+      changed: [],
+      removed: [],
+    });
   });
 
   test('a file that does not validate fails the start with every issue, and nothing is left listening', async (t) => {

@@ -33,10 +33,7 @@ export interface ServerContext {
 }
 
 /** What a reload changed: dependencies by name, and the declarative workflows (`workflows`). */
-export interface ReloadSummary {
-  readonly added: readonly string[];
-  readonly changed: readonly string[];
-  readonly removed: readonly string[];
+export interface ReloadSummary extends WorkflowChanges {
   /**
    * Workflows declared in the file, by name: added and changed ones are registered at once (a
    * changed one replaces its version, or adds one if its `version` changed); removed ones stay
@@ -45,6 +42,7 @@ export interface ReloadSummary {
   readonly workflows: WorkflowChanges;
 }
 
+/** Names added, changed and removed. */
 export interface WorkflowChanges {
   readonly added: readonly string[];
   readonly changed: readonly string[];

@@ -179,11 +179,16 @@ export class WorkflowEngine {
     return this.#workerId;
   }
 
-  /** Makes a workflow (this version of it) runnable by this engine. */
+  /**
+   * Makes a workflow (this version of it) runnable by this engine. The version registered last
+   * is the one new runs take, even if it was registered before (a reload going back to it).
+   */
   register(...definitions: WorkflowDefinition<any, any>[]): this {
     for (const d of definitions) {
       let versions = this.#workflows.get(d.name);
       if (versions === undefined) this.#workflows.set(d.name, (versions = new Map()));
+      // A Map keeps a key where it was first set: deleted first, the version becomes the latest.
+      versions.delete(d.version);
       versions.set(d.version, d);
     }
     if (this.#running) this.#poke();
