@@ -223,7 +223,8 @@ export class GroupCommit {
       let settled = 0;
       while (settled < this.#unsynced.length && this.#unsynced[settled]!.seq <= covers) settled++;
       for (const batch of this.#unsynced.splice(0, settled)) this.#settle(batch.jobs, batch.topics);
-      if (this.#maintain?.(() => this.#resume()) === true) this.#held = true;
+      // Counted in commits made durable: a sync that ended after another covered it brings none.
+      if (settled > 0 && this.#maintain?.(() => this.#resume()) === true) this.#held = true;
       this.#startSync();
       this.#checkIdle();
     });

@@ -109,26 +109,41 @@ function walFile(db: Database.Database): string | undefined {
  */
 class WalSync {
   readonly #path: string;
-  #fd: number | undefined;
+  /**
+   * A descriptor per sync in flight, not one shared: Linux reports a write-back error to the
+   * first fsync through a file description that checks for it, so of two overlapping syncs on
+   * one descriptor, the other could succeed and settle writes that never reached the disk.
+   */
+  readonly #idle: number[] = [];
+  readonly #all: number[] = [];
 
   constructor(path: string) {
     this.#path = path;
   }
 
   readonly sync = (done: (error: Error | null) => void): void => {
-    try {
-      // Opened on first use: the log exists once a transaction has been written to it.
-      this.#fd ??= openSync(this.#path, 'r');
-    } catch (error) {
-      done(error as Error);
-      return;
+    let fd = this.#idle.pop();
+    if (fd === undefined) {
+      try {
+        // Opened on first use: the log exists once a transaction has been written to it.
+        fd = openSync(this.#path, 'r');
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      this.#all.push(fd);
     }
-    fdatasync(this.#fd, (error) => done(error));
+    const used = fd;
+    fdatasync(used, (error) => {
+      if (this.#all.includes(used)) this.#idle.push(used);
+      done(error);
+    });
   };
 
   close(): void {
-    if (this.#fd !== undefined) closeSync(this.#fd);
-    this.#fd = undefined;
+    for (const fd of this.#all) closeSync(fd);
+    this.#all.length = 0;
+    this.#idle.length = 0;
   }
 }
 
