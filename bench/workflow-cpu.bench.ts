@@ -88,21 +88,30 @@ try {
   console.log(
     `event-loop delay: p50 ${(delay.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(delay.percentile(99) / 1e6).toFixed(2)} ms`,
   );
+  if (kind === 'postgres') {
+    await store.close();
+    // The store's backends flush their statistics as they exit, which takes a moment after close.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query(
+        `SELECT relname AS "table", seq_scan AS "read in full", seq_tup_read AS "rows so read",
+          idx_scan AS "index reads", n_tup_ins AS inserted, n_tup_upd AS updated, n_tup_hot_upd AS "HOT updates"
+        FROM pg_stat_user_tables WHERE schemaname = $1 ORDER BY relname`,
+        [schema],
+      );
+      console.log('tables, warm-up and migrations included (pg_stat_user_tables):');
+      console.table(rows);
+    } finally {
+      await admin.end();
+    }
+  }
 } finally {
   await store.close();
   if (kind === 'postgres') {
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
-    // The store's backends flush their statistics as they exit, which takes a moment after close.
-    await new Promise((r) => setTimeout(r, 1_000));
-    const { rows } = await admin.query(
-      `SELECT relname AS "table", seq_scan AS "read in full", seq_tup_read AS "rows so read",
-        idx_scan AS "index reads", n_tup_ins AS inserted, n_tup_upd AS updated, n_tup_hot_upd AS "HOT updates"
-      FROM pg_stat_user_tables WHERE schemaname = $1 AND n_tup_ins > 0 ORDER BY relname`,
-      [schema],
-    );
-    console.log('tables, warm-up and migrations included (pg_stat_user_tables):');
-    console.table(rows);
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await admin.end();
   }

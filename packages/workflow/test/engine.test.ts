@@ -289,9 +289,12 @@ describe('workflow engine', () => {
       ),
     );
     engine.register(constant, typo).startWorker();
+    const started = performance.now();
     const run = await engine.start(constant, null);
     assert.equal(await engine.result(run.id), 3);
-    // The delays as the retry scheduled them: exact, where the wall clock is not.
+    // Waited, loosely (timers fire late, never much early)...
+    assert.ok(performance.now() - started >= 70, 'the two delays were waited');
+    // ...and scheduled as configured: exact, where the wall clock is not.
     const delays = (await collect(engine, run.id))
       .filter((e) => e.type === 'step:retry-scheduled')
       .map((e) => (e.data as { delayMs: number }).delayMs);
