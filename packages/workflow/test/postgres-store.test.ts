@@ -92,25 +92,6 @@ function suites(): void {
   }
 
   /** Waits (bounded) until `check` holds, polling every 5 ms: wake-ups cross a connection. */
-  /** Counts the statements any pg client sends until `stop()`. */
-  function countQueries() {
-    const prototype = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
-    const query = prototype.query;
-    const sent = {
-      count: 0,
-      texts: [] as string[],
-      stop: () => {
-        prototype.query = query;
-      },
-    };
-    prototype.query = function (this: unknown, config: unknown, ...rest: unknown[]) {
-      sent.count++;
-      sent.texts.push(typeof config === 'string' ? config : String((config as { text?: string }).text));
-      return query.call(this, config, ...rest);
-    };
-    return sent;
-  }
-
   async function eventually(check: () => boolean, what: string, ms = 3_000): Promise<void> {
     const deadline = performance.now() + ms;
     while (!check()) {
@@ -440,9 +421,7 @@ function suites(): void {
           await heldBack('the enqueue (one statement)', () => store.enqueue([run], T0));
           await store.claim({ workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] });
           const event = { type: 'x', step: undefined, data: null, progress: 0, at: T0 };
-          await heldBack('the commit (one statement)', () =>
-            store.commit([{ kind: 'event', runId: run.id, event }], T0),
-          );
+          await heldBack('the commit', () => store.commit([{ kind: 'event', runId: run.id, event }], T0));
           await heldBack('the enqueue (a transaction)', () =>
             store.enqueue([newRun({ dependsOn: [run.id] })], T0),
           );
@@ -640,7 +619,7 @@ function suites(): void {
         });
       });
 
-      test('a claim queued with commits runs beside their statement, and an idle one at once, each alone', async () => {
+      test('a claim joins the group transaction in flight, and an idle one runs at once on its own', async () => {
         await withSchema(async (store) => {
           const [a, b] = [newRun(), newRun()];
           await store.enqueue([a, b], T0);
@@ -664,14 +643,18 @@ function suites(): void {
           assert.equal(claimed.length, 1);
           assert.notEqual(claimed[0]?.id, first?.id);
           assert.equal(claimed[0]?.leaseOwner, 'w');
-          assert.equal(store.stats.transactions - busy.transactions, 1, 'the commit’s statement');
-          assert.equal(store.stats.batches - busy.batches, 1);
+          assert.equal(
+            store.stats.transactions - busy.transactions,
+            1,
+            'the claim shared the commit’s transaction',
+          );
+          assert.equal(store.stats.batches - busy.batches, 2);
           assert.equal((await store.getRun(claimed[0]!.id))?.status, 'running');
           assert.equal((await store.getRun(first!.id))?.progress, 50);
         });
       });
 
-      test('commits of runs whose leases their workers hold are one statement; a lost lease makes them go the long way', async () => {
+      test('in a group of commits, a run whose lease was taken over is refused alone and nothing of it is written', async () => {
         await withSchema(async (store, schema) => {
           const runs = [newRun(), newRun(), newRun()];
           await store.enqueue(runs, T0);
@@ -686,24 +669,18 @@ function suites(): void {
             finishedAt: T0,
           });
           const event = (type: string) => ({ type, step: undefined, data: null, progress: 0, at: T0 });
-          const sent = countQueries();
-          try {
-            const results = await Promise.all(
-              runs.map((r) =>
-                store.commit(
-                  [
-                    { kind: 'step', runId: r.id, workerId: 'w', step: step('a') },
-                    { kind: 'event', runId: r.id, event: event('step:completed') },
-                  ],
-                  T0 + 1,
-                ),
+          const results = await Promise.all(
+            runs.map((r) =>
+              store.commit(
+                [
+                  { kind: 'step', runId: r.id, workerId: 'w', step: step('a') },
+                  { kind: 'event', runId: r.id, event: event('step:completed') },
+                ],
+                T0 + 1,
               ),
-            );
-            assert.ok(results.every((r) => r.lostLease.length === 0 && r.duplicateSteps.length === 0));
-            assert.equal(sent.count, 1, `one statement for the three commits: ${sent.texts.join(' | ')}`);
-          } finally {
-            sent.stop();
-          }
+            ),
+          );
+          assert.ok(results.every((r) => r.lostLease.length === 0 && r.duplicateSteps.length === 0));
 
           // Another worker took the last run over: its batch and the first run's share a group.
           await admin.query(`UPDATE "${schema}".runs SET lease_owner = 'other' WHERE id = $1`, [runs[2]!.id]);
@@ -732,13 +709,97 @@ function suites(): void {
           assert.deepEqual(
             (await store.steps(runs[2]!.id)).map((s) => s.name),
             ['a'],
-            'nothing of the lost run was written, on either way',
+            'nothing of the lost run was written',
           );
           assert.deepEqual(
             (await store.events(runs[2]!.id)).map((e) => e.type),
             ['run:queued', 'step:completed'],
           );
           assert.equal((await store.events(runs[0]!.id)).filter((e) => e.type === 'late').length, 1);
+        });
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    describe('commits that wait for a run another transaction holds', () => {
+      /** Waits (bounded) until some session waits for a lock. */
+      async function untilSomeoneWaits(): Promise<void> {
+        const deadline = performance.now() + 3_000;
+        for (;;) {
+          const { rows } = await admin.query('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted');
+          if (rows[0].n > 0) return;
+          if (performance.now() > deadline) assert.fail('no session waited for a lock');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+
+      // A commit's writes must read what was committed while it waited for the run's lock: a
+      // single statement would read from the snapshot it took before waiting.
+      test('a child enqueued while its parent’s completion waits is released by it', async () => {
+        await withSchema(async (store, schema) => {
+          const parent = newRun();
+          await store.enqueue([parent], T0);
+          await store.claim({ workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+          const child = newRun();
+          const enqueuer = await admin.connect();
+          try {
+            // As an enqueue naming the parent does: the parent locked, then the child and its edge.
+            await enqueuer.query('BEGIN');
+            await enqueuer.query(`SELECT 1 FROM "${schema}".runs WHERE id = $1 FOR SHARE`, [parent.id]);
+            const completing = store.commit(
+              [{ kind: 'run', runId: parent.id, workerId: 'w', update: { status: 'completed', output: 1 } }],
+              T0 + 1,
+            );
+            await untilSomeoneWaits();
+            await enqueuer.query(
+              `INSERT INTO "${schema}".runs (id, workflow, version, status, priority, input, pending_parents,
+                available_at, created_at, updated_at) VALUES ($1, 'pg', '1', 'queued', 1, 'null', 1, $2, $2, $2)`,
+              [child.id, T0],
+            );
+            await enqueuer.query(`INSERT INTO "${schema}".run_deps (parent_id, child_id) VALUES ($1, $2)`, [
+              parent.id,
+              child.id,
+            ]);
+            await enqueuer.query('COMMIT');
+            assert.deepEqual((await completing).lostLease, []);
+          } finally {
+            enqueuer.release();
+          }
+          assert.equal((await store.getRun(child.id))?.pendingParents, 0);
+        });
+      });
+
+      test('a signal stored while the wait for it commits ends the wait', async () => {
+        await withSchema(async (store, schema) => {
+          const run = newRun();
+          await store.enqueue([run], T0);
+          await store.claim({ workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+          const sender = await admin.connect();
+          try {
+            await sender.query('BEGIN');
+            await sender.query(`SELECT 1 FROM "${schema}".runs WHERE id = $1 FOR NO KEY UPDATE`, [run.id]);
+            const waiting = store.commit(
+              [
+                {
+                  kind: 'run',
+                  runId: run.id,
+                  workerId: 'w',
+                  update: { status: 'waiting', waitingFor: 'x', availableAt: T0 + 1e9, releaseLease: true },
+                },
+              ],
+              T0 + 1,
+            );
+            await untilSomeoneWaits();
+            await sender.query(
+              `INSERT INTO "${schema}".signals (run_id, name, payload, created_at) VALUES ($1, 'x', '1', $2)`,
+              [run.id, T0],
+            );
+            await sender.query('COMMIT');
+            await waiting;
+          } finally {
+            sender.release();
+          }
+          assert.equal((await store.getRun(run.id))?.availableAt, T0 + 1, 'due at once');
         });
       });
     });

@@ -9,7 +9,7 @@ import {
   type WakeTopic,
 } from '../types.ts';
 import { jsonText, type Row } from './rows.ts';
-import { payloads, type Session } from './session.ts';
+import type { Session } from './session.ts';
 
 export interface CommitBatch {
   changes: readonly Change[];
@@ -87,56 +87,6 @@ export async function applyCommits(
   }
   if (doomed.length > 0) await cancelDependents(session, doomed);
   return planned.results;
-}
-
-/**
- * The short way for what most commits are (workers recording their own runs' progress): the
- * batches as one statement in its own transaction, without BEGIN, the lock's round trip or
- * COMMIT, the runs locked and checked inside it (`applyCommitAlone`). Undefined if the batches
- * need more than that statement (consumed signals, dependents to cancel, two workers claiming
- * one run) or a run is not as its worker expects (a lease lost): nothing was written, and the
- * caller commits the long way, which reports what was refused.
- */
-export async function commitAlone(
-  session: Session,
-  batches: readonly CommitBatch[],
-  feedLock: string,
-  channel: string,
-): Promise<{ results: CommitResult[]; topics: Set<WakeTopic> } | undefined> {
-  /** Each run's expected owner: the worker of its leased changes, or null if it only gets events. */
-  const owners = new Map<string, string | null>();
-  for (const batch of batches) {
-    for (const change of batch.changes) {
-      if (change.kind === 'consume-signal') return undefined;
-      const owner = change.kind === 'step' || change.kind === 'run' ? change.workerId : null;
-      const known = owners.get(change.runId);
-      if (known === undefined || known === null) owners.set(change.runId, owner);
-      else if (owner !== null && owner !== known) return undefined;
-    }
-  }
-  if (owners.size === 0) return undefined;
-  // As the lock would find them if the workers are right; the statement checks that they are.
-  const runs = new Map<string, RunState>();
-  for (const [id, owner] of owners) runs.set(id, { startStatus: 'running', status: 'running', owner });
-  const topics = new Set<WakeTopic>();
-  const planned = plan(batches, runs, topics);
-  const { steps, updates, events, completed } = planned;
-  if (planned.signals.length > 0 || planned.doomed.length > 0) return undefined;
-  const rows = await session.run(session.sql.applyCommitAlone, [
-    steps.length > 0 ? JSON.stringify(steps) : null,
-    updates.length > 0 ? JSON.stringify(updates) : null,
-    events.length > 0 ? JSON.stringify(events) : null,
-    completed.ids,
-    completed.now,
-    [...owners.keys()],
-    [...owners.values()],
-    feedLock,
-    channel,
-    payloads(topics),
-  ]);
-  if (rows.find((row) => row.kind === 'held')?.pending !== 1) return undefined;
-  if (recorded(rows, planned)) topics.add('runs');
-  return { results: planned.results, topics };
 }
 
 /** What the batches do to runs in these states: the rows to write and each batch's result. */

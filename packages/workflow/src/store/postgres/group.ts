@@ -1,8 +1,8 @@
 // Group commit: the enqueue(), commit() and, under load, claim() calls of one tick (and those that
-// arrive while a write is in flight) are written together, so many runs' progress costs one fsync:
-// commits as one statement where they can be, anything else as one transaction.
+// arrive while a transaction is in flight) share one transaction, so many runs' progress costs one
+// fsync.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
-import { applyCommits, type CommitBatch, commitAlone } from './commit.ts';
+import { applyCommits, type CommitBatch } from './commit.ts';
 import { applyEnqueues, type EnqueueBatch, enqueueAlone } from './enqueue.ts';
 import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
@@ -27,8 +27,6 @@ type Job =
 export interface GroupHost {
   /** A session on a pooled connection, released after `work` settles. */
   withSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
-  /** The same on a connection whose session plans by index, for statements outside a transaction. */
-  withIndexedSession<T>(work: (session: Session) => Promise<T>): Promise<T>;
   /** What starts a transaction (BEGIN, and the feed lock its events need). */
   begin: string;
   /** The NOTIFY channel, and quoted. */
@@ -69,10 +67,10 @@ export class GroupCommitter {
   }
 
   /**
-   * A claim (the statement without concurrency limits, with these values). Queued with other
-   * callers' writes, it joins their transaction, or runs beside their one-statement commit; a
-   * group of claims alone runs each as a statement of its own (`alone`), without BEGIN and
-   * COMMIT, so an idle worker's pickup costs one round trip.
+   * A claim (the statement without concurrency limits, with these values). It joins the group
+   * transaction of other callers' writes, and its leases commit with them; a group of claims
+   * alone runs each as a statement of its own (`alone`), without BEGIN and COMMIT, so an idle
+   * worker's pickup costs one round trip.
    */
   claim(values: unknown[], alone: () => Promise<Row[]>): Promise<Row[]> {
     // Nothing in flight or queued: at once, without waiting for the turn's end.
@@ -103,8 +101,7 @@ export class GroupCommitter {
     });
   }
 
-  async #flush(group: Job[]): Promise<void> {
-    let jobs = group;
+  async #flush(jobs: Job[]): Promise<void> {
     this.#inFlight++;
     try {
       if (jobs.every((job) => job.kind === 'claim')) {
@@ -112,10 +109,6 @@ export class GroupCommitter {
         return;
       }
       if (jobs.length === 1 && jobs[0]!.kind === 'enqueue' && (await this.#enqueueAlone(jobs[0]!))) return;
-      if (jobs.every((job) => job.kind !== 'enqueue')) {
-        jobs = await this.#commitAlone(jobs as Exclude<Job, { kind: 'enqueue' }>[]);
-        if (jobs.length === 0) return;
-      }
       const outcomes = await this.#host.withSession((session) => this.#transact(session, jobs));
       this.stats.transactions++;
       this.stats.batches += jobs.length;
@@ -148,40 +141,6 @@ export class GroupCommitter {
     job.resolve(done.results);
     this.#host.emit(done.topics);
     return true;
-  }
-
-  /**
-   * Commits and claims without enqueues: the commits as one statement in its own transaction
-   * (`commitAlone`) and each claim alone, side by side. Returns the commits left for a
-   * transaction: none, or all of them if they could not go the short way (nothing was written).
-   */
-  async #commitAlone(jobs: Exclude<Job, { kind: 'enqueue' }>[]): Promise<Job[]> {
-    const commits = jobs.filter((job) => job.kind === 'commit');
-    const claims = Promise.all(
-      jobs.flatMap((job) => (job.kind === 'claim' ? [job.alone().then(job.resolve, job.reject)] : [])),
-    );
-    const { feedLock, channel } = this.#host;
-    let done: Awaited<ReturnType<typeof commitAlone>>;
-    try {
-      const batches = commits.map((job) => job.batch);
-      done = await this.#host.withIndexedSession((session) =>
-        commitAlone(session, batches, feedLock, channel),
-      );
-    } catch (error) {
-      // Nothing was written: a deadlock is tried again the long way; anything else fails the commits.
-      if (!isRetryable(error)) {
-        for (const job of commits) job.reject(error);
-        await claims;
-        return [];
-      }
-    }
-    await claims;
-    if (done === undefined) return commits;
-    this.stats.transactions++;
-    this.stats.batches += commits.length;
-    for (const [i, job] of commits.entries()) job.resolve(done.results[i]!);
-    this.#host.emit(done.topics);
-    return [];
   }
 
   async #transact(session: Session, jobs: Job[]) {

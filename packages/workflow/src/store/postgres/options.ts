@@ -9,11 +9,11 @@ export interface PostgresStoreOptions {
   pool?: Pool;
   /** The schema holding the store's tables; created by `migrate()`. @default 'bulwark' */
   schema?: string;
-  /** Connections in the store's own pool (the store opens up to four more: LISTEN, and three for one-statement writes). @default 10 */
+  /** Connections in the store's own pool (the store opens up to three more: LISTEN, and two for idle claims). @default 10 */
   max?: number;
   /**
-   * Concurrent `commit()` and `enqueue()` calls of one tick are written together (one statement
-   * where they can be, else one transaction), so many runs' progress costs one commit. @default true
+   * Concurrent `commit()` and `enqueue()` calls of one tick share one transaction (each call's
+   * batch under its own savepoint if one fails), so many runs' progress costs one commit. @default true
    */
   groupCommit?: boolean;
   /** Wake-ups from other processes by LISTEN/NOTIFY; false polls instead (e.g. behind PgBouncer in transaction mode). @default true */

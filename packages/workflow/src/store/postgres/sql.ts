@@ -111,10 +111,6 @@ function totalRuns(match: string): string {
 // The parts of a commit, as statements of their own and merged into one (`applyCommit`); each
 // takes the SQL of its parameters.
 
-/** A parameter that reads as null unless the commit's runs are as expected (`held`, in applyCommitAlone). */
-const ifHeld = (parameter: string, type: string) =>
-  `(CASE WHEN (SELECT ok FROM held) THEN ${parameter}::${type} END)`;
-
 /** Steps (a JSON array), numbered after each run's last one; a name already recorded is skipped. */
 const insertStepsSql = (steps: string) =>
   `
@@ -459,45 +455,6 @@ export function statements(schema: string, tag: string) {
       SELECT 'step' AS kind, run_id AS id, name, NULL::integer AS pending FROM recorded
       UNION ALL
       SELECT 'released', id, NULL, pending_parents FROM released`,
-    ),
-
-    /**
-     * A commit as a statement in its own transaction, for commits whose runs are as their
-     * workers expect: the feed lock ($8); the runs ($6) locked in id order and checked against
-     * their owners ($7: the worker whose lease the run's changes need, or null for a run that
-     * only gets events); then applyCommit's writes ($1-$5), made only if every run is as expected
-     * (`held`), and the NOTIFYs ($9 channel, $10 payloads, and 'runs' when a child is released)
-     * with them. Rows as applyCommit's, and one `held` row: `pending` 1 if written, 0 if nothing
-     * was (the caller then commits the long way).
-     */
-    applyCommitAlone: make(
-      'apply_commit_alone',
-      `
-      WITH feed AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(hashtextextended($8, 0))),
-      locked AS MATERIALIZED (
-        SELECT r.id, r.status, r.lease_owner FROM %s.runs AS r
-        WHERE r.id = ANY ($6::text[]) AND EXISTS (SELECT FROM feed)
-        ORDER BY r.id FOR NO KEY UPDATE),
-      held AS MATERIALIZED (
-        SELECT count(*) = cardinality($6::text[]) AS ok
-        FROM locked AS l JOIN unnest($6::text[], $7::text[]) AS e (id, owner) ON e.id = l.id
-        WHERE e.owner IS NULL OR (l.lease_owner = e.owner AND l.status NOT IN ${FINAL})),
-      -- Each write reads its input through the check: every run is locked before anything is written.
-      recorded AS (${insertStepsSql(ifHeld('$1', 'json'))}),
-      updated AS (${updateRunsSql(ifHeld('$2', 'json'))} RETURNING r.id),
-      appended AS (${insertEventsSql(ifHeld('$3', 'json'))} RETURNING seq),
-      released AS (${releaseDependentsSql(ifHeld('$4', 'text[]'), '$5')})
-      SELECT 'step' AS kind, run_id AS id, name, NULL::integer AS pending FROM recorded
-      UNION ALL
-      SELECT 'released', id, NULL, pending_parents FROM released
-      UNION ALL
-      SELECT 'held', NULL, NULL, ok::integer FROM held
-      UNION ALL
-      SELECT 'notified', NULL, NULL, NULL FROM (
-        SELECT pg_notify($9, p) FROM unnest($10::text[]) AS p WHERE (SELECT ok FROM held)) AS n
-      UNION ALL
-      SELECT 'notified', NULL, NULL, NULL FROM (
-        SELECT pg_notify($9, 'runs') FROM (SELECT FROM released WHERE pending_parents = 0 LIMIT 1) AS r) AS w`,
     ),
 
     /**

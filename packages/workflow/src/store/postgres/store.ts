@@ -117,7 +117,6 @@ export class PostgresStore implements WorkflowStore {
     this.#group = new GroupCommitter(
       {
         withSession: (work) => this.#withSession(work),
-        withIndexedSession: (work) => this.#withIndexedSession(work),
         begin: this.#beginWrite,
         channel: this.#channel,
         quotedChannel: this.#quotedChannel,
@@ -545,8 +544,8 @@ export class PostgresStore implements WorkflowStore {
 
   /**
    * Connections of the store's own, outside the pool (as the LISTEN connection is), for the
-   * statements that run in no transaction of their own making (idle claims, and commits in one
-   * statement): their sessions keep the write transactions' planner settings for good. On a
+   * claims that run in no transaction of their own making (idle claims): their sessions keep
+   * the write transactions' planner settings for good. On a
    * pool connection, a prepared statement keeps the plan it got there, whatever the settings of
    * the transaction it runs in: a claim planned while the runs table was small went on reading
    * every run for expired leases until autovacuum's ANALYZE; planning it afresh each time
@@ -578,8 +577,8 @@ export class PostgresStore implements WorkflowStore {
   }
 }
 
-/** Of the indexed pool: the group's statements in flight (two at most) and an idle claim. */
-const INDEXED_CONNECTIONS = 3;
+/** Of the indexed pool: idle claims (several workers' at once queue behind two). */
+const INDEXED_CONNECTIONS = 2;
 
 const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
 /** The final statuses a run can be retried from. */
