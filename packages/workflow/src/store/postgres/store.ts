@@ -522,6 +522,9 @@ export class PostgresStore implements WorkflowStore {
 
   /** A claim outside any transaction, in one round trip, on the indexed pool (see `#indexedPool`). */
   #claimAlone(values: unknown[]): Promise<Record<string, unknown>[]> {
+    // Behind a pooler in transaction mode (`listen: false`), a session's settings would stay on a
+    // server connection other clients get next: the claim uses the pool there, as it used to.
+    if (!this.#options.listen) return this.#query(this.#sql.claim, values);
     return this.#withIndexedSession((session) => session.run(this.#sql.claim, values));
   }
 
