@@ -511,10 +511,17 @@ function suites(): void {
 
       test('an idle claim reads runs through their indexes, even on a connection that claimed while the table was small', async () => {
         const schema = freshSchema();
-        /** The runs table's statistics, once the backends that wrote `inserted` rows have flushed theirs (as they exit). */
-        const stats = async (inserted: number) => {
+        /**
+         * The runs table's statistics once every backend that used the schema has exited (they
+         * flush their statistics as they do) and `flushed` holds.
+         */
+        const stats = async (flushed: (row: { seqScans: number; inserted: number }) => boolean) => {
           const deadline = performance.now() + 5_000;
           for (;;) {
+            const { rows: left } = await admin.query(
+              'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE $1',
+              [`%${schema}%`],
+            );
             const { rows } = await admin.query(
               'SELECT seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2',
               [schema, 'runs'],
@@ -523,7 +530,7 @@ function suites(): void {
               seqScans: Number(rows[0]?.seq_scan ?? -1),
               inserted: Number(rows[0]?.n_tup_ins ?? 0),
             };
-            if (row.seqScans >= 0 && row.inserted >= inserted) return row;
+            if (left[0].n === 0 && flushed(row)) return row;
             if (performance.now() > deadline) assert.fail('the store’s statistics were not flushed');
             await new Promise((resolve) => setTimeout(resolve, 50));
           }
@@ -533,7 +540,8 @@ function suites(): void {
           const migrating = new PostgresStore({ connectionString: PG_URL, schema });
           await migrating.migrate();
           await migrating.close();
-          const before = await stats(0);
+          // Flushed once the migrating backend has exited: its index builds read the table.
+          const before = await stats((row) => row.seqScans > 0);
           // One connection, so that the claims below share whatever plan it caches.
           const store = new PostgresStore({ connectionString: PG_URL, max: 1, schema });
           const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
@@ -552,7 +560,7 @@ function suites(): void {
           } finally {
             await store.close();
           }
-          const after = await stats(2_020);
+          const after = await stats((row) => row.inserted >= 2_020);
           assert.equal(after.seqScans - before.seqScans, 0, 'no claim read the runs table in full');
         } finally {
           await dropSchema(schema);
