@@ -1,6 +1,6 @@
 // What both stores check before they write an audit entry or read the log: the same rules, in
 // one place, with errors that name the field.
-import type { ListAuditFilter, NewAuditEntry } from './types.ts';
+import type { Json, ListAuditFilter, NewAuditEntry } from './types.ts';
 
 const OUTCOMES: ReadonlySet<string> = new Set(['ok', 'denied', 'failed']);
 
@@ -37,4 +37,21 @@ export function auditPage(filter: ListAuditFilter = {}): { limit: number; before
   if (before !== null && !Number.isFinite(before))
     throw new TypeError(`listAudit: before must be an entry id, got ${before}`);
   return { limit: Math.min(limit, AUDIT_MAX_LIMIT), before };
+}
+
+/**
+ * An entry as both stores write it: the audit table's columns, in their order, its data as the
+ * store's JSON text.
+ */
+export function auditRow(entry: NewAuditEntry, json: (value: Json | undefined) => string | null) {
+  return {
+    at: entry.at,
+    actor: entry.actor,
+    role: entry.role,
+    action: entry.action,
+    target: entry.target ?? null,
+    request_id: entry.requestId ?? null,
+    data: json(entry.data),
+    outcome: entry.outcome,
+  };
 }

@@ -1,6 +1,7 @@
 // Creating runs: idempotency keys, dependsOn edges and the first timeline event, for one or
 // many callers' batches at once, in as few statements as the batches allow.
 import { UnknownRunError, WorkflowErrorCodes } from '../../errors.ts';
+import { auditRow } from '../audit.ts';
 import type { EnqueueResult, Json, NewRun, RunStatus, StoredError, WakeTopic } from '../types.ts';
 import { jsonText } from './rows.ts';
 import { MAX_PAYLOAD, RetryTransaction, type Session } from './session.ts';
@@ -131,18 +132,8 @@ export async function applyEnqueues(
 
     await session.run(sql.insertEvents, [JSON.stringify(planned.map(firstEvent))]);
     for (const { run } of planned) {
-      const { audit } = run;
-      if (audit === undefined) continue;
-      await session.run(sql.insertAudit, [
-        audit.at,
-        audit.actor,
-        audit.role,
-        audit.action,
-        run.id,
-        audit.requestId ?? null,
-        jsonText(audit.data),
-        audit.outcome,
-      ]);
+      if (run.audit === undefined) continue;
+      await session.run(sql.insertAudit, Object.values(auditRow({ ...run.audit, target: run.id }, jsonText)));
     }
     for (const p of planned) {
       session.topics.add(`run:${p.run.id}`);
@@ -176,20 +167,7 @@ export async function enqueueAlone(
   if (keys > 0 && runs.length > 1) return undefined;
   const planned: Planned[] = runs.map((run) => ({ run, now, status: 'queued', pending: 0, parents: [] }));
   const audits = runs.flatMap(({ id, audit }) =>
-    audit === undefined
-      ? []
-      : [
-          {
-            at: audit.at,
-            actor: audit.actor,
-            role: audit.role,
-            action: audit.action,
-            target: id,
-            request_id: audit.requestId ?? null,
-            data: jsonText(audit.data),
-            outcome: audit.outcome,
-          },
-        ],
+    audit === undefined ? [] : [auditRow({ ...audit, target: id }, jsonText)],
   );
   const topics: WakeTopic[] = runs.map((run) => `run:${run.id}` as const);
   topics.push('runs');

@@ -3,7 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
-import { auditPage, checkAuditEntry } from '../audit.ts';
+import { auditPage, auditRow, checkAuditEntry } from '../audit.ts';
 import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import type {
   AuditEntry,
@@ -387,16 +387,7 @@ export class PostgresStore implements WorkflowStore {
 
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
     checkAuditEntry(entry);
-    const [row] = await this.#query(this.#sql.insertAudit, [
-      entry.at,
-      entry.actor,
-      entry.role,
-      entry.action,
-      entry.target ?? null,
-      entry.requestId ?? null,
-      jsonText(entry.data),
-      entry.outcome,
-    ]);
+    const [row] = await this.#query(this.#sql.insertAudit, Object.values(auditRow(entry, jsonText)));
     return toAudit(row!);
   }
 

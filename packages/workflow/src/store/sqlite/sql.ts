@@ -246,7 +246,7 @@ export function sqliteSql(prefix: string) {
 
     // -- audit -----------------------------------------------------------------------------
     insertAudit: `INSERT INTO ${audit} (at, actor, role, action, target, request_id, data, outcome)
-      VALUES (@at, @actor, @role, @action, @target, @requestId, @data, @outcome)
+      VALUES (@at, @actor, @role, @action, @target, @request_id, @data, @outcome)
       RETURNING id`,
     listAudit: `SELECT id, at, actor, role, action, target, request_id, data, outcome FROM ${audit}
       WHERE (@before IS NULL OR id < @before)

@@ -3,7 +3,7 @@
 import { closeSync, fdatasync, openSync, readdirSync, readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
-import { auditPage, checkAuditEntry } from '../audit.ts';
+import { auditPage, auditRow, checkAuditEntry } from '../audit.ts';
 import { type Row, rowReader } from '../rows.ts';
 import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import {
@@ -307,7 +307,7 @@ export class SqliteStore implements WorkflowStore {
       this.#insertEvent(run.id, 'run:queued', undefined, now, created);
       if (pending === 0) topics.add('runs');
     }
-    if (run.audit !== undefined) s.insertAudit.get(auditRow({ ...run.audit, target: run.id }));
+    if (run.audit !== undefined) s.insertAudit.get(auditRow({ ...run.audit, target: run.id }, toJson));
     topics.add(`run:${run.id}`);
     // The run as inserted, built here rather than read back (a claim committed after this
     // transaction would show it running); the input parsed from its stored text, as a read would.
@@ -699,9 +699,9 @@ export class SqliteStore implements WorkflowStore {
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
     this.#open();
     checkAuditEntry(entry);
-    const row = auditRow(entry);
+    const row = auditRow(entry, toJson);
     const id = await this.#writes.run(() => (this.#sql.insertAudit.get(row) as { id: number }).id);
-    return read.audit({ ...row, id, request_id: row.requestId });
+    return read.audit({ ...row, id });
   }
 
   async listAudit(filter?: ListAuditFilter): Promise<AuditEntry[]> {
@@ -774,19 +774,6 @@ function jsonPath(path: readonly string[]): string {
 /** JSON text for a column; `undefined` is SQL NULL (and reads back as `undefined`). */
 function toJson(value: Json | StoredError | undefined): string | null {
   return value === undefined ? null : JSON.stringify(value);
-}
-
-function auditRow(entry: NewAuditEntry) {
-  return {
-    at: entry.at,
-    actor: entry.actor,
-    role: entry.role,
-    action: entry.action,
-    target: entry.target ?? null,
-    requestId: entry.requestId ?? null,
-    data: toJson(entry.data),
-    outcome: entry.outcome,
-  };
 }
 
 /** The stores' JSON columns, read back (NULL is undefined). */
