@@ -1,14 +1,7 @@
 // Applying workers' changes (steps, run updates, events, consumed signals) for one or many
 // callers' batches at once, with the lease check, and what a run's end does to its dependents.
-import {
-  type Change,
-  type CommitResult,
-  FINAL_STATUSES,
-  type RunStatus,
-  type RunUpdate,
-  type WakeTopic,
-} from '../types.ts';
-import { jsonText, type Row } from './rows.ts';
+import { type Change, type CommitResult, FINAL_STATUSES, type RunStatus, type RunUpdate } from '../types.ts';
+import { jsonText } from './rows.ts';
 import type { Session } from './session.ts';
 
 export interface CommitBatch {
@@ -65,32 +58,7 @@ export async function applyCommits(
       runs.set(row.id as string, { startStatus: status, status, owner: row.lease_owner as string | null });
     }
   }
-  const planned = plan(batches, runs, session.topics);
-  const { steps, updates, events, completed, signals, doomed } = planned;
-  if (steps.length > 0 || updates.length > 0 || events.length > 0 || completed.ids.length > 0) {
-    // One round trip for the commit's steps, updates, events and released children.
-    const rows = await session.run(sql.applyCommit, [
-      steps.length > 0 ? JSON.stringify(steps) : null,
-      updates.length > 0 ? JSON.stringify(updates) : null,
-      events.length > 0 ? JSON.stringify(events) : null,
-      completed.ids,
-      completed.now,
-    ]);
-    if (recorded(rows, planned)) session.topics.add('runs');
-  }
-  if (signals.length > 0) {
-    await session.run(sql.consumeSignals, [
-      signals.map((s) => s.runId),
-      signals.map((s) => s.id),
-      signals.map((s) => s.now),
-    ]);
-  }
-  if (doomed.length > 0) await cancelDependents(session, doomed);
-  return planned.results;
-}
 
-/** What the batches do to runs in these states: the rows to write and each batch's result. */
-function plan(batches: readonly CommitBatch[], runs: Map<string, RunState>, topics: Set<WakeTopic>) {
   const results: CommitResult[] = batches.map(() => ({ lostLease: [], duplicateSteps: [] }));
   const steps: Record<string, unknown>[] = [];
   /** Which batch each step row came from, to report refused steps to their caller. */
@@ -113,7 +81,7 @@ function plan(batches: readonly CommitBatch[], runs: Map<string, RunState>, topi
         continue;
       }
       if (state === undefined) continue; // Only events or signals, for a run that is gone.
-      topics.add(`run:${runId}`);
+      session.topics.add(`run:${runId}`);
       for (const change of changes) {
         switch (change.kind) {
           case 'step':
@@ -132,7 +100,7 @@ function plan(batches: readonly CommitBatch[], runs: Map<string, RunState>, topi
             break;
           case 'run':
             merge(runId, state, change.update, batch.now);
-            if (state.update?.release_lease && !FINAL.has(state.status)) topics.add('runs');
+            if (state.update?.release_lease && !FINAL.has(state.status)) session.topics.add('runs');
             break;
           case 'event':
             events.push({
@@ -154,30 +122,42 @@ function plan(batches: readonly CommitBatch[], runs: Map<string, RunState>, topi
   });
 
   const updates = [...runs.values()].flatMap((r) => (r.update ? [r.update] : []));
-  return { results, steps, stepBatch, events, signals, updates, ...ended(runs) };
-}
-
-/**
- * Reports the steps the statement did not record (a step of that name was already stored) to
- * their batches; says whether a released child is claimable now.
- */
-function recorded(rows: readonly Row[], planned: ReturnType<typeof plan>): boolean {
-  const stored = new Set<string>();
-  let released = false;
-  for (const row of rows) {
-    if (row.kind === 'step') stored.add(`${row.id as string}\u0000${row.name as string}`);
-    else if (row.kind === 'released' && row.pending === 0) released = true;
-  }
-  planned.steps.forEach((step, i) => {
-    const key = `${step.run_id as string}\u0000${step.name as string}`;
-    // The first of two same-named steps in these batches is the one recorded.
-    if (stored.delete(key)) return;
-    planned.results[planned.stepBatch[i]!]!.duplicateSteps.push({
-      runId: step.run_id as string,
-      name: step.name as string,
+  const { completed, doomed } = ended(runs);
+  if (steps.length > 0 || updates.length > 0 || events.length > 0 || completed.ids.length > 0) {
+    // One round trip for the commit's steps, updates, events and released children.
+    const rows = await session.run(sql.applyCommit, [
+      steps.length > 0 ? JSON.stringify(steps) : null,
+      updates.length > 0 ? JSON.stringify(updates) : null,
+      events.length > 0 ? JSON.stringify(events) : null,
+      completed.ids,
+      completed.now,
+    ]);
+    const recorded = new Set<string>();
+    let released = false;
+    for (const row of rows) {
+      if (row.kind === 'step') recorded.add(`${row.id as string}\u0000${row.name as string}`);
+      else if (row.pending === 0) released = true;
+    }
+    if (released) session.topics.add('runs');
+    steps.forEach((step, i) => {
+      const key = `${step.run_id as string}\u0000${step.name as string}`;
+      // The first of two same-named steps in these batches is the one recorded.
+      if (recorded.delete(key)) return;
+      results[stepBatch[i]!]!.duplicateSteps.push({
+        runId: step.run_id as string,
+        name: step.name as string,
+      });
     });
-  });
-  return released;
+  }
+  if (signals.length > 0) {
+    await session.run(sql.consumeSignals, [
+      signals.map((s) => s.runId),
+      signals.map((s) => s.id),
+      signals.map((s) => s.now),
+    ]);
+  }
+  if (doomed.length > 0) await cancelDependents(session, doomed);
+  return results;
 }
 
 type Ended = ReadonlyMap<string, { startStatus: RunStatus; status: RunStatus; finalAt?: number }>;
