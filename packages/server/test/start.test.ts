@@ -262,6 +262,13 @@ describe('startServer with a configuration file', () => {
     writeFileSync(file, text(workflow('greet', 'hello') + workflow('fresh', 'new')));
     assert.deepEqual((await reload()).workflows, { added: [], changed: ['greet'], removed: [] });
     assert.deepEqual(await run('greet'), { status: 201, output: 'hello', version: '1' });
+
+    // A new storage directory changes every workflow, though no declaration did.
+    writeFileSync(
+      file,
+      `storage:\n  dir: elsewhere\n${text(workflow('greet', 'hello') + workflow('fresh', 'new'))}`,
+    );
+    assert.deepEqual((await reload()).workflows, { added: [], changed: ['fresh', 'greet'], removed: [] });
   });
 
   test('an edit of the file reloads its workflows without a call', async (t) => {
