@@ -131,10 +131,8 @@ export async function applyEnqueues(
     if (parents.length > 0) await session.run(sql.insertDeps, [parents, children]);
 
     await session.run(sql.insertEvents, [JSON.stringify(planned.map(firstEvent))]);
-    for (const { run } of planned) {
-      if (run.audit === undefined) continue;
-      await session.run(sql.insertAudit, Object.values(auditRow({ ...run.audit, target: run.id }, jsonText)));
-    }
+    const audits = auditRows(planned.map((p) => p.run));
+    if (audits.length > 0) await session.run(sql.insertAudits, [JSON.stringify(audits)]);
     for (const p of planned) {
       session.topics.add(`run:${p.run.id}`);
       if (p.status === 'queued' && p.pending === 0) session.topics.add('runs');
@@ -166,9 +164,6 @@ export async function enqueueAlone(
   // Two keys could clash with each other, and one taken key would leave the others written.
   if (keys > 0 && runs.length > 1) return undefined;
   const planned: Planned[] = runs.map((run) => ({ run, now, status: 'queued', pending: 0, parents: [] }));
-  const audits = runs.flatMap(({ id, audit }) =>
-    audit === undefined ? [] : [auditRow({ ...audit, target: id }, jsonText)],
-  );
   const topics: WakeTopic[] = runs.map((run) => `run:${run.id}` as const);
   topics.push('runs');
   const payload = topics.join('\n');
@@ -177,13 +172,20 @@ export async function enqueueAlone(
   const [row] = await session.run(session.sql.enqueueAlone, [
     JSON.stringify(planned.map(runRow)),
     JSON.stringify(planned.map(firstEvent)),
-    JSON.stringify(audits),
+    JSON.stringify(auditRows(runs)),
     feedLock,
     channel,
     payload,
   ]);
   if (row!.created !== runs.length) return undefined;
   return { results: runs.map((run) => ({ id: run.id, created: true, status: 'queued' })), topics };
+}
+
+/** The audit entries of the runs that carry one, each targeting its run. */
+function auditRows(runs: readonly NewRun[]) {
+  return runs.flatMap(({ id, audit }) =>
+    audit === undefined ? [] : [auditRow({ ...audit, target: id }, jsonText)],
+  );
 }
 
 /** A run's row, as `insertRuns` reads it. */

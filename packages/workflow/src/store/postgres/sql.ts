@@ -180,6 +180,16 @@ const insertRunsSql = (runs: string) =>
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`;
 
+/** Audit entries (a JSON array of `auditRow`s); those that pass `where`, if given. */
+const insertAuditsSql = (audits: string, where = '') =>
+  `
+      INSERT INTO %s.audit (at, actor, role, action, target, request_id, data, outcome)
+      SELECT a.at, a.actor, a.role, a.action, a.target, a.request_id, a.data::jsonb, a.outcome
+      FROM json_to_recordset(${audits}::json) AS a (
+        at bigint, actor text, role text, action text, target text, request_id text, data text,
+        outcome text)
+      ${where === '' ? '' : `WHERE ${where}`}`;
+
 /** Timeline events (a JSON array), numbered in the order given; those that pass `where`, if given. */
 const insertEventsSql = (events: string, where = '') =>
   `
@@ -315,16 +325,13 @@ export function statements(schema: string, tag: string) {
       created AS (${insertRunsSql('$1')}),
       -- The lock is a one-time filter of the events' insert: held before its first nextval.
       appended AS (${insertEventsSql('$2', 'EXISTS (SELECT FROM feed) AND e.run_id IN (SELECT id FROM created)')}),
-      audited AS (
-        INSERT INTO %s.audit (at, actor, role, action, target, request_id, data, outcome)
-        SELECT a.at, a.actor, a.role, a.action, a.target, a.request_id, a.data::jsonb, a.outcome
-        FROM json_to_recordset($3::json) AS a (
-          at bigint, actor text, role text, action text, target text, request_id text, data text,
-          outcome text)
-        WHERE a.target IN (SELECT id FROM created))
+      audited AS (${insertAuditsSql('$3', 'a.target IN (SELECT id FROM created)')})
       SELECT count(*)::integer AS created, CASE WHEN count(*) > 0 THEN pg_notify($5, $6) END AS notified
       FROM created`,
     ),
+
+    /** Audit entries of new runs (a JSON array of `auditRow`s), in one statement. */
+    insertAudits: make('insert_audits', insertAuditsSql('$1')),
 
     insertDeps: make(
       'insert_deps',
