@@ -629,7 +629,7 @@ function suites(): void {
 
       test('a claim joins the group transaction in flight, and an idle one runs at once on its own', async () => {
         await withSchema(async (store) => {
-          const [a, b] = [newRun(), newRun()];
+          const [a, b, c] = [newRun(), newRun(), newRun()];
           await store.enqueue([a, b], T0);
           const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
           const idle = store.stats.transactions;
@@ -639,6 +639,31 @@ function suites(): void {
             idle,
             'an idle claim is its own statement, outside any group',
           );
+          const busy = store.stats;
+          const [, claimed] = await Promise.all([
+            store.enqueue([{ ...c, priority: 0 }], T0 + 1),
+            store.claim({ ...request, now: T0 + 1 }),
+          ]);
+          assert.equal(claimed.length, 1);
+          assert.equal(claimed[0]?.id, first?.id === a.id ? b.id : a.id, 'by priority, not the new run');
+          assert.equal(claimed[0]?.leaseOwner, 'w');
+          assert.equal(
+            store.stats.transactions - busy.transactions,
+            1,
+            'the claim shared the enqueue’s transaction',
+          );
+          assert.equal(store.stats.batches - busy.batches, 2);
+          assert.equal((await store.getRun(claimed[0]!.id))?.status, 'running');
+          assert.equal((await store.getRun(first!.id))?.status, 'running');
+        });
+      });
+
+      test('beside commits that go through the commit function, a claim runs on its own', async () => {
+        await withSchema(async (store) => {
+          const [a, b] = [newRun(), newRun()];
+          await store.enqueue([a, b], T0);
+          const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
+          const [first] = await store.claim(request);
           const busy = store.stats;
           const [committed, claimed] = await Promise.all([
             store.commit(
@@ -650,13 +675,8 @@ function suites(): void {
           assert.deepEqual(committed.lostLease, []);
           assert.equal(claimed.length, 1);
           assert.notEqual(claimed[0]?.id, first?.id);
-          assert.equal(claimed[0]?.leaseOwner, 'w');
-          assert.equal(
-            store.stats.transactions - busy.transactions,
-            1,
-            'the claim shared the commit’s transaction',
-          );
-          assert.equal(store.stats.batches - busy.batches, 2);
+          assert.equal(store.stats.transactions - busy.transactions, 1, 'the commit’s call');
+          assert.equal(store.stats.batches - busy.batches, 1, 'the claim was no batch of it');
           assert.equal((await store.getRun(claimed[0]!.id))?.status, 'running');
           assert.equal((await store.getRun(first!.id))?.progress, 50);
         });
@@ -730,16 +750,22 @@ function suites(): void {
 
     // -----------------------------------------------------------------------------------------
     describe('commits that wait for a run another transaction holds', () => {
-      /** Waits (bounded) until some session waits for a lock. */
-      async function untilSomeoneWaits(): Promise<void> {
+      /** Waits (bounded) until some session waits for a lock; what that session is running. */
+      async function untilSomeoneWaits(): Promise<string> {
         const deadline = performance.now() + 3_000;
         for (;;) {
-          const { rows } = await admin.query('SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted');
-          if (rows[0].n > 0) return;
+          const { rows } = await admin.query(
+            `SELECT a.query FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+             WHERE NOT l.granted LIMIT 1`,
+          );
+          if (rows.length > 0) return rows[0].query as string;
           if (performance.now() > deadline) assert.fail('no session waited for a lock');
           await new Promise((resolve) => setTimeout(resolve, 5));
         }
       }
+
+      /** The commit function is what waits: these tests are about its statements' snapshots. */
+      const THE_FUNCTION = /\.apply_commit_[0-9a-f]+ \(/;
 
       // A commit's writes must read what was committed while it waited for the run's lock: a
       // single statement would read from the snapshot it took before waiting.
@@ -758,7 +784,7 @@ function suites(): void {
               [{ kind: 'run', runId: parent.id, workerId: 'w', update: { status: 'completed', output: 1 } }],
               T0 + 1,
             );
-            await untilSomeoneWaits();
+            assert.match(await untilSomeoneWaits(), THE_FUNCTION);
             await enqueuer.query(
               `INSERT INTO "${schema}".runs (id, workflow, version, status, priority, input, pending_parents,
                 available_at, created_at, updated_at) VALUES ($1, 'pg', '1', 'queued', 1, 'null', 1, $2, $2, $2)`,
@@ -797,7 +823,7 @@ function suites(): void {
               ],
               T0 + 1,
             );
-            await untilSomeoneWaits();
+            assert.match(await untilSomeoneWaits(), THE_FUNCTION);
             await sender.query(
               `INSERT INTO "${schema}".signals (run_id, name, payload, created_at) VALUES ($1, 'x', '1', $2)`,
               [run.id, T0],
@@ -840,6 +866,50 @@ function suites(): void {
 
     // -----------------------------------------------------------------------------------------
     describe('group commit', () => {
+      test('without the commit function (a schema migrated by another version), commits go the long way', async () => {
+        await withSchema(async (store, schema) => {
+          const [a, b] = [newRun(), newRun()];
+          await store.enqueue([a, b], T0);
+          const [first] = await store.claim({
+            workerId: 'w',
+            limit: 1,
+            leaseMs: 60_000,
+            now: T0,
+            workflows: ['pg'],
+          });
+          const { rows } = await admin.query(
+            `SELECT p.oid::regprocedure::text AS f FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+             WHERE n.nspname = $1 AND p.proname LIKE 'apply_commit_%'`,
+            [schema],
+          );
+          assert.equal(rows.length, 1, 'migrate() made it');
+          await admin.query(
+            `DROP FUNCTION ${rows[0].f.replace(/^apply_commit/, `"${schema}".apply_commit`)}`,
+          );
+          for (const progress of [10, 20]) {
+            const result = await store.commit(
+              [
+                { kind: 'run', runId: first!.id, workerId: 'w', update: { progress } },
+                {
+                  kind: 'event',
+                  runId: first!.id,
+                  event: { type: 'run:progress', step: undefined, data: null, progress, at: T0 + progress },
+                },
+              ],
+              T0 + progress,
+            );
+            assert.deepEqual(result, { lostLease: [], duplicateSteps: [] });
+          }
+          assert.equal((await store.getRun(first!.id))?.progress, 20);
+          const events = await store.events(first!.id, 0, 10);
+          assert.deepEqual(
+            events.filter((e) => e.type === 'run:progress').map((e) => e.progress),
+            [10, 20],
+            'each written once',
+          );
+        });
+      });
+
       test('concurrent commits and enqueues share transactions, each caller getting its own result', async () => {
         await withSchema(async (store) => {
           const runs = Array.from({ length: 50 }, () => newRun());

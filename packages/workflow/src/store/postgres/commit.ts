@@ -1,8 +1,15 @@
 // Applying workers' changes (steps, run updates, events, consumed signals) for one or many
 // callers' batches at once, with the lease check, and what a run's end does to its dependents.
-import { type Change, type CommitResult, FINAL_STATUSES, type RunStatus, type RunUpdate } from '../types.ts';
+import {
+  type Change,
+  type CommitResult,
+  FINAL_STATUSES,
+  type RunStatus,
+  type RunUpdate,
+  type WakeTopic,
+} from '../types.ts';
 import { jsonText } from './rows.ts';
-import type { Session } from './session.ts';
+import { payloads, type Session } from './session.ts';
 
 export interface CommitBatch {
   changes: readonly Change[];
@@ -59,6 +66,95 @@ export async function applyCommits(
     }
   }
 
+  const planned = plan(batches, runs, session.topics);
+  const { steps, updates, events, completed, signals, doomed } = planned;
+  if (steps.length > 0 || updates.length > 0 || events.length > 0 || completed.ids.length > 0) {
+    // One round trip for the commit's steps, updates, events and released children.
+    const rows = await session.run(sql.applyCommit, [
+      steps.length > 0 ? JSON.stringify(steps) : null,
+      updates.length > 0 ? JSON.stringify(updates) : null,
+      events.length > 0 ? JSON.stringify(events) : null,
+      completed.ids,
+      completed.now,
+    ]);
+    const stored: [string, string][] = [];
+    let released = false;
+    for (const row of rows) {
+      if (row.kind === 'step') stored.push([row.id as string, row.name as string]);
+      else if (row.pending === 0) released = true;
+    }
+    if (released) session.topics.add('runs');
+    refused(stored, planned);
+  }
+  if (signals.length > 0) {
+    await session.run(sql.consumeSignals, [
+      signals.map((s) => s.runId),
+      signals.map((s) => s.id),
+      signals.map((s) => s.now),
+    ]);
+  }
+  if (doomed.length > 0) await cancelDependents(session, doomed);
+  return planned.results;
+}
+
+/**
+ * The short way for what most commits are (workers recording their own runs' progress): the
+ * batches in one call to the commit function, in its own transaction, without BEGIN, the lock's
+ * round trip or COMMIT; the function locks the runs and checks them. Undefined if the batches need
+ * more (consumed signals, dependents to cancel, two workers writing one run) or a run is not as
+ * its worker expects (a lease lost): then nothing was written, and the caller commits the long
+ * way, which reports what was refused.
+ */
+export async function commitAlone(
+  session: Session,
+  batches: readonly CommitBatch[],
+  feedLock: string,
+  channel: string,
+): Promise<{ results: CommitResult[]; topics: Set<WakeTopic> } | undefined> {
+  /** Each run's expected owner: the worker of its leased changes, or null if it only gets events. */
+  const owners = new Map<string, string | null>();
+  for (const batch of batches) {
+    for (const change of batch.changes) {
+      if (change.kind === 'consume-signal') return undefined;
+      const owner = change.kind === 'step' || change.kind === 'run' ? change.workerId : null;
+      const known = owners.get(change.runId);
+      if (known === undefined || known === null) owners.set(change.runId, owner);
+      else if (owner !== null && owner !== known) return undefined;
+    }
+  }
+  if (owners.size === 0) return undefined;
+  // The runs as the lock finds them if their workers are right (unfinished, leased to them); the
+  // function checks that they are.
+  const runs = new Map<string, RunState>();
+  for (const [id, owner] of owners) runs.set(id, { startStatus: 'running', status: 'running', owner });
+  const topics = new Set<WakeTopic>();
+  const planned = plan(batches, runs, topics);
+  if (planned.signals.length > 0 || planned.doomed.length > 0) return undefined;
+  const { steps, updates, events, completed } = planned;
+  const [row] = await session.run(session.sql.applyCommitAlone, [
+    steps.length > 0 ? JSON.stringify(steps) : null,
+    updates.length > 0 ? JSON.stringify(updates) : null,
+    events.length > 0 ? JSON.stringify(events) : null,
+    completed.ids,
+    completed.now,
+    [...owners.keys()],
+    [...owners.values()],
+    feedLock,
+    channel,
+    payloads(topics),
+  ]);
+  if (row?.held !== true) return undefined;
+  const names = (row.step_names as string[] | null) ?? [];
+  refused(
+    ((row.step_runs as string[] | null) ?? []).map((run, i) => [run, names[i]!]),
+    planned,
+  );
+  if (row.woke === true) topics.add('runs');
+  return { results: planned.results, topics };
+}
+
+/** What the batches do to runs in these states: the rows to write, and each batch's result so far. */
+function plan(batches: readonly CommitBatch[], runs: Map<string, RunState>, topics: Set<WakeTopic>) {
   const results: CommitResult[] = batches.map(() => ({ lostLease: [], duplicateSteps: [] }));
   const steps: Record<string, unknown>[] = [];
   /** Which batch each step row came from, to report refused steps to their caller. */
@@ -81,7 +177,7 @@ export async function applyCommits(
         continue;
       }
       if (state === undefined) continue; // Only events or signals, for a run that is gone.
-      session.topics.add(`run:${runId}`);
+      topics.add(`run:${runId}`);
       for (const change of changes) {
         switch (change.kind) {
           case 'step':
@@ -100,7 +196,7 @@ export async function applyCommits(
             break;
           case 'run':
             merge(runId, state, change.update, batch.now);
-            if (state.update?.release_lease && !FINAL.has(state.status)) session.topics.add('runs');
+            if (state.update?.release_lease && !FINAL.has(state.status)) topics.add('runs');
             break;
           case 'event':
             events.push({
@@ -122,42 +218,21 @@ export async function applyCommits(
   });
 
   const updates = [...runs.values()].flatMap((r) => (r.update ? [r.update] : []));
-  const { completed, doomed } = ended(runs);
-  if (steps.length > 0 || updates.length > 0 || events.length > 0 || completed.ids.length > 0) {
-    // One round trip for the commit's steps, updates, events and released children.
-    const rows = await session.run(sql.applyCommit, [
-      steps.length > 0 ? JSON.stringify(steps) : null,
-      updates.length > 0 ? JSON.stringify(updates) : null,
-      events.length > 0 ? JSON.stringify(events) : null,
-      completed.ids,
-      completed.now,
-    ]);
-    const recorded = new Set<string>();
-    let released = false;
-    for (const row of rows) {
-      if (row.kind === 'step') recorded.add(`${row.id as string}\u0000${row.name as string}`);
-      else if (row.pending === 0) released = true;
-    }
-    if (released) session.topics.add('runs');
-    steps.forEach((step, i) => {
-      const key = `${step.run_id as string}\u0000${step.name as string}`;
-      // The first of two same-named steps in these batches is the one recorded.
-      if (recorded.delete(key)) return;
-      results[stepBatch[i]!]!.duplicateSteps.push({
-        runId: step.run_id as string,
-        name: step.name as string,
-      });
+  return { results, steps, stepBatch, events, signals, updates, ...ended(runs) };
+}
+
+/** Reports the steps not recorded (`stored` are those that were: one of that name was already there) to their batches. */
+function refused(stored: readonly [run: string, name: string][], planned: ReturnType<typeof plan>): void {
+  const recorded = new Set(stored.map(([run, name]) => `${run}\u0000${name}`));
+  planned.steps.forEach((step, i) => {
+    const key = `${step.run_id as string}\u0000${step.name as string}`;
+    // The first of two same-named steps in these batches is the one recorded.
+    if (recorded.delete(key)) return;
+    planned.results[planned.stepBatch[i]!]!.duplicateSteps.push({
+      runId: step.run_id as string,
+      name: step.name as string,
     });
-  }
-  if (signals.length > 0) {
-    await session.run(sql.consumeSignals, [
-      signals.map((s) => s.runId),
-      signals.map((s) => s.id),
-      signals.map((s) => s.now),
-    ]);
-  }
-  if (doomed.length > 0) await cancelDependents(session, doomed);
-  return results;
+  });
 }
 
 type Ended = ReadonlyMap<string, { startStatus: RunStatus; status: RunStatus; finalAt?: number }>;

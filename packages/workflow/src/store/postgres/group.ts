@@ -2,7 +2,7 @@
 // arrive while a transaction is in flight) share one transaction, so many runs' progress costs one
 // fsync.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
-import { applyCommits, type CommitBatch } from './commit.ts';
+import { applyCommits, type CommitBatch, commitAlone } from './commit.ts';
 import { applyEnqueues, type EnqueueBatch, enqueueAlone } from './enqueue.ts';
 import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
@@ -38,6 +38,10 @@ export interface GroupHost {
   emit(topics: Iterable<WakeTopic>): void;
 }
 
+/** PostgreSQL's code for a call of a function the schema does not have. */
+const UNDEFINED_FUNCTION = '42883';
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
 /** Deadlocks between two processes' transactions are rare and harmless to retry. */
 const MAX_TRIES = 5;
 
@@ -49,6 +53,11 @@ export class GroupCommitter {
   #inFlight = 0;
   /** Enough transactions in flight to keep the pool busy, few enough that calls pile up behind them. */
   readonly #maxInFlight: number;
+  /**
+   * Whether commits may go through the commit function; off for good once the schema turns out
+   * not to have it (a store used without `migrate()` by a process of another version).
+   */
+  #commitFunction = true;
   /** Counters for tests and the benchmark. */
   readonly stats = { transactions: 0, batches: 0, retries: 0 };
 
@@ -101,7 +110,8 @@ export class GroupCommitter {
     });
   }
 
-  async #flush(jobs: Job[]): Promise<void> {
+  async #flush(group: Job[]): Promise<void> {
+    let jobs = group;
     this.#inFlight++;
     try {
       if (jobs.every((job) => job.kind === 'claim')) {
@@ -109,6 +119,10 @@ export class GroupCommitter {
         return;
       }
       if (jobs.length === 1 && jobs[0]!.kind === 'enqueue' && (await this.#enqueueAlone(jobs[0]!))) return;
+      if (this.#commitFunction && jobs.every((job) => job.kind !== 'enqueue')) {
+        jobs = await this.#commitAlone(jobs as Exclude<Job, { kind: 'enqueue' }>[]);
+        if (jobs.length === 0) return;
+      }
       const outcomes = await this.#host.withSession((session) => this.#transact(session, jobs));
       this.stats.transactions++;
       this.stats.batches += jobs.length;
@@ -141,6 +155,46 @@ export class GroupCommitter {
     job.resolve(done.results);
     this.#host.emit(done.topics);
     return true;
+  }
+
+  /**
+   * Commits and claims without enqueues: the commits in one call to the commit function
+   * (`commitAlone`), each claim alone beside it. Returns the commits left for a transaction: none,
+   * or all of them if they could not go the short way (nothing was written then).
+   */
+  async #commitAlone(jobs: Exclude<Job, { kind: 'enqueue' }>[]): Promise<Job[]> {
+    const commits = jobs.filter((job) => job.kind === 'commit');
+    const claims = Promise.all(
+      jobs.flatMap((job) => (job.kind === 'claim' ? [job.alone().then(job.resolve, job.reject)] : [])),
+    );
+    if (commits.length === 0) {
+      await claims;
+      return [];
+    }
+    const { feedLock, channel } = this.#host;
+    let done: Awaited<ReturnType<typeof commitAlone>>;
+    try {
+      const batches = commits.map((job) => job.batch);
+      done = await this.#host.withSession((session) => commitAlone(session, batches, feedLock, channel));
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (typeof code !== 'string' || !SQLSTATE.test(code)) {
+        // Not an answer from PostgreSQL (a connection lost): whether it committed is unknown.
+        for (const job of commits) job.reject(error);
+        await claims;
+        return [];
+      }
+      // Nothing was written. The long way retries a deadlock and, if one batch is bad, fails it alone.
+      if (code === UNDEFINED_FUNCTION) this.#commitFunction = false;
+      done = undefined;
+    }
+    await claims;
+    if (done === undefined) return commits;
+    this.stats.transactions++;
+    this.stats.batches += commits.length;
+    for (const [i, job] of commits.entries()) job.resolve(done.results[i]!);
+    this.#host.emit(done.topics);
+    return [];
   }
 
   async #transact(session: Session, jobs: Job[]) {

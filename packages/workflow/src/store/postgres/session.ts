@@ -47,7 +47,7 @@ export class Session {
  * Topics joined by newlines, in as few payloads as fit under PostgreSQL's 8000 bytes (each
  * notification costs the server far more than its length does).
  */
-function payloads(topics: Iterable<WakeTopic>): string[] {
+export function payloads(topics: Iterable<WakeTopic>): string[] {
   const all: string[] = [];
   let payload = '';
   for (const topic of topics) {

@@ -1,6 +1,7 @@
 // Every statement the PostgreSQL store sends, in one place. The schema is quoted once, when the
 // store is built; everything else travels as a parameter (batches as one JSON array, read with
 // json_to_recordset: parsing it as jsonb first would build and key-sort every object, for nothing).
+import { createHash } from 'node:crypto';
 
 /** A statement and the name it is prepared under (per connection, so it is parsed once). */
 export interface Statement {
@@ -216,6 +217,73 @@ const releaseDependentsSql = (parents: string, now: string) =>
         -- planner thinks of the table's size.
         AND c.id = ANY (ARRAY(SELECT child_id FROM %s.run_deps WHERE parent_id = ANY (${parents}::text[])))
       RETURNING c.id, c.pending_parents`;
+
+/** A commit's writes in one statement: steps ($1), run updates ($2), events ($3), children of the completed runs ($4, at $5). */
+const applyCommitSql = `
+      WITH recorded AS (${insertStepsSql('$1')}),
+      updated AS (${updateRunsSql('$2')} RETURNING r.id),
+      appended AS (${insertEventsSql('$3')} RETURNING seq),
+      released AS (${releaseDependentsSql('$4', '$5')})`;
+
+/**
+ * A commit in one call and its own transaction, as a function: its statements run one after the
+ * other, each with a fresh snapshot (a VOLATILE function's do), as the transaction's would. One
+ * statement could not do it: it reads from the snapshot taken before it waited for the runs' locks,
+ * so a child enqueued or a signal sent by the transaction it waited for would go unseen.
+ * Parameters: applyCommit's ($1-$5); the runs ($6) and the owner each must have ($7: the worker
+ * whose lease its changes need, or null for a run that only gets events); the feed lock's key ($8);
+ * the NOTIFY channel ($9) and payloads ($10). Writes nothing unless every run is as expected.
+ * The planner settings are the write transactions' (see INDEX_PLANS), for the function's cached plans.
+ */
+const commitFunctionBody = `
+  RETURNS TABLE (held boolean, step_runs text[], step_names text[], woke boolean)
+  LANGUAGE plpgsql VOLATILE
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+  AS $body$
+  DECLARE
+    v_held boolean;
+    v_runs text[];
+    v_names text[];
+    v_woke boolean;
+  BEGIN
+    -- Before the first event's seq, as BEGIN takes it on the transaction path.
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended($8, 0));
+    SELECT count(*) = cardinality($6) INTO v_held
+    FROM (
+      SELECT r.id, r.status, r.lease_owner FROM %s.runs AS r
+      WHERE r.id = ANY ($6) ORDER BY r.id FOR NO KEY UPDATE
+    ) AS l
+    JOIN unnest($6, $7) AS e (id, owner) ON e.id = l.id
+    WHERE e.owner IS NULL OR (l.lease_owner = e.owner AND l.status NOT IN ${FINAL});
+    IF NOT v_held THEN
+      RETURN QUERY SELECT false, NULL::text[], NULL::text[], false;
+      RETURN;
+    END IF;
+    ${applyCommitSql},
+      stored AS (SELECT array_agg(run_id) AS runs, array_agg(name) AS names FROM recorded)
+    SELECT stored.runs, stored.names, EXISTS (SELECT FROM released WHERE pending_parents = 0)
+    INTO v_runs, v_names, v_woke
+    FROM stored;
+    PERFORM pg_notify($9, p) FROM unnest($10) AS p;
+    IF v_woke THEN
+      PERFORM pg_notify($9, 'runs');
+    END IF;
+    RETURN QUERY SELECT true, v_runs, v_names, v_woke;
+  END
+  $body$`;
+
+const COMMIT_PARAMETERS = '(json, json, json, text[], bigint, text[], text[], text, text, text[])';
+
+/**
+ * The commit function's name: its text's hash, so that processes on two versions of Bulwark (a
+ * rolling deploy) each call their own, and a changed statement is never run under an old body.
+ */
+const commitFunctionName = `apply_commit_${createHash('sha256').update(commitFunctionBody).digest('hex').slice(0, 16)}`;
+
+/** Creates the commit function in the schema (run by `migrate()`, under its lock). */
+export function createCommitFunction(schema: string): string {
+  return `CREATE OR REPLACE FUNCTION ${schema}.${commitFunctionName} ${COMMIT_PARAMETERS} ${commitFunctionBody.replaceAll('%s', schema)}`;
+}
 
 export function statements(schema: string, tag: string) {
   const s = schema;
@@ -454,14 +522,16 @@ export function statements(schema: string, tag: string) {
      */
     applyCommit: make(
       'apply_commit',
-      `
-      WITH recorded AS (${insertStepsSql('$1')}),
-      updated AS (${updateRunsSql('$2')} RETURNING r.id),
-      appended AS (${insertEventsSql('$3')} RETURNING seq),
-      released AS (${releaseDependentsSql('$4', '$5')})
+      `${applyCommitSql}
       SELECT 'step' AS kind, run_id AS id, name, NULL::integer AS pending FROM recorded
       UNION ALL
       SELECT 'released', id, NULL, pending_parents FROM released`,
+    ),
+
+    /** A commit in one round trip, through the commit function (see `createCommitFunction`). */
+    applyCommitAlone: make(
+      'apply_commit_alone',
+      `SELECT * FROM %s.${commitFunctionName} ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     ),
 
     /**

@@ -53,7 +53,13 @@ import {
   useDefaultParsers,
 } from './rows.ts';
 import { Session } from './session.ts';
-import { INDEX_PLANS, migrationStatements, type Statements, statements } from './sql.ts';
+import {
+  createCommitFunction,
+  INDEX_PLANS,
+  migrationStatements,
+  type Statements,
+  statements,
+} from './sql.ts';
 
 type PgModule = typeof import('pg');
 
@@ -176,6 +182,8 @@ export class PostgresStore implements WorkflowStore {
         await client.query(await readFile(new URL(file, MIGRATIONS), 'utf8'));
         await client.query(m.record, [version, file]);
       }
+      // Made from this version's statements, not a numbered file: see createCommitFunction.
+      await client.query(createCommitFunction(this.#quotedSchema));
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
