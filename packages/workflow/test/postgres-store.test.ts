@@ -262,6 +262,12 @@ function suites(): void {
                 workflows: ['pg'],
               });
               assert.equal(claimed?.id, run?.id);
+              // The enqueue's own NOTIFY named the run too: only what the commit sends counts.
+              await eventually(() => heard.includes(`run:${run!.id}`), 'the enqueue’s wake-up');
+              const [child] = await writer!.enqueue([newRun({ dependsOn: [run!.id] })], T0);
+              await new Promise((resolve) => setTimeout(resolve, 50));
+              heard.length = 0;
+              const calls = writer!.stats.commitCalls;
               await writer!.commit(
                 [
                   {
@@ -276,6 +282,16 @@ function suites(): void {
                 () => heard.includes(`run:${run!.id}`),
                 `'run:${run!.id}' from the other store`,
               );
+              assert.deepEqual(heard, [`run:${run!.id}`], 'nothing to claim yet');
+              heard.length = 0;
+              // Its completion releases the child: claimable, so idle workers hear 'runs'.
+              await writer!.commit(
+                [{ kind: 'run', runId: run!.id, workerId: 'w', update: { status: 'completed', output: 1 } }],
+                T0 + 1,
+              );
+              assert.equal(writer!.stats.commitCalls - calls, 2, 'both through the commit function');
+              assert.equal((await store.getRun(child!.id))?.pendingParents, 0);
+              await eventually(() => heard.includes('runs'), "'runs' for the released child");
               await writer!.signal(run!.id, 'poke', null, T0);
             } finally {
               stop();
@@ -676,6 +692,7 @@ function suites(): void {
           assert.equal(claimed.length, 1);
           assert.notEqual(claimed[0]?.id, first?.id);
           assert.equal(store.stats.transactions - busy.transactions, 1, 'the commit’s call');
+          assert.equal(store.stats.commitCalls - busy.commitCalls, 1, 'through the commit function');
           assert.equal(store.stats.batches - busy.batches, 1, 'the claim was no batch of it');
           assert.equal((await store.getRun(claimed[0]!.id))?.status, 'running');
           assert.equal((await store.getRun(first!.id))?.progress, 50);
@@ -784,6 +801,7 @@ function suites(): void {
               [{ kind: 'run', runId: parent.id, workerId: 'w', update: { status: 'completed', output: 1 } }],
               T0 + 1,
             );
+            const calls = store.stats.commitCalls;
             assert.match(await untilSomeoneWaits(), THE_FUNCTION);
             await enqueuer.query(
               `INSERT INTO "${schema}".runs (id, workflow, version, status, priority, input, pending_parents,
@@ -796,6 +814,7 @@ function suites(): void {
             ]);
             await enqueuer.query('COMMIT');
             assert.deepEqual((await completing).lostLease, []);
+            assert.equal(store.stats.commitCalls - calls, 1, 'committed by the function, not the long way');
           } finally {
             enqueuer.release();
           }
@@ -823,6 +842,7 @@ function suites(): void {
               ],
               T0 + 1,
             );
+            const calls = store.stats.commitCalls;
             assert.match(await untilSomeoneWaits(), THE_FUNCTION);
             await sender.query(
               `INSERT INTO "${schema}".signals (run_id, name, payload, created_at) VALUES ($1, 'x', '1', $2)`,
@@ -830,6 +850,7 @@ function suites(): void {
             );
             await sender.query('COMMIT');
             await waiting;
+            assert.equal(store.stats.commitCalls - calls, 1, 'committed by the function, not the long way');
           } finally {
             sender.release();
           }
@@ -866,6 +887,87 @@ function suites(): void {
 
     // -----------------------------------------------------------------------------------------
     describe('group commit', () => {
+      test('a batch that cannot be written fails alone, beside one that goes through the commit function', async () => {
+        await withSchema(async (store) => {
+          const [a, b] = [newRun(), newRun()];
+          await store.enqueue([a, b], T0);
+          const claimed = await store.claim({
+            workerId: 'w',
+            limit: 2,
+            leaseMs: 60_000,
+            now: T0,
+            workflows: ['pg'],
+          });
+          assert.equal(claimed.length, 2);
+          const [good, bad] = await Promise.allSettled([
+            store.commit([{ kind: 'run', runId: a.id, workerId: 'w', update: { progress: 42 } }], T0 + 1),
+            store.commit(
+              [
+                {
+                  kind: 'event',
+                  runId: b.id,
+                  // No JSON form: fails when the batch is serialised, before any SQL.
+                  event: { type: 'x', step: undefined, data: { n: 1n } as never, progress: 0, at: T0 },
+                },
+              ],
+              T0 + 1,
+            ),
+          ]);
+          assert.equal(good.status, 'fulfilled');
+          assert.equal(bad.status, 'rejected');
+          assert.equal((await store.getRun(a.id))?.progress, 42);
+          assert.deepEqual(
+            (await store.events(b.id, 0, 10)).map((e) => e.type),
+            ['run:queued'],
+            'nothing of the bad batch',
+          );
+        });
+      });
+
+      test('a role that does not own the commit function migrates, and commits the long way where it may not call it', async () => {
+        const role = `bw_role_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+        const url = new URL(PG_URL);
+        url.username = role;
+        await admin.query(`CREATE ROLE ${role} LOGIN`);
+        await withSchema(async (owner, schema) => {
+          const q = `"${schema}"`;
+          const { rows } = await admin.query('SELECT current_database() AS db');
+          // CREATE SCHEMA IF NOT EXISTS asks for it even when the schema exists.
+          await admin.query(`GRANT CREATE ON DATABASE "${rows[0].db}" TO ${role}`);
+          await admin.query(`GRANT USAGE, CREATE ON SCHEMA ${q} TO ${role}`);
+          await admin.query(`GRANT ALL ON ALL TABLES IN SCHEMA ${q} TO ${role}`);
+          await admin.query(`GRANT ALL ON ALL SEQUENCES IN SCHEMA ${q} TO ${role}`);
+          const other = new PostgresStore({ connectionString: url.href, max: 2, schema });
+          try {
+            await other.migrate(); // `must be owner of function` if it replaced the function
+            const [run] = [newRun()];
+            await owner.enqueue([run], T0);
+            await other.claim({ workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] });
+            await other.commit(
+              [{ kind: 'run', runId: run.id, workerId: 'w', update: { progress: 1 } }],
+              T0 + 1,
+            );
+            assert.equal(other.stats.commitCalls, 1, 'it calls the function it did not create');
+
+            await admin.query(`REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${q} FROM PUBLIC`);
+            for (const progress of [2, 3]) {
+              const result = await other.commit(
+                [{ kind: 'run', runId: run.id, workerId: 'w', update: { progress } }],
+                T0 + progress,
+              );
+              assert.deepEqual(result.lostLease, []);
+            }
+            assert.equal((await owner.getRun(run.id))?.progress, 3);
+            assert.equal(other.stats.commitCalls, 1, 'the long way since');
+            assert.equal(owner.stats.commitCalls, 0);
+          } finally {
+            await other.close();
+          }
+        });
+        await admin.query(`DROP OWNED BY ${role}`);
+        await admin.query(`DROP ROLE ${role}`);
+      });
+
       test('without the commit function (a schema migrated by another version), commits go the long way', async () => {
         await withSchema(async (store, schema) => {
           const [a, b] = [newRun(), newRun()];
@@ -901,6 +1003,7 @@ function suites(): void {
             assert.deepEqual(result, { lostLease: [], duplicateSteps: [] });
           }
           assert.equal((await store.getRun(first!.id))?.progress, 20);
+          assert.equal(store.stats.commitCalls, 0);
           const events = await store.events(first!.id, 0, 10);
           assert.deepEqual(
             events.filter((e) => e.type === 'run:progress').map((e) => e.progress),
@@ -1077,7 +1180,7 @@ function suites(): void {
         await withSchema(
           async (store) => {
             await Promise.all(Array.from({ length: 10 }, () => store.enqueue([newRun()], T0)));
-            assert.deepEqual(store.stats, { transactions: 10, batches: 10, retries: 0 });
+            assert.deepEqual(store.stats, { transactions: 10, batches: 10, retries: 0, commitCalls: 0 });
           },
           { groupCommit: false },
         );

@@ -8,8 +8,9 @@ import {
   type RunUpdate,
   type WakeTopic,
 } from '../types.ts';
-import { jsonText } from './rows.ts';
+import { jsonText, type Row } from './rows.ts';
 import { payloads, type Session } from './session.ts';
+import type { Statement, Statements } from './sql.ts';
 
 export interface CommitBatch {
   changes: readonly Change[];
@@ -97,20 +98,28 @@ export async function applyCommits(
   return planned.results;
 }
 
+/** A commit planned for the commit function: its parameters, and what to make of its answer. */
+export interface CommitCall {
+  values: unknown[];
+  /** The results and wake-ups, or undefined if the function wrote nothing (a run not as expected). */
+  finish(row: Row | undefined): { results: CommitResult[]; topics: Set<WakeTopic> } | undefined;
+}
+
 /**
  * The short way for what most commits are (workers recording their own runs' progress): the
  * batches in one call to the commit function, in its own transaction, without BEGIN, the lock's
  * round trip or COMMIT; the function locks the runs and checks them. Undefined if the batches need
- * more (consumed signals, dependents to cancel, two workers writing one run) or a run is not as
- * its worker expects (a lease lost): then nothing was written, and the caller commits the long
- * way, which reports what was refused.
+ * more (consumed signals, dependents to cancel, two workers writing one run): the caller commits
+ * the long way, as it does when the function finds a run not as its worker expects (a lease lost,
+ * a run gone), which then reports what was refused. Sends nothing: a batch that cannot be
+ * planned (a value with no JSON form) throws here, before any SQL.
  */
-export async function commitAlone(
-  session: Session,
+export function planCommitCall(
+  sql: Statements,
   batches: readonly CommitBatch[],
   feedLock: string,
   channel: string,
-): Promise<{ results: CommitResult[]; topics: Set<WakeTopic> } | undefined> {
+): { statement: Statement; call: CommitCall } | undefined {
   /** Each run's expected owner: the worker of its leased changes, or null if it only gets events. */
   const owners = new Map<string, string | null>();
   for (const batch of batches) {
@@ -131,7 +140,7 @@ export async function commitAlone(
   const planned = plan(batches, runs, topics);
   if (planned.signals.length > 0 || planned.doomed.length > 0) return undefined;
   const { steps, updates, events, completed } = planned;
-  const [row] = await session.run(session.sql.applyCommitAlone, [
+  const values = [
     steps.length > 0 ? JSON.stringify(steps) : null,
     updates.length > 0 ? JSON.stringify(updates) : null,
     events.length > 0 ? JSON.stringify(events) : null,
@@ -142,15 +151,18 @@ export async function commitAlone(
     feedLock,
     channel,
     payloads(topics),
-  ]);
-  if (row?.held !== true) return undefined;
-  const names = (row.step_names as string[] | null) ?? [];
-  refused(
-    ((row.step_runs as string[] | null) ?? []).map((run, i) => [run, names[i]!]),
-    planned,
-  );
-  if (row.woke === true) topics.add('runs');
-  return { results: planned.results, topics };
+  ];
+  const finish = (row: Row | undefined) => {
+    if (row?.held !== true) return undefined;
+    const names = (row.step_names as string[] | null) ?? [];
+    refused(
+      ((row.step_runs as string[] | null) ?? []).map((run, i) => [run, names[i]!]),
+      planned,
+    );
+    if (row.woke === true) topics.add('runs');
+    return { results: planned.results, topics };
+  };
+  return { statement: sql.applyCommitAlone, call: { values, finish } };
 }
 
 /** What the batches do to runs in these states: the rows to write, and each batch's result so far. */

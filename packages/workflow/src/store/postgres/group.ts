@@ -2,10 +2,11 @@
 // arrive while a transaction is in flight) share one transaction, so many runs' progress costs one
 // fsync.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
-import { applyCommits, type CommitBatch, commitAlone } from './commit.ts';
+import { applyCommits, type CommitBatch, type CommitCall, planCommitCall } from './commit.ts';
 import { applyEnqueues, type EnqueueBatch, enqueueAlone } from './enqueue.ts';
 import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
+import type { Statements } from './sql.ts';
 
 type Job =
   | {
@@ -34,13 +35,22 @@ export interface GroupHost {
   quotedChannel: string;
   /** The advisory lock's key that writers of events hold shared. */
   feedLock: string;
+  /** The store's statements (the commit function's call among them). */
+  sql: Statements;
   /** Tells this process's subscribers, once the transaction has committed. */
   emit(topics: Iterable<WakeTopic>): void;
 }
 
-/** PostgreSQL's code for a call of a function the schema does not have. */
-const UNDEFINED_FUNCTION = '42883';
-const SQLSTATE = /^[0-9A-Z]{5}$/;
+/**
+ * Refusals of the commit function that will not go away: the schema lacks this version's
+ * function (migrated by another version), the role may not execute it, or the name is ambiguous.
+ */
+const LASTING: ReadonlySet<string> = new Set(['42883', '42501', '42725']);
+
+/** An error PostgreSQL answered with (pg's DatabaseError), as opposed to one of the connection. */
+function fromPostgres(error: unknown): boolean {
+  return typeof (error as { severity?: unknown } | null)?.severity === 'string';
+}
 
 /** Deadlocks between two processes' transactions are rare and harmless to retry. */
 const MAX_TRIES = 5;
@@ -59,7 +69,7 @@ export class GroupCommitter {
    */
   #commitFunction = true;
   /** Counters for tests and the benchmark. */
-  readonly stats = { transactions: 0, batches: 0, retries: 0 };
+  readonly stats = { transactions: 0, batches: 0, retries: 0, commitCalls: 0 };
 
   constructor(host: GroupHost, grouped: boolean, maxInFlight: number) {
     this.#host = host;
@@ -159,8 +169,8 @@ export class GroupCommitter {
 
   /**
    * Commits and claims without enqueues: the commits in one call to the commit function
-   * (`commitAlone`), each claim alone beside it. Returns the commits left for a transaction: none,
-   * or all of them if they could not go the short way (nothing was written then).
+   * (`planCommitCall`), each claim alone beside it. Returns the commits left for a transaction:
+   * none, or all of them if they could not go the short way (nothing was written then).
    */
   async #commitAlone(jobs: Exclude<Job, { kind: 'enqueue' }>[]): Promise<Job[]> {
     const commits = jobs.filter((job) => job.kind === 'commit');
@@ -172,26 +182,43 @@ export class GroupCommitter {
       return [];
     }
     const { feedLock, channel } = this.#host;
-    let done: Awaited<ReturnType<typeof commitAlone>>;
+    let done: ReturnType<CommitCall['finish']>;
     try {
-      const batches = commits.map((job) => job.batch);
-      done = await this.#host.withSession((session) => commitAlone(session, batches, feedLock, channel));
+      // A batch that cannot be planned fails alone on the long way, which plans each again.
+      let planned: ReturnType<typeof planCommitCall>;
+      try {
+        planned = planCommitCall(
+          this.#host.sql,
+          commits.map((job) => job.batch),
+          feedLock,
+          channel,
+        );
+      } catch {
+        planned = undefined;
+      }
+      if (planned === undefined) done = undefined;
+      else {
+        const { statement, call } = planned;
+        const [row] = await this.#host.withSession((session) => session.run(statement, call.values));
+        done = call.finish(row);
+      }
     } catch (error) {
-      const code = (error as { code?: unknown } | null)?.code;
-      if (typeof code !== 'string' || !SQLSTATE.test(code)) {
-        // Not an answer from PostgreSQL (a connection lost): whether it committed is unknown.
+      if (!fromPostgres(error)) {
+        // No answer from PostgreSQL (a connection lost): whether the call committed is unknown.
         for (const job of commits) job.reject(error);
         await claims;
         return [];
       }
-      // Nothing was written. The long way retries a deadlock and, if one batch is bad, fails it alone.
-      if (code === UNDEFINED_FUNCTION) this.#commitFunction = false;
+      // PostgreSQL refused the call, so nothing was written. The long way retries a deadlock and,
+      // if one batch is bad, fails it alone. A function this process cannot call is not tried again.
+      if (LASTING.has((error as { code: string }).code)) this.#commitFunction = false;
       done = undefined;
     }
     await claims;
     if (done === undefined) return commits;
     this.stats.transactions++;
     this.stats.batches += commits.length;
+    this.stats.commitCalls++;
     for (const [i, job] of commits.entries()) job.resolve(done.results[i]!);
     this.#host.emit(done.topics);
     return [];

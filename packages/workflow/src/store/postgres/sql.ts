@@ -272,17 +272,28 @@ const commitFunctionBody = `
   END
   $body$`;
 
-const COMMIT_PARAMETERS = '(json, json, json, text[], bigint, text[], text[], text, text, text[])';
+/** The function as created, but for its name and schema (`%n`, `%s`). */
+const commitFunctionText = `CREATE FUNCTION %s.%n (json, json, json, text[], bigint, text[], text[], text, text, text[]) ${commitFunctionBody}`;
 
 /**
- * The commit function's name: its text's hash, so that processes on two versions of Bulwark (a
- * rolling deploy) each call their own, and a changed statement is never run under an old body.
+ * The commit function's name: a hash of all its text, so that processes on two versions of
+ * Bulwark (a rolling deploy) each call their own, and a changed statement or parameter is never
+ * run under an old definition.
  */
-const commitFunctionName = `apply_commit_${createHash('sha256').update(commitFunctionBody).digest('hex').slice(0, 16)}`;
+const commitFunctionName = `apply_commit_${createHash('sha256').update(commitFunctionText).digest('hex').slice(0, 16)}`;
 
-/** Creates the commit function in the schema (run by `migrate()`, under its lock). */
-export function createCommitFunction(schema: string): string {
-  return `CREATE OR REPLACE FUNCTION ${schema}.${commitFunctionName} ${COMMIT_PARAMETERS} ${commitFunctionBody.replaceAll('%s', schema)}`;
+/**
+ * Creating the commit function in the schema (run by `migrate()`, under its lock): `exists`
+ * ($1, the function's regprocedure text) first, then `create` if it does not. Never replaced:
+ * its name says what it is, and only the owner of a function may replace it, while every role
+ * that migrates may create one.
+ */
+export function commitFunctionStatements(schema: string) {
+  return {
+    signature: `${schema}.${commitFunctionName}(json, json, json, text[], bigint, text[], text[], text, text, text[])`,
+    exists: 'SELECT to_regprocedure($1) IS NOT NULL AS present',
+    create: commitFunctionText.replaceAll('%s', schema).replace('%n', commitFunctionName),
+  };
 }
 
 export function statements(schema: string, tag: string) {
@@ -528,7 +539,7 @@ export function statements(schema: string, tag: string) {
       SELECT 'released', id, NULL, pending_parents FROM released`,
     ),
 
-    /** A commit in one round trip, through the commit function (see `createCommitFunction`). */
+    /** A commit in one round trip, through the commit function (see `commitFunctionStatements`). */
     applyCommitAlone: make(
       'apply_commit_alone',
       `SELECT * FROM %s.${commitFunctionName} ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,

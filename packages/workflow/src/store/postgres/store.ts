@@ -54,7 +54,7 @@ import {
 } from './rows.ts';
 import { Session } from './session.ts';
 import {
-  createCommitFunction,
+  commitFunctionStatements,
   INDEX_PLANS,
   migrationStatements,
   type Statements,
@@ -127,6 +127,7 @@ export class PostgresStore implements WorkflowStore {
         channel: this.#channel,
         quotedChannel: this.#quotedChannel,
         feedLock: this.#feedLock,
+        sql: this.#sql,
         emit: (topics) => this.#wakeups.emit(topics),
       },
       this.#options.groupCommit,
@@ -147,8 +148,11 @@ export class PostgresStore implements WorkflowStore {
     });
   }
 
-  /** Transactions and batches so far (group commit shares one transaction among many batches). */
-  get stats(): { transactions: number; batches: number; retries: number } {
+  /**
+   * Transactions and batches so far (group commit shares one transaction among many batches);
+   * `commitCalls`: the transactions that were one call to the commit function.
+   */
+  get stats(): { transactions: number; batches: number; retries: number; commitCalls: number } {
     return { ...this.#group.stats };
   }
 
@@ -182,8 +186,9 @@ export class PostgresStore implements WorkflowStore {
         await client.query(await readFile(new URL(file, MIGRATIONS), 'utf8'));
         await client.query(m.record, [version, file]);
       }
-      // Made from this version's statements, not a numbered file: see createCommitFunction.
-      await client.query(createCommitFunction(this.#quotedSchema));
+      // Made from this version's statements, not a numbered file: see commitFunctionStatements.
+      const fn = commitFunctionStatements(this.#quotedSchema);
+      if (!(await client.query(fn.exists, [fn.signature])).rows[0].present) await client.query(fn.create);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
