@@ -12,7 +12,7 @@ export interface OpenRegistryOptions {
   watch?: boolean;
   /** @default systemClock */
   clock?: Clock;
-  /** After each reload that took effect. */
+  /** After each reload of the watch that took effect (`reload()` answers its own instead). */
   onReload?: (result: ReloadResult, config: BulwarkConfig) => void;
   /**
    * A reload was refused (the file does not validate, or the registry rejected it); the running
@@ -25,6 +25,13 @@ export interface OpenedRegistry {
   readonly registry: DependencyRegistry;
   /** The configuration in effect (updated by each reload that took effect). */
   readonly config: BulwarkConfig;
+  /**
+   * Loads the file and puts it in effect now, whether or not it changed (what an admin's reload
+   * does): the registry's changes and the configuration. Rejects with `ConfigError` if the file
+   * does not validate, and the running configuration stays. Never applied between the watch's
+   * load of the file and its own apply: a reload always takes effect whole, one at a time.
+   */
+  reload(): Promise<{ result: ReloadResult; config: BulwarkConfig }>;
   /** Stops watching and closes the registry. */
   close(): Promise<void>;
 }
@@ -40,14 +47,26 @@ export async function openRegistry(file: string, options: OpenRegistryOptions = 
         `bulwark: reload of ${file} refused; the running configuration stays.\n${error.message}\n`,
       );
     });
+  /** The reload in progress, if any: the next one (of the watch or `reload()`) waits for it. */
+  let turn: Promise<unknown> = Promise.resolve();
+  const serially = <T>(work: () => Promise<T> | T): Promise<T> => {
+    const next = turn.then(work);
+    turn = next.catch(() => {});
+    return next;
+  };
+  const apply = (next: BulwarkConfig) => {
+    const result = registry.configure(next);
+    config = next;
+    return { result, config: next };
+  };
   const watcher = options.watch
     ? watchConfig(file, {
         env: options.env,
-        onReload: (next) => {
-          const result = registry.configure(next);
-          config = next;
-          options.onReload?.(result, next);
-        },
+        onReload: (next) =>
+          serially(() => {
+            const { result } = apply(next);
+            options.onReload?.(result, next);
+          }),
         onError,
       })
     : undefined;
@@ -56,6 +75,7 @@ export async function openRegistry(file: string, options: OpenRegistryOptions = 
     get config() {
       return config;
     },
+    reload: () => serially(async () => apply(await loadConfig(file, { env: options.env }))),
     async close() {
       watcher?.close();
       await registry.close();

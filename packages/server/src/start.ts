@@ -14,7 +14,7 @@ import {
   type WorkflowStore,
 } from '@bulwark/workflow';
 import type { Env } from './config/env.ts';
-import { type BulwarkConfig, loadConfig, parseConfig } from './config/load.ts';
+import { type BulwarkConfig, parseConfig } from './config/load.ts';
 import { compileWorkflow, compileWorkflows } from './declarative/compile.ts';
 import type { WorkflowDeclaration } from './declarative/types.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
@@ -346,9 +346,12 @@ async function fromFile(
     registry: opened.registry,
     workflows: [],
     description: file,
+    // Through the registry's own reload: one at a time with the watch's, and its config kept.
     reload: async () => {
-      const config = await loadConfig(file, { env });
-      return summary(opened.registry.configure(config), config);
+      const { result, config } = await opened.reload();
+      const changes = summary(result, config);
+      log('configuration reloaded', { file, by: 'api', ...changes });
+      return changes;
     },
     onConfig: (apply) => {
       follow = apply;

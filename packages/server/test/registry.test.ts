@@ -87,6 +87,42 @@ describe('config and registry', () => {
     assert.equal(reloads.length, 1);
   });
 
+  test('reload() puts the file in effect now, one reload at a time with the watch, and refuses an invalid file', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-reload-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'bulwark.yaml');
+    const version = (timeout: string) =>
+      `dependencies:\n  db:\n    kind: database\n    timeout: ${timeout}\n`;
+    writeFileSync(file, version('10s'));
+    const reloads: string[][] = [];
+    const opened = await openRegistry(file, { watch: true, onReload: (r) => reloads.push([...r.changed]) });
+    t.after(() => opened.close());
+    const first = opened.config;
+
+    writeFileSync(file, version('2s'));
+    // The watch sees the edit too; whichever goes first, the other finds nothing left to change.
+    const { result, config } = await opened.reload();
+    assert.deepEqual(result.changed, ['db']);
+    assert.deepEqual(opened.config, config, 'the configuration in effect is the one reloaded');
+    assert.notEqual(opened.config, first);
+    assert.equal(config.dependencies.db?.timeoutMs, 2_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(
+      reloads.filter((changed) => changed.length > 0),
+      [],
+      'the watch found the file already in effect',
+    );
+
+    writeFileSync(file, `${version('3s')}    bulkhed: { maxConcurrent: 3 }\n`);
+    await assert.rejects(opened.reload(), /bulkhed.*did you mean 'bulkhead'/);
+    assert.deepEqual(opened.config, config, 'the running configuration stays');
+    assert.equal(
+      (await opened.registry.execute('db', 'q', async () => 1)) as number,
+      1,
+      'and the registry still serves',
+    );
+  });
+
   test('the petstore example reproduces its demo', async () => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
