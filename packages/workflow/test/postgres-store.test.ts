@@ -265,7 +265,7 @@ function suites(): void {
               // The enqueue's own NOTIFY named the run too: only what the commit sends counts.
               await eventually(() => heard.includes(`run:${run!.id}`), 'the enqueue’s wake-up');
               const [child] = await writer!.enqueue([newRun({ dependsOn: [run!.id] })], T0);
-              await new Promise((resolve) => setTimeout(resolve, 50));
+              await eventually(() => heard.includes(`run:${child!.id}`), 'the child’s enqueue heard');
               heard.length = 0;
               const calls = writer!.stats.commitCalls;
               await writer!.commit(
@@ -282,7 +282,7 @@ function suites(): void {
                 () => heard.includes(`run:${run!.id}`),
                 `'run:${run!.id}' from the other store`,
               );
-              assert.deepEqual(heard, [`run:${run!.id}`], 'nothing to claim yet');
+              assert.ok(!heard.includes('runs'), 'nothing to claim yet');
               heard.length = 0;
               // Its completion releases the child: claimable, so idle workers hear 'runs'.
               await writer!.commit(
