@@ -64,8 +64,8 @@ export class GroupCommitter {
   /** Enough transactions in flight to keep the pool busy, few enough that calls pile up behind them. */
   readonly #maxInFlight: number;
   /**
-   * Whether commits may go through the commit function; off for good once the schema turns out
-   * not to have it (a store used without `migrate()` by a process of another version).
+   * Whether commits may go through the commit function; off for good after a refusal that lasts
+   * (`LASTING`: a schema without this version's function, a role that may not execute it).
    */
   #commitFunction = true;
   /** Counters for tests and the benchmark. */
