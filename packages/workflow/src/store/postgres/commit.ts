@@ -71,13 +71,7 @@ export async function applyCommits(
   const { steps, updates, events, completed, signals, doomed } = planned;
   if (steps.length > 0 || updates.length > 0 || events.length > 0 || completed.ids.length > 0) {
     // One round trip for the commit's steps, updates, events and released children.
-    const rows = await session.run(sql.applyCommit, [
-      steps.length > 0 ? JSON.stringify(steps) : null,
-      updates.length > 0 ? JSON.stringify(updates) : null,
-      events.length > 0 ? JSON.stringify(events) : null,
-      completed.ids,
-      completed.now,
-    ]);
+    const rows = await session.run(sql.applyCommit, writes(planned));
     const stored: [string, string][] = [];
     let released = false;
     for (const row of rows) {
@@ -139,13 +133,8 @@ export function planCommitCall(
   const topics = new Set<WakeTopic>();
   const planned = plan(batches, runs, topics);
   if (planned.signals.length > 0 || planned.doomed.length > 0) return undefined;
-  const { steps, updates, events, completed } = planned;
   const values = [
-    steps.length > 0 ? JSON.stringify(steps) : null,
-    updates.length > 0 ? JSON.stringify(updates) : null,
-    events.length > 0 ? JSON.stringify(events) : null,
-    completed.ids,
-    completed.now,
+    ...writes(planned),
     [...owners.keys()],
     [...owners.values()],
     feedLock,
@@ -231,6 +220,17 @@ function plan(batches: readonly CommitBatch[], runs: Map<string, RunState>, topi
 
   const updates = [...runs.values()].flatMap((r) => (r.update ? [r.update] : []));
   return { results, steps, stepBatch, events, signals, updates, ...ended(runs) };
+}
+
+/** The parameters of applyCommit's writes, which the commit function takes first too. */
+function writes({ steps, updates, events, completed }: ReturnType<typeof plan>): unknown[] {
+  return [
+    steps.length > 0 ? JSON.stringify(steps) : null,
+    updates.length > 0 ? JSON.stringify(updates) : null,
+    events.length > 0 ? JSON.stringify(events) : null,
+    completed.ids,
+    completed.now,
+  ];
 }
 
 /** Reports the steps not recorded (`stored` are those that were: one of that name was already there) to their batches. */
