@@ -18,8 +18,10 @@ const FINAL = `('completed', 'failed', 'cancelled', 'compensated')`;
  * autovacuum's first ANALYZE) would scan or hash the whole table on every commit from then on
  * (3-9 ms a statement at 20,000 steps, growing with the table). Index lookups are right at any size.
  */
-export const INDEX_PLANS =
-  'SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ';
+const INDEX_SETTINGS = ['enable_seqscan', 'enable_hashjoin', 'enable_mergejoin'];
+
+/** The settings for a transaction, as SQL to send with its BEGIN (`SET` for a whole session). */
+export const INDEX_PLANS = INDEX_SETTINGS.map((name) => `SET LOCAL ${name} = off; `).join('');
 
 /**
  * The runs a claim may take ($2 workflows, at $3), from three indexes, each read only as far as
@@ -238,7 +240,7 @@ const applyCommitSql = `
 const commitFunctionBody = `
   RETURNS TABLE (held boolean, step_runs text[], step_names text[], woke boolean)
   LANGUAGE plpgsql VOLATILE
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+  ${INDEX_SETTINGS.map((name) => `SET ${name} = off`).join(' ')}
   AS $body$
   DECLARE
     v_held boolean;
@@ -272,8 +274,10 @@ const commitFunctionBody = `
   END
   $body$`;
 
+const COMMIT_PARAMETERS = '(json, json, json, text[], bigint, text[], text[], text, text, text[])';
+
 /** The function as created, but for its name and schema (`%n`, `%s`). */
-const commitFunctionText = `CREATE FUNCTION %s.%n (json, json, json, text[], bigint, text[], text[], text, text, text[]) ${commitFunctionBody}`;
+const commitFunctionText = `CREATE FUNCTION %s.%n ${COMMIT_PARAMETERS} ${commitFunctionBody}`;
 
 /**
  * The commit function's name: a hash of all its text, so that processes on two versions of
@@ -290,7 +294,7 @@ const commitFunctionName = `apply_commit_${createHash('sha256').update(commitFun
  */
 export function commitFunctionStatements(schema: string) {
   return {
-    signature: `${schema}.${commitFunctionName}(json, json, json, text[], bigint, text[], text[], text, text, text[])`,
+    signature: `${schema}.${commitFunctionName}${COMMIT_PARAMETERS}`,
     exists: 'SELECT to_regprocedure($1) IS NOT NULL AS present',
     create: commitFunctionText.replaceAll('%s', schema).replace('%n', commitFunctionName),
   };
