@@ -332,6 +332,37 @@ describe('workflow engine', () => {
     ]);
   });
 
+  test('a step still running when its sibling fails is recorded, and compensated if it completes', async (t) => {
+    const { engine, store } = await setup(t);
+    const undone: string[] = [];
+    let slowDone = false;
+    const pair = defineWorkflow({ name: 'pair' }, async (ctx) => {
+      await Promise.all([
+        ctx.step('quick', { retry: false }, async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          throw permanent('card declined');
+        }),
+        ctx.step('slow', { compensate: (booking) => void undone.push(String(booking)) }, async () => {
+          await new Promise((r) => setTimeout(r, 150));
+          slowDone = true;
+          return 'booking-1';
+        }),
+      ]);
+      await ctx.step('never', () => assert.fail('no step starts after the body ended'));
+    });
+    engine.register(pair).startWorker();
+    const run = await engine.start(pair, null);
+    await assert.rejects(engine.result(run.id), /card declined/);
+    assert.ok(slowDone, 'the run ended only after the step still running settled');
+    assert.deepEqual(undone, ['booking-1']);
+    assert.equal((await store.getRun(run.id))?.status, 'compensated');
+    assert.deepEqual((await store.steps(run.id)).map((s) => [s.name, s.status]).sort(), [
+      ['compensate:slow', 'completed'],
+      ['quick', 'failed'],
+      ['slow', 'completed'],
+    ]);
+  });
+
   test('a compensation that keeps failing leaves the run failed, and the timeline says which', async (t) => {
     const { engine } = await setup(t);
     const saga = defineWorkflow({ name: 'saga-stuck' }, async (ctx) => {
@@ -562,6 +593,49 @@ describe('workflow engine', () => {
     assert.equal(events.at(-1), 'run:degraded');
   });
 
+  test('a step completed through its fallback keeps its error and is not compensated, replayed or not', async (t) => {
+    const { engine, store } = await setup(t);
+    const undone: unknown[] = [];
+    // The sleep makes the run replay the fallback step before the failure: the outcome is the same.
+    for (const replayed of [false, true]) {
+      const name = replayed ? 'fallback-replayed' : 'fallback-live';
+      const flow = defineWorkflow({ name }, async (ctx) => {
+        await ctx.step(
+          'hold',
+          { retry: false, fallback: () => 'SUBSTITUTE', compensate: (held) => void undone.push(held) },
+          () => Promise.reject(permanent('hold refused')),
+        );
+        if (replayed) await ctx.sleep('pause', 20);
+        await ctx.step('ship', { retry: false }, () => Promise.reject(permanent('no courier')));
+      });
+      engine.register(flow).startWorker();
+      const run = await engine.start(flow, null);
+      await assert.rejects(engine.result(run.id), /no courier/);
+      assert.equal((await store.getRun(run.id))?.status, 'failed', name);
+      const [hold] = await store.steps(run.id);
+      assert.deepEqual(
+        [hold?.status, hold?.output, hold?.error?.message],
+        ['completed', 'SUBSTITUTE', 'hold refused'],
+      );
+    }
+    assert.deepEqual(undone, [], 'nothing to undo: the fallback stood in for the step');
+  });
+
+  test('a step returns the JSON it recorded, the first time as on replay', async (t) => {
+    const { engine } = await setup(t);
+    const seen: string[] = [];
+    const dated = defineWorkflow({ name: 'dated' }, async (ctx) => {
+      const at = await ctx.step('stamp', () => new Date(0));
+      seen.push(typeof at);
+      await ctx.sleep('pause', 20);
+      return at;
+    });
+    engine.register(dated).startWorker();
+    const run = await engine.start(dated, null);
+    assert.equal(await engine.result(run.id), '1970-01-01T00:00:00.000Z');
+    assert.deepEqual(seen, ['string', 'string']);
+  });
+
   test('a child workflow runs once, and its result (or failure) reaches the parent', async (t) => {
     const { engine, store } = await setup(t);
     let childRuns = 0;
@@ -606,6 +680,30 @@ describe('workflow engine', () => {
     const run = await engine.start(slow, null, { timeoutMs: 200 });
     await assert.rejects(engine.result(run.id), /passed its deadline/);
     assert.deepEqual(undone, ['released']);
+  });
+
+  test('a run past its deadline while it sleeps or waits for an event fails then, compensated, without waiting again', async (t) => {
+    const { engine, store } = await setup(t);
+    const undone: string[] = [];
+    const napper = defineWorkflow({ name: 'late-nap' }, async (ctx) => {
+      await ctx.step('reserve', { compensate: () => void undone.push('nap') }, () => 'r');
+      await ctx.sleep('long', 60_000);
+    });
+    const waiter = defineWorkflow({ name: 'late-wait' }, async (ctx) => {
+      await ctx.step('reserve', { compensate: () => void undone.push('wait') }, () => 'r');
+      await ctx.waitForEvent('never');
+    });
+    engine.register(napper, waiter).startWorker();
+    for (const workflow of [napper, waiter]) {
+      const run = await engine.start(workflow, null, { timeoutMs: 200 });
+      await assert.rejects(engine.result(run.id), /passed its deadline/);
+      const events = types(await collect(engine, run.id));
+      // Woken once, at its deadline, to end: not put back to sleep again and again.
+      assert.equal(events.filter((e) => e === 'run:resumed').length, 1, events.join(', '));
+      assert.equal(events.at(-1), 'run:compensated');
+      assert.equal((await store.getRun(run.id))?.status, 'compensated');
+    }
+    assert.deepEqual(undone, ['nap', 'wait']);
   });
 
   test('prune deletes final runs older than the age given, and keeps the others', async (t) => {

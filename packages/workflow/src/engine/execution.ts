@@ -117,6 +117,8 @@ export class RunExecution {
         parkedOn?: string;
       }
     | undefined;
+  /** The workflow's body has returned or thrown: a step it calls now never starts (nor settles). */
+  #bodyEnded = false;
   /** Set by `drain()`: the run starts no new step; it is given back once its steps in flight settle. */
   #draining = false;
   /** Rejects the steps in flight (their promise, whether or not they honour their signal) at the grace period's end. */
@@ -270,11 +272,27 @@ export class RunExecution {
       suspended,
     ]);
     if (this.#lost) return 'lost';
-    if (outcome === 'suspended') return this.#suspendRun();
+    if (outcome === 'suspended') {
+      // Cancelled or past its deadline, the run ends now rather than wait again: it was woken
+      // (at its deadline, or by the cancel) to replay up to its wait and end there.
+      const ending = this.#ending();
+      if (ending !== undefined && !this.#suspend!.shutdown) return this.#fail(ending);
+      return this.#suspendRun();
+    }
     if (failure instanceof WorkerStoppedError) {
       // The workflow let the stop's abort escape (it read ctx.signal): still a stop, not a failure.
       this.#suspend ??= { until: this.#host.clock.now(), waitingFor: undefined, shutdown: true };
       return this.#suspendRun();
+    }
+    // The body has ended, but steps it started may still run (siblings of one that failed, in a
+    // Promise.all): the run ends once they settle, their outcomes recorded, so that one that
+    // completes is compensated with the others. The body starts no new step from here on.
+    this.#bodyEnded = true;
+    if (this.#active > 0) {
+      await new Promise<void>((resolve) => {
+        this.#idle = resolve;
+      });
+      if (this.#lost) return 'lost';
     }
     if (this.#fatal !== undefined) return this.#fail(this.#fatal);
     if (succeeded && this.#unvisited.size > 0) {
@@ -288,6 +306,12 @@ export class RunExecution {
   }
 
   #onSuspendSettled: (() => void) | undefined;
+
+  /** Why the run must end now (cancelled, past its deadline), if it must: not a worker's stop. */
+  #ending(): unknown {
+    const { signal } = this.#controller;
+    return signal.aborted && !(signal.reason instanceof WorkerStoppedError) ? signal.reason : undefined;
+  }
 
   #runBody(): Promise<unknown> {
     const context = this.#context();
@@ -331,7 +355,8 @@ export class RunExecution {
     if (record !== undefined) {
       this.#unvisited.delete(name);
       if (record.status === 'failed') throw fromStoredError(record.error!);
-      if (options.compensate !== undefined) {
+      // A step completed through its fallback keeps the error that led to it: nothing of it to undo.
+      if (options.compensate !== undefined && record.error === undefined) {
         this.#compensable.push({
           name,
           seq: record.seq,
@@ -353,10 +378,10 @@ export class RunExecution {
     // The outcomes the workflow has seen are durable before this step can act on them.
     if (this.#outcomeDeferred || this.#outcomeCommit !== undefined) await this.#outcomesDurable();
     if (this.#fatal !== undefined) throw this.#fatal;
-    const { signal } = this.#controller;
-    if (signal.aborted && !(signal.reason instanceof WorkerStoppedError)) throw signal.reason;
+    const ending = this.#ending();
+    if (ending !== undefined) throw ending;
     if (this.#draining) this.#requestRelease();
-    if (this.#suspend !== undefined) return this.#never();
+    if (this.#suspend !== undefined || this.#bodyEnded) return this.#never();
     this.#active++;
     try {
       return await this.#attempts(name, options, fn);
@@ -435,12 +460,13 @@ export class RunExecution {
         this.#compensable.push({
           name,
           seq: this.#nextSeq++,
-          output: value,
+          output,
           compensate: options.compensate as Compensable['compensate'],
           options: options as StepOptions<unknown>,
         });
       }
-      return value as T;
+      // What a replay will return: the stored JSON, not the live value (a Date, a Map, a class).
+      return output as T;
     } catch (error) {
       host.clock.clearTimeout(flushStart);
       if (error instanceof LeaseLost || this.#lost) throw error;
@@ -453,21 +479,17 @@ export class RunExecution {
       if (this.#controller.signal.aborted) throw this.#controller.signal.reason;
       const stored = toStoredError(error);
       if (options.fallback !== undefined) {
-        const substitute = await options.fallback(error);
+        const substitute = toJson(await options.fallback(error), `the fallback of step '${name}'`);
         this.#degraded = true;
         await this.#commit([
-          this.#stepChange(
-            name,
-            { output: toJson(substitute, `the fallback of step '${name}'`) },
-            attempts,
-            startedAt,
-          ),
+          // Completed, with the error that led to the fallback: a replay knows not to compensate it.
+          this.#stepChange(name, { output: substitute, error: stored, fallback: true }, attempts, startedAt),
           this.#runChange({ degraded: true }),
           ...this.#events([
             this.#event('step:fallback', name, { attempts, error: stored as unknown as Json }),
           ]),
         ]);
-        return substitute;
+        return substitute as T;
       }
       await this.#commit([
         this.#stepChange(name, { error: stored }, attempts, startedAt),
@@ -638,7 +660,8 @@ export class RunExecution {
         ...(type === 'step:parked' && typeof dependency === 'string' ? { parkedOn: dependency } : {}),
       };
     }
-    void this.#commit(this.#events([this.#event(type, step, data)]));
+    // A run that must end does not wait: no `run:sleeping` (or `run:waiting`) to tell.
+    if (this.#ending() === undefined) void this.#commit(this.#events([this.#event(type, step, data)]));
     this.#settleWhenIdle();
   }
 
@@ -846,7 +869,7 @@ export class RunExecution {
   /** A step's outcome: completed with `output`, or failed with `error`; it ends now. */
   #stepChange(
     name: string,
-    outcome: { output?: Json; error?: StoredError },
+    outcome: { output?: Json; error?: StoredError; fallback?: true },
     attempts: number,
     startedAt: number,
   ): Change {
@@ -856,7 +879,7 @@ export class RunExecution {
       workerId: this.#host.workerId,
       step: {
         name,
-        status: outcome.error === undefined ? 'completed' : 'failed',
+        status: outcome.error === undefined || outcome.fallback ? 'completed' : 'failed',
         output: outcome.output,
         error: outcome.error,
         attempts,

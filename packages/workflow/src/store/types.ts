@@ -124,6 +124,7 @@ export interface StepRecord {
   seq: number;
   status: 'completed' | 'failed';
   output: Json | undefined;
+  /** Why it failed; on a completed step, the error its fallback stood in for (its output is the substitute). */
   error: StoredError | undefined;
   attempts: number;
   startedAt: number;
