@@ -528,6 +528,78 @@ describe('workflow engine', () => {
     assert.ok(!order.includes('orphan'));
   });
 
+  test('under a per-workflow or per-key limit, a run that ends lets the next one start at once, not at the next poll', async (t) => {
+    for (const limits of [{ perWorkflow: { quick: 1 } }, { perKey: 1 }]) {
+      const { engine } = await setup(t, { pollMs: 60_000, concurrency: 4, ...limits });
+      let running = 0;
+      let most = 0;
+      const quick = defineWorkflow({ name: 'quick' }, async (ctx) =>
+        ctx.step('a', async () => {
+          most = Math.max(most, ++running);
+          await new Promise((r) => setTimeout(r, 5));
+          running--;
+        }),
+      );
+      engine.register(quick).startWorker();
+      const runs = [];
+      for (let i = 0; i < 6; i++) runs.push(await engine.start(quick, null, { concurrencyKey: 'tenant-1' }));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(runs.map((run) => engine.result(run.id))),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error('six runs took over 5 s: each waited for a poll')),
+            5_000,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
+      assert.equal(most, 1, JSON.stringify(limits));
+    }
+  });
+
+  test('start options and durations of the wrong type are refused, naming the option', async (t) => {
+    const { engine, store } = await setup(t);
+    // By name: an input is JSON, which has no Infinity.
+    const durations: Record<string, unknown> = {
+      text: '100',
+      infinite: Number.POSITIVE_INFINITY,
+      negative: -5,
+      fraction: 10.5,
+    };
+    const nap = defineWorkflow({ name: 'nap-typed' }, async (ctx, ms: string) => {
+      await ctx.sleep('rest', durations[ms] as number);
+      return 'awake';
+    });
+    const wait = defineWorkflow({ name: 'wait-typed' }, async (ctx, ms: string) =>
+      ctx.waitForEvent('go', { timeoutMs: durations[ms] as number }),
+    );
+    engine.register(nap, wait).startWorker();
+    const refused: [object, RegExp][] = [
+      [{ timeoutMs: '1000' }, /^timeoutMs: expected a number of ms from 0 to 8640000000000000, got "1000"$/],
+      [{ timeoutMs: Number.NaN }, /timeoutMs: .* got NaN/],
+      [{ timeoutMs: -1 }, /timeoutMs: .* got -1/],
+      [{ idempotencyKey: 42 }, /^idempotencyKey: expected a string, got 42$/],
+      [{ concurrencyKey: {} }, /^concurrencyKey: expected a string, got \{\}$/],
+      [{ dependsOn: ['a', 1] }, /^dependsOn: expected an array of run ids/],
+    ];
+    for (const [options, message] of refused)
+      await assert.rejects(
+        engine.start(nap, 'fraction', options as never),
+        (e: Error) => e instanceof TypeError && message.test(e.message),
+      );
+    assert.deepEqual(await store.listRuns({}), [], 'nothing was written');
+    for (const [workflow, ms, message] of [
+      [nap, 'text', /sleep 'rest': expected a number of ms .* got "100"/],
+      [nap, 'infinite', /sleep 'rest': .* got Infinity/],
+      [wait, 'negative', /waitForEvent 'go': timeoutMs: .* got -5/],
+    ] as const) {
+      const run = await engine.start(workflow, ms);
+      await assert.rejects(engine.result(run.id), message);
+    }
+    // A fraction of a ms is rounded up, not refused.
+    assert.equal(await engine.result((await engine.start(nap, 'fraction')).id), 'awake');
+  });
+
   test('starting twice with one idempotency key gives the same run', async (t) => {
     const { engine } = await setup(t);
     const job = defineWorkflow({ name: 'once' }, async () => 'done');

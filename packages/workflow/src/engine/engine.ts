@@ -26,7 +26,7 @@ import { EngineEvents, type EngineListener } from './events.ts';
 import { type ExecutionHost, RunExecution } from './execution.ts';
 import { newRunId } from './run-id.ts';
 import { fromStoredError, toJson } from './serialize.ts';
-import { PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
+import { checkDuration, describe, PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
 
 export interface WorkflowEngineOptions {
   store: WorkflowStore;
@@ -68,6 +68,23 @@ export interface StartOptions {
    * only when the run is created (not when an idempotency key matched an earlier run).
    */
   audit?: Omit<NewAuditEntry, 'target'>;
+}
+
+/**
+ * Refuses start options of the wrong type before anything is written: a `timeoutMs` given as a
+ * string would make the deadline a concatenation, and a key given as a number would be stored as
+ * text that no later string key matches.
+ */
+function checkStartOptions(options: Omit<StartOptions, 'priority'>): void {
+  for (const key of ['idempotencyKey', 'concurrencyKey', 'correlationId', 'traceparent'] as const) {
+    const value = options[key];
+    if (value !== undefined && typeof value !== 'string')
+      throw new TypeError(`${key}: expected a string, got ${describe(value)}`);
+  }
+  checkDuration('timeoutMs', options.timeoutMs);
+  const parents = options.dependsOn;
+  if (parents !== undefined && (!Array.isArray(parents) || parents.some((id) => typeof id !== 'string')))
+    throw new TypeError(`dependsOn: expected an array of run ids (strings), got ${describe(parents)}`);
 }
 
 export interface RunHandle {
@@ -147,6 +164,8 @@ export class WorkflowEngine {
   readonly #executing = new Map<string, Executing>();
   /** Runs of #executing committing their end: they no longer take a slot. */
   #finishing = 0;
+  /** The last claim took fewer runs than it had room for while limits apply. */
+  #heldBack = false;
   readonly #events = new EngineEvents();
   /** Operators' isolations with an end, by dependency (epoch ms): isolated steps park until then. */
   readonly #isolations = new Map<string, number>();
@@ -263,6 +282,7 @@ export class WorkflowEngine {
     options: Omit<StartOptions, 'priority'> & { priority: number },
     parentRunId: string | undefined,
   ): Promise<RunHandle> {
+    checkStartOptions(options);
     const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
     const now = this.#clock.now();
     const [result] = await this.#store.enqueue(
@@ -277,7 +297,7 @@ export class WorkflowEngine {
           ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
           ...(options.dependsOn === undefined ? {} : { dependsOn: [...options.dependsOn] }),
           ...(options.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
-          ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + options.timeoutMs }),
+          ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + Math.ceil(options.timeoutMs) }),
           ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
           ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
           ...(options.audit === undefined ? {} : { audit: options.audit }),
@@ -590,6 +610,9 @@ export class WorkflowEngine {
       // execution in progress keeps it, with the lease the claim renewed.
     }
     if (runs.length === room) this.#claimAgain = true;
+    // Fewer than there was room for, with limits: perhaps held back by a limit that a run
+    // finishing now still counts against (its claim went out beside its last commit).
+    this.#heldBack = runs.length < room && (this.#perWorkflow !== undefined || this.#perKey !== undefined);
   }
 
   #schedulePoll(): void {
@@ -618,8 +641,11 @@ export class WorkflowEngine {
       })
       .finally(() => {
         this.#executing.delete(run.id);
-        if (entry.finishing) this.#finishing--;
-        else this.#poke();
+        if (entry.finishing) {
+          this.#finishing--;
+          // Its slot under a limit is free only now that its end is committed.
+          if (this.#heldBack) this.#poke();
+        } else this.#poke();
       });
   }
 

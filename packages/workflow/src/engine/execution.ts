@@ -42,6 +42,7 @@ import type { EngineEvents } from './events.ts';
 import { fromStoredError, toJson, toStoredError } from './serialize.ts';
 import {
   type ChildOptions,
+  checkDuration,
   checkStepOptions,
   PRIORITIES,
   type StepContext,
@@ -588,17 +589,22 @@ export class RunExecution {
   }
 
   async #sleep(name: string, ms: number): Promise<void> {
+    checkDuration(`sleep '${name}'`, ms);
+    if (ms === undefined) throw new TypeError(`sleep '${name}': expected a number of ms, got undefined`);
     const now = this.#host.clock.now();
-    const { until } = await this.#step(`sleep:${name}`, { retry: false }, () => ({ until: now + ms }));
+    const { until } = await this.#step(`sleep:${name}`, { retry: false }, () => ({
+      until: now + Math.ceil(ms),
+    }));
     if (this.#host.clock.now() >= until) return;
     this.#requestSuspend(until, undefined, 'run:sleeping', `sleep:${name}`, { until });
     return this.#never();
   }
 
   async #waitForEvent(name: string, timeoutMs: number | undefined): Promise<unknown> {
+    checkDuration(`waitForEvent '${name}': timeoutMs`, timeoutMs);
     const now = this.#host.clock.now();
     const { deadline } = await this.#step(`wait:${name}`, { retry: false }, () => ({
-      deadline: timeoutMs === undefined ? null : now + timeoutMs,
+      deadline: timeoutMs === undefined ? null : now + Math.ceil(timeoutMs),
     }));
     const stepName = `event:${name}`;
     const record = this.#recorded.get(stepName);

@@ -49,6 +49,30 @@ export function checkStepOptions(step: string, options: StepOptions<unknown>): v
   }
 }
 
+/** A value as an error message shows it: JSON where it has one, else its type. */
+export function describe(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return typeof value;
+  }
+}
+
+/**
+ * The longest duration: as far as a `Date` reaches. The time it ends stays a safe integer, which
+ * the stores keep as an integer column (a fraction of a ms is rounded up where it is added).
+ */
+const MAX_DURATION_MS = 8.64e15;
+
+/** A duration in ms, when given: a number from 0 to MAX_DURATION_MS. */
+export function checkDuration(path: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'number' || !(value >= 0 && value <= MAX_DURATION_MS)))
+    throw new TypeError(
+      `${path}: expected a number of ms from 0 to ${MAX_DURATION_MS}, got ${describe(value)}`,
+    );
+}
+
 /** Options of a child workflow run. */
 export interface ChildOptions {
   /** @default the parent's priority */
