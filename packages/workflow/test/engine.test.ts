@@ -484,6 +484,27 @@ describe('workflow engine', () => {
     assert.deepEqual(undone, ['released']);
   });
 
+  test('a cancel from elsewhere that the worker has not heard of when the run starts waiting still ends it', async (t) => {
+    // Heartbeats far apart: the worker hears of the request only through the next claim.
+    const { engine, store } = await setup(t, { leaseMs: 60_000 });
+    const undone: string[] = [];
+    let requested!: Promise<boolean>;
+    const approval = defineWorkflow({ name: 'approval-cancelled' }, async (ctx) => {
+      await ctx.step('reserve', { compensate: () => void undone.push('released') }, ({ runId }) => {
+        // Another process cancels while this step runs: only the request is recorded.
+        requested = store.requestCancel(runId, 'order withdrawn', Date.now());
+        return requested;
+      });
+      await ctx.waitForEvent('approved');
+    });
+    engine.register(approval).startWorker();
+    const run = await engine.start(approval, null);
+    await assert.rejects(engine.result(run.id), /cancelled: .*order withdrawn/);
+    assert.equal(await requested, true);
+    assert.deepEqual(undone, ['released']);
+    assert.equal((await store.getRun(run.id))?.status, 'cancelled');
+  });
+
   test('runs are claimed by priority, then age', async (t) => {
     const { engine } = await setup(t, { concurrency: 1 });
     const done: string[] = [];

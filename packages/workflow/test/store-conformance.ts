@@ -8,9 +8,14 @@
 //   while it is `leaseOwner` and the run is not final (an expired lease nobody took over is still
 //   held: nobody else can have written).
 // - `claim` turns `queued` and `waiting` runs into `running`; other statuses are kept.
-// - A run cancelled because of a parent gets a `run:cancelled` event whose data has `parent`
-//   (the direct parent's id); `requestCancel` on an unleased run appends `run:cancelled` with
-//   `reason`. A run made final gets `finishedAt = now` and loses its lease.
+// - The events a store writes itself have one shape (store/events.ts), with the run's own
+//   `correlationId` and `traceparent` when it has them: `run:queued` {workflow, version,
+//   priority}; a run cancelled because of a parent gets `run:cancelled` {reason, parent (the
+//   direct parent's id), parentStatus}; `requestCancel` on an unleased run appends `run:cancelled`
+//   {reason}; `retryRun` appends `run:retried` {reason}. A run made final gets `finishedAt = now`
+//   and loses its lease.
+// - A run update that gives back the lease of a run with a cancel requested leaves it due at
+//   `now`, whatever `availableAt` it asked for: the next claim is where the request is acted on.
 // - `dependsOn` may name a run created earlier in the same `enqueue` call.
 // - For a run whose lease is lost, every change of that run in the commit is dropped: steps, run
 //   updates, events and consumed signals.
@@ -1049,6 +1054,31 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.deepEqual(await store.renew('w1', [id], 1_000, T0 + 2), { held: [id], cancelRequested: [id] });
       });
 
+      it('a run that suspends before its worker hears of the request is claimable at once, cancel requested', async (store) => {
+        const id = await startOne(store);
+        assert.equal(await store.requestCancel(id, 'stop', T0 + 1), true);
+        // The worker waits for an event with no timeout before its next heartbeat.
+        await store.commit(
+          [
+            update(id, 'w1', {
+              status: 'waiting',
+              waitingFor: 'approved',
+              availableAt: Number.MAX_SAFE_INTEGER,
+              releaseLease: true,
+            }),
+          ],
+          T0 + 2,
+        );
+        const waiting = await mustGet(store, id);
+        assert.equal(waiting.status, 'waiting');
+        assert.equal(waiting.availableAt, T0 + 2);
+        const claimed = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 2 }));
+        assert.deepEqual(
+          claimed.map((r) => [r.id, r.cancelRequested]),
+          [[id, 'stop']],
+        );
+      });
+
       it('a final or unknown run returns false', async (store) => {
         const id = await startOne(store);
         await finish(store, id, 'failed');
@@ -1541,6 +1571,149 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         await rec.until('runs');
         rec.stop();
         assert.deepEqual(heard, []);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
+    // The same data whichever store wrote the event, with the run's own correlation id and
+    // traceparent when it has them (as the engine's events carry them), never its parent's.
+    describe('events the store writes', () => {
+      const traced = {
+        correlationId: 'corr-1',
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      };
+      const otherTrace = {
+        correlationId: 'corr-2',
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      };
+
+      /** The data of the run's one event of this type. */
+      async function dataOf(store: WorkflowStore, id: string, type: string): Promise<Json | undefined> {
+        const found = (await store.events(id)).filter((e) => e.type === type);
+        assert.equal(found.length, 1, `one ${type} for ${id}`);
+        return found[0]?.data;
+      }
+
+      it("run:queued has the workflow, version and priority, with the run's correlation id and traceparent", async (store) => {
+        const plain = newRun({ version: '3', priority: 2 });
+        const withContext = newRun({ version: '4', priority: 5, ...traced });
+        await store.enqueue([plain, withContext], T0);
+        // With a parent (PostgreSQL writes these the long way).
+        const child = newRun({ dependsOn: [plain.id], ...otherTrace });
+        const bare = newRun({ dependsOn: [plain.id] });
+        await store.enqueue([child, bare], T0 + 1);
+        assert.deepEqual(await dataOf(store, plain.id, 'run:queued'), {
+          workflow: WF,
+          version: '3',
+          priority: 2,
+        });
+        assert.deepEqual(await dataOf(store, withContext.id, 'run:queued'), {
+          workflow: WF,
+          version: '4',
+          priority: 5,
+          ...traced,
+        });
+        assert.deepEqual(await dataOf(store, child.id, 'run:queued'), {
+          workflow: WF,
+          version: '1',
+          priority: 1,
+          ...otherTrace,
+        });
+        assert.deepEqual(await dataOf(store, bare.id, 'run:queued'), {
+          workflow: WF,
+          version: '1',
+          priority: 1,
+        });
+      });
+
+      it("run:cancelled of a run enqueued after its parent failed has reason, parent and parentStatus, with the run's correlation id and traceparent", async (store) => {
+        const parent = await startOne(store, otherTrace);
+        await finish(store, parent, 'failed');
+        const withContext = newRun({ dependsOn: [parent], ...traced });
+        const plain = newRun({ dependsOn: [parent] });
+        await store.enqueue([withContext, plain], T0 + 10);
+        const data = { reason: `parent ${parent} failed`, parent, parentStatus: 'failed' };
+        assert.deepEqual(await dataOf(store, withContext.id, 'run:cancelled'), { ...data, ...traced });
+        assert.deepEqual(await dataOf(store, plain.id, 'run:cancelled'), data);
+      });
+
+      it("run:cancelled of the dependents of a failed parent has reason, parent and parentStatus, each with its own run's correlation id and traceparent", async (store) => {
+        const parent = await startOne(store, otherTrace);
+        const child = newRun({ dependsOn: [parent], ...traced });
+        const grandchild = newRun({ dependsOn: [child.id] });
+        await store.enqueue([child, grandchild], T0);
+        await finish(store, parent, 'failed', T0 + 30);
+        assert.deepEqual(await dataOf(store, child.id, 'run:cancelled'), {
+          reason: `parent ${parent} failed`,
+          parent,
+          parentStatus: 'failed',
+          ...traced,
+        });
+        assert.deepEqual(await dataOf(store, grandchild.id, 'run:cancelled'), {
+          reason: `parent ${child.id} cancelled`,
+          parent: child.id,
+          parentStatus: 'cancelled',
+        });
+      });
+
+      it("run:cancelled of an unleased run cancelled on request has the reason (its dependents', the parent), each with its own run's correlation id and traceparent", async (store) => {
+        const withContext = newRun(traced);
+        const plain = newRun();
+        const child = newRun({ dependsOn: [withContext.id], ...otherTrace });
+        await store.enqueue([withContext, plain, child], T0);
+        assert.equal(await store.requestCancel(withContext.id, 'user asked', T0 + 5), true);
+        assert.equal(await store.requestCancel(plain.id, 'not needed', T0 + 5), true);
+        assert.deepEqual(await dataOf(store, withContext.id, 'run:cancelled'), {
+          reason: 'user asked',
+          ...traced,
+        });
+        assert.deepEqual(await dataOf(store, plain.id, 'run:cancelled'), { reason: 'not needed' });
+        assert.deepEqual(await dataOf(store, child.id, 'run:cancelled'), {
+          reason: `parent ${withContext.id} cancelled`,
+          parent: withContext.id,
+          parentStatus: 'cancelled',
+          ...otherTrace,
+        });
+      });
+
+      it('a run the store cancels is left with the error the engine would store, in every path', async (store) => {
+        const cancelled = (reason: string, parent?: { parent: string; parentStatus: string }) => ({
+          name: 'RunCancelledError',
+          message: `Run cancelled: ${reason}`,
+          code: 'BULWARK_WORKFLOW_CANCELLED',
+          transient: false,
+          data: { reason, ...parent },
+        });
+        const errorOf = async (id: string) => {
+          const { stack: _, ...error } = (await store.getRun(id))!.error!;
+          return error;
+        };
+        // On request, while no worker held it; its dependent for it (in the cascade).
+        const asked = newRun();
+        const child = newRun({ dependsOn: [asked.id] });
+        await store.enqueue([asked, child], T0);
+        await store.requestCancel(asked.id, 'user asked', T0 + 5);
+        assert.deepEqual(await errorOf(asked.id), cancelled('user asked'));
+        const byParent = { parent: asked.id, parentStatus: 'cancelled' };
+        assert.deepEqual(await errorOf(child.id), cancelled(`parent ${asked.id} cancelled`, byParent));
+        // Enqueued after its parent had failed.
+        const parent = await startOne(store);
+        await finish(store, parent, 'failed');
+        const late = newRun({ dependsOn: [parent] });
+        await store.enqueue([late], T0 + 10);
+        const failed = { parent, parentStatus: 'failed' };
+        assert.deepEqual(await errorOf(late.id), cancelled(`parent ${parent} failed`, failed));
+      });
+
+      it("run:retried has the reason, with the run's correlation id and traceparent", async (store) => {
+        const withContext = await startOne(store, traced);
+        const plain = await startOne(store);
+        await finish(store, withContext, 'failed');
+        await finish(store, plain, 'failed');
+        assert.equal(await store.retryRun(withContext, 'again', T0 + 5), 'retried');
+        assert.equal(await store.retryRun(plain, 'once more', T0 + 5), 'retried');
+        assert.deepEqual(await dataOf(store, withContext, 'run:retried'), { reason: 'again', ...traced });
+        assert.deepEqual(await dataOf(store, plain, 'run:retried'), { reason: 'once more' });
       });
     });
 

@@ -320,7 +320,8 @@ export interface WorkflowStore {
   /**
    * Creates runs, in one transaction, durable when the promise resolves. A run whose
    * idempotency key exists already is not created; its id is returned. Appends `run:queued`
-   * (or `run:cancelled` for a run whose parent already failed) to each new run's timeline.
+   * (or `run:cancelled` for a run whose parent already failed) to each new run's timeline. The
+   * events a store writes itself have the same data in every store (store/events.ts).
    */
   enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]>;
   getRun(id: string): Promise<RunRecord | undefined>;

@@ -1,8 +1,9 @@
 // Creating runs: idempotency keys, dependsOn edges and the first timeline event, for one or
 // many callers' batches at once, in as few statements as the batches allow.
-import { UnknownRunError, WorkflowErrorCodes } from '../../errors.ts';
+import { UnknownRunError } from '../../errors.ts';
 import { auditRow } from '../audit.ts';
-import type { EnqueueResult, Json, NewRun, RunStatus, StoredError, WakeTopic } from '../types.ts';
+import { cancelledError, parentCancelledData, queuedData } from '../events.ts';
+import type { EnqueueResult, NewRun, RunStatus, WakeTopic } from '../types.ts';
 import { jsonText } from './rows.ts';
 import { MAX_PAYLOAD, RetryTransaction, type Session } from './session.ts';
 
@@ -219,28 +220,10 @@ function firstEvent(p: Planned, ord: number) {
     step: null,
     data: jsonText(
       p.cancelledBy
-        ? { reason: cancelReason(p.cancelledBy), parent: p.cancelledBy.parent }
-        : { workflow: p.run.workflow, version: p.run.version, priority: p.run.priority },
+        ? parentCancelledData(p.cancelledBy.parent, p.cancelledBy.status, p.run)
+        : queuedData(p.run),
     ),
     progress: 0,
     at: p.now,
-  };
-}
-
-function cancelReason(by: { parent: string; status: string }): string {
-  return `parent ${by.parent} ${by.status}`;
-}
-
-/** As the engine's RunCancelledError would store it. */
-export function cancelledError(by: { parent: string; status: string } | string): StoredError {
-  const reason = typeof by === 'string' ? by : cancelReason(by);
-  const data: { [key: string]: Json } = { reason };
-  if (typeof by !== 'string') data.parent = by.parent;
-  return {
-    name: 'RunCancelledError',
-    message: `Run cancelled: ${reason}`,
-    code: WorkflowErrorCodes.CANCELLED,
-    transient: false,
-    data,
   };
 }

@@ -143,8 +143,12 @@ const updateRunsSql = (updates: string) =>
         error            = CASE WHEN u.set_error THEN u.error::jsonb ELSE r.error END,
         degraded         = coalesce(u.degraded, r.degraded),
         progress         = coalesce(u.progress, r.progress),
-        -- A signal that came while the worker was deciding to wait makes the wait end at once.
+        -- A run given back with a cancel pending is due at once: its worker, suspending before its
+        -- next heartbeat, never heard of the request, and the next claim is where it is acted on
+        -- (a wait without a timeout would otherwise keep it forever). A signal that came while
+        -- the worker was deciding to wait makes the wait end at once too.
         available_at     = CASE
+          WHEN u.release_lease AND r.cancel_requested IS NOT NULL THEN u.now
           WHEN u.set_waiting_for AND u.waiting_for IS NOT NULL AND EXISTS (
             SELECT 1 FROM %s.signals s
             WHERE s.run_id = r.id AND s.name = u.waiting_for AND s.consumed_at IS NULL)
@@ -552,7 +556,8 @@ export function statements(schema: string, tag: string) {
     /**
      * Parents that failed, were cancelled or compensated ($1 ids, $2 their statuses): their
      * dependents, and theirs, are cancelled, each with a `run:cancelled` event naming the
-     * parent it followed.
+     * parent it followed; its data is `parentCancelledData`'s (store/events.ts), with the run's
+     * correlation id and traceparent when it has them.
      */
     cancelDependents: make(
       'cancel_dependents',
@@ -565,8 +570,6 @@ export function statements(schema: string, tag: string) {
         SELECT d.child_id, d.parent_id, 'cancelled'
         FROM doomed JOIN %s.run_deps AS d ON d.parent_id = doomed.id
       ),
-
-
       victims AS (
         SELECT DISTINCT ON (id) id, parent, parent_status,
           'parent ' || parent || ' ' || parent_status AS reason
@@ -578,15 +581,18 @@ export function statements(schema: string, tag: string) {
           error = jsonb_build_object(
             'name', 'RunCancelledError', 'message', 'Run cancelled: ' || v.reason,
             'code', 'BULWARK_WORKFLOW_CANCELLED', 'transient', false,
-            'data', jsonb_build_object('reason', v.reason, 'parent', v.parent)),
+            'data', jsonb_build_object('reason', v.reason, 'parent', v.parent, 'parentStatus', v.parent_status)),
           lease_owner = NULL, lease_expires_at = NULL, finished_at = $3, updated_at = $3
         FROM victims AS v
         WHERE r.id = v.id AND r.status NOT IN ${FINAL}
           AND r.id = ANY (ARRAY(SELECT id FROM victims))
-        RETURNING r.id, r.progress, v.parent, v.reason
+        RETURNING r.id, r.progress, v.parent, v.parent_status, v.reason, r.correlation_id, r.traceparent
       )
       INSERT INTO %s.events (run_id, type, step, data, progress, at)
-      SELECT id, 'run:cancelled', NULL, jsonb_build_object('reason', reason, 'parent', parent), progress, $3
+      SELECT id, 'run:cancelled', NULL,
+        jsonb_build_object('reason', reason, 'parent', parent, 'parentStatus', parent_status)
+          || jsonb_strip_nulls(jsonb_build_object('correlationId', correlation_id, 'traceparent', traceparent)),
+        progress, $3
       FROM cancelled ORDER BY id
       RETURNING run_id`,
     ),
@@ -624,7 +630,9 @@ export function statements(schema: string, tag: string) {
 
     lockRun: make(
       'lock_run',
-      `SELECT id, status, lease_owner, lease_expires_at, progress FROM %s.runs WHERE id = $1 FOR NO KEY UPDATE`,
+      `
+      SELECT id, status, lease_owner, lease_expires_at, progress, correlation_id, traceparent
+      FROM %s.runs WHERE id = $1 FOR NO KEY UPDATE`,
     ),
 
     /** The run's worker sees this on its next renewal and finishes the cancellation. */

@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
 import { auditPage, auditRow, checkAuditEntry } from '../audit.ts';
+import { cancelledError, contextOf, reasonData } from '../events.ts';
 import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import type {
   AuditEntry,
@@ -30,7 +31,6 @@ import type {
   WorkflowStore,
 } from '../types.ts';
 import { settleDependents } from './commit.ts';
-import { cancelledError } from './enqueue.ts';
 import { GroupCommitter } from './group.ts';
 import { Wakeups } from './listen.ts';
 import {
@@ -367,7 +367,7 @@ export class PostgresStore implements WorkflowStore {
       } else {
         await session.run(this.#sql.cancelNow, [runId, jsonText(cancelledError(reason)), reason, now]);
         await session.run(this.#sql.insertEvents, [
-          oneEvent(runId, 'run:cancelled', { reason }, row.progress, now),
+          oneEvent(runId, 'run:cancelled', reasonData(reason, contextOf(row)), row.progress, now),
         ]);
         const state = { startStatus: row.status as never, status: 'cancelled' as const, finalAt: now };
         await settleDependents(session, new Map([[runId, state]]));
@@ -390,7 +390,7 @@ export class PostgresStore implements WorkflowStore {
       await session.run(this.#sql.deleteRetriedSteps, [runId]);
       const [queued] = await session.run(this.#sql.requeueRun, [runId, now]);
       await session.run(this.#sql.insertEvents, [
-        oneEvent(runId, 'run:retried', { reason }, queued!.progress, now),
+        oneEvent(runId, 'run:retried', reasonData(reason, contextOf(row!)), queued!.progress, now),
       ]);
       session.topics.add(`run:${runId}`);
       if (queued!.pending_parents === 0) session.topics.add('runs');

@@ -67,7 +67,8 @@ export function sqliteSql(prefix: string) {
     // -- runs ------------------------------------------------------------------------------
     getRun: `SELECT ${RUN_COLUMNS} FROM ${runs} WHERE id = ?`,
     runByKey: `SELECT id, status FROM ${runs} WHERE idempotency_key = ?`,
-    runState: `SELECT status, progress, finished_at, lease_owner, lease_expires_at FROM ${runs} WHERE id = ?`,
+    runState: `SELECT status, progress, finished_at, lease_owner, lease_expires_at, correlation_id, traceparent
+      FROM ${runs} WHERE id = ?`,
     insertRun: `INSERT INTO ${runs} (
         id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
         concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
@@ -153,8 +154,12 @@ export function sqliteSql(prefix: string) {
         error            = CASE WHEN @setError THEN @error ELSE error END,
         degraded         = coalesce(@degraded, degraded),
         progress         = coalesce(@progress, progress),
-        -- A signal that came while the worker was deciding to wait makes the wait end at once.
+        -- A run given back with a cancel pending is due at once: its worker, suspending before its
+        -- next heartbeat, never heard of the request, and the next claim is where it is acted on
+        -- (a wait without a timeout would otherwise keep it forever). A signal that came while
+        -- the worker was deciding to wait makes the wait end at once too.
         available_at     = CASE
+          WHEN @release AND cancel_requested IS NOT NULL THEN @now
           WHEN @setWaitingFor AND @waitingFor IS NOT NULL AND EXISTS (
             SELECT 1 FROM ${signals} s WHERE s.run_id = @id AND s.name = @waitingFor)
           THEN @now
@@ -184,7 +189,8 @@ export function sqliteSql(prefix: string) {
           updated_at = @now
       WHERE id IN (SELECT child_id FROM ${deps} WHERE parent_id = @parent) AND finished_at IS NULL
       RETURNING id, pending_parents`,
-    openDependents: `SELECT d.child_id AS id FROM ${deps} d JOIN ${runs} r ON r.id = d.child_id
+    openDependents: `SELECT d.child_id AS id, r.correlation_id, r.traceparent
+      FROM ${deps} d JOIN ${runs} r ON r.id = d.child_id
       WHERE d.parent_id = ? AND r.finished_at IS NULL`,
     cancelRun: `UPDATE ${runs}
       SET status = 'cancelled', error = @error, finished_at = @now, updated_at = @now,

@@ -4,6 +4,7 @@ import { closeSync, fdatasync, openSync, readdirSync, readFileSync } from 'node:
 import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
 import { auditPage, auditRow, checkAuditEntry } from '../audit.ts';
+import { cancelledError, contextOf, parentCancelledData, queuedData, reasonData } from '../events.ts';
 import { type Row, rowReader } from '../rows.ts';
 import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import {
@@ -271,7 +272,9 @@ export class SqliteStore implements WorkflowStore {
     }
     const status: RunStatus = failedParent ? 'cancelled' : 'queued';
     const input = JSON.stringify(run.input ?? null);
-    const error = failedParent ? parentError(failedParent.id, failedParent.status) : undefined;
+    const error = failedParent
+      ? cancelledError({ parent: failedParent.id, status: failedParent.status })
+      : undefined;
     const availableAt = run.availableAt ?? now;
     s.insertRun.run({
       id: run.id,
@@ -299,12 +302,12 @@ export class SqliteStore implements WorkflowStore {
       this.#insertEvent(
         run.id,
         'run:cancelled',
-        { parent: failedParent.id, parentStatus: failedParent.status },
+        parentCancelledData(failedParent.id, failedParent.status, run),
         now,
         created,
       );
     } else {
-      this.#insertEvent(run.id, 'run:queued', undefined, now, created);
+      this.#insertEvent(run.id, 'run:queued', queuedData(run), now, created);
       if (pending === 0) topics.add('runs');
     }
     if (run.audit !== undefined) s.insertAudit.get(auditRow({ ...run.audit, target: run.id }, toJson));
@@ -589,9 +592,10 @@ export class SqliteStore implements WorkflowStore {
     const stack = [root];
     for (let parent = stack.pop(); parent !== undefined; parent = stack.pop()) {
       const status = (s.runState.get(parent) as { status: RunStatus } | undefined)?.status ?? 'cancelled';
-      for (const { id } of s.openDependents.all(parent) as { id: string }[]) {
-        s.cancelRun.run({ id, now, error: toJson(parentError(parent, status)) });
-        this.#insertEvent(id, 'run:cancelled', { parent, parentStatus: status }, now);
+      for (const row of s.openDependents.all(parent) as Row[]) {
+        const id = row.id as string;
+        s.cancelRun.run({ id, now, error: toJson(cancelledError({ parent, status })) });
+        this.#insertEvent(id, 'run:cancelled', parentCancelledData(parent, status, contextOf(row)), now);
         topics.add(`run:${id}`);
         stack.push(id);
       }
@@ -656,17 +660,15 @@ export class SqliteStore implements WorkflowStore {
     this.#open();
     return this.#writes.run((topics) => {
       const s = this.#sql;
-      const state = s.runState.get(runId) as
-        | { finished_at: number | null; lease_owner: string | null; lease_expires_at: number | null }
-        | undefined;
+      const state = s.runState.get(runId) as Row | undefined;
       if (!state || state.finished_at !== null) return false;
       topics.add(`run:${runId}`);
-      if (state.lease_owner !== null && (state.lease_expires_at ?? 0) > now) {
+      if (state.lease_owner !== null && ((state.lease_expires_at as number | null) ?? 0) > now) {
         s.requestCancel.run({ id: runId, reason, now });
         return true;
       }
-      s.cancelRun.run({ id: runId, now, error: toJson({ name: 'RunCancelledError', message: reason }) });
-      this.#insertEvent(runId, 'run:cancelled', { reason }, now);
+      s.cancelRun.run({ id: runId, now, error: toJson(cancelledError(reason)) });
+      this.#insertEvent(runId, 'run:cancelled', reasonData(reason, contextOf(state)), now);
       this.#cancelDependents(runId, now, topics);
       return true;
     });
@@ -681,12 +683,12 @@ export class SqliteStore implements WorkflowStore {
     this.#open();
     return this.#writes.run((topics) => {
       const s = this.#sql;
-      const state = s.runState.get(runId) as { status: RunStatus } | undefined;
+      const state = s.runState.get(runId) as Row | undefined;
       if (!state) return 'unknown';
-      if (!FAILED.has(state.status)) return 'not-retryable';
+      if (!FAILED.has(state.status as RunStatus)) return 'not-retryable';
       s.deleteRetriedSteps.run({ id: runId });
       const row = s.requeueRun.get({ id: runId, now }) as { pending_parents: number };
-      this.#insertEvent(runId, 'run:retried', { reason }, now);
+      this.#insertEvent(runId, 'run:retried', reasonData(reason, contextOf(state)), now);
       topics.add(`run:${runId}`);
       if (row.pending_parents === 0) topics.add('runs');
       return 'retried';
@@ -781,15 +783,6 @@ const read = rowReader((text) => fromJson<Json>(text));
 
 function fromJson<T>(text: unknown): T | undefined {
   return text === null || text === undefined ? undefined : (JSON.parse(text as string) as T);
-}
-
-function parentError(parent: string, status: RunStatus): StoredError {
-  return {
-    name: 'RunCancelledError',
-    message: `Parent run ${parent} ${status}`,
-    code: 'BULWARK_WORKFLOW_CANCELLED',
-    data: { parent, parentStatus: status },
-  };
 }
 
 /** Claim order: priority (highest first), then creation time, then id. */
