@@ -111,6 +111,47 @@ describe('starting runs', () => {
     assert.equal(other.json().runId, first.json().id);
   });
 
+  test('the same Idempotency-Key with the same input in another key order is the same request', async () => {
+    const first = await start(
+      'greet',
+      { input: { name: 'di', id: 1, tags: [{ b: 2, a: 1 }] } },
+      { 'idempotency-key': 'order-18' },
+    );
+    const again = await start(
+      'greet',
+      { input: { tags: [{ a: 1, b: 2 }], id: 1, name: 'di' } },
+      { 'idempotency-key': 'order-18' },
+    );
+    assert.equal(first.statusCode, 201);
+    assert.equal(again.statusCode, 200);
+    assert.equal(again.json().id, first.json().id);
+    // Arrays keep their order: a different order is a different input.
+    const other = await start(
+      'greet',
+      { input: { name: 'di', id: 1, tags: [{ a: 1 }, { b: 2 }] } },
+      { 'idempotency-key': 'order-18' },
+    );
+    assert.equal(other.statusCode, 409);
+  });
+
+  test('a body nested deeper than 128 levels is a 400 naming where, not a 500', async () => {
+    // Built as text: too deep for the test's own JSON.stringify.
+    const r = await server.app.inject({
+      method: 'POST',
+      url: '/api/workflows/greet/runs',
+      payload: `{"input":${'['.repeat(50_000)}"bottom"${']'.repeat(50_000)}}`,
+      headers: { ...operator, 'content-type': 'application/json' },
+    });
+    assert.equal(r.statusCode, 400);
+    assert.equal(r.json().code, 'VALIDATION_FAILED');
+    const [problem] = r.json().errors;
+    assert.equal(problem.pointer, `#/body/input${'/0'.repeat(127)}`);
+    assert.match(problem.detail, /nested deeper than 128 levels/);
+    let fine: unknown = 'bottom';
+    for (let i = 0; i < 100; i++) fine = { next: fine };
+    assert.equal((await start('greet', { input: fine })).statusCode, 201);
+  });
+
   test('bad input names each field it got wrong', async () => {
     const r = await start('greet', { input: 1, priority: 'asap', extra: true, timeoutMs: -5 });
     assert.equal(r.statusCode, 400);

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { VirtualClock } from '@bulwark/core';
 import Fastify from 'fastify';
+import { WebSocket } from 'ws';
 import type { ServerContext } from '../src/http/context.ts';
 import { installProblemHandlers } from '../src/http/errors.ts';
 import { checkListenAddress, ensureAdminKey, loginUrl } from '../src/http/keys.ts';
@@ -232,6 +233,40 @@ describe('with one default server', () => {
     });
     assert.equal(foreignLogin.statusCode, 403);
   });
+});
+
+test('CSRF: a WebSocket opened with the session cookie must come from the server origin', async () => {
+  const server = await testServer({ settings: { rateLimit: false } });
+  try {
+    const base = await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const login = await fetch(`${base}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base },
+      body: JSON.stringify({ key: VIEWER_KEY }),
+    });
+    const cookie = cookieFrom(login.headers.get('set-cookie') ?? undefined);
+    const { id } = await server.engine.start('greet', { name: 'ws', wait: true });
+    const open = (origin: string) => {
+      const socket = new WebSocket(`${base.replace('http', 'ws')}/api/runs/${id}/ws`, {
+        headers: { cookie, origin },
+      });
+      socket.on('error', () => {});
+      return new Promise<number>((resolve) => {
+        socket.once('open', () => {
+          socket.terminate();
+          resolve(101);
+        });
+        socket.once('unexpected-response', (_request, response) => {
+          socket.terminate();
+          resolve(response.statusCode ?? 0);
+        });
+      });
+    };
+    assert.equal(await open('https://evil.example'), 403);
+    assert.equal(await open(base), 101);
+  } finally {
+    await server.close();
+  }
 });
 
 test('the key ring compares equal-length wrong keys as unknown and checks every key', () => {

@@ -315,6 +315,23 @@ test('a WebSocket gets history, live events and end; ?lastEventId= resumes witho
     assert.equal(code, 1000);
     const ids = [...history.slice(0, 2), ...rest.slice(0, -1)].map((m) => m.id);
     assert.deepEqual(ids, await seqs(server.context.store, id));
+
+    // The Last-Event-ID header resumes as on SSE, and wins over the query; a bad one is a 400.
+    const byHeader = await wsClient(`${base}/api/runs/${id}/ws?lastEventId=1`, {
+      headers: { ...as('viewer'), 'last-event-id': String(history[1].id) },
+    });
+    const replayed = await byHeader.until((m) => m.type === 'end');
+    assert.deepEqual(
+      replayed.slice(0, -1).map((m) => m.id),
+      ids.slice(2),
+    );
+    const bad = new WebSocket(`${base}/api/runs/${id}/ws`, {
+      headers: { ...as('viewer'), 'last-event-id': 'abc' },
+    });
+    bad.on('error', () => {});
+    const [, refused] = (await once(bad, 'unexpected-response')) as [unknown, { statusCode: number }];
+    assert.equal(refused.statusCode, 400);
+    bad.terminate();
   } finally {
     await server.close();
   }
@@ -550,6 +567,32 @@ test('/api/stream sends breaker changes and run status changes, and resumes by i
   }
 });
 
+test('/api/stream loses nothing committed while a new client is being joined', async () => {
+  const server = await liveServer({ worker: false });
+  // The parked counts are the last read before a client joins: slow, a run starts meanwhile.
+  const store = server.context.store;
+  const count = store.parkedCounts.bind(store);
+  let slow = 0;
+  store.parkedCounts = async () => {
+    if (slow > 0) await new Promise((r) => setTimeout(r, slow));
+    return count();
+  };
+  try {
+    const base = await listen(server.app);
+    slow = 300;
+    const joining = sse(`${base}/api/stream`);
+    await new Promise((r) => setTimeout(r, 100));
+    const run = await server.engine.start('greet', { name: 'during the join' });
+    const stream = await joining;
+    slow = 0;
+    const got = await stream.until((m) => m.event === 'run:queued' && m.data.runId === run.id);
+    assert.equal(got.filter((m) => m.event === 'run:queued').length, 1, 'once');
+    stream.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('/api/stream sends a gap marker when the dependency events a client missed left the ring', async () => {
   const server = await liveServer();
   const app = await liveApp(server, { dependencyHistory: 2 });
@@ -574,6 +617,15 @@ test('/api/stream sends a gap marker when the dependency events a client missed 
       ['breaker:closed', 'breaker:isolated'],
     );
     resumed.close();
+    // The gap carries an id past what was lost: resuming from it is not told of the gap again.
+    assert.equal(gap!.id, `${first!.id!.split('.')[0]}.${dep + 2}`);
+    const again = await sse(`${base}/api/stream?lastEventId=${gap!.id}`);
+    const next = await again.until((m) => m.event === 'breaker:isolated');
+    assert.deepEqual(
+      next.map((m) => m.event),
+      ['breaker:closed', 'breaker:isolated'],
+    );
+    again.close();
   } finally {
     await app.close();
     await server.close();

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { defineWorkflow } from '@bulwark/workflow';
 import pg from 'pg';
 import { SettingsError } from '../src/http/settings.ts';
 import { type StartedServer, startServer, withoutPassword } from '../src/start.ts';
@@ -337,6 +338,57 @@ describe('startServer on PostgreSQL', async () => {
     );
     assert.ok(!existsSync(join(dir, 'bulwark.db')));
     assert.equal((await fetch(`${server.url}/health/ready`)).status, 200);
+  });
+
+  test('text PostgreSQL cannot keep (U+0000, a lone surrogate) is a 400 naming the field, never a 500', {
+    skip: unavailable,
+  }, async (t) => {
+    const key = 'admin-0123456789abcdefghijklmnop';
+    const server = await startServer({
+      port: 0,
+      dataDir: tempDir(t),
+      examples: false,
+      workflows: [defineWorkflow({ name: 'greet' }, async (ctx) => ctx.step('a', () => 1))],
+      env: {
+        ...QUIET_LAG,
+        BULWARK_DATABASE_URL: PG_URL,
+        BULWARK_SERVER__LOGLEVEL: 'silent',
+        BULWARK_API_KEYS: `ops:admin:${key}`,
+      },
+      stdout: capture(),
+    });
+    t.after(() => server.close());
+    const ask = async (path: string, body?: string) => {
+      const response = await fetch(`${server.url}${path}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body }),
+      });
+      return {
+        status: response.status,
+        problem: (await response.json()) as { errors?: { pointer: string }[] },
+      };
+    };
+    const cases: [string, string | undefined, string][] = [
+      ['/api/runs/a%00b', undefined, '#/params/id'],
+      ['/api/runs?workflow=a%00', undefined, '#/query/workflow'],
+      ['/api/runs?q=a%00', undefined, '#/query/q'],
+      ['/api/workflows/greet/runs', '{"input":{"name":"\\ud800"}}', '#/body/input/name'],
+      ['/api/workflows/greet/runs', '{"input":1,"correlationId":"a\\u0000"}', '#/body/correlationId'],
+      ['/api/workflows/greet/runs', '{"input":{"a\\u0000":1}}', '#/body/input/a\u0000'],
+      ['/api/runs/a%00/cancel', '{"reason":"x"}', '#/params/id'],
+    ];
+    for (const [path, body, pointer] of cases) {
+      const { status, problem } = await ask(path, body);
+      assert.equal(status, 400, `${path} ${body ?? ''}`);
+      assert.equal(problem.errors?.[0]?.pointer, pointer, `${path} ${body ?? ''}`);
+    }
+    // A surrogate pair is one character, and a plain backslash-u in text is no escape: both kept.
+    const kept = await ask(
+      '/api/workflows/greet/runs',
+      '{"input":{"smile":"\\ud83d\\ude00","path":"C:\\\\u0000"}}',
+    );
+    assert.equal(kept.status, 201);
   });
 });
 

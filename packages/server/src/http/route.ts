@@ -7,6 +7,7 @@ import type {
   RouteOptions as FastifyRouteOptions,
   onRequestHookHandler,
   preParsingHookHandler,
+  preValidationHookHandler,
 } from 'fastify';
 
 type RouteOptions = FastifyRequest['routeOptions'];
@@ -33,7 +34,11 @@ export function isProbeUrl(url: string | undefined): boolean {
   return url !== undefined && (url === '/health' || url.startsWith('/health/'));
 }
 
-type RouteHooks = { onRequest: onRequestHookHandler; preParsing: preParsingHookHandler };
+type RouteHooks = {
+  onRequest: onRequestHookHandler;
+  preParsing: preParsingHookHandler;
+  preValidation: preValidationHookHandler;
+};
 
 /**
  * Adds `hook` to every route registered from now on except the probes, as a route-level hook. A

@@ -28,6 +28,7 @@ import { tracingPlugin } from './plugins/tracing.ts';
 import { installRouteCache } from './route.ts';
 import { problemSchema } from './schemas.ts';
 import type { ServerSettings } from './settings.ts';
+import { installTextCheck } from './text-check.ts';
 
 export interface CreateServerOptions {
   registry: DependencyRegistry;
@@ -121,6 +122,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
   app.addHook('onClose', async () => context.monitor.close());
   installRouteCache(app);
   installProblemHandlers(app);
+  installTextCheck(app);
   // First of the plugins: its span covers every later hook, refusals included.
   await app.register(tracingPlugin, { context });
   // In this order: headers and CORS, shedding, who is calling, their rate limit; all before routes.

@@ -187,10 +187,7 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
       // As created when the store gives it back: no second read, and the 201 shows it queued.
       const run = handle.run ?? (await store.getRun(handle.id));
       if (run === undefined) throw new ApiError('NOT_FOUND', `Run ${handle.id} was pruned already`);
-      if (
-        !handle.created &&
-        (run.workflow !== name || JSON.stringify(run.input) !== JSON.stringify(body.input ?? null))
-      ) {
+      if (!handle.created && (run.workflow !== name || !sameJson(run.input, body.input ?? null))) {
         // Same key, different request: answering with the first run would hide the caller's mistake.
         throw new ApiError(
           'CONFLICT',
@@ -203,3 +200,22 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
     },
   );
 };
+
+/**
+ * Whether two JSON values are equal, whatever the order of their objects' keys: PostgreSQL's
+ * jsonb gives an input back with its keys reordered, and a client may send them in any order.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    return a.length === other.length && a.every((value, i) => sameJson(value, other[i]));
+  }
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = Object.keys(left);
+  if (keys.length !== Object.keys(right).length) return false;
+  return keys.every((key) => Object.hasOwn(right, key) && sameJson(left[key], right[key]));
+}

@@ -203,7 +203,8 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
     request: FastifyRequest<{ Params: { id: string }; Querystring: { lastEventId?: string } }>,
   ): Promise<void> => {
     const { id } = request.params;
-    const cursor = request.query.lastEventId === undefined ? 0 : Number(request.query.lastEventId);
+    // As for SSE: the Last-Event-ID header, else the query (checked before the upgrade).
+    const cursor = runCursor(request);
     const subscriber: WsRunSubscriber = new WsRunSubscriber(
       socket,
       cursor,
@@ -229,7 +230,11 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
       params: idParam,
       querystring: runQuery,
     },
-    preHandler: knownRun,
+    // A bad resume id is a 400 while it still can be: before the upgrade, not after it.
+    preHandler: [
+      knownRun,
+      async (request: FastifyRequest<{ Querystring: { lastEventId?: string } }>) => void runCursor(request),
+    ],
     handler: wsHandler,
   } as unknown as RouteOptions);
 

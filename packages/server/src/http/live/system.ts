@@ -146,6 +146,7 @@ export class SystemFeed {
     if (stream.closed) return;
     client.run = resume?.run ?? this.#runCursor;
     client.dep = resume?.dep ?? this.#depSeq;
+    let parked: Record<string, number>;
     for (;;) {
       const page = await this.#o.store.runFeed(client.run, PAGE);
       if (stream.closed) return;
@@ -155,11 +156,13 @@ export class SystemFeed {
         if (stream.closed) return;
         if (page.length === PAGE) continue;
       }
-      // The seam, as for a run's hub: join once the reader has sent nothing this client lacks.
+      if (this.#runCursor > client.run) continue;
+      parked = await this.#parkedCounts();
+      if (stream.closed) return;
+      // The seam, as for a run's hub: join once the reader has sent nothing this client lacks,
+      // checked after the last await (the shared reader may have sent a page during the count).
       if (this.#runCursor <= client.run) break;
     }
-    const parked = await this.#parkedCounts();
-    if (stream.closed) return;
     // From here on synchronous: no dependency event can fall between the catch-up and the join.
     this.#catchUpDependencies(client);
     // Where every dependency stands now; from here on only those that change.
@@ -248,7 +251,10 @@ export class SystemFeed {
     if (client.dep > this.#depSeq) client.dep = this.#depStart;
     const oldest = this.#ring[0]?.seq ?? this.#depSeq + 1;
     if (client.dep + 1 < oldest) {
-      this.#gap(client, { dependencies: { from: client.dep + 1, to: oldest - 1 } }, false);
+      const gap = { dependencies: { from: client.dep + 1, to: oldest - 1 } };
+      // With an id past what was lost, so that a reconnect with it is not told of the gap again.
+      client.dep = oldest - 1;
+      client.stream.write(`id: ${client.run}.${client.dep}\nevent: gap\ndata: ${JSON.stringify(gap)}\n\n`);
     }
     let chunk = '';
     for (const entry of this.#ring) {
@@ -292,7 +298,7 @@ export class SystemFeed {
     if (this.#ring.length > this.#o.ringSize) this.#ring.shift();
     for (const client of this.#clients) {
       if (client.stream.over) {
-        this.#gap(client, { dependencies: { from: seq, to: seq } }, true);
+        this.#drop(client, { dependencies: { from: seq, to: seq } });
         continue;
       }
       client.stream.write(`id: ${client.run}.${seq}\nevent: ${type}\ndata: ${entry.json}\n\n`);
@@ -303,16 +309,11 @@ export class SystemFeed {
   /**
    * A client over the buffer bound gets a gap marker and the stream ends (see
    * SseRunSubscriber.live): it reconnects with its last id, and the store and the ring give it
-   * the rest. A gap found while catching up (events gone from the ring) just informs it.
+   * the rest. (A gap found while catching up, events gone from the ring, just informs it.)
    */
-  #gap(client: Client, gap: object, drop: boolean): void {
-    const frame = `event: gap\ndata: ${JSON.stringify(gap)}\n\n`;
-    if (drop) {
-      this.#clients.delete(client);
-      client.stream.finish(frame);
-    } else {
-      client.stream.write(frame);
-    }
+  #drop(client: Client, gap: object): void {
+    this.#clients.delete(client);
+    client.stream.finish(`event: gap\ndata: ${JSON.stringify(gap)}\n\n`);
   }
 
   /** `json[i]` is `feedJson(events[i])`: made once per page, whatever the number of clients. */
@@ -410,7 +411,7 @@ export class SystemFeed {
           if (client.stream.over) {
             const first = page.find((e) => e.seq > client.run);
             if (first !== undefined) {
-              this.#gap(client, { runs: { from: first.seq, to: this.#runCursor } }, true);
+              this.#drop(client, { runs: { from: first.seq, to: this.#runCursor } });
             }
             continue;
           }

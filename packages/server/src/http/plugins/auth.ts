@@ -241,7 +241,11 @@ export const authPlugin = rootPlugin<FastifyPluginAsync<{ context: ServerContext
     function enforce(request: FastifyRequest): Promise<never> | undefined {
       const access = routeOf(request).config.access ?? 'admin';
       const via = (request as unknown as Record<symbol, Via>)[kVia];
-      if (via === 'cookie' && !SAFE_METHODS.has(request.method)) {
+      // A WebSocket is a GET that CORS does not guard: a page elsewhere could read what it sends.
+      if (
+        via === 'cookie' &&
+        (!SAFE_METHODS.has(request.method) || request.headers.upgrade?.toLowerCase() === 'websocket')
+      ) {
         // SameSite=Strict already keeps the cookie off cross-site requests; this also covers
         // same-site siblings and old browsers.
         const origin = request.headers.origin;
