@@ -505,6 +505,25 @@ describe('workflow engine', () => {
     assert.equal((await store.getRun(run.id))?.status, 'cancelled');
   });
 
+  test('cancel of a run asleep or waiting compensates what it did, then ends it cancelled', async (t) => {
+    const { engine, store } = await setup(t);
+    const undone: string[] = [];
+    const booking = defineWorkflow({ name: 'booking-paused' }, async (ctx, how: string) => {
+      await ctx.step('reserve', { compensate: (r) => void undone.push(`${how}:${r}`) }, () => 'seat-1');
+      if (how === 'sleep') await ctx.sleep('cool-off', 60_000);
+      else await ctx.waitForEvent('approved');
+    });
+    engine.register(booking).startWorker();
+    for (const how of ['sleep', 'wait']) {
+      const run = await engine.start(booking, how);
+      await waitFor(async () => (await store.getRun(run.id))?.status === 'waiting', 'the run to wait');
+      assert.equal(await engine.cancel(run.id, 'trip called off'), true);
+      await assert.rejects(engine.result(run.id), /cancelled: .*trip called off/);
+      assert.equal((await store.getRun(run.id))?.status, 'cancelled');
+    }
+    assert.deepEqual(undone, ['sleep:seat-1', 'wait:seat-1']);
+  });
+
   test('runs are claimed by priority, then age', async (t) => {
     const { engine } = await setup(t, { concurrency: 1 });
     const done: string[] = [];

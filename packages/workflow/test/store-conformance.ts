@@ -1079,6 +1079,34 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         );
       });
 
+      it('a run that has run and now waits, no worker holding it, is due at once with the request (its worker compensates)', async (store) => {
+        const id = await startOne(store);
+        await store.commit(
+          [
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('reserve') },
+            update(id, 'w1', {
+              status: 'waiting',
+              waitingFor: 'approved',
+              availableAt: Number.MAX_SAFE_INTEGER,
+              releaseLease: true,
+            }),
+          ],
+          T0 + 1,
+        );
+        assert.equal(await store.requestCancel(id, 'withdrawn', T0 + 2), true);
+        const waiting = await mustGet(store, id);
+        assert.deepEqual(
+          [waiting.status, waiting.cancelRequested, waiting.availableAt],
+          ['waiting', 'withdrawn', T0 + 2],
+        );
+        assert.equal((await store.events(id)).filter((e) => e.type === 'run:cancelled').length, 0);
+        const claimed = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 2 }));
+        assert.deepEqual(
+          claimed.map((r) => [r.id, r.cancelRequested]),
+          [[id, 'withdrawn']],
+        );
+      });
+
       it('a final or unknown run returns false', async (store) => {
         const id = await startOne(store);
         await finish(store, id, 'failed');

@@ -367,8 +367,10 @@ export interface WorkflowStore {
   signals(runId: string, name: string): Promise<Signal[]>;
 
   /**
-   * Cancels a run. Not leased: it becomes `cancelled` at once (dependents cascade). Leased: the
-   * request is recorded (`cancelRequested`) for its worker, which cancels it. Final: false.
+   * Cancels a run. Leased: the request is recorded (`cancelRequested`) for its worker, which
+   * compensates and cancels it. Not leased but it has run (it has steps, and no parent to wait
+   * for): the request is recorded and the run is due now, so that a worker claims it and does the
+   * same. Not leased and never run: it becomes `cancelled` at once (dependents cascade). Final: false.
    */
   requestCancel(runId: string, reason: string, now: number): Promise<boolean>;
 

@@ -256,7 +256,7 @@ export const runsApi: FastifyPluginAsync<{ context: ServerContext }> = async (ap
       config: { access: 'operator' },
       schema: {
         tags: ['runs'],
-        summary: 'Cancel a run: at once if no worker holds it, else by its worker (which compensates)',
+        summary: 'Cancel a run: at once if it has not run yet, else by a worker (which compensates)',
         params: idParam,
         body: {
           type: ['object', 'null'],

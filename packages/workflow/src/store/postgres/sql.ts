@@ -641,7 +641,19 @@ export function statements(schema: string, tag: string) {
       `UPDATE %s.runs SET cancel_requested = $2, updated_at = $3 WHERE id = $1`,
     ),
 
-    /** An unleased run is cancelled on the spot (the caller adds the event and the cascade). */
+    /**
+     * No worker holds it, but it has run (it has steps): due now, so that a worker claims it,
+     * replays it and compensates what it did before it ends it cancelled. Returns it if so.
+     */
+    requestCancelDue: make(
+      'request_cancel_due',
+      `
+      UPDATE %s.runs SET cancel_requested = $2, available_at = $3, updated_at = $3
+      WHERE id = $1 AND pending_parents = 0 AND EXISTS (SELECT 1 FROM %s.steps WHERE run_id = $1)
+      RETURNING id`,
+    ),
+
+    /** An unleased run that has not run is cancelled on the spot (the caller adds the event and the cascade). */
     cancelNow: make(
       'cancel_now',
       `

@@ -364,6 +364,8 @@ export class PostgresStore implements WorkflowStore {
       const leased = row.lease_owner !== null && (row.lease_expires_at as number) > now;
       if (leased) {
         await session.run(this.#sql.requestCancel, [runId, reason, now]);
+      } else if ((await session.run(this.#sql.requestCancelDue, [runId, reason, now])).length > 0) {
+        session.topics.add('runs');
       } else {
         await session.run(this.#sql.cancelNow, [runId, jsonText(cancelledError(reason)), reason, now]);
         await session.run(this.#sql.insertEvents, [

@@ -197,6 +197,10 @@ export function sqliteSql(prefix: string) {
           lease_owner = NULL, lease_expires_at = NULL
       WHERE id = @id AND finished_at IS NULL`,
     requestCancel: `UPDATE ${runs} SET cancel_requested = @reason, updated_at = @now WHERE id = @id`,
+    // No worker holds it, but it has run (it has steps): due now, so that a worker claims it,
+    // replays it and compensates what it did before it ends it cancelled.
+    requestCancelDue: `UPDATE ${runs} SET cancel_requested = @reason, available_at = @now, updated_at = @now
+      WHERE id = @id AND pending_parents = 0 AND EXISTS (SELECT 1 FROM ${steps} WHERE run_id = @id)`,
 
     // -- reads -----------------------------------------------------------------------------
     steps: `SELECT run_id, name, seq, status, output, error, attempts, started_at, finished_at

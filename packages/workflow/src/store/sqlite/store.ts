@@ -667,6 +667,10 @@ export class SqliteStore implements WorkflowStore {
         s.requestCancel.run({ id: runId, reason, now });
         return true;
       }
+      if (s.requestCancelDue.run({ id: runId, reason, now }).changes > 0) {
+        topics.add('runs');
+        return true;
+      }
       s.cancelRun.run({ id: runId, now, error: toJson(cancelledError(reason)) });
       this.#insertEvent(runId, 'run:cancelled', reasonData(reason, contextOf(state)), now);
       this.#cancelDependents(runId, now, topics);
