@@ -465,6 +465,67 @@ describe('OpenAPI', () => {
     assert.ok(start.requestBody);
   });
 
+  test('documents what each route really answers: media types, 101, headers, body problems, required bodies', async () => {
+    const doc = (await server.app.inject({ url: '/api/openapi.json' })).json();
+    const media = (path: string, status: string) =>
+      Object.keys(doc.paths[path].get.responses[status].content);
+    assert.deepEqual(media('/api/runs/{id}/stream', '200'), ['text/event-stream']);
+    assert.deepEqual(media('/api/stream', '200'), ['text/event-stream']);
+    assert.match(media('/metrics', '200').join(), /^text\/plain; version=0\.0\.4/);
+    assert.deepEqual(media('/health/ready', '503'), ['application/health+json']);
+    // What the server sends, checked against what the document says.
+    const metrics = await server.app.inject({ url: '/metrics', headers: viewer });
+    assert.equal(metrics.headers['content-type'], media('/metrics', '200')[0]);
+
+    const ws = doc.paths['/api/runs/{id}/ws'].get.responses;
+    assert.deepEqual(ws['101'], { description: 'Switching Protocols: the WebSocket is open' });
+    assert.equal(ws['200'], undefined);
+    assert.ok(ws['426'], 'a plain GET is a 426 problem');
+
+    for (const path of ['/api/runs/{id}/stream', '/api/stream', '/api/runs/{id}/ws']) {
+      const params = doc.paths[path].get.parameters as { name: string; in: string }[];
+      assert.ok(
+        params.some((p) => p.name === 'last-event-id' && p.in === 'header'),
+        `${path} takes Last-Event-ID`,
+      );
+      assert.ok(params.some((p) => p.name === 'lastEventId' && p.in === 'query'));
+    }
+
+    const bodies: [string, string, boolean][] = [];
+    for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (op.requestBody === undefined) continue;
+        bodies.push([path, method, op.requestBody.required]);
+        for (const status of ['413', '415']) {
+          assert.equal(
+            op.responses[status]?.content?.['application/problem+json']?.schema?.$ref,
+            '#/components/schemas/Problem',
+            `${method} ${path} lists ${status}`,
+          );
+        }
+      }
+    }
+    const required = (path: string) => bodies.find(([p, m]) => p === path && m === 'post')?.[2];
+    assert.equal(required('/api/runs/{id}/events'), true);
+    assert.equal(required('/api/workflows/{name}/runs'), true);
+    assert.equal(required('/api/runs/{id}/cancel'), false, 'its body may be left out');
+    assert.equal(required('/api/dependencies/{name}/isolate'), false);
+    // What the server does: no body to a route whose body is required is a 400.
+    const run = (await start('greet', { input: { name: 'doc', wait: true } })).json();
+    const empty = await server.app.inject({
+      method: 'POST',
+      url: `/api/runs/${run.id}/events`,
+      headers: operator,
+    });
+    assert.equal(empty.statusCode, 400);
+    const cancel = await server.app.inject({
+      method: 'POST',
+      url: `/api/runs/${run.id}/cancel`,
+      headers: operator,
+    });
+    assert.equal(cancel.statusCode, 202);
+  });
+
   test('the reference page is HTML without scripts', async () => {
     const r = await server.app.inject({ url: '/api/docs' });
     assert.equal(r.statusCode, 200);

@@ -1,19 +1,30 @@
 // Every error the API answers with, as RFC 9457 `application/problem+json`: one list of stable
-// codes, one error class, and the handlers that turn Fastify's own errors into problems.
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+// codes, one error class, and the handlers that turn Fastify's and Node's own errors into problems.
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** Stable codes; clients and tests match on these, never on message text. */
 export const ProblemCodes = {
   VALIDATION_FAILED: 400,
   MALFORMED_BODY: 400,
+  BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  UPGRADE_REQUIRED: 426,
   RATE_LIMITED: 429,
+  HEADERS_TOO_LARGE: 431,
+  /**
+   * Any other 4xx that Fastify or a plugin raises. Its problem keeps the status it was raised
+   * with, so that a client still sees what HTTP says; 400 stands here only for the type.
+   */
+  CLIENT_ERROR: 400,
   INTERNAL: 500,
   DRAINING: 503,
   OVERLOADED: 503,
@@ -42,14 +53,19 @@ export interface Problem {
 const TITLES: Record<ProblemCode, string> = {
   VALIDATION_FAILED: 'The request is invalid',
   MALFORMED_BODY: 'The request body is not valid JSON',
+  BAD_REQUEST: 'The request is malformed',
   UNAUTHORIZED: 'An API key is required',
-  FORBIDDEN: 'The API key may not do this',
+  FORBIDDEN: 'Not allowed',
   NOT_FOUND: 'Not found',
   METHOD_NOT_ALLOWED: 'Method not allowed',
+  REQUEST_TIMEOUT: 'The request took too long to arrive',
   CONFLICT: 'Conflict',
   PAYLOAD_TOO_LARGE: 'The request body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
+  UPGRADE_REQUIRED: 'This route needs a protocol upgrade',
   RATE_LIMITED: 'Too many requests',
+  HEADERS_TOO_LARGE: 'The request headers are too large',
+  CLIENT_ERROR: 'The request was refused',
   INTERNAL: 'Internal error',
   DRAINING: 'The server is shutting down',
   OVERLOADED: 'The server is overloaded',
@@ -87,6 +103,8 @@ export function invalidField(pointer: string, detail: string): ApiError {
   });
 }
 
+const typeOf = (code: ProblemCode) => `urn:bulwark:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+
 export function problem(
   request: FastifyRequest,
   code: ProblemCode,
@@ -94,7 +112,7 @@ export function problem(
   extra: Record<string, unknown> = {},
 ): Problem {
   return {
-    type: `urn:bulwark:problem:${code.toLowerCase().replaceAll('_', '-')}`,
+    type: typeOf(code),
     title: TITLES[code],
     status: ProblemCodes[code],
     detail,
@@ -143,6 +161,22 @@ function fieldProblems(error: FastifyError): FieldProblem[] {
   });
 }
 
+/** The problem each 4xx that Fastify or a plugin raises becomes; any other is CLIENT_ERROR. */
+const CLIENT_CODES: Readonly<Partial<Record<number, ProblemCode>>> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  408: 'REQUEST_TIMEOUT',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  426: 'UPGRADE_REQUIRED',
+  429: 'RATE_LIMITED',
+  431: 'HEADERS_TOO_LARGE',
+};
+
 /** Installs the error and not-found handlers: every failure leaves as a problem, never as HTML or a stack. */
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
@@ -178,11 +212,12 @@ export function installProblemHandlers(app: FastifyInstance): void {
     }
     const status = (error as FastifyError).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
-      return sendProblem(
-        reply,
-        status === 404 ? 'NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : 'VALIDATION_FAILED',
-        error.message,
-      );
+      const code = CLIENT_CODES[status];
+      if (code !== undefined) return sendProblem(reply, code, error.message);
+      return reply
+        .code(status)
+        .type('application/problem+json')
+        .send({ ...problem(request, 'CLIENT_ERROR', error.message), status });
     }
     request.log.error({ err: error }, 'request failed');
     return sendProblem(
@@ -191,4 +226,44 @@ export function installProblemHandlers(app: FastifyInstance): void {
       'The server failed to handle the request; the log has the details under this requestId.',
     );
   });
+}
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before a request exists (a
+ * control character in a header, `Content-Length: abc`, headers over the limit, a request too slow
+ * to arrive) is answered as a problem too, not as Fastify's own JSON. There is no request here, so
+ * the problem has no `requestId` (none was made) and no `instance` (the URL may not have parsed).
+ */
+export function answerClientError(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+  // Reset by the peer, or already gone: there is no one to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // Mostly scanners and broken proxies: worth a look only when debugging.
+  this.log.debug({ err: error }, 'client error');
+  const code: ProblemCode =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? 'REQUEST_TIMEOUT'
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? 'HEADERS_TOO_LARGE'
+        : 'BAD_REQUEST';
+  // A response already started on this kept-alive connection would be corrupted by a second one.
+  const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
+  if (!socket.writable || current?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const status = ProblemCodes[code];
+  const body = JSON.stringify({
+    type: typeOf(code),
+    title: TITLES[code],
+    status,
+    detail: code === 'BAD_REQUEST' ? `The HTTP request could not be parsed: ${error.message}` : TITLES[code],
+    code,
+  });
+  // Ended, not destroyed at once: a destroy right after the write can drop the answer unsent, and
+  // the socket is destroyed once it has gone out, so a peer that never closes holds nothing.
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
 }

@@ -36,6 +36,20 @@ export const problemResponses = {
   503: { $ref: 'Problem#' },
 } as const;
 
+/**
+ * A response whose body is not JSON, in Fastify's per-media-type form (`content`): the OpenAPI
+ * document shows it under its own media type, where a plain schema would be `application/json`.
+ */
+export interface MediaResponse {
+  description: string;
+  content: Readonly<Record<string, { schema: Readonly<Record<string, unknown>> }>>;
+}
+
+/** A text body of `mediaType` (SSE, Prometheus text), as a response schema. */
+export function mediaResponse(mediaType: string, description: string): MediaResponse {
+  return { description, content: { [mediaType]: { schema: { type: 'string' } } } };
+}
+
 /** A name in a path: a dependency, a workflow. */
 export const nameParam = {
   type: 'object',

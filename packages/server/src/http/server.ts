@@ -13,7 +13,7 @@ import { runsApi } from './api/runs.ts';
 import { eventSchema, runSchema, stepSchema } from './api/views.ts';
 import { workflowSchema, workflowsApi } from './api/workflows.ts';
 import type { ReloadSummary, ServerContext } from './context.ts';
-import { installProblemHandlers, sendProblem } from './errors.ts';
+import { answerClientError, installProblemHandlers, sendProblem } from './errors.ts';
 import { livePlugin } from './live/index.ts';
 import { DependencyMonitor } from './monitor/monitor.ts';
 import { authPlugin, sessionApi } from './plugins/auth.ts';
@@ -113,6 +113,8 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
       reply.header('x-request-id', request.id);
       sendProblem(reply, 'VALIDATION_FAILED', error.message);
     },
+    // What Node's parser refuses before a request exists leaves as a problem too.
+    clientErrorHandler: answerClientError,
     // Routes answer the same with or without a trailing slash, and ids are matched whole.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
@@ -122,6 +124,9 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
   app.addHook('onClose', async () => context.monitor.close());
   installRouteCache(app);
   installProblemHandlers(app);
+  // The API reads JSON only. Fastify's default text/plain parser would hand a JSON route a string,
+  // which then fails validation as a 400; without it a text body is a 415 like any other non-JSON.
+  app.removeContentTypeParser('text/plain');
   installTextCheck(app);
   // First of the plugins: its span covers every later hook, refusals included.
   await app.register(tracingPlugin, { context });

@@ -1,11 +1,11 @@
 // Live streams: a run's timeline as Server-Sent Events (/api/runs/:id/stream) or over a
 // WebSocket (/api/runs/:id/ws), and the system's changes (/api/stream). Resumable by event id.
 import { InvalidOptionsError } from '@bulwark/core';
-import type { FastifyPluginAsync, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { ServerContext } from '../context.ts';
-import { ApiError, invalidField } from '../errors.ts';
-import { idParam, problemResponses } from '../schemas.ts';
+import { ApiError, invalidField, sendProblem } from '../errors.ts';
+import { idParam, mediaResponse, problemResponses } from '../schemas.ts';
 import { RunHubs } from './hub.ts';
 import { Keepalive } from './keepalive.ts';
 import { SseRunSubscriber, SseStream } from './sse.ts';
@@ -88,10 +88,27 @@ const systemQuery = {
     },
   },
 } as const;
-const eventStream = {
-  type: 'string',
-  description: 'text/event-stream: `id:`, `event:` and `data:` (JSON) lines per event; see docs/live.md.',
-} as const;
+/**
+ * The header a reconnecting EventSource sends. No pattern here: an empty one falls back to the
+ * query, and `runCursor` / `systemCursor` refuse a bad one with a 400 naming the header.
+ */
+function resumeHeader(format: string) {
+  return {
+    type: 'object',
+    properties: {
+      'last-event-id': {
+        type: 'string',
+        description: `Resume after this event id (${format}); wins over \`?lastEventId=\`.`,
+      },
+    },
+  } as const;
+}
+const runHeaders = resumeHeader('digits');
+const systemHeaders = resumeHeader('`<runSeq>.<dependencySeq>`');
+const eventStream = mediaResponse(
+  'text/event-stream',
+  'Server-Sent Events: `id:`, `event:` and `data:` (JSON) lines per event; see docs/live.md.',
+);
 
 /**
  * Where to resume: the Last-Event-ID header (a reconnecting EventSource sends it, and it is newer
@@ -178,6 +195,7 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
           'A run’s timeline as Server-Sent Events: history, then live events; resumable with Last-Event-ID',
         params: idParam,
         querystring: runQuery,
+        headers: runHeaders,
         response: { 200: eventStream, ...problemResponses },
       },
       preHandler: knownRun,
@@ -222,20 +240,31 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
   app.route({
     method: 'GET',
     url: '/runs/:id/ws',
-    websocket: true,
     config: { access: 'viewer' },
     schema: {
       tags: ['live'],
       summary: 'A run’s timeline over a WebSocket: one JSON message per event; resume with ?lastEventId=',
       params: idParam,
       querystring: runQuery,
+      headers: runHeaders,
+      response: {
+        101: { description: 'Switching Protocols: the WebSocket is open' },
+        426: { $ref: 'Problem#' },
+        ...problemResponses,
+      },
     },
     // A bad resume id is a 400 while it still can be: before the upgrade, not after it.
     preHandler: [
       knownRun,
       async (request: FastifyRequest<{ Querystring: { lastEventId?: string } }>) => void runCursor(request),
     ],
-    handler: wsHandler,
+    // A request without `Upgrade: websocket` reaches this one. @fastify/websocket's own (what
+    // `websocket: true` installs) answers an empty 404, which reads as if the run did not exist.
+    handler: (_request: FastifyRequest, reply: FastifyReply) =>
+      sendProblem(reply, 'UPGRADE_REQUIRED', 'This route needs a WebSocket upgrade (Upgrade: websocket)', {
+        headers: { upgrade: 'websocket' },
+      }),
+    wsHandler,
   } as unknown as RouteOptions);
 
   app.get<{ Querystring: { lastEventId?: string } }>(
@@ -247,6 +276,7 @@ export const livePlugin: FastifyPluginAsync<LiveOptions> = async (app, { context
         summary:
           'System changes as Server-Sent Events: dependency events, dependency snapshots (coalesced) and run status changes',
         querystring: systemQuery,
+        headers: systemHeaders,
         response: { 200: eventStream, ...problemResponses },
       },
     },

@@ -56,7 +56,14 @@ export const healthPlugin: FastifyPluginAsync<{ context: ServerContext }> = asyn
 
   const common = {
     config: { access: 'public' as const },
-    schema: { tags: ['health'], response: { 200: report, 503: report } },
+    schema: {
+      tags: ['health'],
+      // Per media type, so the document names application/health+json; Fastify serializes by it.
+      response: {
+        200: { description: 'pass or warn', content: { [HEALTH_TYPE]: { schema: report } } },
+        503: { description: 'fail', content: { [HEALTH_TYPE]: { schema: report } } },
+      },
+    },
   };
   app.get(
     '/health/live',

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerContext } from '../context.ts';
 import { routeOf } from '../route.ts';
-import { problemResponses } from '../schemas.ts';
+import { mediaResponse, problemResponses } from '../schemas.ts';
 import { ServerMetrics } from './metrics-registry.ts';
 import { rootPlugin } from './security.ts';
 
@@ -30,7 +30,7 @@ const plugin: FastifyPluginAsync<{ context: ServerContext }> = async (app, { con
         tags: ['observability'],
         summary: 'Prometheus metrics: HTTP, dependencies, policies, workflows and the process',
         response: {
-          200: { type: 'string', description: 'Prometheus text exposition format 0.0.4' },
+          200: mediaResponse(metrics.contentType, 'Prometheus text exposition format 0.0.4'),
           ...problemResponses,
         },
       },

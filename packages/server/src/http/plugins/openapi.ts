@@ -48,6 +48,36 @@ const ROLE_TEXT: Record<string, string> = {
   admin: 'Needs an admin key.',
 };
 
+/** Answers that carry no body: a description and no content. */
+const BODILESS = new Set(['101', '204', '304']);
+
+/** One documented response: a problem, a body in its declared media type (Fastify's `content`), or JSON. */
+function responseOf(status: string, body: Schema): Schema {
+  const problem = body.$ref === 'Problem#';
+  const description =
+    typeof body.description === 'string' ? body.description : problem ? 'A problem (RFC 9457)' : 'OK';
+  if (BODILESS.has(status)) return { description };
+  if (body.content !== undefined) {
+    const content: Schema = {};
+    for (const [type, media] of Object.entries(body.content as Record<string, Schema>)) {
+      content[type] = { schema: toOpenApi(media.schema) };
+    }
+    return { description, content };
+  }
+  const type = problem ? 'application/problem+json' : 'application/json';
+  return { description, content: { [type]: { schema: toOpenApi(body) } } };
+}
+
+/** Fastify validates a missing body as `null`: a body is optional where its schema's type takes null. */
+function takesNull(body: Schema): boolean {
+  return body.type === 'null' || (Array.isArray(body.type) && body.type.includes('null'));
+}
+
+const PROBLEM_RESPONSE = {
+  description: 'A problem (RFC 9457)',
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+};
+
 export function buildDocument(
   routes: readonly Collected[],
   schemas: Record<string, unknown>,
@@ -58,17 +88,13 @@ export function buildDocument(
     const s = r.schema;
     const path = r.url.replace(/:(\w+)/g, '{$1}');
     const responses: Record<string, unknown> = {};
-    for (const [status, body] of Object.entries((s.response ?? {}) as Record<string, unknown>)) {
-      const problem = (body as Schema).$ref === 'Problem#';
-      const type = problem
-        ? 'application/problem+json'
-        : r.url.startsWith('/health')
-          ? 'application/health+json'
-          : 'application/json';
-      responses[status] = {
-        description: problem ? 'A problem (RFC 9457)' : 'OK',
-        content: { [type]: { schema: toOpenApi(body) } },
-      };
+    for (const [status, body] of Object.entries((s.response ?? {}) as Record<string, Schema>)) {
+      responses[status] = responseOf(status, body);
+    }
+    if (s.body !== undefined) {
+      // The body parser refuses these before any route schema is looked at, on every route that reads a body.
+      responses['413'] ??= PROBLEM_RESPONSE;
+      responses['415'] ??= PROBLEM_RESPONSE;
     }
     if (Object.keys(responses).length === 0) responses['200'] = { description: 'OK' };
     const operation: Record<string, unknown> = {
@@ -86,7 +112,7 @@ export function buildDocument(
     };
     if (s.body !== undefined) {
       operation.requestBody = {
-        required: false,
+        required: !takesNull(s.body as Schema),
         content: { 'application/json': { schema: toOpenApi(s.body) } },
       };
     }
@@ -132,7 +158,7 @@ export function renderReference(document: ReturnType<typeof buildDocument>): str
       const body =
         op.requestBody === undefined
           ? ''
-          : `<details><summary>Request body</summary><pre>${html(JSON.stringify(op.requestBody.content['application/json'].schema, null, 2))}</pre></details>`;
+          : `<details><summary>Request body${op.requestBody.required ? ' (required)' : ''}</summary><pre>${html(JSON.stringify(op.requestBody.content['application/json'].schema, null, 2))}</pre></details>`;
       const statuses = Object.keys(op.responses).join(', ');
       sections.push(
         `<section id="${html(op.operationId)}"><h3><span class="m ${html(method)}">${html(method.toUpperCase())}</span> <code>${html(path)}</code></h3><p>${html(op.summary)}</p><p class="role">${html(op.description)}</p>${params ? `<ul>${params}</ul>` : ''}${body}<p class="st">Responses: ${html(statuses)}</p></section>`,
