@@ -776,6 +776,54 @@ describe('workflow engine', () => {
     await assert.rejects(engine.result(failing.id), /vaccinate|no vaccine for that/);
   });
 
+  test('a parent whose child ended long ago waits once, without spinning: child retried, or child pruned', async (t) => {
+    const { engine, store } = await setup(t);
+    let healed = false;
+    const shot = defineWorkflow({ name: 'shot' }, async (ctx) => {
+      await ctx.sleep('clinic', 200);
+      return ctx.step('inject', { retry: false }, () => {
+        if (!healed) throw permanent('no vaccine');
+        return 'vaccinated';
+      });
+    });
+    const adopt = defineWorkflow({ name: 'adopt-retried' }, async (ctx) =>
+      ctx.child('vaccination', shot, null),
+    );
+    engine.register(shot, adopt).startWorker();
+    const run = await engine.start(adopt, null);
+    await assert.rejects(engine.result(run.id), /no vaccine/);
+    const [child] = await store.listRuns({ workflow: 'shot' });
+    // The documented order: the child again, then the parent, while the child sleeps.
+    healed = true;
+    await engine.retry(child!.id);
+    await engine.retry(run.id);
+    assert.equal(await engine.result(run.id), 'vaccinated');
+    const resumed = (await collect(engine, run.id)).filter((e) => e.type === 'run:resumed').length;
+    // Claimed when retried and when the child's end woke it: not once per turn of the event loop.
+    assert.ok(resumed <= 3, `the parent was claimed ${resumed} times`);
+
+    // A child pruned while its parent still waits for it (its parent's worker down meanwhile):
+    // the parent fails, saying so.
+    await engine.stop();
+    const worker = (workflow: typeof adopt | typeof shot) => {
+      const e = new WorkflowEngine({ store, pollMs: 20, leaseMs: 2_000 }).register(workflow);
+      t.after(() => e.stop());
+      e.startWorker();
+      return e;
+    };
+    const parents = worker(adopt);
+    const waiting = await parents.start(adopt, null);
+    await waitFor(async () => (await store.getRun(waiting.id))?.status === 'waiting', 'the parent to wait');
+    await parents.stop();
+    const children = worker(shot);
+    const [orphan] = (await store.listRuns({ workflow: 'shot' })).filter((r) => r.parentRunId === waiting.id);
+    assert.equal(await children.result(orphan!.id), 'vaccinated');
+    await children.stop();
+    await store.prune(Date.now() + 1);
+    assert.equal(await store.getRun(orphan!.id), undefined);
+    await assert.rejects(worker(adopt).result(waiting.id), /no longer exists/);
+  });
+
   test('a run past its deadline is aborted and compensated, even mid-step', async (t) => {
     const { engine } = await setup(t);
     const undone: string[] = [];

@@ -1850,7 +1850,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         );
       });
 
-      it('a wait that timed out is deleted with its failure, so the retried run waits again', async (store) => {
+      it('a wait that got no event (timed out, or cancelled while waiting) is deleted, so the retried run waits afresh', async (store) => {
         const id = await startOne(store);
         const timedOut = { status: 'failed', error: { name: 'WaitTimeoutError', message: 'late' } } as const;
         await store.commit(
@@ -1868,6 +1868,14 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
               workerId: 'w1',
               step: stepOf('wait:other', { output: { deadline: T0 } }),
             },
+            { kind: 'step', runId: id, workerId: 'w1', step: stepOf('event:other', { output: 'yes' }) },
+            // The run was cancelled (or failed elsewhere) while this one waited.
+            {
+              kind: 'step',
+              runId: id,
+              workerId: 'w1',
+              step: stepOf('wait:pending', { output: { deadline: T0 } }),
+            },
             update(id, 'w1', { status: 'failed', releaseLease: true }),
           ],
           T0 + 1,
@@ -1875,7 +1883,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(await store.retryRun(id, 'r', T0 + 2), 'retried');
         assert.deepEqual(
           (await store.steps(id)).map((st) => st.name),
-          ['wait:other'],
+          ['wait:other', 'event:other'],
         );
       });
 

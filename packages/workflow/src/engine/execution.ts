@@ -563,18 +563,34 @@ export class RunExecution {
     });
     const resultStep = `child-result:${name}`;
     if (this.#recorded.has(resultStep)) return this.#step(resultStep, { retry: false }, () => undefined);
+    // What the child said when it ended, read before the child itself: a signal that comes after
+    // this read is left for the wait below. Those read are consumed whatever comes next: one left
+    // from an earlier end (the child was retried since) would make this run due again at once,
+    // suspend after suspend.
+    const ended = (await this.#host.store.signals(this.run.id, `child:${childId}`)).map(
+      (signal): Change => ({ kind: 'consume-signal', runId: this.run.id, signalId: signal.id }),
+    );
     const child = await this.#host.store.getRun(childId);
-    if (child !== undefined && FINAL_STATUSES.includes(child.status)) {
+    if (child === undefined || FINAL_STATUSES.includes(child.status)) {
       this.#requested.add(resultStep);
       const t = this.#host.clock.now();
-      if (child.status === 'completed') {
-        await this.#commit([this.#stepChange(resultStep, { output: child.output ?? null }, 1, t)]);
+      if (child?.status === 'completed') {
+        await this.#commit([this.#stepChange(resultStep, { output: child.output ?? null }, 1, t), ...ended]);
         return child.output;
       }
-      const error = new RunFailedError(childId, child.status, child.error?.message ?? child.status);
-      await this.#commit([this.#stepChange(resultStep, { error: toStoredError(error) }, 1, t)]);
+      const error =
+        child === undefined
+          ? // Pruned before this run read its result: what it did is unknown here.
+            new RunFailedError(
+              childId,
+              'gone',
+              'the child run no longer exists (pruned before its parent read its result)',
+            )
+          : new RunFailedError(childId, child.status, child.error?.message ?? child.status);
+      await this.#commit([this.#stepChange(resultStep, { error: toStoredError(error) }, 1, t), ...ended]);
       throw error;
     }
+    if (ended.length > 0) await this.#commit(ended);
     // The child signals `child:<id>` when it ends; the re-check covers a child that could not.
     this.#requestSuspend(
       this.#host.clock.now() + CHILD_RECHECK_MS,

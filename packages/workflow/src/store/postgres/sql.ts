@@ -699,13 +699,14 @@ export function statements(schema: string, tag: string) {
         WHERE e.run_id = $1 AND e.type = 'compensation:completed' AND e.seq > since.seq
           AND e.step IS NOT NULL
       )
-      DELETE FROM %s.steps
-      WHERE run_id = $1 AND (status = 'failed'
-        OR name IN (SELECT name FROM undone)
-        OR name IN (SELECT 'compensate:' || name FROM undone)
-        -- A wait that timed out waits again: its recorded deadline goes with the failure.
-        OR name IN (SELECT 'wait:' || substr(x.name, 7) FROM %s.steps x
-          WHERE x.run_id = $1 AND x.status = 'failed' AND x.name LIKE 'event:%'))`,
+      DELETE FROM %s.steps AS s
+      WHERE s.run_id = $1 AND (s.status = 'failed'
+        OR s.name IN (SELECT name FROM undone)
+        OR s.name IN (SELECT 'compensate:' || name FROM undone)
+        -- A wait that got no event (it timed out, or the run was cancelled while it waited)
+        -- waits afresh: its recorded deadline goes.
+        OR (s.name LIKE 'wait:%' AND NOT EXISTS (SELECT 1 FROM %s.steps x
+          WHERE x.run_id = $1 AND x.name = 'event:' || substr(s.name, 6) AND x.status = 'completed')))`,
     ),
 
     /**

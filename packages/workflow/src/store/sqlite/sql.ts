@@ -228,9 +228,10 @@ export function sqliteSql(prefix: string) {
       WHERE run_id = @id AND (status = 'failed'
         OR name IN (SELECT name FROM undone)
         OR name IN (SELECT 'compensate:' || name FROM undone)
-        -- A wait that timed out waits again: its recorded deadline goes with the failure.
-        OR name IN (SELECT 'wait:' || substr(x.name, 7) FROM ${steps} x
-          WHERE x.run_id = @id AND x.status = 'failed' AND x.name LIKE 'event:%'))`,
+        -- A wait that got no event (it timed out, or the run was cancelled while it waited)
+        -- waits afresh: its recorded deadline goes.
+        OR (name LIKE 'wait:%' AND NOT EXISTS (SELECT 1 FROM ${steps} x
+          WHERE x.run_id = @id AND x.name = 'event:' || substr(${steps}.name, 6) AND x.status = 'completed')))`,
     // Queued again as if new; it waits for the parents that have not completed (a parent that
     // failed must be retried and complete first).
     requeueRun: `UPDATE ${runs} SET
