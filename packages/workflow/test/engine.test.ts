@@ -866,6 +866,35 @@ describe('workflow engine', () => {
     assert.deepEqual(undone, ['nap', 'wait']);
   });
 
+  test('a timeline left while it waits for a live event ends at once: return(), or its signal', async (t) => {
+    const { engine, store } = await setup(t, { pollMs: 60_000 });
+    const waits = defineWorkflow({ name: 'waits-long' }, async (ctx) => ctx.waitForEvent('days-away'));
+    engine.register(waits).startWorker();
+    const run = await engine.start(waits, null);
+    await waitFor(async () => (await store.getRun(run.id))?.status === 'waiting', 'the run to wait');
+    const within = <T>(promise: Promise<T>, what: string) =>
+      Promise.race([
+        promise,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not end`)), 2_000)),
+      ]);
+    const history = (await store.events(run.id)).length;
+    const it = engine.timeline(run.id);
+    for (let i = 0; i < history; i++) await it.next();
+    const pending = it.next();
+    assert.deepEqual(await within(it.return(undefined), 'return()'), { done: true, value: undefined });
+    assert.equal((await within(pending, 'the pending next()')).done, true);
+
+    const controller = new AbortController();
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const e of engine.timeline(run.id, { signal: controller.signal })) seen.push(e.type);
+    })();
+    await waitFor(async () => seen.length === history, 'the history');
+    controller.abort();
+    await within(reading, 'the loop');
+    assert.equal(seen.length, history);
+  });
+
   test('prune deletes final runs older than the age given, and keeps the others', async (t) => {
     // On the virtual clock: a slow fsync between a run's end and the prune must not age it.
     const clock = new VirtualClock(1_700_000_000_000);

@@ -423,7 +423,7 @@ export class WorkflowEngine {
    * resolves at once if the run changed during the read, else at its next change or after
    * `pollMs` (the fallback where a store cannot tell other processes' changes).
    */
-  #watch(runId: string): { reading(): void; next(): Promise<void>; close(): void } {
+  #watch(runId: string): { reading(): void; next(): Promise<void>; stop(): void; close(): void } {
     const clock = this.#clock;
     const topic = `run:${runId}`;
     let changed = false;
@@ -436,6 +436,11 @@ export class WorkflowEngine {
     return {
       reading: () => {
         changed = false;
+      },
+      // Ends the wait in progress, if any: the reader looks again (and sees why it was woken).
+      stop: () => {
+        changed = true;
+        wake?.();
       },
       next: () =>
         changed
@@ -458,13 +463,47 @@ export class WorkflowEngine {
   /**
    * The run's timeline: the stored history first, then live events as they are recorded, each
    * once and in order (read by sequence number, so nothing is lost or repeated at the seam);
-   * ends when the run is final.
+   * ends when the run is final, when `signal` aborts, or at once when `return()` is called, even
+   * while a `next()` waits for the run's next event (a generator's own `return()` would wait
+   * for that event, which may be days away).
    */
-  async *timeline(runId: string): AsyncGenerator<TimelineEvent> {
+  timeline(runId: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<TimelineEvent> {
+    const stopped = new AbortController();
+    const outer = options.signal;
+    const abort = () => stopped.abort();
+    if (outer?.aborted) abort();
+    else outer?.addEventListener('abort', abort, { once: true });
+    const inner = this.#timeline(runId, stopped.signal);
+    const finish = () => outer?.removeEventListener('abort', abort);
+    const iterator: AsyncGenerator<TimelineEvent> = {
+      next: () =>
+        inner.next().then((result) => {
+          if (result.done === true) finish();
+          return result;
+        }),
+      return: (value) => {
+        abort();
+        finish();
+        return inner.return(value);
+      },
+      throw: (error) => {
+        abort();
+        finish();
+        return inner.throw(error);
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  async *#timeline(runId: string, signal: AbortSignal): AsyncGenerator<TimelineEvent> {
     let after = 0;
     const watch = this.#watch(runId);
+    const stop = () => watch.stop();
+    signal.addEventListener('abort', stop, { once: true });
     try {
       for (;;) {
+        if (signal.aborted) return;
         watch.reading();
         const events = await this.#store.events(runId, after, 500);
         for (const e of events) {
@@ -485,6 +524,7 @@ export class WorkflowEngine {
         await watch.next();
       }
     } finally {
+      signal.removeEventListener('abort', stop);
       watch.close();
     }
   }
