@@ -26,25 +26,21 @@ const RUNS = main ? Number(process.argv[2] ?? 2_000) : 2_000;
 export const CONCURRENCY = Number(process.env.WF_BENCH_CONCURRENCY ?? 64);
 const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/** Runs call this from their last step: finish times without anyone polling for results. */
-let finished: (id: string) => void = () => {};
-
-export const oneStep = defineWorkflow({ name: 'one-step' }, async (ctx) =>
-  ctx.step('a', () => finished(ctx.runId)),
-);
+export const oneStep = defineWorkflow({ name: 'one-step' }, async (ctx) => ctx.step('a', () => 1));
 export const threeSteps = defineWorkflow({ name: 'three-steps' }, async (ctx) => {
   await ctx.step('a', () => 1);
   await ctx.step('b', () => 2);
-  return ctx.step('c', () => finished(ctx.runId));
+  return ctx.step('c', () => 3);
 });
 
 export const quantile = (sorted: number[], q: number) =>
   sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!;
 
 /**
- * N runs enqueued at once, executed `CONCURRENCY` at a time. Latency is from the durable start
- * to the last step; throughput counts until the engine has said every run is final (it says so
- * once the store made the final status durable), checked in the store at the end.
+ * N runs enqueued at once, executed `CONCURRENCY` at a time. Latency is start to finish: from the
+ * `start()` call to the engine saying the run is final (it says so once the store made the final
+ * status durable), so it includes the time a run waited in the queue behind the others.
+ * Throughput counts until every run is final, checked in the store at the end.
  */
 export async function measure(store: WorkflowStore, workflow: typeof oneStep, steps: number, runs = RUNS) {
   const engine = new WorkflowEngine({ store, concurrency: CONCURRENCY, pollMs: 50 });
@@ -53,9 +49,6 @@ export async function measure(store: WorkflowStore, workflow: typeof oneStep, st
   // Finish times by run, matched with start times at the end: a run may finish before its
   // `start()` has even returned its id.
   const ends = new Map<string, number>();
-  finished = (id) => {
-    ends.set(id, performance.now());
-  };
   let final = 0;
   let allFinal: () => void = () => {};
   const done = new Promise<void>((resolve) => {
@@ -63,13 +56,16 @@ export async function measure(store: WorkflowStore, workflow: typeof oneStep, st
   });
   // Any final status counts, so that a run that fails ends the wait (and the check below) too.
   const stopListening = engine.on((event) => {
-    if (event.type === 'run:status' && FINAL_STATUSES.includes(event.status) && ++final === runs) allFinal();
+    if (event.type !== 'run:status' || !FINAL_STATUSES.includes(event.status)) return;
+    ends.set(event.runId, performance.now());
+    if (++final === runs) allFinal();
   });
   const t0 = performance.now();
   const handles = await Promise.all(
     Array.from({ length: runs }, async () => {
+      const at = performance.now();
       const h = await engine.start(workflow, null);
-      started.set(h.id, performance.now());
+      started.set(h.id, at);
       return h;
     }),
   );
@@ -81,7 +77,7 @@ export async function measure(store: WorkflowStore, workflow: typeof oneStep, st
     .filter((c) => c.workflow === workflow.name && c.status === 'completed')
     .reduce((n, c) => n + c.count, 0);
   if (completed < runs) throw new Error(`${completed} of ${runs} runs completed`);
-  const latencies = handles.map((h) => Math.max(0, (ends.get(h.id) ?? Number.NaN) - started.get(h.id)!));
+  const latencies = handles.map((h) => (ends.get(h.id) ?? Number.NaN) - started.get(h.id)!);
   latencies.sort((a, b) => a - b);
   return {
     perSecond: runs / seconds,
@@ -121,25 +117,32 @@ export async function closedLoop(
   latencies.sort((a, b) => a - b);
   return {
     perSecond: latencies.length / seconds,
+    count: latencies.length,
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
   };
 }
 
-/** An idle engine: how long from `start` (durable) until the run's first step runs. */
-export async function pickup(store: WorkflowStore): Promise<number> {
+/**
+ * An idle engine: how long from `start` until the run's first step runs. With `producer` (a
+ * second store on the same database), the runs are started there, by an engine that does not
+ * work, so that the worker hears of them as another process would (LISTEN/NOTIFY), as
+ * graphile-worker's probe does through WorkerUtils; without, by the worker's own engine.
+ */
+export async function pickup(store: WorkflowStore, producer?: WorkflowStore): Promise<number> {
   const samples: number[] = [];
   let seen: (() => void) | undefined;
   const probe = defineWorkflow({ name: 'pickup' }, async (ctx) => ctx.step('seen', () => seen?.()));
   const engine = new WorkflowEngine({ store, pollMs: 1_000 });
   engine.register(probe).startWorker();
+  const starter = producer === undefined ? engine : new WorkflowEngine({ store: producer }).register(probe);
   await new Promise((r) => setTimeout(r, 200));
   for (let i = 0; i < 50; i++) {
     const at = performance.now();
     const ran = new Promise<void>((resolve) => {
       seen = resolve;
     });
-    await engine.start(probe, null);
+    await starter.start(probe, null);
     await ran;
     samples.push(performance.now() - at);
     await new Promise((r) => setTimeout(r, 20));

@@ -79,6 +79,12 @@ interface Row {
   xactsPerItem?: number;
   /** Bulwark on PostgreSQL: write transactions of the store's group commit, per workflow. */
   writeCommitsPerItem?: number;
+  /**
+   * Bulwark on PostgreSQL: WAL syncs (`pg_stat_wal.wal_sync`, the whole server's) per workflow,
+   * in the burst and in the closed loop: every durable commit the case cost, claims included.
+   */
+  walSyncsPerItem?: number;
+  loopWalSyncsPerItem?: number;
   note?: string;
 }
 const rows: Row[] = [];
@@ -98,6 +104,17 @@ async function xacts(): Promise<number> {
     'SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = $1',
     [DB],
   );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/**
+ * WAL syncs of the whole server (`pg_stat_wal`): each is one durable commit (or several that
+ * shared it). Server-wide, so the bench must have the server to itself. As with `xacts`, after the
+ * library closed its pool, since backends report as they exit.
+ */
+async function walSyncs(): Promise<number> {
+  await sleep(300);
+  const r = await admin.query<{ n: string }>('SELECT wal_sync::text AS n FROM pg_stat_wal');
   return Number(r.rows[0]?.n ?? 0);
 }
 
@@ -164,14 +181,22 @@ async function parkedHeap(store: WorkflowStore) {
 const sqliteDir = mkdtempSync(join(tmpdir(), 'bulwark-wf-bench-'));
 let file = 0;
 let schemaN = 0;
-type Opened = { store: WorkflowStore; pgStore?: PostgresStore; close(): Promise<void> };
+type Opened = {
+  store: WorkflowStore;
+  pgStore?: PostgresStore;
+  /** PostgreSQL: another store on the same schema, as another process would open. */
+  another?: () => Promise<WorkflowStore>;
+  close(): Promise<void>;
+};
 const openSqlite = async (): Promise<Opened> => {
   const store = await openSqliteStore({ path: join(sqliteDir, `b${file++}.db`) });
   return { store, close: () => store.close() };
 };
 const openPg = async (): Promise<Opened> => {
-  const store = await openPostgresStore({ connectionString: dbUrl, schema: `bulwark_${schemaN++}`, max: 8 });
-  return { store, pgStore: store, close: () => store.close() };
+  const schema = `bulwark_${schemaN++}`;
+  const store = await openPostgresStore({ connectionString: dbUrl, schema, max: 8 });
+  const another = () => openPostgresStore({ connectionString: dbUrl, schema, max: 2 });
+  return { store, pgStore: store, another, close: () => store.close() };
 };
 
 async function bulwark(storeName: string, open: () => Promise<Opened>) {
@@ -183,6 +208,7 @@ async function bulwark(storeName: string, open: () => Promise<Opened>) {
     progress(`Bulwark ${storeName} ${row.case}`);
     let o = await open();
     const x0 = await xacts();
+    const w0 = o.pgStore === undefined ? 0 : await walSyncs();
     try {
       const tx0 = o.pgStore?.stats.transactions ?? 0;
       const r = await measure(o.store, workflow, steps, RUNS);
@@ -191,20 +217,36 @@ async function bulwark(storeName: string, open: () => Promise<Opened>) {
     } finally {
       await o.close();
     }
-    if (o.pgStore !== undefined) row.xactsPerItem = ((await xacts()) - x0) / RUNS;
+    if (o.pgStore !== undefined) {
+      row.xactsPerItem = ((await xacts()) - x0) / RUNS;
+      row.walSyncsPerItem = ((await walSyncs()) - w0) / RUNS;
+    }
     o = await open();
+    const lw0 = o.pgStore === undefined ? 0 : await walSyncs();
+    let looped = 0;
     try {
       const r = await closedLoop(o.store, workflow, RUNS, MAX_MS);
+      looped = r.count;
       Object.assign(row, { loopPerSecond: r.perSecond, loopP50: r.p50, loopP99: r.p99 });
     } finally {
       await o.close();
     }
+    if (o.pgStore !== undefined && looped > 0) row.loopWalSyncsPerItem = ((await walSyncs()) - lw0) / looped;
     rows.push(row);
   }
   const o = await open();
+  // On PostgreSQL, started from another store (the NOTIFY path), as graphile-worker's probe is.
+  const producer = await o.another?.();
   try {
-    rows.push({ lib: 'Bulwark', store: storeName, case: 'idle pickup', pickupP50: await pickup(o.store) });
+    rows.push({
+      lib: 'Bulwark',
+      store: storeName,
+      case: 'idle pickup',
+      pickupP50: await pickup(o.store, producer),
+      note: producer === undefined ? 'started by the worker’s own engine' : 'started from another store',
+    });
   } finally {
+    await producer?.close();
     await o.close();
   }
 }
@@ -510,6 +552,8 @@ table(
     'pickup p50 ms',
     'xacts/item',
     'write commits/wf',
+    'WAL syncs/wf burst',
+    'WAL syncs/wf loop',
   ],
   rows.map((r) => [
     r.lib,
@@ -525,6 +569,8 @@ table(
     fmt(r.pickupP50, 1),
     fmt(r.xactsPerItem, 2),
     fmt(r.writeCommitsPerItem, 3),
+    fmt(r.walSyncsPerItem, 3),
+    fmt(r.loopWalSyncsPerItem, 3),
   ]),
   3,
 );
@@ -539,7 +585,14 @@ const dbos3 = find('DBOS', 'PostgreSQL', '3-step');
 const gwDefault = find('graphile-worker', 'PostgreSQL', 'no-op jobs, defaults');
 const gwPickup = find('graphile-worker', 'PostgreSQL', 'idle pickup');
 const heapMB = heapResult === undefined ? Number.NaN : (heapResult.after - heapResult.before) / 2 ** 20;
-const bestBulwarkPg = (r: Row | undefined) => Math.max(r?.perSecond ?? 0, r?.loopPerSecond ?? 0);
+// Like for like: DBOS is measured as CONCURRENCY clients each awaiting its own workflow (its
+// runs execute in the caller's process), so Bulwark's closed loop is what compares; graphile-
+// worker's jobs are a backlog its workers drain, so Bulwark's burst is.
+const loop = (r: Row | undefined) => r?.loopPerSecond ?? Number.NaN;
+const burst = (r: Row | undefined) => r?.perSecond ?? Number.NaN;
+// Every durable commit a three-step workflow cost, claims and heartbeats included: the worse of
+// the burst and the closed loop.
+const walSyncs3 = Math.max(bwPg3?.walSyncsPerItem ?? Number.NaN, bwPg3?.loopWalSyncsPerItem ?? Number.NaN);
 
 interface Target {
   target: string;
@@ -549,14 +602,14 @@ interface Target {
 }
 const targets: Target[] = [
   {
-    target: `PostgreSQL three-step wf/s ≥ 10× DBOS's (${fmt(dbos3?.loopPerSecond)}/s here)`,
-    reached: `${fmt(bestBulwarkPg(bwPg3))}/s`,
-    ratio: bestBulwarkPg(bwPg3) / (10 * (dbos3?.loopPerSecond ?? Number.NaN)),
+    target: `PostgreSQL three-step wf/s ≥ 10× DBOS's, both ${CONCURRENCY} clients awaiting their own (${fmt(loop(dbos3))}/s here)`,
+    reached: `${fmt(loop(bwPg3))}/s (a queued burst: ${fmt(burst(bwPg3))}/s)`,
+    ratio: loop(bwPg3) / (10 * loop(dbos3)),
   },
   {
-    target: `PostgreSQL one-step wf/s ≥ 2× graphile-worker's default (${fmt(gwDefault?.perSecond)}/s here)`,
-    reached: `${fmt(bestBulwarkPg(bwPg1))}/s`,
-    ratio: bestBulwarkPg(bwPg1) / (2 * (gwDefault?.perSecond ?? Number.NaN)),
+    target: `PostgreSQL one-step wf/s ≥ 2× graphile-worker's default, both draining a backlog (${fmt(burst(gwDefault))}/s here)`,
+    reached: `${fmt(burst(bwPg1))}/s`,
+    ratio: burst(bwPg1) / (2 * burst(gwDefault)),
   },
   {
     target: `PostgreSQL idle pickup p50 ≤ graphile-worker's (${fmt(gwPickup?.pickupP50, 1)} ms here)`,
@@ -569,9 +622,9 @@ const targets: Target[] = [
     ratio: Math.max(bwSq3?.perSecond ?? 0, bwSq3?.loopPerSecond ?? 0) / 10_000,
   },
   {
-    target: 'PostgreSQL < 1 write commit per three-step workflow under load',
-    reached: `${fmt(bwPg3?.writeCommitsPerItem, 3)} (server: ${fmt(bwPg3?.xactsPerItem, 2)} xacts incl. reads)`,
-    ratio: 1 / (bwPg3?.writeCommitsPerItem ?? Number.NaN),
+    target: 'PostgreSQL < 1 commit (WAL sync) per three-step workflow under load',
+    reached: `${fmt(walSyncs3, 3)} (the store's group commits alone: ${fmt(bwPg3?.writeCommitsPerItem, 3)})`,
+    ratio: 1 / walSyncs3,
   },
   {
     target: `heap for ${fmt(PARKED)} runs waiting on events < 50 MB`,
