@@ -824,6 +824,23 @@ describe('workflow engine', () => {
     await assert.rejects(worker(adopt).result(waiting.id), /no longer exists/);
   });
 
+  test('a child cancelled before it ran tells its waiting parent at once, not at the next re-check', async (t) => {
+    const { engine, store } = await setup(t);
+    // No worker here runs the child: it stays queued until cancelled.
+    const unrun = defineWorkflow({ name: 'unrun-child' }, async () => 'never');
+    const parent = defineWorkflow({ name: 'parent-of-unrun' }, async (ctx) => ctx.child('c', unrun, null));
+    engine.register(parent).startWorker();
+    const run = await engine.start(parent, null);
+    await waitFor(async () => (await store.getRun(run.id))?.status === 'waiting', 'the parent to wait');
+    const [child] = (await store.listRuns({ workflow: 'unrun-child' })).filter(
+      (r) => r.parentRunId === run.id,
+    );
+    assert.equal(await engine.cancel(child!.id, 'not needed'), true);
+    const started = Date.now();
+    await assert.rejects(engine.result(run.id), /cancelled/);
+    assert.ok(Date.now() - started < 5_000, 'the parent heard at once');
+  });
+
   test('a run past its deadline is aborted and compensated, even mid-step', async (t) => {
     const { engine } = await setup(t);
     const undone: string[] = [];

@@ -361,14 +361,15 @@ export class WorkflowEngine {
     const before = this.#events.listening ? await this.#store.getRun(runId) : undefined;
     const ok = await this.#store.requestCancel(runId, reason, now);
     this.#executing.get(runId)?.execution?.abort(new RunCancelledError(reason));
-    if (
-      ok &&
-      before !== undefined &&
-      !(before.leaseOwner !== undefined && (before.leaseExpiresAt ?? 0) > now)
-    ) {
-      // A claim may have come between the two: then its worker ends the run and says so.
+    if (ok && !this.#executing.has(runId)) {
+      // Cancelled by the store at once (it had not run), unless a claim came between: then its
+      // worker ends the run and says so. A parent waiting for it as a child hears of it now,
+      // not at its next re-check.
       const after = await this.#store.getRun(runId);
-      if (after?.status === 'cancelled') this.#emitStatus(runId, after.workflow, 'cancelled');
+      if (after?.status === 'cancelled' && after.finishedAt === now) {
+        if (before !== undefined) this.#emitStatus(runId, after.workflow, 'cancelled');
+        await this.#tellParent(after.parentRunId, runId, 'cancelled', now);
+      }
     }
     return ok;
   }
@@ -400,6 +401,12 @@ export class WorkflowEngine {
     if (run.status === 'completed') return run.output as O;
     const cause = run.error === undefined ? undefined : fromStoredError(run.error);
     throw Object.assign(new RunFailedError(runId, run.status, cause?.message ?? run.status), { cause });
+  }
+
+  /** A child run ended without a worker to tell its parent (`child:<id>`, as RunExecution does). */
+  async #tellParent(parent: string | undefined, child: string, status: string, now: number): Promise<void> {
+    if (parent === undefined) return;
+    await this.#store.signal(parent, `child:${child}`, { status }, now).catch(() => false);
   }
 
   /** Reads the run again on each of its wake-ups (and every `pollMs`) until it is final. */
@@ -745,6 +752,7 @@ export class WorkflowEngine {
         now,
       );
       this.#emitStatus(run.id, run.workflow, 'failed');
+      await this.#tellParent(run.parentRunId, run.id, 'failed', now);
       return;
     }
     // A run that never recorded a step (most claims) has no history to read.
