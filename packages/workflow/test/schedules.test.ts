@@ -14,6 +14,7 @@ import {
   WorkflowScheduler,
   type WorkflowStore,
 } from '@bulwark/workflow';
+import { CronExpression } from 'cron-parser';
 import { dropSchema, freshSchema, openStoreAt, postgresUnavailable } from './stores.ts';
 
 const report = defineWorkflow({ name: 'report' }, async (ctx, input: { tick: string } | null) => {
@@ -318,6 +319,142 @@ describe('workflow schedules', () => {
       warnings.some((m) => m.includes("'flaky-input'") && m.includes('no data yet')),
       warnings.join(),
     );
+  });
+
+  describe('daylight saving', () => {
+    /** A '30 2 * * *' schedule: 02:30 is skipped on spring-forward day and repeated on fall-back day. */
+    const nightly = (zone: string, catchUp: CatchUpPolicy) =>
+      ({ name: 'nightly', cron: '30 2 * * *', timezone: zone, workflow: report, catchUp }) as const;
+    const key = (iso: string) => `schedule:nightly:${iso}`;
+
+    // next() puts the skipped 02:30 an hour later, at 03:30 local.
+    const springs = [
+      { zone: 'America/New_York', change: '2026-03-08T07:00:00.000Z', tick: '2026-03-08T07:30:00.000Z' },
+      { zone: 'Europe/Berlin', change: '2026-03-29T01:00:00.000Z', tick: '2026-03-29T01:30:00.000Z' },
+    ];
+    for (const { zone, change, tick } of springs) {
+      test(`${zone}: the 02:30 tick on spring-forward day starts once, at the instant next() gives`, async (t) => {
+        const clock = new VirtualClock(at(tick) - 6 * HOUR);
+        const [{ store, scheduler }] = (await workers(t, clock)) as [Worker];
+        scheduler.add(nightly(zone, 'none'));
+        await scheduler.start();
+        assert.equal(scheduler.next('nightly')?.toISOString(), tick);
+        await clock.advance(6 * HOUR);
+        assert.deepEqual(keys(await until(store, 1)), [key(tick)]);
+        const following = scheduler.next('nightly')!.toISOString();
+        assert.equal(at(following) - at(tick), 23 * HOUR, 'the day after at 02:30 local');
+        await clock.advance(24 * HOUR);
+        assert.deepEqual(keys(await until(store, 2)), [key(tick), key(following)]);
+      });
+
+      test(`${zone}: a scheduler started after the clock change, before the moved tick, still starts it`, async (t) => {
+        const clock = new VirtualClock(at(change) + 10 * MINUTE);
+        const [{ store, scheduler }] = (await workers(t, clock)) as [Worker];
+        scheduler.add(nightly(zone, 'none'));
+        await scheduler.start();
+        assert.equal(scheduler.next('nightly')?.toISOString(), tick);
+        await clock.advance(HOUR);
+        assert.deepEqual(keys(await until(store, 1)), [key(tick)]);
+      });
+
+      test(`${zone}: 'latest' catch-up after the moved tick starts that tick, not the day before's`, async (t) => {
+        const clock = new VirtualClock(at(tick) + 90 * MINUTE);
+        const [{ store, scheduler }] = (await workers(t, clock)) as [Worker];
+        scheduler.add(nightly(zone, 'latest'));
+        await scheduler.start();
+        assert.deepEqual(keys(await scheduled(store)), [key(tick)]);
+      });
+    }
+
+    // Berlin falls back at 01:00Z: 02:30 local is 00:30Z (summer time), then 01:30Z (winter time).
+    const first = '2026-10-25T00:30:00.000Z';
+    const dayBefore = '2026-10-24T00:30:00.000Z';
+    const dayAfter = '2026-10-26T01:30:00.000Z';
+
+    test('Europe/Berlin: the repeated 02:30 starts once on fall-back day, however late a scheduler starts', async (t) => {
+      const clock = new VirtualClock(at('2026-10-25T00:00:00Z'));
+      const [live, later, latest] = await workers(t, clock, 3);
+      live!.scheduler.add(nightly('Europe/Berlin', 'none'));
+      await live!.scheduler.start();
+      await clock.advance(HOUR);
+      assert.deepEqual(keys(await until(live!.store, 1)), [key(first)]);
+      // Between the two instants of 02:30, and hours later with the default catch-up.
+      later!.scheduler.add(nightly('Europe/Berlin', 'none'));
+      await later!.scheduler.start();
+      assert.equal(later!.scheduler.next('nightly')?.toISOString(), dayAfter);
+      await clock.advance(8 * HOUR);
+      latest!.scheduler.add(nightly('Europe/Berlin', 'latest'));
+      await latest!.scheduler.start();
+      assert.equal(live!.scheduler.next('nightly')?.toISOString(), dayAfter);
+      await clock.advance(17 * HOUR);
+      assert.deepEqual(keys(await until(live!.store, 2)), [key(first), key(dayAfter)]);
+    });
+
+    test('Europe/Berlin: { maxTicks } catch-up across fall-back day starts that day once', async (t) => {
+      const clock = new VirtualClock(at('2026-10-26T12:00:00Z'));
+      const [{ store, scheduler }] = (await workers(t, clock)) as [Worker];
+      scheduler.add(nightly('Europe/Berlin', { maxTicks: 3 }));
+      await scheduler.start();
+      assert.deepEqual(keys(await scheduled(store)), [key(dayBefore), key(first), key(dayAfter)]);
+    });
+  });
+
+  describe('the cost of a tick', () => {
+    /** Counts the cron-parser steps (next() and prev()) the scheduler takes. */
+    const steps = (t: TestContext) => {
+      const count = { value: 0 };
+      for (const method of ['next', 'prev'] as const) {
+        const original = CronExpression.prototype[method];
+        t.mock.method(CronExpression.prototype, method, function (this: CronExpression) {
+          count.value++;
+          return original.call(this);
+        });
+      }
+      return count;
+    };
+
+    test('a tick of a { maxTicks: 1000 } schedule takes a few cron steps, not a thousand', async (t) => {
+      const clock = new VirtualClock(at('2026-05-01T12:00:00Z'));
+      const [{ store, scheduler }] = (await workers(t, clock)) as [Worker];
+      scheduler.add({
+        name: 'daily',
+        cron: '0 9 * * *',
+        timezone: 'America/New_York',
+        workflow: report,
+        catchUp: { maxTicks: 1_000 },
+      });
+      const count = steps(t);
+      await scheduler.start();
+      assert.equal(await store.totalRuns(), 1_000);
+      assert.ok(count.value <= 2 * 1_000 + 10, `catch-up walks the 1,000 ticks about twice: ${count.value}`);
+      count.value = 0;
+      await clock.advance(24 * HOUR);
+      assert.ok(count.value <= 3, `one tick, one step to the next: ${count.value}`);
+      const deadline = Date.now() + 5_000;
+      while ((await store.totalRuns()) < 1_001 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      assert.deepEqual(keys(await store.listRuns({ limit: 1 })), ['schedule:daily:2026-05-01T13:00:00.000Z']);
+    });
+
+    test("a timer a day late on a minutely 'latest' schedule looks back, not through every missed tick", async (t) => {
+      const clock = new VirtualClock(at('2026-05-01T10:00:30Z'));
+      const late: Clock = {
+        now: () => clock.now(),
+        setTimeout: (fn, ms) => clock.setTimeout(fn, ms + 24 * HOUR),
+        clearTimeout: (handle) => clock.clearTimeout(handle),
+        sleep: (ms, signal) => clock.sleep(ms, signal),
+      };
+      const [{ engine, store }] = (await workers(t, clock)) as [Worker];
+      const scheduler = new WorkflowScheduler(engine, { clock: late });
+      t.after(() => scheduler.stop());
+      scheduler.add({ name: 'minutely', cron: '* * * * *', workflow: report, catchUp: 'none' });
+      await scheduler.start();
+      const count = steps(t);
+      await clock.advance(24 * HOUR + MINUTE);
+      assert.deepEqual(keys(await until(store, 1)), ['schedule:minutely:2026-05-02T10:01:00.000Z']);
+      assert.ok(count.value <= 10, `not the 1,440 missed ticks: ${count.value}`);
+    });
   });
 
   test('invalid schedules are refused at add() with the path of the field', async (t) => {

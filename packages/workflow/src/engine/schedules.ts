@@ -1,7 +1,7 @@
 // Cron schedules: each tick starts one run, however many workers run the same schedule, because
 // the tick is part of the run's idempotency key and the store refuses a second run with it.
 import { type Clock, InvalidOptionsError, systemClock, type TimerHandle } from '@bulwark/core';
-import { CronExpressionParser } from 'cron-parser';
+import { type CronExpression, CronExpressionParser } from 'cron-parser';
 import type { WorkflowEngine } from './engine.ts';
 import { PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
 
@@ -35,19 +35,28 @@ export interface WorkflowSchedulerOptions {
 
 /** Catch-up is bounded by tick count: the store cannot say which tick ran last, so the window cannot be "since then". */
 const MAX_CATCH_UP_TICKS = 1_000;
+/**
+ * The largest clock change of any time zone (Antarctica/Troll's two hours; the others move an
+ * hour or less): how far back a walk of ticks looks for one it must not start inside.
+ */
+const LONGEST_CLOCK_CHANGE_MS = 2 * 60 * 60_000;
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
 const SCHEDULE_KEYS = ['name', 'cron', 'timezone', 'workflow', 'input', 'priority', 'catchUp'];
 
 interface Entry {
   readonly name: string;
   readonly cron: string;
   readonly timezone: string;
+  /** Names the time zone's UTC offset at an instant, to find its clock changes. */
+  readonly zone: Intl.DateTimeFormat;
   readonly workflow: WorkflowDefinition<any, unknown> | string;
   readonly input: unknown;
   readonly priority: Priority;
   /** 0 for 'none', 1 for 'latest'. */
   readonly catchUpTicks: number;
-  /** The tick the timer waits for, while started. */
-  nextAt: number | undefined;
+  /** While started, the walk of ticks at the one the timer waits for. */
+  ticks: TickWalk | undefined;
 }
 
 export class WorkflowScheduler {
@@ -92,7 +101,7 @@ export class WorkflowScheduler {
   next(name: string): Date | undefined {
     const entry = this.#schedules.get(name);
     if (entry === undefined) return undefined;
-    const at = entry.nextAt ?? nextTick(entry, this.#clock.now());
+    const at = (entry.ticks ?? ticksAfter(entry, this.#clock.now())).tick;
     return at === undefined ? undefined : new Date(at);
   }
 
@@ -114,14 +123,15 @@ export class WorkflowScheduler {
     this.#running = false;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const entry of this.#schedules.values()) entry.nextAt = undefined;
+    for (const entry of this.#schedules.values()) entry.ticks = undefined;
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
   /** Enqueues the missed ticks the policy allows, oldest first, then waits for the next tick. */
   async #begin(entry: Entry, now: number): Promise<void> {
-    entry.nextAt = nextTick(entry, now);
-    for (const tick of pastTicks(entry, now, entry.catchUpTicks)) await this.#fire(entry, tick);
+    const { past, walk } = latestTicks(entry, now, entry.catchUpTicks);
+    entry.ticks = walk;
+    for (const tick of past) await this.#fire(entry, tick);
   }
 
   /** One timer for the earliest next tick across schedules; none while stopped or empty. */
@@ -131,7 +141,8 @@ export class WorkflowScheduler {
     if (!this.#running) return;
     let earliest = Number.POSITIVE_INFINITY;
     for (const entry of this.#schedules.values()) {
-      if (entry.nextAt !== undefined && entry.nextAt < earliest) earliest = entry.nextAt;
+      const at = entry.ticks?.tick;
+      if (at !== undefined && at < earliest) earliest = at;
     }
     if (earliest === Number.POSITIVE_INFINITY) return;
     this.#timer = this.#clock.setTimeout(() => this.#onTimer(), Math.max(0, earliest - this.#clock.now()));
@@ -143,13 +154,10 @@ export class WorkflowScheduler {
     if (!this.#running) return;
     const now = this.#clock.now();
     for (const entry of this.#schedules.values()) {
-      const due = entry.nextAt;
+      const due = entry.ticks?.tick;
       // A timer may fire a little early; such a schedule simply waits on the next arming.
       if (due === undefined || due > now) continue;
-      // Late by more than one tick (a suspended process): the latest due tick starts, and the
-      // ones before it are missed ticks, caught up as the policy allows.
-      const ticks = pastTicks(entry, now, Math.max(1, entry.catchUpTicks)).filter((t) => t >= due);
-      entry.nextAt = nextTick(entry, now);
+      const ticks = dueTicks(entry, now);
       this.#track(
         (async () => {
           for (const tick of ticks) await this.#fire(entry, tick);
@@ -195,9 +203,10 @@ export class WorkflowScheduler {
       if (!SCHEDULE_KEYS.includes(key)) invalid(`${path}.${key}`, 'unknown option');
     }
     const timezone = schedule.timezone ?? 'UTC';
+    let zone: Intl.DateTimeFormat;
     try {
       if (typeof timezone !== 'string') throw new TypeError();
-      new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+      zone = new Intl.DateTimeFormat('en-US', { timeZone: timezone, timeZoneName: 'longOffset' });
     } catch {
       invalid(`${path}.timezone`, `expected an IANA time zone such as 'Europe/Paris', got ${show(timezone)}`);
     }
@@ -231,11 +240,12 @@ export class WorkflowScheduler {
       name,
       cron,
       timezone,
+      zone,
       workflow: workflow as Entry['workflow'],
       input: schedule.input,
       priority,
       catchUpTicks: catchUpTicks(path, schedule.catchUp),
-      nextAt: undefined,
+      ticks: undefined,
     };
   }
 }
@@ -259,27 +269,160 @@ function catchUpTicks(path: string, policy: unknown): number {
   return invalid(`${path}.catchUp`, `expected 'none', 'latest' or { maxTicks }, got ${show(policy)}`);
 }
 
-/** The first tick strictly after `now`, or undefined if the expression has no more. */
-function nextTick(entry: Entry, now: number): number | undefined {
-  try {
-    return CronExpressionParser.parse(entry.cron, { tz: entry.timezone, currentDate: now }).next().getTime();
-  } catch {
-    return undefined;
+/**
+ * A schedule's ticks in order, as cron-parser's `next()` gives them: the one way ticks are found,
+ * so that catch-up, live firing and every worker give a tick the same instant, and its run the same
+ * key. `next()` gives one instant per local time: a time in the hour spring-forward skips falls in
+ * the hour after the gap (02:30 at 03:30), a time fall-back repeats only at its first instant
+ * (unless the hour field is `*`: then each real hour ticks).
+ * `prev()` does not agree (it skips the moved tick and gives a repeated time at both instants),
+ * so it is never the source of a tick.
+ */
+class TickWalk {
+  /** The walk gives the ticks after this instant. */
+  readonly from: number;
+  /** The tick the walk is at; undefined once the expression has no more. */
+  tick: number | undefined;
+  readonly #expression: CronExpression;
+
+  /** Starts at or shortly before `after`: the first ticks may be at or before it. */
+  constructor(entry: Entry, after: number) {
+    this.from = walkStart(entry, after);
+    this.#expression = CronExpressionParser.parse(entry.cron, { tz: entry.timezone, currentDate: this.from });
+    this.advance();
+  }
+
+  advance(): void {
+    try {
+      this.tick = this.#expression.next().getTime();
+    } catch {
+      // No later tick (the expression's years are over, or the parser gave up searching).
+      this.tick = undefined;
+    }
   }
 }
 
-/** Up to `count` of the most recent ticks at or before `now`, oldest first. */
-function pastTicks(entry: Entry, now: number, count: number): number[] {
-  if (count === 0) return [];
-  const ticks: number[] = [];
-  try {
-    // `prev()` is strictly before its date: one ms later includes a tick at `now` itself.
-    const expression = CronExpressionParser.parse(entry.cron, { tz: entry.timezone, currentDate: now + 1 });
-    while (ticks.length < count) ticks.push(expression.prev().getTime());
-  } catch {
-    // No earlier tick (the parser gives up far in the past): catch up what was found.
+/** The walk at the first tick strictly after `at`. */
+function ticksAfter(entry: Entry, at: number): TickWalk {
+  const walk = new TickWalk(entry, at);
+  while (walk.tick !== undefined && walk.tick <= at) walk.advance();
+  return walk;
+}
+
+/**
+ * Up to `count` of the most recent ticks at or before `now`, oldest first, and the walk at the first
+ * tick after `now`. `prev()` only finds where to start walking forward: it steps back over as many
+ * ticks as are still missing, and the walk from there counts what it finds; it falls short only
+ * where `prev()` gave a fall-back tick twice, and steps back again for the rest.
+ */
+function latestTicks(entry: Entry, now: number, count: number): { past: number[]; walk: TickWalk } {
+  let past: number[] = [];
+  let first: TickWalk | undefined;
+  if (count > 0) {
+    const back = stepsBack(entry, now);
+    // Ticks after `until` were found by an earlier walk.
+    let until = now;
+    let exhausted = false;
+    while (past.length < count && !exhausted) {
+      let anchor: number | undefined;
+      for (let missing = count - past.length; missing > 0 && !exhausted; missing--) {
+        const tick = back();
+        if (tick === undefined) exhausted = true;
+        else anchor = tick;
+      }
+      // No earlier tick: catch up what is found.
+      if (anchor === undefined) break;
+      const walk = new TickWalk(entry, anchor - 1);
+      const found: number[] = [];
+      for (; walk.tick !== undefined && walk.tick <= until; walk.advance()) found.push(walk.tick);
+      first ??= walk;
+      past = found.concat(past);
+      // A walk moved back before a clock change can start later than the one before it.
+      until = Math.min(until, walk.from);
+      // The walk stopped short of `until`: an earlier start would stop at the same place.
+      if (walk.tick === undefined) break;
+    }
   }
-  return ticks.reverse();
+  return { past: past.slice(-count), walk: first ?? ticksAfter(entry, now) };
+}
+
+/**
+ * Steps back from `now` over one tick per call with `prev()`, undefined once it finds no earlier
+ * one. `prev()` can give up for a whole day after a clock change that skips midnight (America/
+ * Santiago's `0 0 * * *`); asked again from a day earlier it goes on, and the walk forward from
+ * there finds the ticks it stepped over.
+ */
+function stepsBack(entry: Entry, now: number): () => number | undefined {
+  const parse = (from: number) =>
+    CronExpressionParser.parse(entry.cron, { tz: entry.timezone, currentDate: from });
+  // `prev()` is strictly before its date: one ms later includes a tick at `now` itself.
+  let before = now + 1;
+  let expression = parse(before);
+  let retried = false;
+  return () => {
+    for (;;) {
+      try {
+        before = expression.prev().getTime();
+        retried = false;
+        return before;
+      } catch {
+        // Given up from a day earlier too: there is no earlier tick the parser can find.
+        if (retried) return undefined;
+        retried = true;
+        expression = parse(before - DAY_MS);
+      }
+    }
+  };
+}
+
+/**
+ * The ticks due at `now`, moving the schedule's walk past them. On time that is one tick; late by
+ * more (a suspended process), the latest due tick starts, and the ones before it are missed ticks,
+ * caught up as the policy allows.
+ */
+function dueTicks(entry: Entry, now: number): number[] {
+  const walk = entry.ticks!;
+  const limit = Math.max(1, entry.catchUpTicks);
+  const due: number[] = [];
+  for (; walk.tick !== undefined && walk.tick <= now; walk.advance()) {
+    if (due.length === limit) {
+      // More are due than the policy starts: looking back from now costs about `limit` steps,
+      // walking on costs one per tick slept through (a minutely schedule, a day: 1,440).
+      const latest = latestTicks(entry, now, limit);
+      entry.ticks = latest.walk;
+      return latest.past;
+    }
+    due.push(walk.tick);
+  }
+  return due;
+}
+
+/**
+ * Where to start `next()` to find the ticks after `at`. Started after a clock change, within the
+ * hour it skipped or repeated, `next()` strays from a walk started before the change: it skips the
+ * tick spring-forward moved into that hour, and gives a time fall-back repeated again (Berlin's
+ * 02:30 at 01:30Z, after 00:30Z). A scheduler started then would miss the one or start the other
+ * twice, so a walk starts before a change that recent, found to within a minute by halving.
+ */
+function walkStart(entry: Entry, at: number): number {
+  // The parser starts at the next whole second.
+  const start = Math.ceil(at / 1000) * 1000;
+  const offset = utcOffset(entry.zone, start);
+  let before = start - LONGEST_CLOCK_CHANGE_MS;
+  if (utcOffset(entry.zone, before) === offset) return at;
+  let after = start;
+  while (after - before > MINUTE_MS) {
+    const middle = before + Math.floor((after - before) / 2);
+    if (utcOffset(entry.zone, middle) === offset) after = middle;
+    else before = middle;
+  }
+  // Less than a minute before the change: a minute more keeps the parser's rounding clear of it.
+  return before - MINUTE_MS;
+}
+
+/** The zone's UTC offset at `at`, as Intl names it (`GMT+02:00`). */
+function utcOffset(zone: Intl.DateTimeFormat, at: number): string | undefined {
+  return zone.formatToParts(at).find((part) => part.type === 'timeZoneName')?.value;
 }
 
 function invalid(path: string, message: string): never {
