@@ -82,6 +82,22 @@ export interface ExecutionHost {
   ): Promise<{ id: string }>;
 }
 
+/**
+ * A child run tells its parent, waiting on `child:<id>`, that it ended (the engine does it too,
+ * for a child that ends with no execution to tell). A store that fails here leaves the parent to
+ * its re-check.
+ */
+export async function tellParent(
+  store: WorkflowStore,
+  parent: string | undefined,
+  child: string,
+  status: string,
+  now: number,
+): Promise<void> {
+  if (parent === undefined) return;
+  await store.signal(parent, `child:${child}`, { status }, now).catch(() => false);
+}
+
 /** Thrown inside the workflow when this worker no longer holds the run: nothing more may be written. */
 class LeaseLost extends Error {}
 
@@ -120,6 +136,8 @@ export class RunExecution {
     | undefined;
   /** The workflow's body has returned or thrown: a step it calls now never starts (nor settles). */
   #bodyEnded = false;
+  /** Called when the last step in flight settles after the body ended. */
+  #settled: (() => void) | undefined;
   /** Set by `drain()`: the run starts no new step; it is given back once its steps in flight settle. */
   #draining = false;
   /** Rejects the steps in flight (their promise, whether or not they honour their signal) at the grace period's end. */
@@ -290,8 +308,9 @@ export class RunExecution {
     // completes is compensated with the others. The body starts no new step from here on.
     this.#bodyEnded = true;
     if (this.#active > 0) {
+      // Its own slot: a sibling that parks or suspends meanwhile takes `#idle` for itself.
       await new Promise<void>((resolve) => {
-        this.#idle = resolve;
+        this.#settled = resolve;
       });
       if (this.#lost) return 'lost';
     }
@@ -391,7 +410,10 @@ export class RunExecution {
       if (error instanceof WorkerStoppedError) this.#requestRelease();
       else if (!(error instanceof Parked)) throw error;
     } finally {
-      if (--this.#active === 0) this.#idle?.();
+      if (--this.#active === 0) {
+        this.#idle?.();
+        this.#settled?.();
+      }
     }
     // Parked or stopped: the run suspends once its other steps settle; this call never returns here.
     return this.#never();
@@ -605,8 +627,7 @@ export class RunExecution {
   }
 
   async #sleep(name: string, ms: number): Promise<void> {
-    checkDuration(`sleep '${name}'`, ms);
-    if (ms === undefined) throw new TypeError(`sleep '${name}': expected a number of ms, got undefined`);
+    checkDuration(`sleep '${name}'`, ms, true);
     const now = this.#host.clock.now();
     const { until } = await this.#step(`sleep:${name}`, { retry: false }, () => ({
       until: now + Math.ceil(ms),
@@ -754,13 +775,8 @@ export class RunExecution {
     return 'final';
   }
 
-  /** A child run tells its parent, waiting on `child:<id>`, that it ended. */
   async #notifyParent(status: string): Promise<void> {
-    const parent = this.run.parentRunId;
-    if (parent === undefined) return;
-    await this.#host.store
-      .signal(parent, `child:${this.run.id}`, { status }, this.#host.clock.now())
-      .catch(() => false);
+    await tellParent(this.#host.store, this.run.parentRunId, this.run.id, status, this.#host.clock.now());
   }
 
   /** Compensates the completed steps in reverse order, then ends the run failed, compensated or cancelled. */
