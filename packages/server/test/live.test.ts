@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import type { WorkflowStore } from '@bulwark/workflow';
+import { defineWorkflow, type WorkflowStore } from '@bulwark/workflow';
 import Fastify, { type FastifyInstance } from 'fastify';
 // undici's own fetch: Node 20's bundled one leaves an idle connection open after an abort, which
 // holds a server's close for its keep-alive timeout.
@@ -569,26 +569,94 @@ test('/api/stream sends breaker changes and run status changes, and resumes by i
 
 test('/api/stream loses nothing committed while a new client is being joined', async () => {
   const server = await liveServer({ worker: false });
-  // The parked counts are the last read before a client joins: slow, a run starts meanwhile.
+  // The parked counts are the last read before a client joins: held there while a run starts and
+  // the shared reader sends its event to the clients already joined.
   const store = server.context.store;
   const count = store.parkedCounts.bind(store);
-  let slow = 0;
+  const feed = store.runFeed.bind(store);
+  let held: (() => void) | undefined;
+  let holding = false;
+  let entered!: () => void;
+  const inCount = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
   store.parkedCounts = async () => {
-    if (slow > 0) await new Promise((r) => setTimeout(r, slow));
+    if (holding) {
+      holding = false;
+      entered();
+      await new Promise<void>((resolve) => {
+        held = resolve;
+      });
+    }
     return count();
+  };
+  let runId: string | undefined;
+  let readerSent!: () => void;
+  const sent = new Promise<void>((resolve) => {
+    readerSent = resolve;
+  });
+  store.runFeed = async (after, limit) => {
+    const page = await feed(after, limit);
+    if (runId !== undefined && page.some((e) => e.runId === runId)) readerSent();
+    return page;
   };
   try {
     const base = await listen(server.app);
-    slow = 300;
+    holding = true;
     const joining = sse(`${base}/api/stream`);
-    await new Promise((r) => setTimeout(r, 100));
-    const run = await server.engine.start('greet', { name: 'during the join' });
+    await inCount;
+    runId = (await server.engine.start('greet', { name: 'during the join' })).id;
+    await sent;
+    held!();
     const stream = await joining;
-    slow = 0;
-    const got = await stream.until((m) => m.event === 'run:queued' && m.data.runId === run.id);
+    const got = await stream.until((m) => m.event === 'run:queued' && m.data.runId === runId);
     assert.equal(got.filter((m) => m.event === 'run:queued').length, 1, 'once');
     stream.close();
   } finally {
+    held?.();
+    await server.close();
+  }
+});
+
+test("/api/stream resumes when nothing after the client's last run event is a run event", async () => {
+  // A step that runs until let go: its step:started is the newest event when the client resumes.
+  let letGo!: () => void;
+  const held = new Promise<void>((resolve) => {
+    letGo = resolve;
+  });
+  const holding = defineWorkflow({ name: 'holding' }, async (ctx) => ctx.step('hold', () => held));
+  const server = await testServer({
+    workflows: [holding],
+    settings: { rateLimit: false, maxEventLoopDelayMs: 60_000 },
+  });
+  // Reads of the feed, counted: a resuming client used to read an empty page again and again.
+  const store = server.context.store;
+  const feed = store.runFeed.bind(store);
+  let reads = 0;
+  store.runFeed = async (after, limit) => {
+    reads++;
+    await new Promise((r) => setImmediate(r));
+    return feed(after, limit);
+  };
+  try {
+    const base = await listen(server.app);
+    const { id } = await server.engine.start('holding', null);
+    const deadline = Date.now() + WAIT_MS;
+    while (!(await store.events(id)).some((e) => e.type === 'step:started')) {
+      if (Date.now() > deadline) throw new Error('the step never started');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const lastRun = (await store.events(id)).filter((e) => e.type.startsWith('run:')).at(-1)!;
+    reads = 0;
+    const resumed = await sse(`${base}/api/stream?lastEventId=${lastRun.seq}.0`);
+    await new Promise((r) => setTimeout(r, 100));
+    letGo();
+    const got = await resumed.until((m) => m.event === 'run:completed' && m.data.runId === id);
+    assert.equal(got.filter((m) => m.event === 'run:completed').length, 1);
+    assert.ok(reads < 50, `the feed was read ${reads} times`);
+    resumed.close();
+  } finally {
+    letGo();
     await server.close();
   }
 });

@@ -148,6 +148,8 @@ export class SystemFeed {
     client.dep = resume?.dep ?? this.#depSeq;
     let parked: Record<string, number>;
     for (;;) {
+      // Where the shared reader stood before this read: the read sees every run event up to it.
+      const horizon = this.#runCursor;
       const page = await this.#o.store.runFeed(client.run, PAGE);
       if (stream.closed) return;
       if (page.length > 0) {
@@ -156,6 +158,10 @@ export class SystemFeed {
         if (stream.closed) return;
         if (page.length === PAGE) continue;
       }
+      // Caught up to the horizon, which may lie past the last run event (the reader starts at
+      // the newest event of any kind): without this, the seam check below never holds and the
+      // loop reads an empty page again and again.
+      client.run = Math.max(client.run, horizon);
       if (this.#runCursor > client.run) continue;
       parked = await this.#parkedCounts();
       if (stream.closed) return;
