@@ -163,3 +163,26 @@ describe('the run WebSocket without an upgrade', () => {
     assert.equal(anonymous.statusCode, 401);
   });
 });
+
+describe('text a store cannot keep', () => {
+  test('U+0000 and a lone surrogate are a 400 naming where they are, on SQLite too', async () => {
+    const post = (url: string, payload: string) =>
+      server.app.inject({
+        method: 'POST',
+        url,
+        payload,
+        headers: { ...as('operator'), 'content-type': 'application/json' },
+      });
+    const cases: [Promise<{ statusCode: number; json(): { errors?: { pointer: string }[] } }>, string][] = [
+      [server.app.inject({ url: '/api/runs/a%00b', headers: as('viewer') }), '#/path/id'],
+      [server.app.inject({ url: '/api/runs?workflow=a%00', headers: as('viewer') }), '#/query/workflow'],
+      [post('/api/workflows/greet/runs', '{"input":{"name":"\\ud800"}}'), '#/body/input/name'],
+      [post('/api/workflows/greet/runs', '{"input":{"name":"a\\u0000"}}'), '#/body/input/name'],
+    ];
+    for (const [answer, pointer] of cases) {
+      const r = await answer;
+      assert.equal(r.statusCode, 400, pointer);
+      assert.equal(r.json().errors?.[0]?.pointer, pointer);
+    }
+  });
+});

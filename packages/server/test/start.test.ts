@@ -370,13 +370,13 @@ describe('startServer on PostgreSQL', async () => {
       };
     };
     const cases: [string, string | undefined, string][] = [
-      ['/api/runs/a%00b', undefined, '#/params/id'],
+      ['/api/runs/a%00b', undefined, '#/path/id'],
       ['/api/runs?workflow=a%00', undefined, '#/query/workflow'],
       ['/api/runs?q=a%00', undefined, '#/query/q'],
       ['/api/workflows/greet/runs', '{"input":{"name":"\\ud800"}}', '#/body/input/name'],
       ['/api/workflows/greet/runs', '{"input":1,"correlationId":"a\\u0000"}', '#/body/correlationId'],
       ['/api/workflows/greet/runs', '{"input":{"a\\u0000":1}}', '#/body/input/a\u0000'],
-      ['/api/runs/a%00/cancel', '{"reason":"x"}', '#/params/id'],
+      ['/api/runs/a%00/cancel', '{"reason":"x"}', '#/path/id'],
     ];
     for (const [path, body, pointer] of cases) {
       const { status, problem } = await ask(path, body);

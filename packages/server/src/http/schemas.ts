@@ -40,7 +40,7 @@ export const problemResponses = {
  * A response whose body is not JSON, in Fastify's per-media-type form (`content`): the OpenAPI
  * document shows it under its own media type, where a plain schema would be `application/json`.
  */
-export interface MediaResponse {
+interface MediaResponse {
   description: string;
   content: Readonly<Record<string, { schema: Readonly<Record<string, unknown>> }>>;
 }

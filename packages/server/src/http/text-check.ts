@@ -7,7 +7,7 @@ import { type FieldProblem, invalidField } from './errors.ts';
 import { addRouteHook } from './route.ts';
 
 /** Deeper than any workflow input or event payload needs, far below what overflows the stack. */
-export const MAX_JSON_DEPTH = 128;
+const MAX_JSON_DEPTH = 128;
 
 /** Escapes in JSON text that decode to U+0000 or to a surrogate: only then is a body walked for them. */
 const SUSPECT_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;
@@ -50,11 +50,12 @@ function walk(value: unknown, at: string, depth: number, strings: boolean): Fiel
 }
 
 /** The first problem in a request's path parameters, query and body, if any. */
-export function textProblem(request: FastifyRequest, bodyText: boolean): FieldProblem | undefined {
+function textProblem(request: FastifyRequest, bodyText: boolean): FieldProblem | undefined {
   // A URL decodes to no lone surrogate (invalid UTF-8 is refused as bad percent-encoding), but
   // `%00` decodes to U+0000.
+  // `path`, as validation names the parameters (errors.ts), so that a client sees one pointer.
   for (const [part, values] of [
-    ['params', request.params],
+    ['path', request.params],
     ['query', request.query],
   ] as const) {
     const found = walk(values, `#/${part}`, 0, true);

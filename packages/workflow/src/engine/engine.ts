@@ -23,7 +23,7 @@ import {
   type WorkflowStore,
 } from '../store/types.ts';
 import { EngineEvents, type EngineListener } from './events.ts';
-import { type ExecutionHost, RunExecution } from './execution.ts';
+import { type ExecutionHost, RunExecution, tellParent } from './execution.ts';
 import { newRunId } from './run-id.ts';
 import { fromStoredError, toJson } from './serialize.ts';
 import { checkDuration, describe, PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
@@ -368,7 +368,7 @@ export class WorkflowEngine {
       const after = await this.#store.getRun(runId);
       if (after?.status === 'cancelled' && after.finishedAt === now) {
         if (before !== undefined) this.#emitStatus(runId, after.workflow, 'cancelled');
-        await this.#tellParent(after.parentRunId, runId, 'cancelled', now);
+        await tellParent(this.#store, after.parentRunId, runId, 'cancelled', now);
       }
     }
     return ok;
@@ -401,12 +401,6 @@ export class WorkflowEngine {
     if (run.status === 'completed') return run.output as O;
     const cause = run.error === undefined ? undefined : fromStoredError(run.error);
     throw Object.assign(new RunFailedError(runId, run.status, cause?.message ?? run.status), { cause });
-  }
-
-  /** A child run ended without a worker to tell its parent (`child:<id>`, as RunExecution does). */
-  async #tellParent(parent: string | undefined, child: string, status: string, now: number): Promise<void> {
-    if (parent === undefined) return;
-    await this.#store.signal(parent, `child:${child}`, { status }, now).catch(() => false);
   }
 
   /** Reads the run again on each of its wake-ups (and every `pollMs`) until it is final. */
@@ -752,7 +746,7 @@ export class WorkflowEngine {
         now,
       );
       this.#emitStatus(run.id, run.workflow, 'failed');
-      await this.#tellParent(run.parentRunId, run.id, 'failed', now);
+      await tellParent(this.#store, run.parentRunId, run.id, 'failed', now);
       return;
     }
     // A run that never recorded a step (most claims) has no history to read.

@@ -65,9 +65,10 @@ export function describe(value: unknown): string {
  */
 const MAX_DURATION_MS = 8.64e15;
 
-/** A duration in ms, when given: a number from 0 to MAX_DURATION_MS. */
-export function checkDuration(path: string, value: unknown): void {
-  if (value !== undefined && (typeof value !== 'number' || !(value >= 0 && value <= MAX_DURATION_MS)))
+/** A duration in ms (when given, unless `required`): a number from 0 to MAX_DURATION_MS. */
+export function checkDuration(path: string, value: unknown, required = false): void {
+  if (value === undefined && !required) return;
+  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_DURATION_MS))
     throw new TypeError(
       `${path}: expected a number of ms from 0 to ${MAX_DURATION_MS}, got ${describe(value)}`,
     );

@@ -9,7 +9,7 @@ import type { Json, NewRun, StoredError } from './types.ts';
 type Data = { [key: string]: Json };
 
 /** What of a run its events carry besides their own data. */
-export type RunContext = Pick<NewRun, 'correlationId' | 'traceparent'>;
+type RunContext = Pick<NewRun, 'correlationId' | 'traceparent'>;
 
 /** `run:queued`: what was queued, and at which priority. */
 export function queuedData(run: Pick<NewRun, 'workflow' | 'version' | 'priority'> & RunContext): Data {
@@ -31,7 +31,7 @@ export function reasonData(reason: string, run: RunContext): Data {
 }
 
 /** Why a run was cancelled for its parent, in words. */
-export function parentReason(parent: string, parentStatus: string): string {
+function parentReason(parent: string, parentStatus: string): string {
   return `parent ${parent} ${parentStatus}`;
 }
 
