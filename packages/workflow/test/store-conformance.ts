@@ -1912,6 +1912,26 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(await store.retryRun(randomUUID(), 'r', T0), 'unknown');
       });
 
+      it('prune keeps a parent that did not complete while a run that depends on it is kept, so its retry still waits', async (store) => {
+        const grandparent = await startOne(store);
+        await finish(store, grandparent, 'completed', T0 + 1);
+        const parent = { id: await startOne(store, { dependsOn: [grandparent] }, 'w1', T0 + 2) };
+        await finish(store, parent.id, 'failed', T0 + 3);
+        // Born cancelled, later than its parents ended: a prune by age alone would take them.
+        const child = newRun({ dependsOn: [parent.id] });
+        await store.enqueue([child], T0 + 10);
+        assert.equal((await mustGet(store, child.id)).status, 'cancelled');
+        // The completed grandparent released its dependent: it may go. The failed parent stays.
+        assert.equal(await store.prune(T0 + 5), 1);
+        assert.equal(await store.getRun(grandparent), undefined);
+        assert.ok(await store.getRun(parent.id));
+        assert.equal(await store.retryRun(child.id, 'again', T0 + 20), 'retried');
+        assert.equal((await mustGet(store, child.id)).pendingParents, 1, 'it waits for its failed parent');
+        // Once the dependent goes, so do they.
+        await store.requestCancel(child.id, 'done with it', T0 + 21);
+        assert.equal(await store.prune(T0 + 30), 2);
+      });
+
       it('a retried dependent waits again for its parents that have not completed', async (store) => {
         const done = await startOne(store);
         await finish(store, done, 'completed', T0 + 1);

@@ -374,7 +374,11 @@ export interface WorkflowStore {
    */
   requestCancel(runId: string, reason: string, now: number): Promise<boolean>;
 
-  /** Deletes final runs finished before `before`, with their steps, events, signals. Returns how many runs. */
+  /**
+   * Deletes final runs finished before `before`, with their steps, events, signals. A parent that
+   * did not complete is kept while a run that depends on it is kept (and so on up). Returns how
+   * many runs.
+   */
   prune(before: number): Promise<number>;
 
   /**

@@ -669,8 +669,21 @@ export function statements(schema: string, tag: string) {
     prune: make(
       'prune',
       `
-      WITH doomed AS (
-        DELETE FROM %s.runs WHERE status IN ${FINAL} AND finished_at < $1 RETURNING id
+      WITH RECURSIVE held (id) AS (
+        -- Parents that did not complete, kept with the runs that depend on them (see the SQLite
+        -- store's prune).
+        SELECT d.parent_id FROM %s.run_deps AS d JOIN %s.runs AS c ON c.id = d.child_id
+          JOIN %s.runs AS p ON p.id = d.parent_id
+        WHERE NOT (c.status IN ${FINAL} AND c.finished_at < $1) AND p.status <> 'completed'
+        UNION
+        SELECT d.parent_id FROM %s.run_deps AS d JOIN held AS h ON d.child_id = h.id
+          JOIN %s.runs AS p ON p.id = d.parent_id
+        WHERE p.status <> 'completed'
+      ),
+      doomed AS (
+        DELETE FROM %s.runs WHERE status IN ${FINAL} AND finished_at < $1
+          AND id NOT IN (SELECT id FROM held)
+        RETURNING id
       ),
       steps AS (DELETE FROM %s.steps WHERE run_id IN (SELECT id FROM doomed)),
       events AS (DELETE FROM %s.events WHERE run_id IN (SELECT id FROM doomed)),

@@ -265,7 +265,19 @@ export function sqliteSql(prefix: string) {
 
     // -- retention -------------------------------------------------------------------------
     // Steps, events, signals and dependency links go with their run (ON DELETE CASCADE).
-    prune: `DELETE FROM ${runs} WHERE finished_at IS NOT NULL AND finished_at < ?`,
+    // A parent that did not complete is kept while a run that depends on it is (and its own such
+    // parents with it): pruned, it would take the dependency along, and a retry of the dependent
+    // would run at once instead of waiting for it. A completed parent released its dependents.
+    prune: `WITH RECURSIVE held (id) AS (
+        SELECT d.parent_id FROM ${deps} d JOIN ${runs} c ON c.id = d.child_id
+          JOIN ${runs} p ON p.id = d.parent_id
+        WHERE (c.finished_at IS NULL OR c.finished_at >= @before) AND p.status <> 'completed'
+        UNION
+        SELECT d.parent_id FROM ${deps} d JOIN held h ON d.child_id = h.id
+          JOIN ${runs} p ON p.id = d.parent_id
+        WHERE p.status <> 'completed')
+      DELETE FROM ${runs} WHERE finished_at IS NOT NULL AND finished_at < @before
+        AND id NOT IN (SELECT id FROM held)`,
   } as const;
 }
 

@@ -680,7 +680,7 @@ export class SqliteStore implements WorkflowStore {
 
   async prune(before: number): Promise<number> {
     this.#open();
-    return this.#writes.run(() => this.#sql.prune.run(before).changes);
+    return this.#writes.run(() => this.#sql.prune.run({ before }).changes);
   }
 
   async retryRun(runId: string, reason: string, now: number): Promise<RetryOutcome> {
