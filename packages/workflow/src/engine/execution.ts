@@ -775,6 +775,7 @@ export class RunExecution {
     return 'final';
   }
 
+  /** This run's end, told to the parent waiting for it, if any. */
   async #notifyParent(status: string): Promise<void> {
     await tellParent(this.#host.store, this.run.parentRunId, this.run.id, status, this.#host.clock.now());
   }
