@@ -643,7 +643,7 @@ function suites(): void {
         });
       });
 
-      test('a claim joins the group transaction in flight, and an idle one runs at once on its own', async () => {
+      test('a claim beside an enqueue runs on its own, as an idle one does', async () => {
         await withSchema(async (store) => {
           const [a, b, c] = [newRun(), newRun(), newRun()];
           await store.enqueue([a, b], T0);
@@ -663,12 +663,8 @@ function suites(): void {
           assert.equal(claimed.length, 1);
           assert.equal(claimed[0]?.id, first?.id === a.id ? b.id : a.id, 'by priority, not the new run');
           assert.equal(claimed[0]?.leaseOwner, 'w');
-          assert.equal(
-            store.stats.transactions - busy.transactions,
-            1,
-            'the claim shared the enqueue’s transaction',
-          );
-          assert.equal(store.stats.batches - busy.batches, 2);
+          assert.equal(store.stats.transactions - busy.transactions, 1, 'the enqueue’s statement');
+          assert.equal(store.stats.batches - busy.batches, 1, 'the claim was no batch of it');
           assert.equal((await store.getRun(claimed[0]!.id))?.status, 'running');
           assert.equal((await store.getRun(first!.id))?.status, 'running');
         });
@@ -887,6 +883,32 @@ function suites(): void {
 
     // -----------------------------------------------------------------------------------------
     describe('group commit', () => {
+      test('callers’ enqueues of one tick share one statement; a run PostgreSQL refuses fails its caller alone', async () => {
+        await withSchema(async (store) => {
+          const runs = [newRun(), newRun(), newRun()];
+          const before = store.stats;
+          const results = await Promise.all(runs.map((run) => store.enqueue([run], T0)));
+          assert.deepEqual(
+            results.map(([r]) => r?.id),
+            runs.map((r) => r.id),
+          );
+          assert.equal(store.stats.transactions - before.transactions, 1, 'one statement for all three');
+          assert.equal(store.stats.batches - before.batches, 3);
+          // A priority past the integer column: the statement of both is refused, and the long way
+          // fails this one alone.
+          const bad = newRun({ priority: 2 ** 40 });
+          const [good, refused] = await Promise.allSettled([
+            store.enqueue([newRun()], T0),
+            store.enqueue([bad], T0),
+          ]);
+          assert.equal(good.status, 'fulfilled');
+          assert.equal(refused.status, 'rejected');
+          assert.match(String((refused as PromiseRejectedResult).reason), /out of range/);
+          assert.equal((await store.listRuns({ limit: 10 })).length, 4);
+          assert.equal(await store.getRun(bad.id), undefined);
+        });
+      });
+
       test('a batch that cannot be written fails alone, beside one that goes through the commit function', async () => {
         await withSchema(async (store) => {
           const [a, b] = [newRun(), newRun()];

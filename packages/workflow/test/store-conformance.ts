@@ -322,6 +322,84 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         await rec.until('runs');
         rec.stop();
       });
+
+      it('creates a run leased at its start running, leased as a claim leaves it, and wakes no worker', async (store) => {
+        const rec = recordTopics(store);
+        const run = newRun({ input: { n: 1 }, leasedTo: { workerId: 'w1', until: T0 + 1_000 } });
+        const [result] = await store.enqueue([run], T0);
+        assert.equal(result?.created, true);
+        assert.equal(result?.status, 'running');
+        await rec.until(`run:${run.id}`);
+        rec.stop();
+        // One NOTIFY carries a commit's topics: had there been a `runs`, it came with the run's.
+        assert.ok(!rec.topics.includes('runs'), `no runs wake-up; got ${JSON.stringify(rec.topics)}`);
+        const stored = await mustGet(store, run.id);
+        assert.equal(stored.status, 'running');
+        assert.equal(stored.leaseOwner, 'w1');
+        assert.equal(stored.leaseExpiresAt, T0 + 1_000);
+        assert.deepEqual(stored.input, { n: 1 });
+        if (result?.run !== undefined) assert.deepEqual(result.run, stored);
+        assert.deepEqual(
+          (await store.events(run.id)).map((e) => e.type),
+          ['run:queued'],
+        );
+        // Its worker writes; no other worker claims it until the lease runs out, then it is taken over.
+        assert.deepEqual(await store.commit([update(run.id, 'w1', { progress: 10 })], T0 + 1), {
+          lostLease: [],
+          duplicateSteps: [],
+        });
+        assert.deepEqual(await store.claim(claimRequest({ workerId: 'w2', now: T0 + 999 })), []);
+        const [taken] = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 1_000 }));
+        assert.equal(taken?.id, run.id);
+        assert.equal(taken?.takenOver, true);
+        assert.equal(taken?.progress, 10);
+      });
+
+      it('leases only the runs that ask, among several callers’ at once', async (store) => {
+        const leased = newRun({ leasedTo: { workerId: 'w1', until: T0 + 60_000 } });
+        const queued = [newRun(), newRun()];
+        const results = await Promise.all([
+          store.enqueue([queued[0]!], T0),
+          store.enqueue([leased], T0),
+          store.enqueue([queued[1]!], T0),
+        ]);
+        assert.deepEqual(
+          results.map(([r]) => r?.status),
+          ['queued', 'running', 'queued'],
+        );
+        const claimed = await store.claim(claimRequest({ workerId: 'w2', now: T0 + 1 }));
+        assert.deepEqual(claimed.map((r) => r.id).sort(), queued.map((r) => r.id).sort());
+      });
+
+      it('refuses a lease on a run that cannot start now, writing nothing', async (store) => {
+        const parent = newRun();
+        await store.enqueue([parent], T0);
+        const lease = { workerId: 'w1', until: T0 + 1_000 };
+        const waiting = newRun({ dependsOn: [parent.id], leasedTo: lease });
+        await assert.rejects(store.enqueue([waiting], T0), /dependsOn cannot be leased/);
+        const later = newRun({ availableAt: T0 + 5, leasedTo: lease });
+        await assert.rejects(store.enqueue([later], T0), /available later cannot be leased/);
+        assert.equal(await store.getRun(waiting.id), undefined);
+        assert.equal(await store.getRun(later.id), undefined);
+      });
+
+      it('a leased enqueue whose idempotency key is taken returns the first run, unleased', async (store) => {
+        const first = newRun({ idempotencyKey: 'k-lease' });
+        await store.enqueue([first], T0);
+        const [again] = await store.enqueue(
+          [newRun({ idempotencyKey: 'k-lease', leasedTo: { workerId: 'w1', until: T0 + 1_000 } })],
+          T0 + 1,
+        );
+        assert.deepEqual(
+          { id: again?.id, created: again?.created, status: again?.status },
+          {
+            id: first.id,
+            created: false,
+            status: 'queued',
+          },
+        );
+        assert.equal((await mustGet(store, first.id)).leaseOwner, undefined);
+      });
     });
 
     // -----------------------------------------------------------------------------------------

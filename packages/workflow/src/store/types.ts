@@ -72,6 +72,12 @@ export interface NewRun {
    * the run is created (not when an idempotency key matched): both are durable, or neither.
    */
   audit?: Omit<NewAuditEntry, 'target'>;
+  /**
+   * Created `running`, leased to this worker until `until`, as a claim would leave it: the engine
+   * that starts the run executes it at once, so no other worker is woken for it. Not with
+   * `dependsOn` (a `TypeError`), nor `availableAt` in the future.
+   */
+  leasedTo?: { workerId: string; until: number };
 }
 
 export interface RunRecord {
@@ -111,6 +117,7 @@ export interface EnqueueResult {
   id: string;
   /** False when an idempotency key matched an existing run (whose id is returned). */
   created: boolean;
+  /** `running` for a run created with `leasedTo`. */
   status: RunStatus;
   /** The run as this enqueue created it, read in its transaction, from stores that give it (SQLite). */
   run?: RunRecord;
@@ -321,7 +328,8 @@ export interface WorkflowStore {
    * Creates runs, in one transaction, durable when the promise resolves. A run whose
    * idempotency key exists already is not created; its id is returned. Appends `run:queued`
    * (or `run:cancelled` for a run whose parent already failed) to each new run's timeline. The
-   * events a store writes itself have the same data in every store (store/events.ts).
+   * events a store writes itself have the same data in every store (store/events.ts). Wakes the
+   * workers (`runs`) unless every new run is leased (`leasedTo`).
    */
   enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]>;
   getRun(id: string): Promise<RunRecord | undefined>;

@@ -18,7 +18,8 @@ const FAILED_PARENT: ReadonlySet<string> = new Set(['failed', 'cancelled', 'comp
 interface Planned {
   run: NewRun;
   now: number;
-  status: 'queued' | 'cancelled';
+  /** `running` for a run leased at its start (`leasedTo`). */
+  status: 'queued' | 'running' | 'cancelled';
   pending: number;
   /** The parent whose failure cancels this run at birth. */
   cancelledBy?: { parent: string; status: string };
@@ -80,7 +81,13 @@ export async function applyEnqueues(
           ? { id, plan: undefined }
           : { id: entry.id, plan: entry.created ? entry.planned : undefined };
       });
-      const plan: Planned = { run, now: batch.now, status: 'queued', pending: 0, parents };
+      const plan: Planned = {
+        run,
+        now: batch.now,
+        status: run.leasedTo ? 'running' : 'queued',
+        pending: 0,
+        parents,
+      };
       const entry: Known = { id: run.id, planned: plan, created: true };
       if (run.idempotencyKey !== undefined) byKey.set(run.idempotencyKey, entry);
       known.set(run.id, entry);
@@ -144,42 +151,61 @@ export async function applyEnqueues(
 }
 
 /**
- * The short way for what most enqueues are (a caller alone in its group, runs without parents,
- * at most one of them with an idempotency key): one statement in its own transaction, instead of
- * four round trips. Returns the results and the topics the commit told, or `undefined` if the
- * batch does not qualify or its key was taken: the caller then goes the long way, which finds the
- * key's run.
+ * The short way for what most enqueues are (runs without parents, and at most one run in all if
+ * any has an idempotency key): one statement in its own transaction, for every caller of the
+ * group at once, instead of four round trips. Returns each batch's results and the topics the
+ * commit told, or `undefined` if the batches do not qualify or the key was taken: the caller then
+ * goes the long way, which finds the key's run.
  */
 export async function enqueueAlone(
   session: Session,
-  batch: EnqueueBatch,
+  batches: readonly EnqueueBatch[],
   feedLock: string,
   channel: string,
-): Promise<{ results: EnqueueResult[]; topics: WakeTopic[] } | undefined> {
-  const { runs, now } = batch;
+): Promise<{ results: EnqueueResult[][]; topics: WakeTopic[] } | undefined> {
   let keys = 0;
-  for (const run of runs) {
-    if (run.dependsOn !== undefined && run.dependsOn.length > 0) return undefined;
-    if (run.idempotencyKey !== undefined) keys++;
+  let count = 0;
+  for (const { runs } of batches) {
+    for (const run of runs) {
+      if (run.dependsOn !== undefined && run.dependsOn.length > 0) return undefined;
+      if (run.idempotencyKey !== undefined) keys++;
+      count++;
+    }
   }
   // Two keys could clash with each other, and one taken key would leave the others written.
-  if (keys > 0 && runs.length > 1) return undefined;
-  const planned: Planned[] = runs.map((run) => ({ run, now, status: 'queued', pending: 0, parents: [] }));
-  const topics: WakeTopic[] = runs.map((run) => `run:${run.id}` as const);
-  topics.push('runs');
+  if (keys > 0 && count > 1) return undefined;
+  const planned: Planned[] = batches.flatMap(({ runs, now }) =>
+    runs.map((run) => ({
+      run,
+      now,
+      status: run.leasedTo ? ('running' as const) : ('queued' as const),
+      pending: 0,
+      parents: [],
+    })),
+  );
+  const topics: WakeTopic[] = planned.map((p) => `run:${p.run.id}` as const);
+  // A leased run is executing already: no worker needs waking for it.
+  if (planned.some((p) => p.status === 'queued')) topics.push('runs');
   const payload = topics.join('\n');
   // One NOTIFY carries them all, or the long way splits them.
   if (payload.length > MAX_PAYLOAD) return undefined;
   const [row] = await session.run(session.sql.enqueueAlone, [
     JSON.stringify(planned.map(runRow)),
     JSON.stringify(planned.map(firstEvent)),
-    JSON.stringify(auditRows(runs)),
+    JSON.stringify(auditRows(planned.map((p) => p.run))),
     feedLock,
     channel,
     payload,
   ]);
-  if (row!.created !== runs.length) return undefined;
-  return { results: runs.map((run) => ({ id: run.id, created: true, status: 'queued' })), topics };
+  if (row!.created !== count) return undefined;
+  let i = 0;
+  const results = batches.map(({ runs }) =>
+    runs.map(() => {
+      const p = planned[i++]!;
+      return { id: p.run.id, created: true, status: p.status };
+    }),
+  );
+  return { results, topics };
 }
 
 /** The audit entries of the runs that carry one, each targeting its run. */
@@ -203,6 +229,8 @@ function runRow(p: Planned) {
     parent_run_id: p.run.parentRunId ?? null,
     concurrency_key: p.run.concurrencyKey ?? null,
     pending_parents: p.status === 'queued' ? p.pending : 0,
+    lease_owner: p.status === 'running' ? p.run.leasedTo!.workerId : null,
+    lease_expires_at: p.status === 'running' ? p.run.leasedTo!.until : null,
     available_at: p.run.availableAt ?? p.now,
     deadline_at: p.run.deadlineAt ?? null,
     correlation_id: p.run.correlationId ?? null,
@@ -216,7 +244,7 @@ function firstEvent(p: Planned, ord: number) {
   return {
     ord,
     run_id: p.run.id,
-    type: p.status === 'queued' ? 'run:queued' : 'run:cancelled',
+    type: p.status === 'cancelled' ? 'run:cancelled' : 'run:queued',
     step: null,
     data: jsonText(
       p.cancelledBy

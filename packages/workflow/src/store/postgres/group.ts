@@ -128,11 +128,16 @@ export class GroupCommitter {
         await Promise.all(jobs.map((job) => job.alone().then(job.resolve, job.reject)));
         return;
       }
-      if (jobs.length === 1 && jobs[0]!.kind === 'enqueue' && (await this.#enqueueAlone(jobs[0]!))) return;
-      if (this.#commitFunction && jobs.every((job) => job.kind !== 'enqueue')) {
-        jobs = await this.#commitAlone(jobs as Exclude<Job, { kind: 'enqueue' }>[]);
-        if (jobs.length === 0) return;
-      }
+      // The enqueues in one statement and the rest through the commit function, side by side on
+      // two connections: each its own transaction, where the long way takes five round trips.
+      const enqueues = jobs.filter((job) => job.kind === 'enqueue');
+      const others = jobs.filter((job) => job.kind !== 'enqueue');
+      const [enqueuesLeft, othersLeft] = await Promise.all([
+        enqueues.length === 0 ? [] : this.#enqueueAlone(enqueues),
+        this.#commitFunction && others.length > 0 ? this.#commitAlone(others) : others,
+      ]);
+      jobs = [...enqueuesLeft, ...othersLeft];
+      if (jobs.length === 0) return;
       const outcomes = await this.#host.withSession((session) => this.#transact(session, jobs));
       this.stats.transactions++;
       this.stats.batches += jobs.length;
@@ -149,22 +154,32 @@ export class GroupCommitter {
     }
   }
 
-  /** An enqueue alone in its group, in one round trip if it qualifies; false if it did not. */
-  async #enqueueAlone(job: Extract<Job, { kind: 'enqueue' }>): Promise<boolean> {
+  /** The group's enqueues in one round trip if they qualify; those left for the long way (all, or none). */
+  async #enqueueAlone(jobs: Extract<Job, { kind: 'enqueue' }>[]): Promise<Job[]> {
     const { feedLock, channel } = this.#host;
     let done: Awaited<ReturnType<typeof enqueueAlone>>;
     try {
-      done = await this.#host.withSession((session) => enqueueAlone(session, job.batch, feedLock, channel));
+      done = await this.#host.withSession((session) =>
+        enqueueAlone(
+          session,
+          jobs.map((job) => job.batch),
+          feedLock,
+          channel,
+        ),
+      );
     } catch (error) {
-      if (isRetryable(error)) return false;
-      throw error;
+      // Refused by PostgreSQL, nothing was written: the long way retries, and fails a bad batch
+      // alone. Without an answer (a connection lost), whether it committed is unknown.
+      if (fromPostgres(error) || isRetryable(error)) return jobs;
+      for (const job of jobs) job.reject(error);
+      return [];
     }
-    if (done === undefined) return false;
+    if (done === undefined) return jobs;
     this.stats.transactions++;
-    this.stats.batches++;
-    job.resolve(done.results);
+    this.stats.batches += jobs.length;
+    for (const [i, job] of jobs.entries()) job.resolve(done.results[i]!);
     this.#host.emit(done.topics);
-    return true;
+    return [];
   }
 
   /**

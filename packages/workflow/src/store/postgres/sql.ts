@@ -173,17 +173,17 @@ const insertRunsSql = (runs: string) =>
       INSERT INTO %s.runs (
         id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
         concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
-        created_at, updated_at, finished_at)
+        lease_owner, lease_expires_at, created_at, updated_at, finished_at)
       SELECT
         n.id, n.workflow, n.version, n.status, n.priority, n.input::jsonb, n.error::jsonb,
         n.idempotency_key, n.parent_run_id, n.concurrency_key, n.pending_parents, n.available_at,
-        n.deadline_at, n.correlation_id, n.traceparent, n.now, n.now,
-        CASE WHEN n.status = 'cancelled' THEN n.now END
+        n.deadline_at, n.correlation_id, n.traceparent, n.lease_owner, n.lease_expires_at, n.now,
+        n.now, CASE WHEN n.status = 'cancelled' THEN n.now END
       FROM json_to_recordset(${runs}::json) AS n (
         id text, workflow text, version text, status text, priority integer, input text,
         error text, idempotency_key text, parent_run_id text, concurrency_key text,
         pending_parents integer, available_at bigint, deadline_at bigint, correlation_id text,
-        traceparent text, now bigint)
+        traceparent text, lease_owner text, lease_expires_at bigint, now bigint)
       ON CONFLICT (idempotency_key) DO NOTHING
       RETURNING id`;
 

@@ -5,6 +5,7 @@ import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { StoreClosedError } from '../../errors.ts';
 import { auditPage, auditRow, checkAuditEntry } from '../audit.ts';
 import { cancelledError, contextOf, reasonData } from '../events.ts';
+import { checkNewRun } from '../new-run.ts';
 import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import type {
   AuditEntry,
@@ -213,7 +214,7 @@ export class PostgresStore implements WorkflowStore {
   enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]> {
     if (runs.length === 0) return Promise.resolve([]);
     try {
-      for (const run of runs) if (run.audit !== undefined) checkAuditEntry({ ...run.audit, target: run.id });
+      for (const run of runs) checkNewRun(run, now);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -72,11 +72,11 @@ export function sqliteSql(prefix: string) {
     insertRun: `INSERT INTO ${runs} (
         id, workflow, version, status, priority, input, error, idempotency_key, parent_run_id,
         concurrency_key, pending_parents, available_at, deadline_at, correlation_id, traceparent,
-        created_at, updated_at, finished_at)
+        lease_owner, lease_expires_at, created_at, updated_at, finished_at)
       VALUES (
         @id, @workflow, @version, @status, @priority, @input, @error, @idempotencyKey, @parentRunId,
         @concurrencyKey, @pendingParents, @availableAt, @deadlineAt, @correlationId, @traceparent,
-        @now, @now, @finishedAt)`,
+        @leaseOwner, @leaseExpiresAt, @now, @now, @finishedAt)`,
     insertDep: `INSERT OR IGNORE INTO ${deps} (parent_id, child_id) VALUES (?, ?)`,
 
     // Newest first; `before` pages by (created_at, id) of the run named, `offset` by position

@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import { StoreClosedError, UnknownRunError } from '../../errors.ts';
 import { auditPage, auditRow, checkAuditEntry } from '../audit.ts';
 import { cancelledError, contextOf, parentCancelledData, queuedData, reasonData } from '../events.ts';
+import { checkNewRun, createdRecord } from '../new-run.ts';
 import { type Row, rowReader } from '../rows.ts';
 import { bySearch, prefixEnd, runOffset } from '../search.ts';
 import {
@@ -250,7 +251,7 @@ export class SqliteStore implements WorkflowStore {
 
   async enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]> {
     this.#open();
-    for (const run of runs) if (run.audit !== undefined) checkAuditEntry({ ...run.audit, target: run.id });
+    for (const run of runs) checkNewRun(run, now);
     return this.#writes.run((topics) => runs.map((run) => this.#enqueueOne(run, now, topics)));
   }
 
@@ -261,6 +262,7 @@ export class SqliteStore implements WorkflowStore {
       if (existing) return { id: existing.id, created: false, status: existing.status };
     }
     const parents = [...new Set(run.dependsOn ?? [])];
+    const lease = run.leasedTo;
     let pending = 0;
     let failedParent: { id: string; status: RunStatus } | undefined;
     for (const parent of parents) {
@@ -270,7 +272,7 @@ export class SqliteStore implements WorkflowStore {
       if (FAILED.has(state.status)) failedParent ??= { id: parent, status: state.status };
       else pending++;
     }
-    const status: RunStatus = failedParent ? 'cancelled' : 'queued';
+    const status: RunStatus = failedParent ? 'cancelled' : lease ? 'running' : 'queued';
     const input = JSON.stringify(run.input ?? null);
     const error = failedParent
       ? cancelledError({ parent: failedParent.id, status: failedParent.status })
@@ -292,6 +294,8 @@ export class SqliteStore implements WorkflowStore {
       deadlineAt: run.deadlineAt ?? null,
       correlationId: run.correlationId ?? null,
       traceparent: run.traceparent ?? null,
+      leaseOwner: lease?.workerId ?? null,
+      leaseExpiresAt: lease?.until ?? null,
       now,
       finishedAt: failedParent ? now : null,
     });
@@ -308,39 +312,18 @@ export class SqliteStore implements WorkflowStore {
       );
     } else {
       this.#insertEvent(run.id, 'run:queued', queuedData(run), now, created);
-      if (pending === 0) topics.add('runs');
+      if (pending === 0 && lease === undefined) topics.add('runs');
     }
     if (run.audit !== undefined) s.insertAudit.get(auditRow({ ...run.audit, target: run.id }, toJson));
     topics.add(`run:${run.id}`);
     // The run as inserted, built here rather than read back (a claim committed after this
     // transaction would show it running); the input parsed from its stored text, as a read would.
-    const record: RunRecord = {
-      id: run.id,
-      workflow: run.workflow,
-      version: run.version,
+    const record = createdRecord(run, now, {
       status,
-      priority: run.priority,
       input: JSON.parse(input) as Json,
-      output: undefined,
-      error,
-      degraded: false,
-      progress: 0,
-      idempotencyKey: run.idempotencyKey,
-      parentRunId: run.parentRunId,
-      concurrencyKey: run.concurrencyKey,
       pendingParents: pending,
-      availableAt,
-      waitingFor: undefined,
-      leaseOwner: undefined,
-      leaseExpiresAt: undefined,
-      cancelRequested: undefined,
-      deadlineAt: run.deadlineAt,
-      correlationId: run.correlationId,
-      traceparent: run.traceparent,
-      createdAt: now,
-      updatedAt: now,
-      finishedAt: failedParent ? now : undefined,
-    };
+      ...(error === undefined ? {} : { error }),
+    });
     return { id: run.id, created: true, status, run: record };
   }
 
