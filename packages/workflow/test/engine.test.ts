@@ -10,6 +10,7 @@ import {
   type TimelineEvent,
   WorkflowEngine,
   WorkflowErrorCodes,
+  type WorkflowStore,
 } from '@bulwark/workflow';
 import { engineOnFile } from './stores.ts';
 
@@ -22,6 +23,23 @@ async function collect(engine: WorkflowEngine, runId: string): Promise<TimelineE
   const events: TimelineEvent[] = [];
   for await (const e of engine.timeline(runId)) events.push(e);
   return events;
+}
+
+/** Watches the store's claims (`before` runs first, and may throw): `settled()` waits for the last one. */
+function lastClaim(store: WorkflowStore, before: () => void = () => {}): { settled(): Promise<unknown> } {
+  const claim = store.claim.bind(store);
+  let last: Promise<unknown> = Promise.resolve();
+  store.claim = (request) => {
+    try {
+      before();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const claimed = claim(request);
+    last = claimed;
+    return claimed;
+  };
+  return { settled: () => last };
 }
 
 const transient = (message = 'upstream unavailable') => Object.assign(new Error(message), { status: 503 });
@@ -577,6 +595,135 @@ describe('workflow engine', () => {
     engine.startWorker();
     for (const id of ids) await engine.result(id.id);
     assert.deepEqual(done, ['critical', 'normal-1', 'normal-2', 'low']);
+  });
+
+  test('a run started on a worker with a free slot runs there: no claim, no wake-up, and result() reads nothing', async (t) => {
+    const { engine, store } = await setup(t, { pollMs: 60_000 });
+    const calls = { claim: 0, getRun: 0 };
+    const claims = lastClaim(store, () => calls.claim++);
+    const getRun = store.getRun.bind(store);
+    store.getRun = (id) => {
+      calls.getRun++;
+      return getRun(id);
+    };
+    const wakes: string[] = [];
+    store.subscribe((topic) => wakes.push(topic));
+    const seen: string[] = [];
+    engine.on((e) => {
+      if (e.type === 'run:status') seen.push(e.status);
+    });
+    const three = defineWorkflow({ name: 'here' }, async (ctx, n: number) => {
+      await ctx.step('a', () => n);
+      await ctx.step('b', () => n + 1);
+      return ctx.step('c', () => n + 2);
+    });
+    engine.register(three).startWorker();
+    // The first look finds the queue empty.
+    await claims.settled();
+    assert.equal(calls.claim, 1);
+    const runs = await Promise.all([1, 10, 100].map((n) => engine.start(three, n)));
+    assert.deepEqual(await Promise.all(runs.map((run) => engine.result(run.id))), [3, 12, 102]);
+    assert.deepEqual(calls, { claim: 1, getRun: 0 }, 'no claim, and result() read nothing');
+    assert.ok(!wakes.includes('runs'), 'no worker was woken');
+    assert.deepEqual(seen, [...Array(3).fill(['queued', 'running']).flat(), ...Array(3).fill('completed')]);
+    for (const run of runs) {
+      assert.deepEqual(types(await collect(engine, run.id)), [
+        'run:queued',
+        'run:started',
+        'step:started a',
+        'step:completed a',
+        'step:started b',
+        'step:completed b',
+        'step:started c',
+        'step:completed c',
+        'run:completed',
+      ]);
+      const stored = await getRun(run.id);
+      assert.equal(stored?.status, 'completed');
+      assert.equal(stored?.leaseOwner, undefined);
+    }
+  });
+
+  test('a run started here never passes a claimable run waiting in the queue', async (t) => {
+    const { engine, store } = await setup(t, { concurrency: 1, pollMs: 60_000 });
+    let failNext = false;
+    const claims = lastClaim(store, () => {
+      if (!failNext) return;
+      failNext = false;
+      throw new Error('the database hung up');
+    });
+    const done: string[] = [];
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const job = defineWorkflow({ name: 'queue-job' }, async (ctx, name: string) => {
+      await ctx.step('work', async () => {
+        if (name === 'blocker') await blocked;
+        done.push(name);
+      });
+    });
+    engine.register(job).startWorker();
+    await claims.settled();
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    t.after(() => process.off('warning', onWarning));
+    const blocker = await engine.start(job, 'blocker');
+    // Queued: the only slot is taken.
+    const waiting = await engine.start(job, 'critical', { priority: 'critical' });
+    // The claim for the slot the blocker frees fails: the slot is free, nothing is claiming, and
+    // the critical run still waits in the queue.
+    failNext = true;
+    release();
+    await engine.result(blocker.id);
+    const late = await engine.start(job, 'late');
+    await engine.result(late.id);
+    await engine.result(waiting.id);
+    assert.deepEqual(done, ['blocker', 'critical', 'late']);
+    assert.ok(warnings.some((m) => m.includes('the database hung up')));
+  });
+
+  test('runs started here and runs claimed together never exceed the concurrency', async (t) => {
+    const { engine, store } = await setup(t, { concurrency: 2 });
+    let running = 0;
+    let most = 0;
+    const slow = defineWorkflow({ name: 'slow' }, async (ctx) =>
+      ctx.step('a', async () => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+      }),
+    );
+    engine.register(slow);
+    const claims = lastClaim(store);
+    // Two waiting in the queue before the worker starts, then eight started at once when it idles:
+    // two take the free slots, six are queued and claimed.
+    const queued = [await engine.start(slow, null), await engine.start(slow, null)];
+    engine.startWorker();
+    for (const run of queued) await engine.result(run.id);
+    await claims.settled();
+    const started = await Promise.all(Array.from({ length: 8 }, () => engine.start(slow, null)));
+    for (const run of started) await engine.result(run.id);
+    assert.equal(most, 2);
+    const leased = started.filter((run) => run.run?.leaseOwner === engine.workerId);
+    assert.equal(leased.length, 2, 'started here');
+    assert.equal((await store.countRuns()).find((c) => c.status === 'completed')?.count, 10);
+  });
+
+  test('stop waits for a run whose start was in flight, which runs here to its end', async (t) => {
+    const { engine, store } = await setup(t);
+    const one = defineWorkflow({ name: 'one-more' }, async (ctx) => ctx.step('a', () => 'done'));
+    const claims = lastClaim(store);
+    engine.register(one).startWorker();
+    await claims.settled();
+    const starting = engine.start(one, null);
+    await engine.stop();
+    const run = await starting;
+    assert.equal(run.run?.leaseOwner, engine.workerId, 'leased at its start');
+    const stored = await store.getRun(run.id);
+    assert.equal(stored?.status, 'completed');
+    assert.equal(stored?.output, 'done');
   });
 
   test('dependsOn: a run waits for its parents, and is cancelled when one fails', async (t) => {

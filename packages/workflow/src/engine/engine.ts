@@ -12,18 +12,21 @@ import {
   WorkflowError,
   WorkflowErrorCodes,
 } from '../errors.ts';
+import { createdRecord } from '../store/new-run.ts';
 import {
   type ClaimedRun,
+  type EnqueueResult,
   FINAL_STATUSES,
   type Json,
   type NewAuditEntry,
+  type NewRun,
   type RunRecord,
   type RunStatus,
   type TimelineEvent,
   type WorkflowStore,
 } from '../store/types.ts';
 import { EngineEvents, type EngineListener } from './events.ts';
-import { type ExecutionHost, RunExecution, tellParent } from './execution.ts';
+import { type ExecutionHost, type RunEnd, RunExecution, tellParent } from './execution.ts';
 import { newRunId } from './run-id.ts';
 import { fromStoredError, toJson } from './serialize.ts';
 import { checkDuration, describe, PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
@@ -146,6 +149,12 @@ interface Executing {
   done: Promise<void>;
   /** Committing its end: its slot is free for the next claim. */
   finishing: boolean;
+  /**
+   * The run's final status once it is durable, for `result()`; undefined if this execution ends
+   * otherwise (suspended, lease lost), and the run has to be read.
+   */
+  end: Promise<RunEnd | undefined>;
+  settle: (end: RunEnd | undefined) => void;
 }
 
 export class WorkflowEngine {
@@ -166,6 +175,20 @@ export class WorkflowEngine {
   #finishing = 0;
   /** The last claim took fewer runs than it had room for while limits apply. */
   #heldBack = false;
+  /** Slots taken by runs this engine is starting to execute itself (`#runsHere`), not yet launched. */
+  #reserved = 0;
+  /** The limit of the claim in flight: those slots are its to fill. */
+  #claimRoom = 0;
+  /** Enqueues of runs to execute here, in flight: a stop waits for the runs they launch. */
+  readonly #starting = new Set<Promise<unknown>>();
+  /** Counts wake-ups for new claimable work (`runs`). */
+  #wakes = 0;
+  /**
+   * `#wakes` when the last claim that found nothing more to take began (-1: it did not): equal
+   * to `#wakes` now, no claimable run is known to wait, so a run started here may take a free
+   * slot without jumping the queue.
+   */
+  #drainedAt = -1;
   readonly #events = new EngineEvents();
   /** Operators' isolations with an end, by dependency (epoch ms): isolated steps park until then. */
   readonly #isolations = new Map<string, number>();
@@ -285,33 +308,75 @@ export class WorkflowEngine {
     checkStartOptions(options);
     const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
     const now = this.#clock.now();
-    const [result] = await this.#store.enqueue(
-      [
-        {
-          id: newRunId(now),
-          workflow: definition.name,
-          version: definition.version,
-          input: toJson(input, 'the workflow input') ?? null,
-          priority: options.priority,
-          ...(parentRunId === undefined ? {} : { parentRunId }),
-          ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-          ...(options.dependsOn === undefined ? {} : { dependsOn: [...options.dependsOn] }),
-          ...(options.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
-          ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + Math.ceil(options.timeoutMs) }),
-          ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
-          ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
-          ...(options.audit === undefined ? {} : { audit: options.audit }),
-        },
-      ],
-      now,
-    );
-    if (result!.created) this.#emitStatus(result!.id, definition.name, result!.status);
-    if (this.#running) this.#poke();
-    return {
-      id: result!.id,
-      created: result!.created,
-      ...(result!.run === undefined ? {} : { run: result!.run }),
+    const here = this.#runsHere(definition, options);
+    const run: NewRun = {
+      id: newRunId(now),
+      workflow: definition.name,
+      version: definition.version,
+      input: toJson(input, 'the workflow input') ?? null,
+      priority: options.priority,
+      ...(parentRunId === undefined ? {} : { parentRunId }),
+      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+      ...(options.dependsOn === undefined ? {} : { dependsOn: [...options.dependsOn] }),
+      ...(options.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
+      ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + Math.ceil(options.timeoutMs) }),
+      ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
+      ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
+      ...(options.audit === undefined ? {} : { audit: options.audit }),
+      ...(here ? { leasedTo: { workerId: this.#workerId, until: now + this.#leaseMs } } : {}),
     };
+    let result: EnqueueResult;
+    if (here) {
+      this.#reserved++;
+      const enqueued = this.#store.enqueue([run], now);
+      this.#starting.add(enqueued);
+      try {
+        [result] = (await enqueued) as [EnqueueResult];
+      } finally {
+        this.#starting.delete(enqueued);
+        this.#reserved--;
+      }
+      if (result.created) {
+        this.#emitStatus(result.id, definition.name, 'queued');
+        // Launched before anything else can run: the slot reserved for it is its own.
+        this.#launch(leasedRun(run, now));
+        this.#emitStatus(result.id, definition.name, 'running');
+      } else if (this.#running) this.#poke();
+    } else {
+      [result] = (await this.#store.enqueue([run], now)) as [EnqueueResult];
+      if (result.created) this.#emitStatus(result.id, definition.name, result.status);
+      if (this.#running) this.#poke();
+    }
+    return {
+      id: result.id,
+      created: result.created,
+      ...(result.run === undefined ? {} : { run: result.run }),
+    };
+  }
+
+  /**
+   * Whether a run started now goes straight to a free slot of this engine, enqueued already
+   * leased to it: no wake-up, no claim, and no read of it for `result()`, which is what a caller
+   * awaiting its own runs pays for most. Only while nothing claimable is known to wait (a run
+   * must not pass one of higher priority, or an older one) and no limit applies that other
+   * workers' runs count against.
+   */
+  #runsHere(definition: WorkflowDefinition<any, unknown>, options: Omit<StartOptions, 'priority'>): boolean {
+    return (
+      this.#running &&
+      this.#drain === undefined &&
+      this.#drainedAt === this.#wakes &&
+      this.#perWorkflow === undefined &&
+      this.#perKey === undefined &&
+      (options.dependsOn === undefined || options.dependsOn.length === 0) &&
+      this.#workflows.get(definition.name)?.get(definition.version) === definition &&
+      this.#room() > 0
+    );
+  }
+
+  /** Free slots: neither executing (runs committing their end no longer count), reserved, nor the in-flight claim's. */
+  #room(): number {
+    return this.#concurrency - (this.#executing.size - this.#finishing) - this.#reserved - this.#claimRoom;
   }
 
   /**
@@ -403,11 +468,23 @@ export class WorkflowEngine {
     throw Object.assign(new RunFailedError(runId, run.status, cause?.message ?? run.status), { cause });
   }
 
-  /** Reads the run again on each of its wake-ups (and every `pollMs`) until it is final. */
-  async #untilFinal(runId: string): Promise<RunRecord> {
+  /**
+   * The run's final status: from its execution, while this engine executes it; otherwise read
+   * again on each of its wake-ups (and every `pollMs`) until it is final.
+   */
+  async #untilFinal(runId: string): Promise<RunEnd> {
+    // Most often the run executes here from its start: no subscription, no read.
+    const local = this.#executing.get(runId);
+    const end = local === undefined ? undefined : await local.end;
+    if (end !== undefined) return end;
     const watch = this.#watch(runId);
     try {
       for (;;) {
+        const local = this.#executing.get(runId);
+        if (local !== undefined) {
+          const end = await local.end;
+          if (end !== undefined) return end;
+        }
         watch.reading();
         const run = await this.#store.getRun(runId);
         if (run === undefined) throw new TypeError(`no run ${runId}`);
@@ -536,7 +613,9 @@ export class WorkflowEngine {
     this.#running = true;
     this.#stopping = undefined;
     this.#unsubscribe = this.#store.subscribe((topic) => {
-      if (topic === 'runs') this.#poke();
+      if (topic !== 'runs') return;
+      this.#wakes++;
+      this.#poke();
     });
     this.#poke();
     this.#heartbeat();
@@ -564,10 +643,11 @@ export class WorkflowEngine {
     this.#pollTimer = undefined;
     this.#stopping = (async () => {
       // A claim in flight may still launch runs: they are waited for (and drained) too.
-      while (this.#executing.size > 0 || this.#claimInFlight !== undefined) {
+      while (this.#executing.size > 0 || this.#claimInFlight !== undefined || this.#starting.size > 0) {
         await Promise.allSettled([
           ...[...this.#executing.values()].map((e) => e.done),
           ...(this.#claimInFlight === undefined ? [] : [this.#claimInFlight]),
+          ...this.#starting,
         ]);
       }
       if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
@@ -614,9 +694,11 @@ export class WorkflowEngine {
   }
 
   async #claim(): Promise<void> {
-    const room = this.#concurrency - (this.#executing.size - this.#finishing);
+    const room = this.#room();
     if (room <= 0 || this.#workflows.size === 0) return;
+    const wakes = this.#wakes;
     let runs: ClaimedRun[];
+    this.#claimRoom = room;
     try {
       runs = await this.#store.claim({
         workerId: this.#workerId,
@@ -633,7 +715,10 @@ export class WorkflowEngine {
         'BulwarkWorkflowWarning',
       );
       return;
+    } finally {
+      this.#claimRoom = 0;
     }
+    this.#drainedAt = runs.length < room ? wakes : -1;
     for (const run of runs) {
       const current = this.#executing.get(run.id);
       if (current === undefined) {
@@ -666,11 +751,16 @@ export class WorkflowEngine {
   }
 
   #launch(run: ClaimedRun): void {
+    let settle!: (end: RunEnd | undefined) => void;
     const entry: Executing = {
       workflow: run.workflow,
       execution: undefined,
       done: Promise.resolve(),
       finishing: false,
+      end: new Promise((resolve) => {
+        settle = resolve;
+      }),
+      settle: (end) => settle(end),
     };
     this.#executing.set(run.id, entry);
     entry.done = this.#execute(run, entry)
@@ -681,6 +771,7 @@ export class WorkflowEngine {
         );
       })
       .finally(() => {
+        entry.settle(undefined);
         this.#executing.delete(run.id);
         if (entry.finishing) {
           this.#finishing--;
@@ -706,9 +797,12 @@ export class WorkflowEngine {
         if (entry.finishing) return;
         entry.finishing = true;
         this.#finishing++;
-        this.#poke();
+        // With nothing known to wait, a claim would find nothing: the slot waits for a start here
+        // or a wake-up (runs due by time are the poll's).
+        if (this.#drainedAt !== this.#wakes) this.#poke();
       },
       startChild: (workflow, input, options) => this.#enqueue(workflow, input, options, options.parentRunId),
+      ended: (end) => entry.settle(end),
     };
     if (definition === undefined) {
       // The run started on a version this deploy no longer has: replaying its history against
@@ -828,4 +922,13 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   if (!Number.isInteger(value) || value < 1)
     throw new TypeError(`WorkflowEngine: ${name} must be a whole number of at least 1, got ${value}`);
   return value;
+}
+
+/** A run enqueued leased to this engine (`leasedTo`), as a claim of it would have returned it. */
+function leasedRun(run: NewRun, now: number): ClaimedRun {
+  return {
+    ...createdRecord(run, now, { status: 'running', input: run.input, pendingParents: 0 }),
+    takenOver: false,
+    hasSteps: false,
+  };
 }

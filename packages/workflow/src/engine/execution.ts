@@ -56,6 +56,13 @@ const DEFAULT_STEP_RETRY = { maxAttempts: 3, baseMs: 1_000, maxMs: 60_000, jitte
 /** How an execution ended on this worker. */
 export type ExecutionEnd = 'final' | 'suspended' | 'lost';
 
+/** A run's final status and what it ended with, as its record holds them. */
+export interface RunEnd {
+  status: RunStatus;
+  output: Json | undefined;
+  error: StoredError | undefined;
+}
+
 export interface ExecutionHost {
   readonly store: WorkflowStore;
   readonly clock: Clock;
@@ -74,6 +81,8 @@ export interface ExecutionHost {
    * that the claim for it shares the transaction of this last commit.
    */
   finishing(): void;
+  /** The run's final status is durable. */
+  ended(end: RunEnd): void;
   /** Enqueues a child run (idempotent by its key). */
   startChild(
     workflow: WorkflowDefinition<unknown, unknown> | string,
@@ -1033,6 +1042,8 @@ export class RunExecution {
         const status = change.update.status;
         if (status === undefined || status === this.#status) continue;
         this.#status = status;
+        if (FINAL_STATUSES.includes(status))
+          this.#host.ended({ status, output: change.update.output, error: change.update.error });
         if (events.listening) {
           events.emit({
             type: 'run:status',
