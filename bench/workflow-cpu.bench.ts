@@ -2,16 +2,18 @@
 // threads included), PostgreSQL's CPU (every `postgres` process, read from /proc), event-loop
 // delay, the statements sent to PostgreSQL by kind and how its tables were read. One engine, one
 // store, a warm-up first.
-// Run: npm run bench:workflow-cpu -- [sqlite|sqlite-thread-pool|postgres] [one|three] [runs]
+// Run: npm run bench:workflow-cpu -- [sqlite|sqlite-thread-pool|postgres] [one|three] [runs] [burst|loop]
+// (`loop`: the closed loop, `CONCURRENCY` clients each awaiting its run's result before the next.)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openPostgresStore, openSqliteStore, type WorkflowStore } from '@bulwark/workflow';
 import pg from 'pg';
-import { measure, oneStep, threeSteps } from './workflow-engine.bench.ts';
+import { closedLoop, measure, oneStep, threeSteps } from './workflow-engine.bench.ts';
 
-const [kind = 'postgres', shape = 'three', count = '10000'] = process.argv.slice(2);
+const [kind = 'postgres', shape = 'three', count = '10000', mode = 'burst'] = process.argv.slice(2);
+if (mode !== 'burst' && mode !== 'loop') throw new TypeError(`mode: expected burst or loop, got ${mode}`);
 const runs = Number(count);
 const workflow = shape === 'one' ? oneStep : threeSteps;
 const steps = shape === 'one' ? 1 : 3;
@@ -61,21 +63,25 @@ if (kind === 'postgres') {
   });
 }
 try {
-  await measure(store, workflow, steps, 500);
+  const run = (n: number) =>
+    mode === 'loop' ? closedLoop(store, workflow, n, 600_000) : measure(store, workflow, steps, n);
+  await run(500);
   statements.clear();
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const pgBefore = postgresCpu();
   const cpuBefore = process.cpuUsage();
   const t0 = performance.now();
-  const result = await measure(store, workflow, steps, runs);
+  const result = await run(runs);
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const pgCpu = postgresCpu() - pgBefore;
   delay.disable();
   const nodeCpu = (cpu.user + cpu.system) / 1e6;
   const ms = (s: number) => ((s * 1000) / runs).toFixed(3);
-  console.log(`${kind}, ${workflow.name}, ${runs} runs after a warm-up of 500, Node ${process.version}`);
+  console.log(
+    `${kind}, ${workflow.name}, ${mode}, ${runs} runs after a warm-up of 500, Node ${process.version}`,
+  );
   console.log(`${Math.round(result.perSecond)} workflows/s; wall ${wall.toFixed(2)} s`);
   console.log(`this process: ${nodeCpu.toFixed(2)} s CPU (${ms(nodeCpu)} ms a run)`);
   if (kind === 'postgres') {
