@@ -541,7 +541,7 @@ export class PostgresStore implements WorkflowStore {
       const client = await (await this.#indexedPool()).connect();
       if (!this.#planned.has(client)) {
         try {
-          await client.query(INDEX_PLANS.replaceAll('SET LOCAL', 'SET'));
+          await client.query(CLAIM_SESSION);
         } catch (error) {
           client.release(error as Error);
           throw error;
@@ -589,6 +589,15 @@ export class PostgresStore implements WorkflowStore {
 
 /** Of the indexed pool: idle claims (several workers' at once queue behind two). */
 const INDEXED_CONNECTIONS = 2;
+
+/**
+ * The settings of the indexed pool's sessions: the write transactions' planner settings, and
+ * claims that do not wait for their WAL flush (a millisecond of an idle pickup here). A claim
+ * lost in a server crash leaves its run to be claimed again, and the worker that thought it held
+ * it is refused its next commit (its lease is not there): no step outcome depends on a claim
+ * being durable, and any commit that follows it flushes it too, the log being written in order.
+ */
+const CLAIM_SESSION = `${INDEX_PLANS.replaceAll('SET LOCAL', 'SET')}SET synchronous_commit = off;`;
 
 const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
 /** The final statuses a run can be retried from. */
