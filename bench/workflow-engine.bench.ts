@@ -100,6 +100,8 @@ export async function closedLoop(
 ) {
   const engine = new WorkflowEngine({ store, concurrency: CONCURRENCY, pollMs: 50 });
   engine.register(workflow).startWorker();
+  // Its first look at the queue done, as DBOS's clients start once `DBOS.launch()` has resolved.
+  await new Promise((resolve) => setTimeout(resolve, 100));
   const latencies: number[] = [];
   let issued = 0;
   const t0 = performance.now();
