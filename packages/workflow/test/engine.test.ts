@@ -684,6 +684,93 @@ describe('workflow engine', () => {
     assert.ok(warnings.some((m) => m.includes('the database hung up')));
   });
 
+  test('a run due by time alone is not passed by runs started here once a poll has come', async (t) => {
+    const { engine, store } = await setup(t, { concurrency: 1, pollMs: 20 });
+    const claims = lastClaim(store);
+    const order: string[] = [];
+    const sleeper = defineWorkflow({ name: 'sleeper' }, async (ctx) => {
+      await ctx.sleep('nap', 30);
+      await ctx.step('woke', () => void order.push('sleeper'));
+    });
+    const work = defineWorkflow({ name: 'work' }, async (ctx, i: number) => {
+      await ctx.step('w', async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        order.push(`work${i}`);
+      });
+    });
+    engine.register(sleeper, work).startWorker();
+    await claims.settled();
+    const asleep = await engine.start(sleeper, null);
+    // Asleep, given back: the claim its wake-up caused found nothing due, so the queue looks empty.
+    while ((await store.getRun(asleep.id))?.status !== 'waiting') await new Promise((r) => setTimeout(r, 5));
+    await claims.settled();
+    // One slot, kept busy by runs started here, each 100 ms: the sleeper is due after 30 ms.
+    for (let i = 0; i < 4; i++) {
+      const run = await engine.start(work, i);
+      await engine.result(run.id);
+    }
+    await engine.result(asleep.id);
+    assert.ok(order.indexOf('sleeper') <= 1, order.join(', '));
+  });
+
+  test('a run queued while the worker was stopped is not passed once it starts again', async (t) => {
+    const { engine, store } = await setup(t, { concurrency: 1, pollMs: 60_000 });
+    const claims = lastClaim(store);
+    const done: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const job = defineWorkflow({ name: 'restart-job' }, async (ctx, name: string) => {
+      await ctx.step('s', async () => {
+        if (name === 'first') await gate;
+        done.push(name);
+      });
+    });
+    engine.register(job).startWorker();
+    await claims.settled();
+    const first = await engine.start(job, 'first');
+    const stopping = engine.stop();
+    // Queued while stopped: its wake-up is heard by no one.
+    const critical = await engine.start(job, 'critical', { priority: 'critical' });
+    engine.startWorker();
+    release();
+    await engine.result(first.id);
+    await stopping;
+    const low = await engine.start(job, 'low', { priority: 'low' });
+    await engine.result(low.id);
+    await engine.result(critical.id);
+    assert.deepEqual(done, ['first', 'critical', 'low']);
+  });
+
+  test('a start whose enqueue outlasts its lease leaves the run to the claims: it runs once', async (t) => {
+    const { engine, store } = await setup(t, { concurrency: 2, pollMs: 20, leaseMs: 150 });
+    const claims = lastClaim(store);
+    let bodies = 0;
+    const once = defineWorkflow({ name: 'once' }, async (ctx) =>
+      ctx.step('effect', async () => {
+        bodies++;
+        await new Promise((r) => setTimeout(r, 50));
+      }),
+    );
+    engine.register(once).startWorker();
+    await claims.settled();
+    const enqueue = store.enqueue.bind(store);
+    store.enqueue = async (runs, now) => {
+      const results = await enqueue(runs, now);
+      // Acknowledged late (a busy database): the lease given at the start has run out by then.
+      await new Promise((r) => setTimeout(r, 300));
+      return results;
+    };
+    const run = await engine.start(once, null);
+    assert.equal(run.run?.leaseOwner, engine.workerId, 'leased at its start');
+    await engine.result(run.id);
+    // Whatever was still to come has had time to.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(bodies, 1);
+    assert.equal((await store.getRun(run.id))?.status, 'completed');
+  });
+
   test('runs started here and runs claimed together never exceed the concurrency', async (t) => {
     const { engine, store } = await setup(t, { concurrency: 2 });
     let running = 0;

@@ -906,6 +906,14 @@ function suites(): void {
           assert.match(String((refused as PromiseRejectedResult).reason), /out of range/);
           assert.equal((await store.listRuns({ limit: 10 })).length, 4);
           assert.equal(await store.getRun(bad.id), undefined);
+          // An input with no JSON form fails before any SQL: its caller alone, as well.
+          const [fine, unwritable] = await Promise.allSettled([
+            store.enqueue([newRun()], T0),
+            store.enqueue([newRun({ input: { n: 1n } as never })], T0),
+          ]);
+          assert.equal(fine.status, 'fulfilled');
+          assert.equal(unwritable.status, 'rejected');
+          assert.equal((await store.listRuns({ limit: 10 })).length, 5);
         });
       });
 

@@ -338,7 +338,9 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(stored.leaseOwner, 'w1');
         assert.equal(stored.leaseExpiresAt, T0 + 1_000);
         assert.deepEqual(stored.input, { n: 1 });
-        if (result?.run !== undefined) assert.deepEqual(result.run, stored);
+        // Given back, as the engine executes it: as stored, so that its first execution sees the
+        // input as every later one will (PostgreSQL's jsonb orders an object's keys).
+        assert.deepEqual(result?.run, stored);
         assert.deepEqual(
           (await store.events(run.id)).map((e) => e.type),
           ['run:queued'],
@@ -353,6 +355,27 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
         assert.equal(taken?.id, run.id);
         assert.equal(taken?.takenOver, true);
         assert.equal(taken?.progress, 10);
+      });
+
+      it('gives a leased run back with its input as a read gives it, keys in the stored order', async (store) => {
+        const alone = newRun({
+          input: { zz: 1, a: { y: 2, b: 3 } },
+          leasedTo: { workerId: 'w1', until: T0 + 1_000 },
+        });
+        const keyed = newRun({
+          input: { zz: 1, a: 2 },
+          idempotencyKey: 'k-order',
+          leasedTo: alone.leasedTo!,
+        });
+        // Two callers at once: the second has a key, so the group goes the long way on PostgreSQL.
+        const results = await Promise.all([store.enqueue([alone], T0), store.enqueue([keyed], T0)]);
+        for (const [[result], run] of results.map((r, i) => [r, [alone, keyed][i]!] as const)) {
+          assert.ok(result?.run, 'the run is given back');
+          assert.equal(
+            JSON.stringify(result.run.input),
+            JSON.stringify((await mustGet(store, run.id)).input),
+          );
+        }
       });
 
       it('leases only the runs that ask, among several callers’ at once', async (store) => {

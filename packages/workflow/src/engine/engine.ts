@@ -94,7 +94,10 @@ export interface RunHandle {
   readonly id: string;
   /** False when an idempotency key matched an earlier run, whose handle this is. */
   readonly created: boolean;
-  /** The run as created (before any worker claimed it), when the store gives it back (SQLite does). */
+  /**
+   * The run as created, when the store gives it back (SQLite always, PostgreSQL for a run this
+   * engine executes from its start): `queued`, or `running` and leased to this engine.
+   */
   readonly run?: RunRecord;
 }
 
@@ -233,6 +236,8 @@ export class WorkflowEngine {
       versions.delete(d.version);
       versions.set(d.version, d);
     }
+    // Runs of a workflow new here may be waiting: none is passed before a claim has looked.
+    this.#drainedAt = -1;
     if (this.#running) this.#poke();
     return this;
   }
@@ -307,8 +312,14 @@ export class WorkflowEngine {
   ): Promise<RunHandle> {
     checkStartOptions(options);
     const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
+    let here = this.#runsHere(definition, options);
+    // A claim in flight settles whether anything waits, and leaves the slots it did not fill:
+    // waiting for it beats queueing behind what may be nothing (and so staying in the queue).
+    if (!here && this.#claimInFlight !== undefined && this.#mayRunHere(definition, options)) {
+      await this.#claimInFlight;
+      here = this.#runsHere(definition, options);
+    }
     const now = this.#clock.now();
-    const here = this.#runsHere(definition, options);
     const run: NewRun = {
       id: newRunId(now),
       workflow: definition.name,
@@ -336,10 +347,17 @@ export class WorkflowEngine {
         this.#starting.delete(enqueued);
         this.#reserved--;
       }
-      if (result.created) {
-        this.#emitStatus(result.id, definition.name, 'queued');
-        // Launched before anything else can run: the slot reserved for it is its own.
-        this.#launch(leasedRun(run, now));
+      if (result.created) this.#emitStatus(result.id, definition.name, 'queued');
+      // An enqueue so slow that the lease would run out before the first heartbeat renews it: a
+      // claim may take the run (this engine's own too), so it is left to the claims.
+      const late = this.#clock.now() >= run.leasedTo!.until - this.#heartbeatMs();
+      if (result.created && !late && !this.#executing.has(result.id)) {
+        // Launched before anything else can run: the slot reserved for it is its own. The run
+        // as the store holds it, where it gives it back (PostgreSQL's jsonb orders the input's
+        // keys: the first execution sees them as the next would).
+        const created =
+          result.run ?? createdRecord(run, now, { status: 'running', input: run.input, pendingParents: 0 });
+        this.#launch({ ...created, takenOver: false, hasSteps: false });
         this.#emitStatus(result.id, definition.name, 'running');
       } else if (this.#running) this.#poke();
     } else {
@@ -362,15 +380,21 @@ export class WorkflowEngine {
    * workers' runs count against.
    */
   #runsHere(definition: WorkflowDefinition<any, unknown>, options: Omit<StartOptions, 'priority'>): boolean {
+    return this.#drainedAt === this.#wakes && this.#room() > 0 && this.#mayRunHere(definition, options);
+  }
+
+  /** What a run started here needs besides a free slot and an empty queue. */
+  #mayRunHere(
+    definition: WorkflowDefinition<any, unknown>,
+    options: Omit<StartOptions, 'priority'>,
+  ): boolean {
     return (
       this.#running &&
       this.#drain === undefined &&
-      this.#drainedAt === this.#wakes &&
       this.#perWorkflow === undefined &&
       this.#perKey === undefined &&
       (options.dependsOn === undefined || options.dependsOn.length === 0) &&
-      this.#workflows.get(definition.name)?.get(definition.version) === definition &&
-      this.#room() > 0
+      this.#workflows.get(definition.name)?.get(definition.version) === definition
     );
   }
 
@@ -612,6 +636,8 @@ export class WorkflowEngine {
     if (this.#running) return;
     this.#running = true;
     this.#stopping = undefined;
+    // Unsubscribed while stopped, it heard of nothing queued meanwhile.
+    this.#drainedAt = -1;
     this.#unsubscribe = this.#store.subscribe((topic) => {
       if (topic !== 'runs') return;
       this.#wakes++;
@@ -745,6 +771,9 @@ export class WorkflowEngine {
     if (!this.#running || this.#pollTimer !== undefined) return;
     this.#pollTimer = this.#clock.setTimeout(() => {
       this.#pollTimer = undefined;
+      // Runs due by time alone (a sleep ended, a dead worker's lease expired) wake no one: until
+      // a claim with room has looked, none is passed by a run started here.
+      this.#drainedAt = -1;
       this.#poke();
     }, this.#pollMs);
     this.#clock.keepAlive?.(this.#pollTimer, false);
@@ -856,9 +885,13 @@ export class WorkflowEngine {
     if (released !== undefined && this.#drain !== undefined) this.#drain.released[released]++;
   }
 
+  #heartbeatMs(): number {
+    return Math.max(1, Math.floor(this.#leaseMs / 3));
+  }
+
   /** Renews the leases of the runs in progress; a lost one is aborted here, a cancelled one cancelled. */
   #heartbeat(): void {
-    const interval = Math.max(1, Math.floor(this.#leaseMs / 3));
+    const interval = this.#heartbeatMs();
     const beat = async () => {
       this.#heartbeatTimer = undefined;
       const ids = [...this.#executing.keys()];
@@ -922,13 +955,4 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   if (!Number.isInteger(value) || value < 1)
     throw new TypeError(`WorkflowEngine: ${name} must be a whole number of at least 1, got ${value}`);
   return value;
-}
-
-/** A run enqueued leased to this engine (`leasedTo`), as a claim of it would have returned it. */
-function leasedRun(run: NewRun, now: number): ClaimedRun {
-  return {
-    ...createdRecord(run, now, { status: 'running', input: run.input, pendingParents: 0 }),
-    takenOver: false,
-    hasSteps: false,
-  };
 }

@@ -119,7 +119,10 @@ export interface EnqueueResult {
   created: boolean;
   /** `running` for a run created with `leasedTo`. */
   status: RunStatus;
-  /** The run as this enqueue created it, read in its transaction, from stores that give it (SQLite). */
+  /**
+   * The run as this enqueue created it, from stores that give it: SQLite always; PostgreSQL for a
+   * run created with `leasedTo`, with its input as stored (jsonb orders an object's keys).
+   */
   run?: RunRecord;
 }
 

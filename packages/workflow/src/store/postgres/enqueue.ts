@@ -3,7 +3,9 @@
 import { UnknownRunError } from '../../errors.ts';
 import { auditRow } from '../audit.ts';
 import { cancelledError, parentCancelledData, queuedData } from '../events.ts';
-import type { EnqueueResult, NewRun, RunStatus, WakeTopic } from '../types.ts';
+import { createdRecord } from '../new-run.ts';
+import type { EnqueueResult, Json, NewRun, RunStatus, WakeTopic } from '../types.ts';
+import type { Row } from './rows.ts';
 import { jsonText } from './rows.ts';
 import { MAX_PAYLOAD, RetryTransaction, type Session } from './session.ts';
 
@@ -25,6 +27,8 @@ interface Planned {
   cancelledBy?: { parent: string; status: string };
   /** Parents by their real ids, with the plan of those created earlier in this flush. */
   parents: { id: string; plan: Planned | undefined }[];
+  /** A leased run's input as stored, once written. */
+  stored?: Json;
 }
 
 /** Reads of the batches' runs: what the database says or what this flush will create. */
@@ -92,7 +96,7 @@ export async function applyEnqueues(
       if (run.idempotencyKey !== undefined) byKey.set(run.idempotencyKey, entry);
       known.set(run.id, entry);
       planned.push(plan);
-      results.push(() => ({ id: run.id, created: true, status: plan.status }));
+      results.push(() => created(plan));
     }
     order.push(results);
   }
@@ -126,6 +130,17 @@ export async function applyEnqueues(
     // unique index waited for it), so a second try finds its run.
     if (inserted.length !== planned.length)
       throw new RetryTransaction('an idempotency key was taken concurrently');
+    // jsonb comes back as its text (rows.ts): SQL NULL for a run not leased.
+    storeInputs(
+      planned,
+      new Map(
+        inserted.flatMap((row) =>
+          typeof row.leased_input === 'string'
+            ? [[row.id as string, JSON.parse(row.leased_input) as Json]]
+            : [],
+        ),
+      ),
+    );
 
     const parents: string[] = [];
     const children: string[] = [];
@@ -153,16 +168,22 @@ export async function applyEnqueues(
 /**
  * The short way for what most enqueues are (runs without parents, and at most one run in all if
  * any has an idempotency key): one statement in its own transaction, for every caller of the
- * group at once, instead of four round trips. Returns each batch's results and the topics the
- * commit told, or `undefined` if the batches do not qualify or the key was taken: the caller then
- * goes the long way, which finds the key's run.
+ * group at once, instead of four round trips. Planned before any connection is taken: returns
+ * the statement's values and how to read its answer, or `undefined` if the batches do not
+ * qualify or cannot be serialised (the long way then fails only the bad one). `finish` gives
+ * each batch's results and the topics the commit told, or `undefined` if the key was taken: the
+ * caller then goes the long way, which finds the key's run.
  */
-export async function enqueueAlone(
-  session: Session,
+export function planEnqueueAlone(
   batches: readonly EnqueueBatch[],
   feedLock: string,
   channel: string,
-): Promise<{ results: EnqueueResult[][]; topics: WakeTopic[] } | undefined> {
+):
+  | {
+      values: unknown[];
+      finish(row: Row): { results: EnqueueResult[][]; topics: WakeTopic[] } | undefined;
+    }
+  | undefined {
   let keys = 0;
   let count = 0;
   for (const { runs } of batches) {
@@ -189,23 +210,47 @@ export async function enqueueAlone(
   const payload = topics.join('\n');
   // One NOTIFY carries them all, or the long way splits them.
   if (payload.length > MAX_PAYLOAD) return undefined;
-  const [row] = await session.run(session.sql.enqueueAlone, [
-    JSON.stringify(planned.map(runRow)),
-    JSON.stringify(planned.map(firstEvent)),
-    JSON.stringify(auditRows(planned.map((p) => p.run))),
-    feedLock,
-    channel,
-    payload,
-  ]);
-  if (row!.created !== count) return undefined;
-  let i = 0;
-  const results = batches.map(({ runs }) =>
-    runs.map(() => {
-      const p = planned[i++]!;
-      return { id: p.run.id, created: true, status: p.status };
-    }),
-  );
-  return { results, topics };
+  let values: unknown[];
+  try {
+    values = [
+      JSON.stringify(planned.map(runRow)),
+      JSON.stringify(planned.map(firstEvent)),
+      JSON.stringify(auditRows(planned.map((p) => p.run))),
+      feedLock,
+      channel,
+      payload,
+    ];
+  } catch {
+    return undefined;
+  }
+  return {
+    values,
+    finish(row) {
+      if (row.created !== count) return undefined;
+      // JSON comes back as its text (rows.ts); NULL when no run was leased.
+      const leased = typeof row.leased === 'string' ? (JSON.parse(row.leased) as Record<string, Json>) : {};
+      storeInputs(planned, new Map(Object.entries(leased)));
+      let i = 0;
+      const results = batches.map(({ runs }) => runs.map(() => created(planned[i++]!)));
+      return { results, topics };
+    },
+  };
+}
+
+/** Leased runs keep their input as the store gave it back. */
+function storeInputs(planned: readonly Planned[], inputs: ReadonlyMap<string, Json>): void {
+  for (const p of planned) {
+    const input = inputs.get(p.run.id);
+    if (p.status === 'running' && input !== undefined) p.stored = input;
+  }
+}
+
+/** A created run's result: with the run as stored when it was leased at its start (the engine runs it). */
+function created(p: Planned): EnqueueResult {
+  const result: EnqueueResult = { id: p.run.id, created: true, status: p.status };
+  if (p.stored !== undefined)
+    result.run = createdRecord(p.run, p.now, { status: 'running', input: p.stored, pendingParents: 0 });
+  return result;
 }
 
 /** The audit entries of the runs that carry one, each targeting its run. */

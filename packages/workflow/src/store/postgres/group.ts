@@ -3,7 +3,7 @@
 // fsync.
 import type { CommitResult, EnqueueResult, WakeTopic } from '../types.ts';
 import { applyCommits, type CommitBatch, type CommitCall, planCommitCall } from './commit.ts';
-import { applyEnqueues, type EnqueueBatch, enqueueAlone } from './enqueue.ts';
+import { applyEnqueues, type EnqueueBatch, planEnqueueAlone } from './enqueue.ts';
 import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
 import type { Statements } from './sql.ts';
@@ -156,17 +156,18 @@ export class GroupCommitter {
 
   /** The group's enqueues in one round trip if they qualify; those left for the long way (all, or none). */
   async #enqueueAlone(jobs: Extract<Job, { kind: 'enqueue' }>[]): Promise<Job[]> {
-    const { feedLock, channel } = this.#host;
-    let done: Awaited<ReturnType<typeof enqueueAlone>>;
+    const planned = planEnqueueAlone(
+      jobs.map((job) => job.batch),
+      this.#host.feedLock,
+      this.#host.channel,
+    );
+    if (planned === undefined) return jobs;
+    let done: ReturnType<typeof planned.finish>;
     try {
-      done = await this.#host.withSession((session) =>
-        enqueueAlone(
-          session,
-          jobs.map((job) => job.batch),
-          feedLock,
-          channel,
-        ),
+      const [row] = await this.#host.withSession((session) =>
+        session.run(session.sql.enqueueAlone, planned.values),
       );
+      done = planned.finish(row!);
     } catch (error) {
       // Refused by PostgreSQL, nothing was written: the long way retries, and fails a bad batch
       // alone. Without an answer (a connection lost), whether it committed is unknown.

@@ -185,7 +185,7 @@ const insertRunsSql = (runs: string) =>
         pending_parents integer, available_at bigint, deadline_at bigint, correlation_id text,
         traceparent text, lease_owner text, lease_expires_at bigint, now bigint)
       ON CONFLICT (idempotency_key) DO NOTHING
-      RETURNING id`;
+      RETURNING id, CASE WHEN lease_owner IS NOT NULL THEN input END AS leased_input`;
 
 /** Audit entries (a JSON array of `auditRow`s); those that pass `where`, if given. */
 const insertAuditsSql = (audits: string, where = '') =>
@@ -403,7 +403,7 @@ export function statements(schema: string, tag: string) {
      * ($1), their first events ($2) and audit entries ($3), the feed lock ($4) taken before any
      * event's seq, and the wake-up ($5 channel, $6 payload) sent on commit. A run whose key was
      * taken writes nothing: `created` counts the runs written, and the caller goes the long way
-     * for the rest.
+     * for the rest. `leased` gives the inputs of leased runs as stored (jsonb orders their keys).
      */
     enqueueAlone: make(
       'enqueue_alone',
@@ -413,7 +413,8 @@ export function statements(schema: string, tag: string) {
       -- The lock is a one-time filter of the events' insert: held before its first nextval.
       appended AS (${insertEventsSql('$2', 'EXISTS (SELECT FROM feed) AND e.run_id IN (SELECT id FROM created)')}),
       audited AS (${insertAuditsSql('$3', 'a.target IN (SELECT id FROM created)')})
-      SELECT count(*)::integer AS created, CASE WHEN count(*) > 0 THEN pg_notify($5, $6) END AS notified
+      SELECT count(*)::integer AS created, CASE WHEN count(*) > 0 THEN pg_notify($5, $6) END AS notified,
+        json_object_agg(id, leased_input) FILTER (WHERE leased_input IS NOT NULL) AS leased
       FROM created`,
     ),
 
