@@ -762,6 +762,10 @@ describe('workflow engine', () => {
       await new Promise((r) => setTimeout(r, 300));
       return results;
     };
+    const statuses: string[] = [];
+    engine.on((e) => {
+      if (e.type === 'run:status') statuses.push(e.status);
+    });
     const run = await engine.start(once, null);
     assert.equal(run.run?.leaseOwner, engine.workerId, 'leased at its start');
     await engine.result(run.id);
@@ -769,6 +773,28 @@ describe('workflow engine', () => {
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(bodies, 1);
     assert.equal((await store.getRun(run.id))?.status, 'completed');
+    assert.equal(statuses.at(-1), 'completed', statuses.join(' → '));
+  });
+
+  test('a start takes its input when called, even when it waits for a claim in flight', async (t) => {
+    const { engine } = await setup(t);
+    const seen: number[] = [];
+    const echo = defineWorkflow({ name: 'echo' }, async (ctx, input: { i: number }) =>
+      ctx.step('see', () => void seen.push(input.i)),
+    );
+    // Right after startWorker(), its first claim is in flight: the starts wait for it.
+    engine.register(echo).startWorker();
+    const payload = { i: 0 };
+    const starts = [];
+    for (let i = 0; i < 3; i++) {
+      payload.i = i;
+      starts.push(engine.start(echo, payload));
+    }
+    for (const run of await Promise.all(starts)) await engine.result(run.id);
+    assert.deepEqual(
+      seen.sort((a, b) => a - b),
+      [0, 1, 2],
+    );
   });
 
   test('runs started here and runs claimed together never exceed the concurrency', async (t) => {

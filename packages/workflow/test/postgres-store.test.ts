@@ -111,8 +111,12 @@ function suites(): void {
       test('concurrent claims from several pools never return the same run (SKIP LOCKED)', async () => {
         await withSchema(async (store, schema, track) => {
           const runs = Array.from({ length: 300 }, (_, i) => newRun({ priority: i % 5 }));
-          await store.enqueue(runs, T0);
           const workers = track(peers(schema, 5));
+          // Each pool's claim connection open before the race: a claim takes well under a
+          // millisecond, so a pool still connecting could find the runs all taken.
+          const idle = { workerId: 'warm-up', limit: 1, leaseMs: 60_000, now: T0, workflows: ['none'] };
+          await Promise.all(workers.map((worker) => worker.claim(idle)));
+          await store.enqueue(runs, T0);
           const claimed = await Promise.all(
             workers.map(async (worker, w) => {
               const mine: string[] = [];

@@ -95,8 +95,8 @@ export interface RunHandle {
   /** False when an idempotency key matched an earlier run, whose handle this is. */
   readonly created: boolean;
   /**
-   * The run as created, when the store gives it back (SQLite always, PostgreSQL for a run this
-   * engine executes from its start): `queued`, or `running` and leased to this engine.
+   * The run as created, when the store gives it back (SQLite always, PostgreSQL for a run leased
+   * to this engine at its start): `queued`, or `running` and leased to this engine.
    */
   readonly run?: RunRecord;
 }
@@ -237,7 +237,7 @@ export class WorkflowEngine {
       versions.set(d.version, d);
     }
     // Runs of a workflow new here may be waiting: none is passed before a claim has looked.
-    this.#drainedAt = -1;
+    this.#wakes++;
     if (this.#running) this.#poke();
     return this;
   }
@@ -312,13 +312,7 @@ export class WorkflowEngine {
   ): Promise<RunHandle> {
     checkStartOptions(options);
     const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
-    let here = this.#runsHere(definition, options);
-    // A claim in flight settles whether anything waits, and leaves the slots it did not fill:
-    // waiting for it beats queueing behind what may be nothing (and so staying in the queue).
-    if (!here && this.#claimInFlight !== undefined && this.#mayRunHere(definition, options)) {
-      await this.#claimInFlight;
-      here = this.#runsHere(definition, options);
-    }
+    // The run as the caller gave it, before any wait: what it changes afterwards is not the input.
     const now = this.#clock.now();
     const run: NewRun = {
       id: newRunId(now),
@@ -334,10 +328,17 @@ export class WorkflowEngine {
       ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
       ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
       ...(options.audit === undefined ? {} : { audit: options.audit }),
-      ...(here ? { leasedTo: { workerId: this.#workerId, until: now + this.#leaseMs } } : {}),
     };
+    let here = this.#runsHere(definition, options);
+    // A claim in flight settles whether anything waits, and leaves the slots it did not fill:
+    // waiting for it beats queueing behind what may be nothing (and so staying in the queue).
+    if (!here && this.#claimInFlight !== undefined && this.#mayRunHere(definition, options)) {
+      await this.#claimInFlight;
+      here = this.#runsHere(definition, options);
+    }
     let result: EnqueueResult;
     if (here) {
+      run.leasedTo = { workerId: this.#workerId, until: this.#clock.now() + this.#leaseMs };
       this.#reserved++;
       const enqueued = this.#store.enqueue([run], now);
       this.#starting.add(enqueued);
@@ -347,11 +348,13 @@ export class WorkflowEngine {
         this.#starting.delete(enqueued);
         this.#reserved--;
       }
-      if (result.created) this.#emitStatus(result.id, definition.name, 'queued');
       // An enqueue so slow that the lease would run out before the first heartbeat renews it: a
-      // claim may take the run (this engine's own too), so it is left to the claims.
-      const late = this.#clock.now() >= run.leasedTo!.until - this.#heartbeatMs();
+      // claim may take the run (this engine's own too), so it is left to the claims, once its
+      // lease has lapsed, and nothing started here passes it meanwhile. Rare enough (seconds) to
+      // tell the listeners nothing until a claim does: `queued` now could come after its end.
+      const late = this.#clock.now() >= run.leasedTo.until - this.#heartbeatMs();
       if (result.created && !late && !this.#executing.has(result.id)) {
+        this.#emitStatus(result.id, definition.name, 'queued');
         // Launched before anything else can run: the slot reserved for it is its own. The run
         // as the store holds it, where it gives it back (PostgreSQL's jsonb orders the input's
         // keys: the first execution sees them as the next would).
@@ -359,7 +362,10 @@ export class WorkflowEngine {
           result.run ?? createdRecord(run, now, { status: 'running', input: run.input, pendingParents: 0 });
         this.#launch({ ...created, takenOver: false, hasSteps: false });
         this.#emitStatus(result.id, definition.name, 'running');
-      } else if (this.#running) this.#poke();
+      } else {
+        if (result.created) this.#wakes++;
+        if (this.#running) this.#poke();
+      }
     } else {
       [result] = (await this.#store.enqueue([run], now)) as [EnqueueResult];
       if (result.created) this.#emitStatus(result.id, definition.name, result.status);
@@ -637,7 +643,7 @@ export class WorkflowEngine {
     this.#running = true;
     this.#stopping = undefined;
     // Unsubscribed while stopped, it heard of nothing queued meanwhile.
-    this.#drainedAt = -1;
+    this.#wakes++;
     this.#unsubscribe = this.#store.subscribe((topic) => {
       if (topic !== 'runs') return;
       this.#wakes++;
@@ -772,8 +778,9 @@ export class WorkflowEngine {
     this.#pollTimer = this.#clock.setTimeout(() => {
       this.#pollTimer = undefined;
       // Runs due by time alone (a sleep ended, a dead worker's lease expired) wake no one: until
-      // a claim with room has looked, none is passed by a run started here.
-      this.#drainedAt = -1;
+      // a claim with room has looked, none is passed by a run started here. (As a wake-up, so
+      // that a claim already in flight, begun before, does not count as that look.)
+      this.#wakes++;
       this.#poke();
     }, this.#pollMs);
     this.#clock.keepAlive?.(this.#pollTimer, false);

@@ -5,8 +5,7 @@ import { auditRow } from '../audit.ts';
 import { cancelledError, parentCancelledData, queuedData } from '../events.ts';
 import { createdRecord } from '../new-run.ts';
 import type { EnqueueResult, Json, NewRun, RunStatus, WakeTopic } from '../types.ts';
-import type { Row } from './rows.ts';
-import { jsonText } from './rows.ts';
+import { json, jsonText, type Row } from './rows.ts';
 import { MAX_PAYLOAD, RetryTransaction, type Session } from './session.ts';
 
 export interface EnqueueBatch {
@@ -135,9 +134,7 @@ export async function applyEnqueues(
       planned,
       new Map(
         inserted.flatMap((row) =>
-          typeof row.leased_input === 'string'
-            ? [[row.id as string, JSON.parse(row.leased_input) as Json]]
-            : [],
+          row.leased_input === null ? [] : [[row.id as string, json(row.leased_input) as Json]],
         ),
       ),
     );
@@ -227,8 +224,8 @@ export function planEnqueueAlone(
     values,
     finish(row) {
       if (row.created !== count) return undefined;
-      // JSON comes back as its text (rows.ts); NULL when no run was leased.
-      const leased = typeof row.leased === 'string' ? (JSON.parse(row.leased) as Record<string, Json>) : {};
+      // NULL when no run was leased.
+      const leased = (json(row.leased) ?? {}) as Record<string, Json>;
       storeInputs(planned, new Map(Object.entries(leased)));
       let i = 0;
       const results = batches.map(({ runs }) => runs.map(() => created(planned[i++]!)));

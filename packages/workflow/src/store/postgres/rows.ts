@@ -32,7 +32,8 @@ export function useDefaultParsers(getTypeParser: typeof defaultParser): void {
 
 export type { Row } from '../rows.ts';
 
-function json(value: unknown): Json | undefined {
+/** A jsonb column's text as the value stored (U+0000 unescaped); SQL NULL is undefined. */
+export function json(value: unknown): Json | undefined {
   if (value === null || value === undefined) return undefined;
   const parsed = JSON.parse(value as string) as Json;
   return (value as string).includes(MARK) ? mapStrings(parsed, unescapeNul) : parsed;
