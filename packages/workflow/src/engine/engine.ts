@@ -349,9 +349,9 @@ export class WorkflowEngine {
         this.#reserved--;
       }
       // An enqueue so slow that the lease would run out before the first heartbeat renews it: a
-      // claim may take the run (this engine's own too), so it is left to the claims, once its
-      // lease has lapsed, and nothing started here passes it meanwhile. Rare enough (seconds) to
-      // tell the listeners nothing until a claim does: `queued` now could come after its end.
+      // claim may take the run (this engine's own too), so it is left to the claims once its
+      // lease has lapsed (a run due by time, found by a poll). Rare enough (seconds) to tell the
+      // listeners nothing until a claim does: `queued` now could come after its end.
       const late = this.#clock.now() >= run.leasedTo.until - this.#heartbeatMs();
       if (result.created && !late && !this.#executing.has(result.id)) {
         this.#emitStatus(result.id, definition.name, 'queued');
@@ -362,10 +362,7 @@ export class WorkflowEngine {
           result.run ?? createdRecord(run, now, { status: 'running', input: run.input, pendingParents: 0 });
         this.#launch({ ...created, takenOver: false, hasSteps: false });
         this.#emitStatus(result.id, definition.name, 'running');
-      } else {
-        if (result.created) this.#wakes++;
-        if (this.#running) this.#poke();
-      }
+      } else if (this.#running) this.#poke();
     } else {
       [result] = (await this.#store.enqueue([run], now)) as [EnqueueResult];
       if (result.created) this.#emitStatus(result.id, definition.name, result.status);
