@@ -25,6 +25,25 @@ async function collect(engine: WorkflowEngine, runId: string): Promise<TimelineE
   return events;
 }
 
+/**
+ * A workflow whose one step records its input (a name) in `done`; the run named `gated` waits in
+ * its step until `release()`.
+ */
+function gatedJob(workflow: string, gated: string) {
+  const done: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const job = defineWorkflow({ name: workflow }, async (ctx, name: string) => {
+    await ctx.step('work', async () => {
+      if (name === gated) await gate;
+      done.push(name);
+    });
+  });
+  return { job, done, release };
+}
+
 /** Watches the store's claims (`before` runs first, and may throw): `settled()` waits for the last one. */
 function lastClaim(store: WorkflowStore, before: () => void = () => {}): { settled(): Promise<unknown> } {
   const claim = store.claim.bind(store);
@@ -652,17 +671,7 @@ describe('workflow engine', () => {
       failNext = false;
       throw new Error('the database hung up');
     });
-    const done: string[] = [];
-    let release!: () => void;
-    const blocked = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const job = defineWorkflow({ name: 'queue-job' }, async (ctx, name: string) => {
-      await ctx.step('work', async () => {
-        if (name === 'blocker') await blocked;
-        done.push(name);
-      });
-    });
+    const { job, done, release } = gatedJob('queue-job', 'blocker');
     engine.register(job).startWorker();
     await claims.settled();
     const warnings: string[] = [];
@@ -716,17 +725,7 @@ describe('workflow engine', () => {
   test('a run queued while the worker was stopped is not passed once it starts again', async (t) => {
     const { engine, store } = await setup(t, { concurrency: 1, pollMs: 60_000 });
     const claims = lastClaim(store);
-    const done: string[] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const job = defineWorkflow({ name: 'restart-job' }, async (ctx, name: string) => {
-      await ctx.step('s', async () => {
-        if (name === 'first') await gate;
-        done.push(name);
-      });
-    });
+    const { job, done, release } = gatedJob('restart-job', 'first');
     engine.register(job).startWorker();
     await claims.settled();
     const first = await engine.start(job, 'first');
