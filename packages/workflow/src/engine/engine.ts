@@ -146,6 +146,14 @@ interface Drain {
   released: StopResult;
 }
 
+/** Wake-ups of one run (`#watch`). */
+interface RunWatch {
+  reading(): void;
+  next(): Promise<void>;
+  stop(): void;
+  close(): void;
+}
+
 interface Executing {
   readonly workflow: string;
   execution: RunExecution | undefined;
@@ -500,11 +508,8 @@ export class WorkflowEngine {
    * again on each of its wake-ups (and every `pollMs`) until it is final.
    */
   async #untilFinal(runId: string): Promise<RunEnd> {
-    // Most often the run executes here from its start: no subscription, no read.
-    const local = this.#executing.get(runId);
-    const end = local === undefined ? undefined : await local.end;
-    if (end !== undefined) return end;
-    const watch = this.#watch(runId);
+    // Subscribed only once the run must be read: most often it executes here from its start.
+    let watch: RunWatch | undefined;
     try {
       for (;;) {
         const local = this.#executing.get(runId);
@@ -512,6 +517,7 @@ export class WorkflowEngine {
           const end = await local.end;
           if (end !== undefined) return end;
         }
+        watch ??= this.#watch(runId);
         watch.reading();
         const run = await this.#store.getRun(runId);
         if (run === undefined) throw new TypeError(`no run ${runId}`);
@@ -519,7 +525,7 @@ export class WorkflowEngine {
         await watch.next();
       }
     } finally {
-      watch.close();
+      watch?.close();
     }
   }
 
@@ -528,7 +534,7 @@ export class WorkflowEngine {
    * resolves at once if the run changed during the read, else at its next change or after
    * `pollMs` (the fallback where a store cannot tell other processes' changes).
    */
-  #watch(runId: string): { reading(): void; next(): Promise<void>; stop(): void; close(): void } {
+  #watch(runId: string): RunWatch {
     const clock = this.#clock;
     const topic = `run:${runId}`;
     let changed = false;
