@@ -84,13 +84,7 @@ export async function applyEnqueues(
           ? { id, plan: undefined }
           : { id: entry.id, plan: entry.created ? entry.planned : undefined };
       });
-      const plan: Planned = {
-        run,
-        now: batch.now,
-        status: run.leasedTo ? 'running' : 'queued',
-        pending: 0,
-        parents,
-      };
+      const plan = planOf(run, batch.now, parents);
       const entry: Known = { id: run.id, planned: plan, created: true };
       if (run.idempotencyKey !== undefined) byKey.set(run.idempotencyKey, entry);
       known.set(run.id, entry);
@@ -129,15 +123,7 @@ export async function applyEnqueues(
     // unique index waited for it), so a second try finds its run.
     if (inserted.length !== planned.length)
       throw new RetryTransaction('an idempotency key was taken concurrently');
-    // jsonb comes back as its text (rows.ts): SQL NULL for a run not leased.
-    storeInputs(
-      planned,
-      new Map(
-        inserted.flatMap((row) =>
-          row.leased_input === null ? [] : [[row.id as string, json(row.leased_input) as Json]],
-        ),
-      ),
-    );
+    storeInputs(planned, new Map(inserted.map((row) => [row.id as string, json(row.leased_input)])));
 
     const parents: string[] = [];
     const children: string[] = [];
@@ -192,15 +178,7 @@ export function planEnqueueAlone(
   }
   // Two keys could clash with each other, and one taken key would leave the others written.
   if (keys > 0 && count > 1) return undefined;
-  const planned: Planned[] = batches.flatMap(({ runs, now }) =>
-    runs.map((run) => ({
-      run,
-      now,
-      status: run.leasedTo ? ('running' as const) : ('queued' as const),
-      pending: 0,
-      parents: [],
-    })),
-  );
+  const planned = batches.flatMap(({ runs, now }) => runs.map((run) => planOf(run, now, [])));
   const topics: WakeTopic[] = planned.map((p) => `run:${p.run.id}` as const);
   // A leased run is executing already: no worker needs waking for it.
   if (planned.some((p) => p.status === 'queued')) topics.push('runs');
@@ -225,8 +203,7 @@ export function planEnqueueAlone(
     finish(row) {
       if (row.created !== count) return undefined;
       // NULL when no run was leased.
-      const leased = (json(row.leased) ?? {}) as Record<string, Json>;
-      storeInputs(planned, new Map(Object.entries(leased)));
+      storeInputs(planned, new Map(Object.entries((json(row.leased) ?? {}) as Record<string, Json>)));
       let i = 0;
       const results = batches.map(({ runs }) => runs.map(() => created(planned[i++]!)));
       return { results, topics };
@@ -234,8 +211,13 @@ export function planEnqueueAlone(
   };
 }
 
-/** Leased runs keep their input as the store gave it back. */
-function storeInputs(planned: readonly Planned[], inputs: ReadonlyMap<string, Json>): void {
+/** A run to create, before its parents are looked at: leased runs are created running. */
+function planOf(run: NewRun, now: number, parents: Planned['parents']): Planned {
+  return { run, now, status: run.leasedTo ? 'running' : 'queued', pending: 0, parents };
+}
+
+/** Leased runs keep their input as the store gave it back (undefined: a run not leased, SQL NULL). */
+function storeInputs(planned: readonly Planned[], inputs: ReadonlyMap<string, Json | undefined>): void {
   for (const p of planned) {
     const input = inputs.get(p.run.id);
     if (p.status === 'running' && input !== undefined) p.stored = input;
