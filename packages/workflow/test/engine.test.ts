@@ -25,6 +25,20 @@ async function collect(engine: WorkflowEngine, runId: string): Promise<TimelineE
   return events;
 }
 
+/** A workflow whose one step takes 5 ms; `most()` is the most of its runs ever in that step at once. */
+function concurrencyProbe(name: string) {
+  let running = 0;
+  let most = 0;
+  const workflow = defineWorkflow({ name }, async (ctx) =>
+    ctx.step('a', async () => {
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+    }),
+  );
+  return { workflow, most: () => most };
+}
+
 /**
  * A workflow whose one step records its input (a name) in `done`; the run named `gated` waits in
  * its step until `release()`.
@@ -798,15 +812,7 @@ describe('workflow engine', () => {
 
   test('runs started here and runs claimed together never exceed the concurrency', async (t) => {
     const { engine, store } = await setup(t, { concurrency: 2 });
-    let running = 0;
-    let most = 0;
-    const slow = defineWorkflow({ name: 'slow' }, async (ctx) =>
-      ctx.step('a', async () => {
-        most = Math.max(most, ++running);
-        await new Promise((r) => setTimeout(r, 5));
-        running--;
-      }),
-    );
+    const { workflow: slow, most } = concurrencyProbe('slow');
     engine.register(slow);
     const claims = lastClaim(store);
     // Two waiting in the queue before the worker starts, then eight started at once when it idles:
@@ -817,7 +823,7 @@ describe('workflow engine', () => {
     await claims.settled();
     const started = await Promise.all(Array.from({ length: 8 }, () => engine.start(slow, null)));
     for (const run of started) await engine.result(run.id);
-    assert.equal(most, 2);
+    assert.equal(most(), 2);
     const leased = started.filter((run) => run.run?.leaseOwner === engine.workerId);
     assert.equal(leased.length, 2, 'started here');
     assert.equal((await store.countRuns()).find((c) => c.status === 'completed')?.count, 10);
@@ -867,15 +873,7 @@ describe('workflow engine', () => {
   test('under a per-workflow or per-key limit, a run that ends lets the next one start at once, not at the next poll', async (t) => {
     for (const limits of [{ perWorkflow: { quick: 1 } }, { perKey: 1 }]) {
       const { engine } = await setup(t, { pollMs: 60_000, concurrency: 4, ...limits });
-      let running = 0;
-      let most = 0;
-      const quick = defineWorkflow({ name: 'quick' }, async (ctx) =>
-        ctx.step('a', async () => {
-          most = Math.max(most, ++running);
-          await new Promise((r) => setTimeout(r, 5));
-          running--;
-        }),
-      );
+      const { workflow: quick, most } = concurrencyProbe('quick');
       engine.register(quick).startWorker();
       const runs = [];
       for (let i = 0; i < 6; i++) runs.push(await engine.start(quick, null, { concurrencyKey: 'tenant-1' }));
@@ -889,7 +887,7 @@ describe('workflow engine', () => {
           );
         }),
       ]).finally(() => clearTimeout(timer));
-      assert.equal(most, 1, JSON.stringify(limits));
+      assert.equal(most(), 1, JSON.stringify(limits));
     }
   });
 
