@@ -322,7 +322,7 @@ export class SqliteStore implements WorkflowStore {
       status,
       input: JSON.parse(input) as Json,
       pendingParents: pending,
-      ...(error === undefined ? {} : { error }),
+      error,
     });
     return { id: run.id, created: true, status, run: record };
   }
