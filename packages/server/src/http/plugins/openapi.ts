@@ -73,10 +73,7 @@ function takesNull(body: Schema): boolean {
   return body.type === 'null' || (Array.isArray(body.type) && body.type.includes('null'));
 }
 
-const PROBLEM_RESPONSE = {
-  description: 'A problem (RFC 9457)',
-  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-};
+const PROBLEM_RESPONSE = responseOf('4XX', { $ref: 'Problem#' });
 
 export function buildDocument(
   routes: readonly Collected[],
