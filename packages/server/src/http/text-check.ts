@@ -1,7 +1,9 @@
-// Input the stores cannot keep, refused as a 400 naming the field before any route runs:
-// PostgreSQL keeps no U+0000 in text or jsonb, neither store's JSON keeps a lone surrogate (half
-// of a UTF-16 pair), and a body nested deeper than any input needs would overflow the stack where
-// the engine copies it. Without this, each reached the store and came back as a 500.
+// Input the stores cannot keep alike, refused as a 400 naming the field before any route runs:
+// PostgreSQL keeps no U+0000 in text columns (ids, correlation ids, query values; its store escapes
+// it inside jsonb, and the check refuses it there too so that both stores answer alike), neither
+// store's JSON keeps a lone surrogate (half of a UTF-16 pair), and a body nested deeper than any
+// input needs would overflow the stack where the engine copies it. Without this, each reached the
+// store and came back as a 500.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type FieldProblem, invalidField } from './errors.ts';
 import { addRouteHook } from './route.ts';
@@ -21,32 +23,52 @@ function badText(text: string): string | undefined {
   return undefined;
 }
 
-/** The first bad string or the first place too deep in `value`, as a pointer under `at`. */
-function walk(value: unknown, at: string, depth: number, strings: boolean): FieldProblem | undefined {
+/**
+ * The first bad string or the first place too deep in `value`, as a pointer under `at`. `path`
+ * holds the keys and indexes down to `value`; the pointer is written only for a problem found,
+ * since every request's body is walked for its depth.
+ */
+function walk(
+  value: unknown,
+  at: string,
+  path: (string | number)[],
+  strings: boolean,
+): FieldProblem | undefined {
   if (typeof value === 'string') {
     const detail = strings ? badText(value) : undefined;
-    return detail === undefined ? undefined : { pointer: at, detail };
+    return detail === undefined ? undefined : { pointer: pointer(at, path), detail };
   }
   if (value === null || typeof value !== 'object') return undefined;
-  if (depth >= MAX_JSON_DEPTH)
-    return { pointer: at, detail: `is nested deeper than ${MAX_JSON_DEPTH} levels` };
+  if (path.length >= MAX_JSON_DEPTH)
+    return { pointer: pointer(at, path), detail: `is nested deeper than ${MAX_JSON_DEPTH} levels` };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = walk(value[i], `${at}/${i}`, depth + 1, strings);
+      path.push(i);
+      const found = walk(value[i], at, path, strings);
+      path.pop();
       if (found !== undefined) return found;
     }
     return undefined;
   }
   for (const key of Object.keys(value)) {
-    const pointer = `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-    if (strings) {
-      const detail = badText(key);
-      if (detail !== undefined) return { pointer, detail: `(a key) ${detail}` };
-    }
-    const found = walk((value as Record<string, unknown>)[key], pointer, depth + 1, strings);
+    path.push(key);
+    const detail = strings ? badText(key) : undefined;
+    const found =
+      detail !== undefined
+        ? { pointer: pointer(at, path), detail: `(a key) ${detail}` }
+        : walk((value as Record<string, unknown>)[key], at, path, strings);
+    path.pop();
     if (found !== undefined) return found;
   }
   return undefined;
+}
+
+/** A JSON pointer (RFC 6901) under `at`. */
+function pointer(at: string, path: readonly (string | number)[]): string {
+  let out = at;
+  for (const part of path)
+    out += `/${typeof part === 'number' ? part : part.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+  return out;
 }
 
 /** The first problem in a request's path parameters, query and body, if any. */
@@ -58,11 +80,11 @@ function textProblem(request: FastifyRequest, bodyText: boolean): FieldProblem |
     ['path', request.params],
     ['query', request.query],
   ] as const) {
-    const found = walk(values, `#/${part}`, 0, true);
+    const found = walk(values, `#/${part}`, [], true);
     if (found !== undefined) return found;
   }
   // Strings are checked only when the JSON text had an escape that could make one bad; depth always.
-  return walk(request.body, '#/body', 0, bodyText);
+  return walk(request.body, '#/body', [], bodyText);
 }
 
 /** Installs the check on every route, after parsing, before validation. */
