@@ -95,28 +95,22 @@ await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
 await admin.query(`CREATE DATABASE ${DB}`);
 
 /**
- * Committed transactions of the bench database. A backend reports its counters when it exits,
- * so call this after the library closed its pool (and give the backends a moment to go).
+ * Committed transactions of the bench database, and WAL syncs of the whole server
+ * (`pg_stat_wal`: each is one durable commit, or several that shared it; server-wide, so the
+ * bench must have the server to itself). A backend reports its counters when it exits, so call
+ * this after the library closed its pool (and give the backends a moment to go).
  */
-async function xacts(): Promise<number> {
+async function counters(): Promise<{ xacts: number; walSyncs: number }> {
   await sleep(300);
-  const r = await admin.query<{ n: string }>(
-    'SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = $1',
+  const r = await admin.query<{ x: string; w: string }>(
+    `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = $1)::text AS x,
+      (SELECT wal_sync FROM pg_stat_wal)::text AS w`,
     [DB],
   );
-  return Number(r.rows[0]?.n ?? 0);
+  return { xacts: Number(r.rows[0]?.x ?? 0), walSyncs: Number(r.rows[0]?.w ?? 0) };
 }
 
-/**
- * WAL syncs of the whole server (`pg_stat_wal`): each is one durable commit (or several that
- * shared it). Server-wide, so the bench must have the server to itself. As with `xacts`, after the
- * library closed its pool, since backends report as they exit.
- */
-async function walSyncs(): Promise<number> {
-  await sleep(300);
-  const r = await admin.query<{ n: string }>('SELECT wal_sync::text AS n FROM pg_stat_wal');
-  return Number(r.rows[0]?.n ?? 0);
-}
+const xacts = async () => (await counters()).xacts;
 
 /** Polls (only once the handler saw every item, so the tail alone pays for it) until `sql` counts 0. */
 async function untilZero(client: pg.Client, sql: string): Promise<void> {
@@ -207,8 +201,7 @@ async function bulwark(storeName: string, open: () => Promise<Opened>) {
     const row: Row = { lib: 'Bulwark', store: storeName, case: `${steps}-step workflow` };
     progress(`Bulwark ${storeName} ${row.case}`);
     let o = await open();
-    const x0 = await xacts();
-    const w0 = o.pgStore === undefined ? 0 : await walSyncs();
+    const c0 = await counters();
     try {
       const tx0 = o.pgStore?.stats.transactions ?? 0;
       const r = await measure(o.store, workflow, steps, RUNS);
@@ -218,11 +211,12 @@ async function bulwark(storeName: string, open: () => Promise<Opened>) {
       await o.close();
     }
     if (o.pgStore !== undefined) {
-      row.xactsPerItem = ((await xacts()) - x0) / RUNS;
-      row.walSyncsPerItem = ((await walSyncs()) - w0) / RUNS;
+      const c1 = await counters();
+      row.xactsPerItem = (c1.xacts - c0.xacts) / RUNS;
+      row.walSyncsPerItem = (c1.walSyncs - c0.walSyncs) / RUNS;
     }
     o = await open();
-    const lw0 = o.pgStore === undefined ? 0 : await walSyncs();
+    const lw0 = o.pgStore === undefined ? 0 : (await counters()).walSyncs;
     let looped = 0;
     try {
       const r = await closedLoop(o.store, workflow, RUNS, MAX_MS);
@@ -231,7 +225,8 @@ async function bulwark(storeName: string, open: () => Promise<Opened>) {
     } finally {
       await o.close();
     }
-    if (o.pgStore !== undefined && looped > 0) row.loopWalSyncsPerItem = ((await walSyncs()) - lw0) / looped;
+    if (o.pgStore !== undefined && looped > 0)
+      row.loopWalSyncsPerItem = ((await counters()).walSyncs - lw0) / looped;
     rows.push(row);
   }
   const o = await open();
@@ -592,7 +587,9 @@ const loop = (r: Row | undefined) => r?.loopPerSecond ?? Number.NaN;
 const burst = (r: Row | undefined) => r?.perSecond ?? Number.NaN;
 // Every durable commit a three-step workflow cost, claims and heartbeats included: the worse of
 // the burst and the closed loop.
-const walSyncs3 = Math.max(bwPg3?.walSyncsPerItem ?? Number.NaN, bwPg3?.loopWalSyncsPerItem ?? Number.NaN);
+// The worse of the two that were measured (a loop that ran no run has none).
+const measuredSyncs = [bwPg3?.walSyncsPerItem, bwPg3?.loopWalSyncsPerItem].filter((n) => n !== undefined);
+const walSyncs3 = measuredSyncs.length === 0 ? Number.NaN : Math.max(...measuredSyncs);
 
 interface Target {
   target: string;
