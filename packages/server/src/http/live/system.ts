@@ -252,6 +252,7 @@ export class SystemFeed {
     return chunk;
   }
 
+  /** The dependency events a (re)joining client missed, from the ring; a gap for those gone from it, which informs only. */
   #catchUpDependencies(client: Client): void {
     // An id this process did not hand out (a later-started instance's) tells nothing: all of ours.
     if (client.dep > this.#depSeq) client.dep = this.#depStart;
@@ -260,7 +261,7 @@ export class SystemFeed {
       const gap = { dependencies: { from: client.dep + 1, to: oldest - 1 } };
       // With an id past what was lost, so that a reconnect with it is not told of the gap again.
       client.dep = oldest - 1;
-      client.stream.write(`id: ${client.run}.${client.dep}\nevent: gap\ndata: ${JSON.stringify(gap)}\n\n`);
+      client.stream.write(gapFrame(gap, `${client.run}.${client.dep}`));
     }
     let chunk = '';
     for (const entry of this.#ring) {
@@ -315,11 +316,11 @@ export class SystemFeed {
   /**
    * A client over the buffer bound gets a gap marker and the stream ends (see
    * SseRunSubscriber.live): it reconnects with its last id, and the store and the ring give it
-   * the rest. (A gap found while catching up, events gone from the ring, just informs it.)
+   * the rest.
    */
   #drop(client: Client, gap: object): void {
     this.#clients.delete(client);
-    client.stream.finish(`event: gap\ndata: ${JSON.stringify(gap)}\n\n`);
+    client.stream.finish(gapFrame(gap));
   }
 
   /** `json[i]` is `feedJson(events[i])`: made once per page, whatever the number of clients. */
@@ -440,4 +441,9 @@ export class SystemFeed {
       }
     }
   }
+}
+
+/** An SSE `gap` frame: with an id when the client may resume past what it says was lost. */
+function gapFrame(gap: object, id?: string): string {
+  return `${id === undefined ? '' : `id: ${id}\n`}event: gap\ndata: ${JSON.stringify(gap)}\n\n`;
 }
