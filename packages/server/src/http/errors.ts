@@ -76,6 +76,8 @@ const TITLES: Record<ProblemCode, string> = {
 interface ProblemExtra {
   errors?: FieldProblem[];
   headers?: Record<string, string>;
+  /** The answer's status where it is not the code's (a 4xx Fastify chose, answered as CLIENT_ERROR). */
+  status?: number;
   [key: string]: unknown;
 }
 
@@ -112,15 +114,16 @@ export function problem(
   extra: Record<string, unknown> = {},
 ): Problem {
   return {
-    type: typeOf(code),
-    title: TITLES[code],
-    status: ProblemCodes[code],
-    detail,
+    ...problemBody(code, detail),
     instance: request.url.split('?')[0] ?? request.url,
-    code,
     requestId: request.id,
     ...extra,
   };
+}
+
+/** What every problem says, request or not. */
+function problemBody(code: ProblemCode, detail: string) {
+  return { type: typeOf(code), title: TITLES[code], status: ProblemCodes[code], detail, code };
 }
 
 export function sendProblem(
@@ -132,7 +135,7 @@ export function sendProblem(
   const { headers, ...rest } = extra;
   if (headers !== undefined) reply.headers(headers);
   return reply
-    .code(ProblemCodes[code])
+    .code(rest.status ?? ProblemCodes[code])
     .type('application/problem+json')
     .send(problem(reply.request, code, detail, rest));
 }
@@ -213,11 +216,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
     const status = (error as FastifyError).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
       const code = CLIENT_CODES[status];
-      if (code !== undefined) return sendProblem(reply, code, error.message);
-      return reply
-        .code(status)
-        .type('application/problem+json')
-        .send({ ...problem(request, 'CLIENT_ERROR', error.message), status });
+      return sendProblem(reply, code ?? 'CLIENT_ERROR', error.message, code === undefined ? { status } : {});
     }
     request.log.error({ err: error }, 'request failed');
     return sendProblem(
@@ -252,13 +251,12 @@ export function answerClientError(this: FastifyInstance, error: ConnectionError,
     return;
   }
   const status = ProblemCodes[code];
-  const body = JSON.stringify({
-    type: typeOf(code),
-    title: TITLES[code],
-    status,
-    detail: code === 'BAD_REQUEST' ? `The HTTP request could not be parsed: ${error.message}` : TITLES[code],
-    code,
-  });
+  const body = JSON.stringify(
+    problemBody(
+      code,
+      code === 'BAD_REQUEST' ? `The HTTP request could not be parsed: ${error.message}` : TITLES[code],
+    ),
+  );
   // Ended, not destroyed at once: a destroy right after the write can drop the answer unsent, and
   // the socket is destroyed once it has gone out, so a peer that never closes holds nothing.
   socket.end(
