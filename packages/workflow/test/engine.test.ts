@@ -1028,16 +1028,19 @@ describe('workflow engine', () => {
   });
 
   test('a step returns the JSON it recorded, the first time as on replay', async (t) => {
-    const { engine } = await setup(t);
+    const { engine, store } = await setup(t);
     const seen: string[] = [];
     const dated = defineWorkflow({ name: 'dated' }, async (ctx) => {
       const at = await ctx.step('stamp', () => new Date(0));
       seen.push(typeof at);
-      await ctx.sleep('pause', 20);
+      // Suspends whatever the machine's speed (a 20 ms sleep whose commit took longer did not).
+      await ctx.waitForEvent('go');
       return at;
     });
     engine.register(dated).startWorker();
     const run = await engine.start(dated, null);
+    while ((await store.getRun(run.id))?.status !== 'waiting') await new Promise((r) => setTimeout(r, 5));
+    await engine.sendEvent(run.id, 'go', null);
     assert.equal(await engine.result(run.id), '1970-01-01T00:00:00.000Z');
     assert.deepEqual(seen, ['string', 'string']);
   });
