@@ -323,6 +323,30 @@ describe('workflow engine', () => {
       assert.equal(events.filter((e) => e === `step:retry-scheduled ${name}`).length, n, name);
   });
 
+  test('runs whose steps share one retry setting (one pipeline for the engine) each hear only their own retries', async (t) => {
+    const { engine } = await setup(t);
+    // One object for every run: the engine builds its pipeline once and routes each retry.
+    const retry = { maxAttempts: 5, baseMs: 1, maxMs: 2 };
+    const failures = new Map<string, number>();
+    const flaky = defineWorkflow({ name: 'shared-retry' }, async (ctx, input: { fail: number }) =>
+      ctx.step('fetch', { retry }, ({ runId }) => {
+        const failed = failures.get(runId) ?? 0;
+        if (failed < input.fail) {
+          failures.set(runId, failed + 1);
+          throw transient();
+        }
+        return input.fail;
+      }),
+    );
+    engine.register(flaky).startWorker();
+    const runs = await Promise.all([0, 1, 2, 3].map((fail) => engine.start(flaky, { fail })));
+    for (const [fail, run] of runs.entries()) {
+      assert.equal(await engine.result(run.id), fail);
+      const events = types(await collect(engine, run.id));
+      assert.equal(events.filter((e) => e === 'step:retry-scheduled fetch').length, fail, `run ${fail}`);
+    }
+  });
+
   test('a step’s retry settings are the registry’s: every field counts, and a bad one is named', async (t) => {
     const { engine } = await setup(t);
     let calls = 0;

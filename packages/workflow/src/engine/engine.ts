@@ -29,6 +29,7 @@ import { EngineEvents, type EngineListener } from './events.ts';
 import { type ExecutionHost, type RunEnd, RunExecution, tellParent } from './execution.ts';
 import { newRunId } from './run-id.ts';
 import { fromStoredError, toJson } from './serialize.ts';
+import { StepPipelines } from './step-pipelines.ts';
 import { checkDuration, describe, PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
 
 export interface WorkflowEngineOptions {
@@ -173,6 +174,7 @@ export class WorkflowEngine {
   readonly #registry: DependencyRegistry | undefined;
   readonly #clock: Clock;
   readonly #random: () => number;
+  readonly #stepPipelines: StepPipelines;
   readonly #workerId: string;
   readonly #concurrency: number;
   readonly #leaseMs: number;
@@ -220,6 +222,7 @@ export class WorkflowEngine {
     this.#registry = options.registry;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
+    this.#stepPipelines = new StepPipelines(this.#clock, this.#random);
     this.#workerId = options.workerId ?? `worker-${randomUUID()}`;
     this.#concurrency = positiveInt('concurrency', options.concurrency, 10);
     this.#leaseMs = positiveInt('leaseMs', options.leaseMs, 15_000);
@@ -828,6 +831,7 @@ export class WorkflowEngine {
       registry: this.#registry,
       workerId: this.#workerId,
       random: this.#random,
+      stepPipelines: this.#stepPipelines,
       events: this.#events,
       isolationEnd: (dependency) => this.#isolations.get(dependency),
       // The claim for the freed slot goes out now, beside the run's last commit: one group

@@ -3,18 +3,13 @@
 // suspends it (asleep, waiting for an event, parked behind an open or isolated circuit, or given
 // back because its worker is stopping).
 import {
-  BrokenCircuitError,
+  type BrokenCircuitError,
   type Clock,
   type DependencyRegistry,
   IsolatedCircuitError,
   isTransient,
-  type Pipeline,
-  type Policy,
   pipeline,
-  RetriesExhaustedError,
-  retryFromSettings,
   type TimerHandle,
-  timeout,
   withRequestContext,
 } from '@bulwark/core';
 import {
@@ -40,6 +35,7 @@ import {
 } from '../store/types.ts';
 import type { EngineEvents } from './events.ts';
 import { fromStoredError, toJson, toStoredError } from './serialize.ts';
+import { refusal, type StepPipelines, stepPolicies } from './step-pipelines.ts';
 import {
   type ChildOptions,
   checkDuration,
@@ -50,8 +46,6 @@ import {
   type WorkflowContext,
   type WorkflowDefinition,
 } from './workflow.ts';
-
-const DEFAULT_STEP_RETRY = { maxAttempts: 3, baseMs: 1_000, maxMs: 60_000, jitter: 0.2 };
 
 /** How an execution ended on this worker. */
 export type ExecutionEnd = 'final' | 'suspended' | 'lost';
@@ -69,6 +63,8 @@ export interface ExecutionHost {
   readonly registry: DependencyRegistry | undefined;
   readonly workerId: string;
   readonly random: () => number;
+  /** The engine's step pipelines, shared by its runs. */
+  readonly stepPipelines: StepPipelines;
   /** The engine's listeners: told of each status this execution commits and each step it records. */
   readonly events: EngineEvents;
   /**
@@ -161,12 +157,6 @@ export class RunExecution {
   #lost = false;
   /** Orders the compensations of steps completed in this execution after the recorded ones. */
   #nextSeq: number;
-  /**
-   * The steps' pipelines, by their `retry` settings (the object given, or undefined for the
-   * default) and `timeoutMs`: built once per run for all the steps that share them, not per step.
-   */
-  readonly #pipelines = new Map<StepOptions<unknown>['retry'], Map<number | undefined, Pipeline<never>>>();
-
   constructor(
     host: ExecutionHost,
     run: ClaimedRun,
@@ -457,7 +447,22 @@ export class RunExecution {
     const flushStart = host.clock.setTimeout(() => {
       if (this.#deferred.length > 0) this.#commit([]).catch(() => {});
     }, START_FLUSH_MS);
-    const protectedCall = this.#stepPipeline(options as StepOptions<unknown>);
+    const protectedCall = host.stepPipelines.get(options as StepOptions<unknown>);
+    // Retries told as `step:retry-scheduled` events of this step (the pipeline is the engine's).
+    const stopListening =
+      options.retry === false
+        ? undefined
+        : host.stepPipelines.listen(idempotencyKey, (e) => {
+            void this.#commit(
+              this.#events([
+                this.#event('step:retry-scheduled', name, {
+                  attempt: e.attempt,
+                  delayMs: e.delayMs,
+                  error: toStoredError(e.error) as unknown as Json,
+                }),
+              ]),
+            );
+          });
     try {
       const running = protectedCall.execute(
         async (ctx) => {
@@ -474,7 +479,7 @@ export class RunExecution {
             signal: ctx.signal,
           });
         },
-        { signal: this.#controller.signal, operation: name },
+        { signal: this.#controller.signal, operation: idempotencyKey },
       );
       const value = await this.#unlessStopped(running);
       host.clock.clearTimeout(flushStart);
@@ -528,6 +533,8 @@ export class RunExecution {
         ...this.#events([this.#event('step:failed', name, { attempts, error: stored as unknown as Json })]),
       ]);
       throw error;
+    } finally {
+      stopListening?.();
     }
   }
 
@@ -835,7 +842,7 @@ export class RunExecution {
     void this.#commit(this.#events([this.#event('compensation:started', c.name)]));
     // A cancellation must not stop the compensations it triggered: they run on their own signal.
     const saved = this.#controller;
-    const layers = this.#policies(c.options, isTransient);
+    const layers = stepPolicies(c.options, isTransient, this.#host.clock, this.#host.random);
     const startedAt = this.#host.clock.now();
     let attempts = 0;
     try {
@@ -862,56 +869,6 @@ export class RunExecution {
       this.#stepChange(name, { output: null }, attempts, startedAt),
       ...this.#events([this.#event('compensation:completed', c.name)]),
     ]);
-  }
-
-  /**
-   * The pipeline of a step with these options, shared by the run's steps with the same `retry`
-   * and `timeoutMs`. Its retries are told as `step:retry-scheduled` events of the step that the
-   * retry's `operation` names (step names are unique within a run). A refusal by the circuit is
-   * never retried here: it parks the step, or (`whenCircuitOpen: 'fail'`) fails it at once,
-   * since the circuit stays shut far longer than a retry's backoff.
-   */
-  #stepPipeline(options: Pick<StepOptions<unknown>, 'retry' | 'timeoutMs'>): Pipeline<never> {
-    let byTimeout = this.#pipelines.get(options.retry);
-    if (byTimeout === undefined) this.#pipelines.set(options.retry, (byTimeout = new Map()));
-    let built = byTimeout.get(options.timeoutMs);
-    if (built !== undefined) return built;
-    const layers = this.#policies(options, (error) => isTransient(error) && refusal(error) === undefined);
-    if (options.retry !== false) {
-      layers[0]!.events.on('retry:scheduled', (e) => {
-        void this.#commit(
-          this.#events([
-            this.#event('step:retry-scheduled', e.operation, {
-              attempt: e.attempt,
-              delayMs: e.delayMs,
-              error: toStoredError(e.error) as unknown as Json,
-            }),
-          ]),
-        );
-      });
-    }
-    built = pipeline(...layers);
-    byTimeout.set(options.timeoutMs, built);
-    return built;
-  }
-
-  /**
-   * A step's (or its compensation's) retry, then its per-attempt timeout, from its options: the
-   * retry first when there is one. An open circuit is never retried (the step parks instead).
-   */
-  #policies(
-    options: Pick<StepOptions<unknown>, 'retry' | 'timeoutMs'>,
-    shouldRetry: (error: unknown) => boolean,
-  ): Policy<never>[] {
-    const { clock, random } = this.#host;
-    const layers: Policy<never>[] = [];
-    if (options.retry !== false) {
-      layers.push(
-        retryFromSettings({ ...DEFAULT_STEP_RETRY, ...options.retry }, { shouldRetry, clock, random }),
-      );
-    }
-    if (options.timeoutMs !== undefined) layers.push(timeout({ ms: options.timeoutMs, clock }));
-    return layers;
   }
 
   /** A step's outcome: completed with `output`, or failed with `error`; it ends now. */
@@ -1088,15 +1045,6 @@ const FAR_FUTURE = 8_640_000_000_000_000;
  * watching, and costs each parked run two small writes a minute while the isolation lasts.
  */
 const ISOLATION_RECHECK_MS = 30_000;
-
-/**
- * The circuit's refusal, if that is why the call failed: open (or half-open with its probes
- * taken), or isolated; also as the last word of a dependency's retries that ended on it.
- */
-function refusal(error: unknown): BrokenCircuitError | IsolatedCircuitError | undefined {
-  const last = error instanceof RetriesExhaustedError ? error.cause : error;
-  return last instanceof BrokenCircuitError || last instanceof IsolatedCircuitError ? last : undefined;
-}
 
 function isObject(value: unknown): value is { [key: string]: Json } {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
