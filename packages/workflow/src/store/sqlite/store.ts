@@ -532,9 +532,13 @@ export class SqliteStore implements WorkflowStore {
 
   #updateRun(id: string, update: RunUpdate, now: number, topics: Set<WakeTopic>): void {
     const s = this.#sql;
-    // The status before, to see a transition (read only when the status may change).
-    const before =
-      update.status === undefined ? undefined : (s.runState.get(id) as { status: RunStatus } | undefined);
+    // A run's dependents hear of its end: read the status before (to see a transition) only when
+    // the status may change and there are dependents to tell, which most runs have not.
+    const tells =
+      update.status !== undefined &&
+      (update.status === 'completed' || FAILED.has(update.status)) &&
+      s.hasDependents.get(id) !== undefined;
+    const before = tells ? (s.runState.get(id) as { status: RunStatus } | undefined) : undefined;
     const final = update.status !== undefined && FINAL.has(update.status);
     s.updateRun.run({
       id,
