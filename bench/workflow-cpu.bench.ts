@@ -34,6 +34,22 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   return (send as (...a: unknown[]) => unknown).apply(this, args);
 } as typeof send;
 
+/** CPU seconds by thread of this process (its name and id), from /proc. */
+function threadCpu(): Map<string, number> {
+  const byThread = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byThread.set(`${name} ${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return byThread;
+}
+
 /** CPU seconds of every PostgreSQL process (backends, WAL writer, checkpointer). */
 function postgresCpu(): number {
   let ticks = 0;
@@ -71,10 +87,15 @@ try {
   delay.enable();
   const pgBefore = postgresCpu();
   const cpuBefore = process.cpuUsage();
+  const threadsBefore = threadCpu();
   const t0 = performance.now();
   const result = await run(runs);
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
+  const threads = [...threadCpu()]
+    .map(([name, s]) => [name, s - (threadsBefore.get(name) ?? 0)] as const)
+    .filter(([, s]) => s >= 0.05 * wall)
+    .sort((a, b) => b[1] - a[1]);
   const pgCpu = postgresCpu() - pgBefore;
   delay.disable();
   const nodeCpu = (cpu.user + cpu.system) / 1e6;
@@ -84,6 +105,10 @@ try {
   );
   console.log(`${Math.round(result.perSecond)} workflows/s; wall ${wall.toFixed(2)} s`);
   console.log(`this process: ${nodeCpu.toFixed(2)} s CPU (${ms(nodeCpu)} ms a run)`);
+  // The first is the event loop's (the lowest id); the others are V8's and libuv's helpers.
+  console.log(
+    `  threads busy 5% or more of the time: ${threads.map(([name, s]) => `${name} ${Math.round((s / wall) * 100)}%`).join(', ')}`,
+  );
   if (kind === 'postgres') {
     console.log(`PostgreSQL: ${pgCpu.toFixed(2)} s CPU (${ms(pgCpu)} ms a run)`);
     const total = [...statements.values()].reduce((a, b) => a + b, 0);
