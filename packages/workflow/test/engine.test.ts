@@ -974,8 +974,48 @@ describe('workflow engine', () => {
     const v2 = defineWorkflow({ name: 'versioned', version: '2' }, async () => 'v2');
     const run = await engine.start(v1, null);
     engine.register(v2).startWorker();
-    await assert.rejects(engine.result(run.id), /version 1, which is not registered here \(registered: 2\)/);
+    await assert.rejects(
+      engine.result(run.id),
+      /version 1, which no running worker has registered \(registered here: 2\)/,
+    );
     assert.equal((await store.getRun(run.id))?.error?.code, WorkflowErrorCodes.VERSION_GONE);
+  });
+
+  test('in a rolling deploy, a worker leaves the runs of a version it lacks to the worker that has it, and stops them once none has', async (t) => {
+    // The new deploy: version 2 only. The old deploy (version 1) is alive elsewhere.
+    const { engine: next, store } = await setup(t);
+    const v1 = defineWorkflow({ name: 'deployed', version: '1' }, async () => 'v1');
+    const v2 = defineWorkflow({ name: 'deployed', version: '2' }, async () => 'v2');
+    const producer = new WorkflowEngine({ store }).register(v1);
+    let claims = 0;
+    const claim = store.claim.bind(store);
+    store.claim = (request) => {
+      claims++;
+      return claim(request);
+    };
+    const claimsSeen = async (n: number) => {
+      const target = claims + n;
+      while (claims < target) await new Promise((r) => setTimeout(r, 5));
+    };
+    await store.announce('old-deploy', { deployed: ['1'] }, Date.now());
+    next.register(v2).startWorker();
+    const early = [await producer.start(v1, null), await producer.start(v1, null)];
+    // The new worker looked (a wake-up, then polls) and took neither.
+    await claimsSeen(3);
+    for (const run of early) assert.equal((await store.getRun(run.id))?.status, 'queued');
+    // The old deploy's worker runs them on their own version.
+    const old = new WorkflowEngine({ store, workerId: 'old-deploy', pollMs: 20, leaseMs: 2_000 }).register(
+      v1,
+    );
+    old.startWorker();
+    for (const run of early) assert.equal(await old.result(run.id), 'v1');
+    // Once it has stopped, version 1 is gone: a run of it stops with a clear error at once.
+    await old.stop();
+    const late = await producer.start(v1, null);
+    await assert.rejects(
+      next.result(late.id),
+      /version 1, which no running worker has registered \(registered here: 2\)/,
+    );
   });
 
   test('a replay that asks for steps the history does not have fails the run, naming them', async (t) => {

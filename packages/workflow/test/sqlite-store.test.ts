@@ -496,19 +496,24 @@ describe('sqlite store: claims', () => {
     const db = new Database(path);
     try {
       const texts = sqliteSql('bulwark_');
-      const plan = (text: string) =>
-        (
-          db.prepare(`EXPLAIN QUERY PLAN ${text}`).all({ now: 1, workflows: '[]', limit: 1 }) as {
-            detail: string;
-          }[]
-        )
-          .map((row) => row.detail)
-          .join('\n');
-      assert.match(plan(texts.claimCandidates), /SCAN bulwark_runs USING INDEX bulwark_runs_ready/);
-      assert.match(
-        plan(texts.dueCandidates),
-        /SEARCH bulwark_runs USING INDEX bulwark_runs_due \(available_at<\?\)/,
-      );
+      // With and without the versions a worker runs.
+      for (const versions of [null, '[["w","1"]]']) {
+        const plan = (text: string) =>
+          (
+            db
+              .prepare(`EXPLAIN QUERY PLAN ${text}`)
+              .all({ now: 1, workflows: '[]', limit: 1, versions, liveAfter: 0 }) as {
+              detail: string;
+            }[]
+          )
+            .map((row) => row.detail)
+            .join('\n');
+        assert.match(plan(texts.claimCandidates), /SCAN bulwark_runs USING INDEX bulwark_runs_ready/);
+        assert.match(
+          plan(texts.dueCandidates),
+          /SEARCH bulwark_runs USING INDEX bulwark_runs_due \(available_at<\?\)/,
+        );
+      }
     } finally {
       db.close();
     }

@@ -720,6 +720,90 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('claims by version', () => {
+      const ids = async (store: WorkflowStore, request: Partial<ClaimRequest>) =>
+        (await store.claim(claimRequest(request))).map((r) => r.version).sort();
+
+      it('takes only the versions the worker runs while a live worker runs the others', async (store) => {
+        await store.enqueue([newRun({ version: '1' }), newRun({ version: '2' })], T0);
+        await store.announce('old', { [WF]: ['1'] }, T0);
+        assert.deepEqual(await ids(store, { workerId: 'new', versions: { [WF]: ['2'] } }), ['2']);
+        assert.deepEqual(await ids(store, { workerId: 'old', versions: { [WF]: ['1'] } }), ['1']);
+      });
+
+      it('takes a run whose version no live worker runs (to stop it), and any version without versions', async (store) => {
+        await store.enqueue(
+          [newRun({ version: '1' }), newRun({ version: '2' }), newRun({ version: '3' })],
+          T0,
+        );
+        await store.announce('old', { [WF]: ['1'] }, T0);
+        // Version 3 is nobody's: taken to be stopped. Version 1 is the live worker's.
+        assert.deepEqual(await ids(store, { workerId: 'new', versions: { [WF]: ['2'] } }), ['2', '3']);
+        assert.deepEqual(await ids(store, { workerId: 'any' }), ['1']);
+      });
+
+      it('a worker not heard of within the lease, or retired, no longer keeps its versions', async (store) => {
+        await store.enqueue([newRun({ version: '1' }), newRun({ version: '1' })], T0);
+        await store.announce('old', { [WF]: ['1'] }, T0);
+        const request = { workerId: 'new', versions: { [WF]: ['2'] }, leaseMs: 1_000, limit: 1 };
+        // Heard of 900 ms before the claim: alive. 1,000 ms before (the lease): not.
+        assert.deepEqual(await ids(store, { ...request, now: T0 + 900 }), []);
+        assert.deepEqual(await ids(store, { ...request, now: T0 + 1_000 }), ['1']);
+        await store.announce('old', { [WF]: ['1'] }, T0 + 1_000);
+        assert.deepEqual(await ids(store, { ...request, now: T0 + 1_100 }), []);
+        await store.retire('old');
+        assert.deepEqual(await ids(store, { ...request, now: T0 + 1_100 }), ['1']);
+      });
+
+      it('an announcement replaces the versions before it', async (store) => {
+        await store.enqueue([newRun({ version: '1' })], T0);
+        await store.announce('old', { [WF]: ['1', '2'] }, T0);
+        const request = { workerId: 'new', versions: { [WF]: ['2'] }, now: T0 + 10 };
+        assert.deepEqual(await ids(store, request), []);
+        await store.announce('old', { [WF]: ['2'] }, T0 + 5);
+        assert.deepEqual(await ids(store, request), ['1']);
+      });
+
+      it('versions are told apart per workflow', async (store) => {
+        await store.enqueue([newRun({ workflow: 'other', version: '1' }), newRun({ version: '1' })], T0);
+        await store.announce('old', { other: ['1'] }, T0);
+        const claimed = await store.claim(
+          claimRequest({
+            workerId: 'new',
+            workflows: [WF, 'other'],
+            versions: { [WF]: ['2'], other: ['2'] },
+          }),
+        );
+        // WF version 1: nobody's, taken; other version 1: the old worker's, left.
+        assert.deepEqual(
+          claimed.map((r) => `${r.workflow}@${r.version}`),
+          [`${WF}@1`],
+        );
+      });
+
+      it('applies to waiting runs now due and to runs whose lease expired', async (store) => {
+        const [waiting, expired] = [newRun({ version: '1' }), newRun({ version: '1' })];
+        await store.enqueue([waiting, expired], T0);
+        await store.claim(claimRequest({ workerId: 'old', leaseMs: 100 }));
+        await store.commit(
+          [
+            {
+              kind: 'run',
+              runId: waiting.id,
+              workerId: 'old',
+              update: { status: 'waiting', availableAt: T0 + 50, releaseLease: true },
+            },
+          ],
+          T0 + 1,
+        );
+        await store.announce('old', { [WF]: ['1'] }, T0 + 150);
+        const request = { workerId: 'new', versions: { [WF]: ['2'] }, now: T0 + 200 };
+        assert.deepEqual(await ids(store, request), []);
+        await store.retire('old');
+        assert.deepEqual(await ids(store, request), ['1', '1']);
+      });
+    });
+
     describe('renew', () => {
       it('extends the leases the worker holds and returns them', async (store) => {
         const a = await startOne(store, {}, 'w1');

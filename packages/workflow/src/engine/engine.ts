@@ -183,6 +183,8 @@ export class WorkflowEngine {
   readonly #perKey: number | undefined;
   /** name → version → definition. */
   readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
+  /** The registered versions by workflow, as claims and announcements give them. */
+  #versions: Record<string, string[]> = {};
   readonly #executing = new Map<string, Executing>();
   /** Runs of #executing committing their end: they no longer take a slot. */
   #finishing = 0;
@@ -247,9 +249,15 @@ export class WorkflowEngine {
       versions.delete(d.version);
       versions.set(d.version, d);
     }
+    this.#versions = Object.fromEntries(
+      [...this.#workflows].map(([name, byVersion]) => [name, [...byVersion.keys()]]),
+    );
     // Runs of a workflow new here may be waiting: none is passed before a claim has looked.
     this.#wakes++;
-    if (this.#running) this.#poke();
+    if (this.#running) {
+      this.#announce();
+      this.#poke();
+    }
     return this;
   }
 
@@ -655,8 +663,22 @@ export class WorkflowEngine {
       this.#wakes++;
       this.#poke();
     });
+    this.#announce();
     this.#poke();
     this.#heartbeat();
+  }
+
+  /**
+   * Tells the store this worker is alive and which versions it runs: other workers leave it the
+   * runs of versions only it has (a rolling deploy), and fail them once no live worker has them.
+   */
+  #announce(): void {
+    this.#store.announce(this.#workerId, this.#versions, this.#clock.now()).catch((error: unknown) => {
+      process.emitWarning(
+        `Bulwark workflow engine: announcing this worker failed: ${(error as Error).message}`,
+        'BulwarkWorkflowWarning',
+      );
+    });
   }
 
   /**
@@ -690,6 +712,14 @@ export class WorkflowEngine {
       }
       if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
       this.#heartbeatTimer = undefined;
+      // Gone: the versions only this worker ran are gone now, for the other workers' claims.
+      if (!this.#running)
+        await this.#store.retire(this.#workerId).catch((error: unknown) => {
+          process.emitWarning(
+            `Bulwark workflow engine: retiring this worker failed: ${(error as Error).message}`,
+            'BulwarkWorkflowWarning',
+          );
+        });
       const drain = this.#drain;
       this.#drain = undefined;
       if (drain?.timer !== undefined) this.#clock.clearTimeout(drain.timer);
@@ -744,6 +774,7 @@ export class WorkflowEngine {
         leaseMs: this.#leaseMs,
         now: this.#clock.now(),
         workflows: [...this.#workflows.keys()],
+        versions: this.#versions,
         ...(this.#perWorkflow === undefined ? {} : { perWorkflow: this.#perWorkflow }),
         ...(this.#perKey === undefined ? {} : { perKey: this.#perKey }),
       });
@@ -853,7 +884,7 @@ export class WorkflowEngine {
       const versions = [...(this.#workflows.get(run.workflow)?.keys() ?? [])];
       const error = new WorkflowError(
         WorkflowErrorCodes.VERSION_GONE,
-        `Run ${run.id} started on ${run.workflow} version ${run.version}, which is not registered here (registered: ${versions.join(', ') || 'none'})`,
+        `Run ${run.id} started on ${run.workflow} version ${run.version}, which no running worker has registered (registered here: ${versions.join(', ') || 'none'})`,
       );
       const now = this.#clock.now();
       await this.#store.commit(
@@ -908,6 +939,7 @@ export class WorkflowEngine {
     const interval = this.#heartbeatMs();
     const beat = async () => {
       this.#heartbeatTimer = undefined;
+      if (this.#running) this.#announce();
       const ids = [...this.#executing.keys()];
       if (ids.length > 0) {
         try {

@@ -176,6 +176,12 @@ export interface ClaimRequest {
   now: number;
   /** Only runs of these workflows (the ones this worker has registered). */
   workflows: readonly string[];
+  /**
+   * The versions of each workflow this worker runs. When given, a run is claimed only on one of
+   * them, or when no live worker (one that `announce`d within the last `leaseMs`) runs its
+   * version: the version is gone, and the claiming engine says so. Without it, any version.
+   */
+  versions?: Readonly<Record<string, readonly string[]>>;
   /** At most this many leased runs per workflow, across all workers. */
   perWorkflow?: Readonly<Record<string, number>>;
   /** At most this many leased runs per concurrency key, across all workers. */
@@ -344,6 +350,17 @@ export interface WorkflowStore {
    * order of priority (highest first), then creation time, then id. Atomic across processes.
    */
   claim(request: ClaimRequest): Promise<ClaimedRun[]>;
+  /**
+   * Records that `workerId` is alive at `now` and runs these versions (see `ClaimRequest.versions`);
+   * forgets workers not heard of for a day.
+   */
+  announce(
+    workerId: string,
+    versions: Readonly<Record<string, readonly string[]>>,
+    now: number,
+  ): Promise<void>;
+  /** Forgets a worker that stopped: the versions only it ran are gone at once. */
+  retire(workerId: string): Promise<void>;
   /**
    * Extends the leases `workerId` still holds; returns the ids it holds and, among them, those
    * with a cancellation requested.

@@ -24,15 +24,28 @@ const INDEX_SETTINGS = ['enable_seqscan', 'enable_hashjoin', 'enable_mergejoin']
 export const INDEX_PLANS = INDEX_SETTINGS.map((name) => `SET LOCAL ${name} = off; `).join('');
 
 /**
+ * A run on a version this worker runs (`versions`: the placeholder of a jsonb
+ * { workflow: [versions] }), or on one no live worker runs, announced within the lease ($5 ms)
+ * before $3 (gone: the claiming engine fails it). With null, any version.
+ */
+function versionMatch(versions: string): string {
+  return `AND (${versions}::jsonb IS NULL
+          OR ((${versions}::jsonb -> r.workflow) ? r.version)
+          OR NOT EXISTS (SELECT 1 FROM %s.workers AS w
+            WHERE w.seen_at > $3::bigint - $5::bigint AND ((w.versions -> r.workflow) ? r.version)))`;
+}
+
+/**
  * The runs a claim may take ($2 workflows, at $3), from three indexes, each read only as far as
  * `limit` (SQL) and `extra` (more conditions) need: queued runs in claim order (runs_ready);
  * waiting runs now due, soonest first (runs_due), never those waiting for later; and runs whose
  * worker let the lease expire (runs_leased). `lock` locks what is read, skipping what another
  * claim holds. The caller orders the union by priority, then age, then id.
  */
-function claimSources(limit: string, extra: string, lock: string): string {
+function claimSources(limit: string, extra: string, lock: string, versions: string): string {
   const columns = 'r.id, r.workflow, r.concurrency_key, r.priority, r.created_at, r.lease_owner';
-  const common = `r.pending_parents = 0 AND r.workflow = ANY ($2::text[]) AND r.available_at <= $3 ${extra}`;
+  const common = `r.pending_parents = 0 AND r.workflow = ANY ($2::text[]) AND r.available_at <= $3
+          ${versionMatch(versions)} ${extra}`;
   return `
       ready AS (
         SELECT ${columns} FROM %s.runs AS r
@@ -431,11 +444,11 @@ export function statements(schema: string, tag: string) {
 
     // -- Claims and leases --------------------------------------------------------------------
 
-    /** Without concurrency limits: the best `$4` claimable runs that no one else is locking. */
+    /** Without concurrency limits: the best `$4` claimable runs that no one else is locking ($6 versions). */
     claim: make(
       'claim',
       `
-      WITH ${claimSources('$4', '', 'FOR NO KEY UPDATE SKIP LOCKED')},
+      WITH ${claimSources('$4', '', 'FOR NO KEY UPDATE SKIP LOCKED', '$6')},
       chosen AS (
         SELECT c.id, c.lease_owner IS NOT NULL AS taken_over FROM claimable AS c
         ORDER BY c.priority DESC, c.created_at, c.id
@@ -445,7 +458,7 @@ export function statements(schema: string, tag: string) {
     ),
 
     /**
-     * With limits ($6 jsonb { workflow: max }, $7 max per concurrency key, or null). The caller
+     * With limits ($6 jsonb { workflow: max }, $7 max per concurrency key, or null; $9 versions). The caller
      * holds the claim lock, so the leased counts cannot change under this statement. Workflows
      * and keys already at their limit are not scanned at all; among the `$8` best remaining
      * candidates, each run is ranked within its key, then (among those within their key's
@@ -471,6 +484,7 @@ export function statements(schema: string, tag: string) {
           AND (r.concurrency_key IS NULL OR $7::integer IS NULL
             OR coalesce((SELECT n FROM key_load AS k WHERE k.concurrency_key = r.concurrency_key), 0) < $7)`,
         'FOR NO KEY UPDATE OF r SKIP LOCKED',
+        '$9',
       )},
       candidates AS (
         SELECT * FROM claimable ORDER BY priority DESC, created_at, id LIMIT $8
@@ -495,6 +509,15 @@ export function statements(schema: string, tag: string) {
       )
       ${TAKE_LEASE}`,
     ),
+
+    announceWorker: make(
+      'announce_worker',
+      `
+      WITH forgotten AS (DELETE FROM %s.workers WHERE seen_at < $4::bigint AND id <> $1)
+      INSERT INTO %s.workers (id, versions, seen_at) VALUES ($1, $2::jsonb, $3)
+      ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, seen_at = excluded.seen_at`,
+    ),
+    retireWorker: make('retire_worker', `DELETE FROM %s.workers WHERE id = $1`),
 
     renew: make(
       'renew',

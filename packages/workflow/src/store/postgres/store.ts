@@ -31,6 +31,7 @@ import type {
   WakeTopic,
   WorkflowStore,
 } from '../types.ts';
+import { FORGET_WORKERS_MS } from '../workers.ts';
 import { settleDependents } from './commit.ts';
 import { GroupCommitter } from './group.ts';
 import { Wakeups } from './listen.ts';
@@ -280,14 +281,16 @@ export class PostgresStore implements WorkflowStore {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedRun[]> {
-    const { workerId, limit, leaseMs, now, workflows, perWorkflow, perKey } = request;
+    const { workerId, limit, leaseMs, now, workflows, versions, perWorkflow, perKey } = request;
     if (limit <= 0 || workflows.length === 0) return [];
     const base = [workerId, [...workflows], now, limit, leaseMs];
+    const versionsJson = versions === undefined ? null : JSON.stringify(versions);
     const limited =
       (perWorkflow !== undefined && Object.keys(perWorkflow).length > 0) || perKey !== undefined;
     let rows: Record<string, unknown>[];
     if (!limited) {
-      rows = await this.#group.claim(base, () => this.#claimAlone(base));
+      const values = [...base, versionsJson];
+      rows = await this.#group.claim(values, () => this.#claimAlone(values));
     } else {
       rows = await this.#withSession(async (session) => {
         try {
@@ -299,6 +302,7 @@ export class PostgresStore implements WorkflowStore {
             JSON.stringify(perWorkflow ?? {}),
             perKey ?? null,
             Math.max(limit * LIMITED_SCAN_FACTOR, LIMITED_SCAN_MIN),
+            versionsJson,
           ]);
           await session.raw('COMMIT');
           return claimed;
@@ -309,6 +313,23 @@ export class PostgresStore implements WorkflowStore {
       });
     }
     return rows.map(toClaimed).sort(claimOrder);
+  }
+
+  async announce(
+    workerId: string,
+    versions: Readonly<Record<string, readonly string[]>>,
+    now: number,
+  ): Promise<void> {
+    await this.#query(this.#sql.announceWorker, [
+      workerId,
+      JSON.stringify(versions),
+      now,
+      now - FORGET_WORKERS_MS,
+    ]);
+  }
+
+  async retire(workerId: string): Promise<void> {
+    await this.#query(this.#sql.retireWorker, [workerId]);
   }
 
   async renew(

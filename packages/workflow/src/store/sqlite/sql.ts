@@ -27,6 +27,7 @@ export function sqliteSql(prefix: string) {
   const events = ident(`${prefix}events`);
   const signals = ident(`${prefix}signals`);
   const audit = ident(`${prefix}audit`);
+  const workers = ident(`${prefix}workers`);
   const migrations = ident(`${prefix}migrations`);
   const sequences = 'sqlite_sequence';
   const readyIndex = ident(`${prefix}runs_ready`);
@@ -50,6 +51,12 @@ export function sqliteSql(prefix: string) {
         AND (@before IS NULL OR (created_at, id) < (SELECT created_at, id FROM ${runs} WHERE id = @before))
       ORDER BY created_at DESC, id DESC
       LIMIT @limit OFFSET @offset`;
+  // A run on a version this worker runs (@versions: [workflow, version] pairs), or on one no
+  // live worker runs (gone: the claiming engine fails it). Without @versions, any version.
+  const versionMatch = `(@versions IS NULL
+          OR EXISTS (SELECT 1 FROM json_each(@versions) AS v WHERE v.value ->> 0 = workflow AND v.value ->> 1 = version)
+          OR NOT EXISTS (SELECT 1 FROM ${workers} AS w, json_each(w.versions) AS v
+            WHERE w.seen_at > @liveAfter AND v.value ->> 0 = workflow AND v.value ->> 1 = version))`;
   const totalRuns = (match: string) => `SELECT count(*) AS n FROM ${runs} WHERE ${filters} ${match}`;
 
   return {
@@ -112,20 +119,20 @@ export function sqliteSql(prefix: string) {
     claimCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${readyIndex}
       WHERE status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL
         AND available_at <= @now
-        AND workflow IN (SELECT value FROM json_each(@workflows))
+        AND workflow IN (SELECT value FROM json_each(@workflows)) AND ${versionMatch}
       ORDER BY priority DESC, created_at, id`,
     // Waiting runs now due (a timer ended, an event came), soonest first, at most @limit: only
     // those due are read, however many wait for later. Merged into the claim order by the caller.
     dueCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${dueIndex}
       WHERE status = 'waiting' AND lease_owner IS NULL AND available_at <= @now
         AND pending_parents = 0
-        AND workflow IN (SELECT value FROM json_each(@workflows))
+        AND workflow IN (SELECT value FROM json_each(@workflows)) AND ${versionMatch}
       ORDER BY available_at LIMIT @limit`,
     // Runs whose worker let the lease expire (it died): few, merged into the order by the caller.
     expiredCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${leasedIndex}
       WHERE lease_owner IS NOT NULL AND lease_expires_at <= @now
         AND finished_at IS NULL AND pending_parents = 0 AND available_at <= @now
-        AND workflow IN (SELECT value FROM json_each(@workflows))
+        AND workflow IN (SELECT value FROM json_each(@workflows)) AND ${versionMatch}
       ORDER BY priority DESC, created_at, id`,
     leasedByWorkflow: `SELECT workflow AS name, count(*) AS n FROM ${runs}
       WHERE lease_owner IS NOT NULL AND lease_expires_at > ? GROUP BY workflow`,
@@ -138,6 +145,12 @@ export function sqliteSql(prefix: string) {
           -- Claimed: a parked run is trying its dependency again.
           parked_on = NULL
       WHERE id = @id`,
+
+    // -- workers ---------------------------------------------------------------------------
+    announceWorker: `INSERT INTO ${workers} (id, versions, seen_at) VALUES (@id, @versions, @now)
+      ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, seen_at = excluded.seen_at`,
+    forgetWorkers: `DELETE FROM ${workers} WHERE seen_at < @before`,
+    retireWorker: `DELETE FROM ${workers} WHERE id = ?`,
 
     // -- renew -----------------------------------------------------------------------------
     renew: `UPDATE ${runs} SET lease_expires_at = @expiresAt

@@ -35,6 +35,7 @@ import {
   type WakeTopic,
   type WorkflowStore,
 } from '../types.ts';
+import { FORGET_WORKERS_MS } from '../workers.ts';
 import { WalCheckpointer } from './checkpoint.ts';
 import { GroupCommit, type GroupCommitStats } from './group-commit.ts';
 import { type NormalizedSqliteOptions, normalizeSqliteOptions, type SqliteStoreOptions } from './options.ts';
@@ -388,12 +389,17 @@ export class SqliteStore implements WorkflowStore {
   }
 
   #claim(request: ClaimRequest, topics: Set<WakeTopic>): ClaimedRun[] {
-    const { workerId, limit, leaseMs, now, workflows, perWorkflow, perKey } = request;
+    const { workerId, limit, leaseMs, now, workflows, versions, perWorkflow, perKey } = request;
     if (limit <= 0 || workflows.length === 0) return [];
     const s = this.#sql;
     const byWorkflow = perWorkflow ? counts(s.leasedByWorkflow.all(now) as Row[]) : undefined;
     const byKey = perKey !== undefined ? counts(s.leasedByKey.all(now) as Row[]) : undefined;
-    const params = { now, workflows: JSON.stringify(workflows) };
+    const params = {
+      now,
+      workflows: JSON.stringify(workflows),
+      versions: versions === undefined ? null : JSON.stringify(versionPairs(versions)),
+      liveAfter: now - leaseMs,
+    };
     // Runs whose lease expired, and waiting runs now due: few, merged into the queued runs' order.
     const others = [
       ...(s.expiredCandidates.all(params) as Row[]),
@@ -441,6 +447,26 @@ export class SqliteStore implements WorkflowStore {
         takenOver,
         hasSteps,
       };
+    });
+  }
+
+  async announce(
+    workerId: string,
+    versions: Readonly<Record<string, readonly string[]>>,
+    now: number,
+  ): Promise<void> {
+    this.#open();
+    const row = { id: workerId, versions: JSON.stringify(versionPairs(versions)), now };
+    await this.#writes.run(() => {
+      this.#sql.announceWorker.run(row);
+      this.#sql.forgetWorkers.run({ before: now - FORGET_WORKERS_MS });
+    });
+  }
+
+  async retire(workerId: string): Promise<void> {
+    this.#open();
+    await this.#writes.run(() => {
+      this.#sql.retireWorker.run(workerId);
     });
   }
 
@@ -774,6 +800,13 @@ const read = rowReader((text) => fromJson<Json>(text));
 
 function fromJson<T>(text: unknown): T | undefined {
   return text === null || text === undefined ? undefined : (JSON.parse(text as string) as T);
+}
+
+/** A worker's versions as the `[workflow, version]` pairs the claim statements read. */
+function versionPairs(versions: Readonly<Record<string, readonly string[]>>): [string, string][] {
+  return Object.entries(versions).flatMap(([workflow, list]) =>
+    list.map((v): [string, string] => [workflow, v]),
+  );
 }
 
 /** Claim order: priority (highest first), then creation time, then id. */
