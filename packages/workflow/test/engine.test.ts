@@ -835,7 +835,9 @@ describe('workflow engine', () => {
   });
 
   test('runs started here and runs claimed together never exceed the concurrency', async (t) => {
-    const { engine, store } = await setup(t, { concurrency: 2 });
+    // No poll: one landing while a claim is in flight would send the starts waiting for that
+    // claim to the queue (a start waits for one claim only), as a slow machine showed.
+    const { engine, store } = await setup(t, { concurrency: 2, pollMs: 60_000 });
     const { workflow: slow, most } = concurrencyProbe('slow');
     engine.register(slow);
     const claims = lastClaim(store);
@@ -989,15 +991,18 @@ describe('workflow engine', () => {
     const producer = new WorkflowEngine({ store }).register(v1);
     let claims = 0;
     const claim = store.claim.bind(store);
-    store.claim = (request) => {
+    // Counted once settled: a claim that has answered has looked.
+    store.claim = async (request) => {
+      const claimed = await claim(request);
       claims++;
-      return claim(request);
+      return claimed;
     };
     const claimsSeen = async (n: number) => {
       const target = claims + n;
       while (claims < target) await new Promise((r) => setTimeout(r, 5));
     };
-    await store.announce('old-deploy', { deployed: ['1'] }, Date.now());
+    // The old deploy, alive elsewhere (for a minute: however slow this machine is).
+    await store.announce('old-deploy', { deployed: ['1'] }, Date.now(), 60_000);
     next.register(v2).startWorker();
     const early = [await producer.start(v1, null), await producer.start(v1, null)];
     // The new worker looked (a wake-up, then polls) and took neither.
@@ -1007,6 +1012,7 @@ describe('workflow engine', () => {
     const old = new WorkflowEngine({ store, workerId: 'old-deploy', pollMs: 20, leaseMs: 2_000 }).register(
       v1,
     );
+    t.after(() => old.stop());
     old.startWorker();
     for (const run of early) assert.equal(await old.result(run.id), 'v1');
     // Once it has stopped, version 1 is gone: a run of it stops with a clear error at once.

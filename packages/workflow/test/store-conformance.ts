@@ -723,10 +723,11 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     describe('claims by version', () => {
       const ids = async (store: WorkflowStore, request: Partial<ClaimRequest>) =>
         (await store.claim(claimRequest(request))).map((r) => r.version).sort();
+      const MINUTE = 60_000;
 
       it('takes only the versions the worker runs while a live worker runs the others', async (store) => {
         await store.enqueue([newRun({ version: '1' }), newRun({ version: '2' })], T0);
-        await store.announce('old', { [WF]: ['1'] }, T0);
+        await store.announce('old', { [WF]: ['1'] }, T0, MINUTE);
         assert.deepEqual(await ids(store, { workerId: 'new', versions: { [WF]: ['2'] } }), ['2']);
         assert.deepEqual(await ids(store, { workerId: 'old', versions: { [WF]: ['1'] } }), ['1']);
       });
@@ -736,37 +737,39 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           [newRun({ version: '1' }), newRun({ version: '2' }), newRun({ version: '3' })],
           T0,
         );
-        await store.announce('old', { [WF]: ['1'] }, T0);
+        await store.announce('old', { [WF]: ['1'] }, T0, MINUTE);
         // Version 3 is nobody's: taken to be stopped. Version 1 is the live worker's.
         assert.deepEqual(await ids(store, { workerId: 'new', versions: { [WF]: ['2'] } }), ['2', '3']);
         assert.deepEqual(await ids(store, { workerId: 'any' }), ['1']);
       });
 
-      it('a worker not heard of within the lease, or retired, no longer keeps its versions', async (store) => {
+      it('a worker is live for its own lease after it announced, and not once retired', async (store) => {
         await store.enqueue([newRun({ version: '1' }), newRun({ version: '1' })], T0);
-        await store.announce('old', { [WF]: ['1'] }, T0);
-        const request = { workerId: 'new', versions: { [WF]: ['2'] }, leaseMs: 1_000, limit: 1 };
-        // Heard of 900 ms before the claim: alive. 1,000 ms before (the lease): not.
+        await store.announce('old', { [WF]: ['1'] }, T0, 1_000);
+        // The announcer's lease counts, not the claimer's (100 ms here).
+        const request = { workerId: 'new', versions: { [WF]: ['2'] }, leaseMs: 100, limit: 1 };
         assert.deepEqual(await ids(store, { ...request, now: T0 + 900 }), []);
         assert.deepEqual(await ids(store, { ...request, now: T0 + 1_000 }), ['1']);
-        await store.announce('old', { [WF]: ['1'] }, T0 + 1_000);
+        await store.announce('old', { [WF]: ['1'] }, T0 + 1_000, 1_000);
         assert.deepEqual(await ids(store, { ...request, now: T0 + 1_100 }), []);
         await store.retire('old');
         assert.deepEqual(await ids(store, { ...request, now: T0 + 1_100 }), ['1']);
       });
 
-      it('an announcement replaces the versions before it', async (store) => {
-        await store.enqueue([newRun({ version: '1' })], T0);
-        await store.announce('old', { [WF]: ['1', '2'] }, T0);
-        const request = { workerId: 'new', versions: { [WF]: ['2'] }, now: T0 + 10 };
+      it('an announcement replaces the versions before it; an older one, landing late, changes nothing', async (store) => {
+        await store.enqueue([newRun({ version: '1' }), newRun({ version: '1' })], T0);
+        await store.announce('old', { [WF]: ['1', '2'] }, T0, MINUTE);
+        const request = { workerId: 'new', versions: { [WF]: ['2'] }, now: T0 + 10, limit: 1 };
         assert.deepEqual(await ids(store, request), []);
-        await store.announce('old', { [WF]: ['2'] }, T0 + 5);
+        await store.announce('old', { [WF]: ['2'] }, T0 + 5, MINUTE);
+        assert.deepEqual(await ids(store, request), ['1']);
+        await store.announce('old', { [WF]: ['1', '2'] }, T0 + 3, MINUTE);
         assert.deepEqual(await ids(store, request), ['1']);
       });
 
       it('versions are told apart per workflow', async (store) => {
         await store.enqueue([newRun({ workflow: 'other', version: '1' }), newRun({ version: '1' })], T0);
-        await store.announce('old', { other: ['1'] }, T0);
+        await store.announce('old', { other: ['1'] }, T0, MINUTE);
         const claimed = await store.claim(
           claimRequest({
             workerId: 'new',
@@ -779,6 +782,17 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           claimed.map((r) => `${r.workflow}@${r.version}`),
           [`${WF}@1`],
         );
+      });
+
+      it('applies under concurrency limits too', async (store) => {
+        await store.enqueue(
+          ['1', '1', '2', '2'].map((version) => newRun({ version })),
+          T0,
+        );
+        await store.announce('old', { [WF]: ['1'] }, T0, MINUTE);
+        const request = { workerId: 'new', versions: { [WF]: ['2'] } };
+        assert.deepEqual(await ids(store, { ...request, perWorkflow: { [WF]: 1 } }), ['2']);
+        assert.deepEqual(await ids(store, { ...request, perKey: 5 }), ['2']);
       });
 
       it('applies to waiting runs now due and to runs whose lease expired', async (store) => {
@@ -796,7 +810,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           ],
           T0 + 1,
         );
-        await store.announce('old', { [WF]: ['1'] }, T0 + 150);
+        await store.announce('old', { [WF]: ['1'] }, T0 + 150, MINUTE);
         const request = { workerId: 'new', versions: { [WF]: ['2'] }, now: T0 + 200 };
         assert.deepEqual(await ids(store, request), []);
         await store.retire('old');

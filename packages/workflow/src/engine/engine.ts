@@ -673,12 +673,24 @@ export class WorkflowEngine {
    * runs of versions only it has (a rolling deploy), and fail them once no live worker has them.
    */
   #announce(): void {
-    this.#store.announce(this.#workerId, this.#versions, this.#clock.now()).catch((error: unknown) => {
+    const versions = this.#versions;
+    void this.#presence(
+      () => this.#store.announce(this.#workerId, versions, this.#clock.now(), this.#leaseMs),
+      'announcing',
+    );
+  }
+
+  /** Announcements and the retirement go one after the other: a late one must not undo a later one. */
+  #presenceChain: Promise<void> = Promise.resolve();
+
+  #presence(call: () => Promise<void>, doing: string): Promise<void> {
+    this.#presenceChain = this.#presenceChain.then(call).catch((error: unknown) => {
       process.emitWarning(
-        `Bulwark workflow engine: announcing this worker failed: ${(error as Error).message}`,
+        `Bulwark workflow engine: ${doing} this worker failed: ${(error as Error).message}`,
         'BulwarkWorkflowWarning',
       );
     });
+    return this.#presenceChain;
   }
 
   /**
@@ -713,13 +725,7 @@ export class WorkflowEngine {
       if (this.#heartbeatTimer !== undefined) this.#clock.clearTimeout(this.#heartbeatTimer);
       this.#heartbeatTimer = undefined;
       // Gone: the versions only this worker ran are gone now, for the other workers' claims.
-      if (!this.#running)
-        await this.#store.retire(this.#workerId).catch((error: unknown) => {
-          process.emitWarning(
-            `Bulwark workflow engine: retiring this worker failed: ${(error as Error).message}`,
-            'BulwarkWorkflowWarning',
-          );
-        });
+      if (!this.#running) await this.#presence(() => this.#store.retire(this.#workerId), 'retiring');
       const drain = this.#drain;
       this.#drain = undefined;
       if (drain?.timer !== undefined) this.#clock.clearTimeout(drain.timer);

@@ -178,8 +178,8 @@ export interface ClaimRequest {
   workflows: readonly string[];
   /**
    * The versions of each workflow this worker runs. When given, a run is claimed only on one of
-   * them, or when no live worker (one that `announce`d within the last `leaseMs`) runs its
-   * version: the version is gone, and the claiming engine says so. Without it, any version.
+   * them, or when no worker live at `now` (see `announce`) runs its version: the version is
+   * gone, and the claiming engine says so. Without it, any version.
    */
   versions?: Readonly<Record<string, readonly string[]>>;
   /** At most this many leased runs per workflow, across all workers. */
@@ -351,13 +351,15 @@ export interface WorkflowStore {
    */
   claim(request: ClaimRequest): Promise<ClaimedRun[]>;
   /**
-   * Records that `workerId` is alive at `now` and runs these versions (see `ClaimRequest.versions`);
-   * forgets workers not heard of for a day.
+   * Records that `workerId` runs these versions and counts as live until `now + leaseMs` (its
+   * own lease: it announces again before then), for `ClaimRequest.versions`. An announcement
+   * older than the one recorded changes nothing. Forgets workers gone for a day.
    */
   announce(
     workerId: string,
     versions: Readonly<Record<string, readonly string[]>>,
     now: number,
+    leaseMs: number,
   ): Promise<void>;
   /** Forgets a worker that stopped: the versions only it ran are gone at once. */
   retire(workerId: string): Promise<void>;

@@ -25,14 +25,14 @@ export const INDEX_PLANS = INDEX_SETTINGS.map((name) => `SET LOCAL ${name} = off
 
 /**
  * A run on a version this worker runs (`versions`: the placeholder of a jsonb
- * { workflow: [versions] }), or on one no live worker runs, announced within the lease ($5 ms)
- * before $3 (gone: the claiming engine fails it). With null, any version.
+ * { workflow: [versions] }), or on one that no worker live at $3 runs (gone: the claiming engine
+ * fails it). With null, any version.
  */
 function versionMatch(versions: string): string {
   return `AND (${versions}::jsonb IS NULL
           OR ((${versions}::jsonb -> r.workflow) ? r.version)
           OR NOT EXISTS (SELECT 1 FROM %s.workers AS w
-            WHERE w.seen_at > $3::bigint - $5::bigint AND ((w.versions -> r.workflow) ? r.version)))`;
+            WHERE w.live_until > $3::bigint AND ((w.versions -> r.workflow) ? r.version)))`;
 }
 
 /**
@@ -513,9 +513,12 @@ export function statements(schema: string, tag: string) {
     announceWorker: make(
       'announce_worker',
       `
-      WITH forgotten AS (DELETE FROM %s.workers WHERE seen_at < $4::bigint AND id <> $1)
-      INSERT INTO %s.workers (id, versions, seen_at) VALUES ($1, $2::jsonb, $3)
-      ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, seen_at = excluded.seen_at`,
+      WITH forgotten AS (DELETE FROM %s.workers WHERE live_until < $5::bigint AND id <> $1)
+      INSERT INTO %s.workers AS w (id, versions, seen_at, live_until) VALUES ($1, $2::jsonb, $3, $4)
+      -- An announcement older than the one stored (two in flight) changes nothing.
+      ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, seen_at = excluded.seen_at,
+        live_until = excluded.live_until
+      WHERE excluded.seen_at >= w.seen_at`,
     ),
     retireWorker: make('retire_worker', `DELETE FROM %s.workers WHERE id = $1`),
 

@@ -319,11 +319,13 @@ export class PostgresStore implements WorkflowStore {
     workerId: string,
     versions: Readonly<Record<string, readonly string[]>>,
     now: number,
+    leaseMs: number,
   ): Promise<void> {
     await this.#query(this.#sql.announceWorker, [
       workerId,
       JSON.stringify(versions),
       now,
+      now + leaseMs,
       now - FORGET_WORKERS_MS,
     ]);
   }

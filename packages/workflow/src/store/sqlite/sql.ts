@@ -56,7 +56,7 @@ export function sqliteSql(prefix: string) {
   const versionMatch = `(@versions IS NULL
           OR EXISTS (SELECT 1 FROM json_each(@versions) AS v WHERE v.value ->> 0 = workflow AND v.value ->> 1 = version)
           OR NOT EXISTS (SELECT 1 FROM ${workers} AS w, json_each(w.versions) AS v
-            WHERE w.seen_at > @liveAfter AND v.value ->> 0 = workflow AND v.value ->> 1 = version))`;
+            WHERE w.live_until > @now AND v.value ->> 0 = workflow AND v.value ->> 1 = version))`;
   const totalRuns = (match: string) => `SELECT count(*) AS n FROM ${runs} WHERE ${filters} ${match}`;
 
   return {
@@ -147,9 +147,13 @@ export function sqliteSql(prefix: string) {
       WHERE id = @id`,
 
     // -- workers ---------------------------------------------------------------------------
-    announceWorker: `INSERT INTO ${workers} (id, versions, seen_at) VALUES (@id, @versions, @now)
-      ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, seen_at = excluded.seen_at`,
-    forgetWorkers: `DELETE FROM ${workers} WHERE seen_at < @before`,
+    // An announcement older than the one stored (two in flight) changes nothing.
+    announceWorker: `INSERT INTO ${workers} (id, versions, seen_at, live_until)
+      VALUES (@id, @versions, @now, @liveUntil)
+      ON CONFLICT (id) DO UPDATE SET versions = excluded.versions, seen_at = excluded.seen_at,
+        live_until = excluded.live_until
+      WHERE excluded.seen_at >= seen_at`,
+    forgetWorkers: `DELETE FROM ${workers} WHERE live_until < @before`,
     retireWorker: `DELETE FROM ${workers} WHERE id = ?`,
 
     // -- renew -----------------------------------------------------------------------------

@@ -398,7 +398,6 @@ export class SqliteStore implements WorkflowStore {
       now,
       workflows: JSON.stringify(workflows),
       versions: versions === undefined ? null : JSON.stringify(versionPairs(versions)),
-      liveAfter: now - leaseMs,
     };
     // Runs whose lease expired, and waiting runs now due: few, merged into the queued runs' order.
     const others = [
@@ -454,9 +453,15 @@ export class SqliteStore implements WorkflowStore {
     workerId: string,
     versions: Readonly<Record<string, readonly string[]>>,
     now: number,
+    leaseMs: number,
   ): Promise<void> {
     this.#open();
-    const row = { id: workerId, versions: JSON.stringify(versionPairs(versions)), now };
+    const row = {
+      id: workerId,
+      versions: JSON.stringify(versionPairs(versions)),
+      now,
+      liveUntil: now + leaseMs,
+    };
     await this.#writes.run(() => {
       this.#sql.announceWorker.run(row);
       this.#sql.forgetWorkers.run({ before: now - FORGET_WORKERS_MS });
