@@ -185,6 +185,8 @@ export class WorkflowEngine {
   readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
   /** The registered versions by workflow, as claims and announcements give them. */
   #versions: Record<string, string[]> = {};
+  /** Announcements and the retirement go one after the other: a late one must not undo a later one. */
+  #presenceChain: Promise<void> = Promise.resolve();
   readonly #executing = new Map<string, Executing>();
   /** Runs of #executing committing their end: they no longer take a slot. */
   #finishing = 0;
@@ -680,9 +682,7 @@ export class WorkflowEngine {
     );
   }
 
-  /** Announcements and the retirement go one after the other: a late one must not undo a later one. */
-  #presenceChain: Promise<void> = Promise.resolve();
-
+  /** Runs a store call about this worker's presence after the ones before it, warning if it fails. */
   #presence(call: () => Promise<void>, doing: string): Promise<void> {
     this.#presenceChain = this.#presenceChain.then(call).catch((error: unknown) => {
       process.emitWarning(
