@@ -1,6 +1,7 @@
 // What a claim costs while many runs wait (for an event, or a later time): 10,000 runs parked in
 // `waiting` ahead of one queued run, then the p50 and p90 of 50 claims of one run each, on SQLite
-// and on PostgreSQL, against the same with nothing waiting.
+// and on PostgreSQL, against the same with nothing waiting. Then a rolling deploy: 10,000 queued
+// runs of version 1 (its worker alive) ahead of a run of version 2, claimed by a version-2 worker.
 // Run: npm run bench:workflow-claim [-- waiting]
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,6 +58,32 @@ async function claims(store: WorkflowStore, waiting: number): Promise<number[]> 
   return times.sort((a, b) => a - b);
 }
 
+/**
+ * `queued` runs of version 1, whose worker is alive, then 50 claims of one run each by a worker:
+ * of version 2 (stepping over them to a run of its version queued behind), or of version 1.
+ */
+async function deployClaims(store: WorkflowStore, queued: number, version: '1' | '2'): Promise<number[]> {
+  for (let i = 0; i < queued; i += 1_000)
+    await store.enqueue(Array.from({ length: Math.min(1_000, queued - i) }, newRun), T0);
+  await store.announce('old', { w: ['1'] }, T0, 1e12);
+  const times: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    await store.enqueue([{ ...newRun(), version }], T0 + 10);
+    const at = performance.now();
+    const got = await store.claim({
+      workerId: 'new',
+      limit: 1,
+      leaseMs: 60_000,
+      now: T0 + 10,
+      workflows: ['w'],
+      versions: { w: [version] },
+    });
+    times.push(performance.now() - at);
+    if (got.length !== 1 || got[0]!.version !== version) throw new Error('no run of its version was claimed');
+  }
+  return times.sort((a, b) => a - b);
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-claim-bench-'));
 const admin = new pg.Client({ connectionString: PG_URL });
 await admin.connect();
@@ -65,25 +92,43 @@ console.log(
 );
 console.log('| store | runs waiting | claim p50 ms | claim p90 ms |');
 console.log('|:--|--:|--:|--:|');
+/** One row per store: `label` and the p50/p90 of `measure` on a fresh SQLite file and PostgreSQL schema. */
+async function onBothStores(
+  tag: string,
+  label: string,
+  measure: (store: WorkflowStore) => Promise<number[]>,
+): Promise<void> {
+  const sqlite = await openSqliteStore({ path: join(dir, `${tag}.db`) });
+  const schema = `bw_claim_bench_${process.pid}_${tag}`;
+  const postgres = await openPostgresStore({ connectionString: PG_URL, schema, max: 4 });
+  for (const [name, store] of [
+    ['SQLite', sqlite],
+    ['PostgreSQL', postgres],
+  ] as const) {
+    try {
+      const t = await measure(store);
+      console.log(`| ${name} | ${label} | ${t[25]!.toFixed(2)} | ${t[45]!.toFixed(2)} |`);
+    } finally {
+      await store.close();
+    }
+  }
+  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
 try {
   for (const waiting of [0, WAITING]) {
-    const sqlite = await openSqliteStore({ path: join(dir, `claims-${waiting}.db`) });
-    const schema = `bw_claim_bench_${process.pid}_${waiting}`;
-    const postgres = await openPostgresStore({ connectionString: PG_URL, schema, max: 4 });
-    for (const [name, store] of [
-      ['SQLite', sqlite],
-      ['PostgreSQL', postgres],
-    ] as const) {
-      try {
-        const t = await claims(store, waiting);
-        console.log(
-          `| ${name} | ${waiting.toLocaleString('en-US')} | ${t[25]!.toFixed(2)} | ${t[45]!.toFixed(2)} |`,
-        );
-      } finally {
-        await store.close();
-      }
-    }
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await onBothStores(`claims-${waiting}`, waiting.toLocaleString('en-US'), (store) =>
+      claims(store, waiting),
+    );
+  }
+  console.log(
+    `\nA rolling deploy: ${WAITING.toLocaleString('en-US')} queued runs of version 1, its worker alive\n`,
+  );
+  console.log('| store | the claiming worker runs | claim p50 ms | claim p90 ms |');
+  console.log('|:--|:--|--:|--:|');
+  for (const version of ['1', '2'] as const) {
+    const what = version === '1' ? 'version 1 (its runs first)' : 'version 2 (behind them)';
+    await onBothStores(`deploy-${version}`, what, (store) => deployClaims(store, WAITING, version));
   }
 } finally {
   await admin.end();
