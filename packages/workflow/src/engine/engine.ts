@@ -183,8 +183,9 @@ export class WorkflowEngine {
   readonly #perKey: number | undefined;
   /** name → version → definition. */
   readonly #workflows = new Map<string, Map<string, WorkflowDefinition<any, any>>>();
-  /** The registered versions by workflow, as claims and announcements give them. */
+  /** The registered versions by workflow, and the workflows, as claims and announcements give them. */
   #versions: Record<string, string[]> = {};
+  #names: string[] = [];
   /** Announcements and the retirement go one after the other: a late one must not undo a later one. */
   #presenceChain: Promise<void> = Promise.resolve();
   readonly #executing = new Map<string, Executing>();
@@ -254,6 +255,7 @@ export class WorkflowEngine {
     this.#versions = Object.fromEntries(
       [...this.#workflows].map(([name, byVersion]) => [name, [...byVersion.keys()]]),
     );
+    this.#names = Object.keys(this.#versions);
     // Runs of a workflow new here may be waiting: none is passed before a claim has looked.
     this.#wakes++;
     if (this.#running) {
@@ -335,21 +337,23 @@ export class WorkflowEngine {
     const definition = typeof workflow === 'string' ? this.#latest(workflow) : workflow;
     // The run as the caller gave it, before any wait: what it changes afterwards is not the input.
     const now = this.#clock.now();
+    // Optional fields set only when given (an absent key, not `undefined`), without an object
+    // spread per field: this runs on every start.
     const run: NewRun = {
       id: newRunId(now),
       workflow: definition.name,
       version: definition.version,
       input: toJson(input, 'the workflow input') ?? null,
       priority: options.priority,
-      ...(parentRunId === undefined ? {} : { parentRunId }),
-      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-      ...(options.dependsOn === undefined ? {} : { dependsOn: [...options.dependsOn] }),
-      ...(options.concurrencyKey === undefined ? {} : { concurrencyKey: options.concurrencyKey }),
-      ...(options.timeoutMs === undefined ? {} : { deadlineAt: now + Math.ceil(options.timeoutMs) }),
-      ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
-      ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
-      ...(options.audit === undefined ? {} : { audit: options.audit }),
     };
+    if (parentRunId !== undefined) run.parentRunId = parentRunId;
+    if (options.idempotencyKey !== undefined) run.idempotencyKey = options.idempotencyKey;
+    if (options.dependsOn !== undefined) run.dependsOn = [...options.dependsOn];
+    if (options.concurrencyKey !== undefined) run.concurrencyKey = options.concurrencyKey;
+    if (options.timeoutMs !== undefined) run.deadlineAt = now + Math.ceil(options.timeoutMs);
+    if (options.correlationId !== undefined) run.correlationId = options.correlationId;
+    if (options.traceparent !== undefined) run.traceparent = options.traceparent;
+    if (options.audit !== undefined) run.audit = options.audit;
     let here = this.#runsHere(definition, options);
     // A claim in flight settles whether anything waits, and leaves the slots it did not fill:
     // waiting for it beats queueing behind what may be nothing (and so staying in the queue).
@@ -779,7 +783,7 @@ export class WorkflowEngine {
         limit: room,
         leaseMs: this.#leaseMs,
         now: this.#clock.now(),
-        workflows: [...this.#workflows.keys()],
+        workflows: this.#names,
         versions: this.#versions,
         ...(this.#perWorkflow === undefined ? {} : { perWorkflow: this.#perWorkflow }),
         ...(this.#perKey === undefined ? {} : { perKey: this.#perKey }),
