@@ -31,7 +31,7 @@ import type {
   WakeTopic,
   WorkflowStore,
 } from '../types.ts';
-import { FORGET_WORKERS_MS } from '../workers.ts';
+import { FORGET_WORKERS_MS, versionsEncoder } from '../workers.ts';
 import { settleDependents } from './commit.ts';
 import { GroupCommitter } from './group.ts';
 import { Wakeups } from './listen.ts';
@@ -81,6 +81,8 @@ const MIGRATIONS = new URL('../../../migrations/postgres/', import.meta.url);
 /** How many candidates a claim under concurrency limits looks at, per run it may take. */
 const LIMITED_SCAN_FACTOR = 4;
 const LIMITED_SCAN_MIN = 32;
+/** A worker's versions as the jsonb { workflow: [versions] } the claim statements read. */
+const encodeVersions = versionsEncoder(JSON.stringify);
 
 export class PostgresStore implements WorkflowStore {
   readonly dialect = 'postgres';
@@ -284,7 +286,7 @@ export class PostgresStore implements WorkflowStore {
     const { workerId, limit, leaseMs, now, workflows, versions, perWorkflow, perKey } = request;
     if (limit <= 0 || workflows.length === 0) return [];
     const base = [workerId, [...workflows], now, limit, leaseMs];
-    const versionsJson = versions === undefined ? null : JSON.stringify(versions);
+    const versionsJson = versions === undefined ? null : encodeVersions(versions);
     const limited =
       (perWorkflow !== undefined && Object.keys(perWorkflow).length > 0) || perKey !== undefined;
     let rows: Record<string, unknown>[];
@@ -323,7 +325,7 @@ export class PostgresStore implements WorkflowStore {
   ): Promise<void> {
     await this.#query(this.#sql.announceWorker, [
       workerId,
-      JSON.stringify(versions),
+      encodeVersions(versions),
       now,
       now + leaseMs,
       now - FORGET_WORKERS_MS,

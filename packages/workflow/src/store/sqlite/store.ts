@@ -35,7 +35,7 @@ import {
   type WakeTopic,
   type WorkflowStore,
 } from '../types.ts';
-import { FORGET_WORKERS_MS } from '../workers.ts';
+import { FORGET_WORKERS_MS, versionsEncoder } from '../workers.ts';
 import { WalCheckpointer } from './checkpoint.ts';
 import { GroupCommit, type GroupCommitStats } from './group-commit.ts';
 import { type NormalizedSqliteOptions, normalizeSqliteOptions, type SqliteStoreOptions } from './options.ts';
@@ -397,7 +397,7 @@ export class SqliteStore implements WorkflowStore {
     const params = {
       now,
       workflows: JSON.stringify(workflows),
-      versions: versions === undefined ? null : JSON.stringify(versionPairs(versions)),
+      versions: versions === undefined ? null : encodeVersions(versions),
     };
     // Runs whose lease expired, and waiting runs now due: few, merged into the queued runs' order.
     const others = [
@@ -458,7 +458,7 @@ export class SqliteStore implements WorkflowStore {
     this.#open();
     const row = {
       id: workerId,
-      versions: JSON.stringify(versionPairs(versions)),
+      versions: encodeVersions(versions),
       now,
       liveUntil: now + leaseMs,
     };
@@ -807,12 +807,12 @@ function fromJson<T>(text: unknown): T | undefined {
   return text === null || text === undefined ? undefined : (JSON.parse(text as string) as T);
 }
 
-/** A worker's versions as the `[workflow, version]` pairs the claim statements read. */
-function versionPairs(versions: Readonly<Record<string, readonly string[]>>): [string, string][] {
-  return Object.entries(versions).flatMap(([workflow, list]) =>
-    list.map((v): [string, string] => [workflow, v]),
-  );
-}
+/** A worker's versions as the JSON `[workflow, version]` pairs the claim statements read. */
+const encodeVersions = versionsEncoder((versions) =>
+  JSON.stringify(
+    Object.entries(versions).flatMap(([workflow, list]) => list.map((v): [string, string] => [workflow, v])),
+  ),
+);
 
 /** Claim order: priority (highest first), then creation time, then id. */
 function claimsBefore(a: Row, b: Row): boolean {
