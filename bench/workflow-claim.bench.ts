@@ -41,21 +41,7 @@ async function claims(store: WorkflowStore, waiting: number): Promise<number[]> 
       T0,
     );
   }
-  const times: number[] = [];
-  for (let i = 0; i < 50; i++) {
-    await store.enqueue([newRun()], T0 + 10);
-    const at = performance.now();
-    const got = await store.claim({
-      workerId: 'b',
-      limit: 1,
-      leaseMs: 60_000,
-      now: T0 + 10,
-      workflows: ['w'],
-    });
-    times.push(performance.now() - at);
-    if (got.length !== 1) throw new Error('the queued run was not claimed');
-  }
-  return times.sort((a, b) => a - b);
+  return timedClaims(store, '1');
 }
 
 /**
@@ -66,20 +52,32 @@ async function deployClaims(store: WorkflowStore, queued: number, version: '1' |
   for (let i = 0; i < queued; i += 1_000)
     await store.enqueue(Array.from({ length: Math.min(1_000, queued - i) }, newRun), T0);
   await store.announce('old', { w: ['1'] }, T0, 1e12);
+  return timedClaims(store, version, { w: [version] });
+}
+
+/**
+ * 50 times: one run of `version` queued, then claimed alone by a worker (of these versions, if
+ * given), which must take it; the claims' times in ms, sorted.
+ */
+async function timedClaims(
+  store: WorkflowStore,
+  version: string,
+  versions?: Record<string, string[]>,
+): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < 50; i++) {
     await store.enqueue([{ ...newRun(), version }], T0 + 10);
     const at = performance.now();
     const got = await store.claim({
-      workerId: 'new',
+      workerId: 'b',
       limit: 1,
       leaseMs: 60_000,
       now: T0 + 10,
       workflows: ['w'],
-      versions: { w: [version] },
+      ...(versions === undefined ? {} : { versions }),
     });
     times.push(performance.now() - at);
-    if (got.length !== 1 || got[0]!.version !== version) throw new Error('no run of its version was claimed');
+    if (got.length !== 1 || got[0]!.version !== version) throw new Error('the queued run was not claimed');
   }
   return times.sort((a, b) => a - b);
 }
