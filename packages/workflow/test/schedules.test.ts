@@ -123,14 +123,14 @@ describe('workflow schedules', () => {
   test('three schedulers on one SQLite file start exactly one run per tick', async (t) => {
     const clock = new VirtualClock(at('2026-05-01T10:02:00Z'));
     const list = await workers(t, clock, 3);
-    let attempts = 0;
+    const attempts = new Map<string, number>();
     for (const w of list) {
       w.scheduler.add({
         name: 'every-5',
         cron: '*/5 * * * *',
         workflow: 'report',
-        input: () => {
-          attempts++;
+        input: (tick) => {
+          attempts.set(tick.toISOString(), (attempts.get(tick.toISOString()) ?? 0) + 1);
           return null;
         },
         priority: 'high',
@@ -146,7 +146,10 @@ describe('workflow schedules', () => {
       keys(runs),
       ['00', '05', '10', '15', '20', '25', '30'].map((m) => `schedule:every-5:2026-05-01T10:${m}:00.000Z`),
     );
-    assert.equal(attempts, 21, 'every scheduler tried every tick: the store kept one run each');
+    // The three catch-ups read the last tick before any was recorded, and all tried 10:00: the
+    // key kept one run. A scheduler that reads a tick another recorded already skips it.
+    assert.equal(attempts.get('2026-05-01T10:00:00.000Z'), 3);
+    assert.ok([...attempts.values()].every((n) => n >= 1 && n <= 3));
     assert.ok(runs.every((r) => r.priority === 2));
   });
 
@@ -221,20 +224,65 @@ describe('workflow schedules', () => {
     });
 
     test('{ maxTicks } starts up to that many of the most recent missed ticks, oldest first', async (t) => {
-      const { runs, store, engine, clock } = await down(t, { maxTicks: 3 });
+      const { runs, store, engine, clock, scheduler } = await down(t, { maxTicks: 3 });
       assert.deepEqual(keys(runs), [hour(13), hour(14), hour(15)]);
       assert.ok(runs[0]!.createdAt <= runs[1]!.createdAt);
-      // Later, a larger window: the ticks that ran already are not started twice.
-      const wider = new WorkflowScheduler(engine, { clock }).add({
-        name: 'hourly',
-        cron: '0 * * * *',
-        workflow: report,
-        catchUp: { maxTicks: 5 },
-      });
-      await wider.start();
-      await wider.stop();
-      assert.deepEqual(keys(await scheduled(store)), [11, 12, 13, 14, 15].map(hour));
+      // A larger window at once: nothing, since catch-up starts only ticks after the last that
+      // ran (11:00 and 12:00, which the first start left out, stay left out).
+      const wider = () =>
+        new WorkflowScheduler(engine, { clock }).add({
+          name: 'hourly',
+          cron: '0 * * * *',
+          workflow: report,
+          catchUp: { maxTicks: 5 },
+        });
+      const now = wider();
+      await now.start();
+      await now.stop();
+      assert.deepEqual(keys(await scheduled(store)), [13, 14, 15].map(hour));
+      // Everything down for seven hours: the five most recent of the ticks since 15:00.
+      await scheduler.stop();
+      await clock.advance(7 * HOUR);
+      const later = wider();
+      await later.start();
+      await later.stop();
+      assert.deepEqual(keys(await scheduled(store)), [13, 14, 15, 18, 19, 20, 21, 22].map(hour));
     });
+  });
+
+  test('a tick whose run was pruned is not started again by a restart, and later ticks still are', async (t) => {
+    const clock = new VirtualClock(at('2026-05-01T15:30:00Z'));
+    const [w] = (await workers(t, clock)) as [Worker];
+    w.engine.startWorker();
+    const hourly = { name: 'hourly', cron: '0 * * * *', workflow: report, catchUp: { maxTicks: 3 } } as const;
+    w.scheduler.add(hourly);
+    await w.scheduler.start();
+    await w.scheduler.stop();
+    const first = await scheduled(w.store);
+    assert.deepEqual(
+      keys(first),
+      [13, 14, 15].map((h) => `schedule:hourly:2026-05-01T${h}:00:00.000Z`),
+    );
+    for (const run of first) await w.engine.result(run.id);
+    // Retention takes every run: their idempotency keys no longer stop a second run.
+    await clock.advance(10 * MINUTE);
+    assert.equal(await w.engine.prune(0), 3);
+    assert.deepEqual(await scheduled(w.store), []);
+
+    // A restart within the hour: the missed ticks it would catch up all had their run.
+    const restarted = new WorkflowScheduler(w.engine, { clock }).add(hourly);
+    await restarted.start();
+    await restarted.stop();
+    assert.deepEqual(await scheduled(w.store), []);
+    // Three hours later: the ticks after the last recorded one, not the pruned ones before it.
+    await clock.advance(3 * HOUR);
+    const later = new WorkflowScheduler(w.engine, { clock }).add(hourly);
+    await later.start();
+    await later.stop();
+    assert.deepEqual(
+      keys(await scheduled(w.store)),
+      [16, 17, 18].map((h) => `schedule:hourly:2026-05-01T${h}:00:00.000Z`),
+    );
   });
 
   test('one timer for the earliest tick across schedules, none when stopped or empty', async (t) => {

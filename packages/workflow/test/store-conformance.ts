@@ -1349,6 +1349,62 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     });
 
     // -----------------------------------------------------------------------------------------
+    describe('schedule ticks', () => {
+      const tick = (at: number, schedule = 'hourly') => ({
+        scheduleTick: { schedule, at },
+        idempotencyKey: `schedule:${schedule}:${new Date(at).toISOString()}`,
+      });
+
+      it('records the latest tick with its run; an earlier one, or a key matched, leaves it', async (store) => {
+        assert.equal(await store.lastTick('hourly'), undefined);
+        await store.enqueue([newRun(tick(T0))], T0);
+        assert.equal(await store.lastTick('hourly'), T0);
+        // Two ticks in one enqueue (a catch-up and a live tick together): the later stays.
+        await store.enqueue([newRun(tick(T0 + 7_200_000)), newRun(tick(T0 + 3_600_000))], T0 + 10);
+        assert.equal(await store.lastTick('hourly'), T0 + 7_200_000);
+        // A catch-up behind it, by a scheduler that started earlier: its run is made, the tick stays.
+        const [behind] = await store.enqueue([newRun(tick(T0 - 3_600_000))], T0 + 20);
+        assert.equal(behind?.created, true);
+        assert.equal(await store.lastTick('hourly'), T0 + 7_200_000);
+        // Each schedule its own; a run whose key matched records nothing of its own.
+        await store.enqueue([newRun(tick(T0 + 60_000, 'minutely'))], T0 + 30);
+        const [again] = await store.enqueue(
+          [newRun({ ...tick(T0 + 60_000, 'minutely'), scheduleTick: { schedule: 'other', at: T0 } })],
+          T0 + 40,
+        );
+        assert.equal(again?.created, false);
+        assert.equal(await store.lastTick('minutely'), T0 + 60_000);
+        assert.equal(await store.lastTick('other'), undefined);
+        assert.equal(await store.lastTick('hourly'), T0 + 7_200_000);
+      });
+
+      it('outlives the pruned run, whose idempotency key is free again', async (store) => {
+        const id = await startOne(store, tick(T0));
+        await finish(store, id, 'completed', T0 + 10);
+        assert.equal(await store.prune(T0 + 1_000), 1);
+        assert.equal(await store.lastTick('hourly'), T0);
+        // Nothing but the recorded tick now says that this tick had its run.
+        const [second] = await store.enqueue([newRun(tick(T0))], T0 + 2_000);
+        assert.equal(second?.created, true);
+      });
+
+      it('refuses a tick that is not a schedule name and a whole ms, before writing', async (store) => {
+        for (const bad of [
+          { schedule: 7, at: T0 },
+          { schedule: 'hourly', at: T0 + 0.5 },
+          { schedule: 'hourly', at: '2026' },
+        ]) {
+          await assert.rejects(
+            store.enqueue([newRun({ scheduleTick: bad as unknown as NewRun['scheduleTick'] })], T0),
+            /scheduleTick needs a schedule \(string\) and at \(ms, an integer\)/,
+          );
+        }
+        assert.deepEqual(await store.listRuns(), []);
+        assert.equal(await store.lastTick('hourly'), undefined);
+      });
+    });
+
+    // -----------------------------------------------------------------------------------------
     describe('listRuns', () => {
       it('lists newest first, filtered by status and workflow, with limit and paging by before', async (store) => {
         const ids: string[] = [];

@@ -91,6 +91,21 @@ function checkStartOptions(options: Omit<StartOptions, 'priority'>): void {
     throw new TypeError(`dependsOn: expected an array of run ids (strings), got ${describe(parents)}`);
 }
 
+/** What the scheduler adds to a start (same package, not exported by the index): the tick it is for. */
+export interface TickStartOptions extends StartOptions {
+  scheduleTick?: { schedule: string; at: number };
+}
+
+/** Each engine's store, for the scheduler (same package, not exported by the index). */
+const stores = new WeakMap<WorkflowEngine, WorkflowStore>();
+
+/** The store an engine writes to: the scheduler reads a schedule's last tick from it. */
+export function storeOf(engine: WorkflowEngine): WorkflowStore {
+  const store = stores.get(engine);
+  if (store === undefined) throw new TypeError('expected a WorkflowEngine');
+  return store;
+}
+
 export interface RunHandle {
   readonly id: string;
   /** False when an idempotency key matched an earlier run, whose handle this is. */
@@ -224,6 +239,7 @@ export class WorkflowEngine {
   constructor(options: WorkflowEngineOptions) {
     if (options?.store === undefined) throw new TypeError('WorkflowEngine: `store` is required');
     this.#store = options.store;
+    stores.set(this, options.store);
     this.#registry = options.registry;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
@@ -354,6 +370,8 @@ export class WorkflowEngine {
     if (options.correlationId !== undefined) run.correlationId = options.correlationId;
     if (options.traceparent !== undefined) run.traceparent = options.traceparent;
     if (options.audit !== undefined) run.audit = options.audit;
+    const tick = (options as Pick<TickStartOptions, 'scheduleTick'>).scheduleTick;
+    if (tick !== undefined) run.scheduleTick = tick;
     let here = this.#runsHere(definition, options);
     // A claim in flight settles whether anything waits, and leaves the slots it did not fill:
     // waiting for it beats queueing behind what may be nothing (and so staying in the queue).

@@ -2,7 +2,7 @@
 // the tick is part of the run's idempotency key and the store refuses a second run with it.
 import { type Clock, InvalidOptionsError, systemClock, type TimerHandle } from '@bulwark/core';
 import { type CronExpression, CronExpressionParser } from 'cron-parser';
-import type { WorkflowEngine } from './engine.ts';
+import { storeOf, type TickStartOptions, type WorkflowEngine } from './engine.ts';
 import { PRIORITIES, type Priority, type WorkflowDefinition } from './workflow.ts';
 
 /**
@@ -33,7 +33,7 @@ export interface WorkflowSchedulerOptions {
   clock?: Clock;
 }
 
-/** Catch-up is bounded by tick count: the store cannot say which tick ran last, so the window cannot be "since then". */
+/** Catch-up is bounded by tick count: walking back costs a parser step a tick, however old the last one recorded. */
 const MAX_CATCH_UP_TICKS = 1_000;
 /**
  * The largest clock change of any time zone (Antarctica/Troll's two hours; the others move an
@@ -130,8 +130,25 @@ export class WorkflowScheduler {
   /** Enqueues the missed ticks the policy allows, oldest first, then waits for the next tick. */
   async #begin(entry: Entry, now: number): Promise<void> {
     const { past, walk } = latestTicks(entry, now, entry.catchUpTicks);
+    // Set before any wait: start() arms the timer for it.
     entry.ticks = walk;
-    for (const tick of past) await this.#fire(entry, tick);
+    await this.#fireAll(entry, past);
+  }
+
+  /**
+   * Starts the ticks later than the schedule's last recorded one, oldest first. A tick at or
+   * before it had its run, which retention may have pruned since, taking the idempotency key
+   * that would have stopped a second run.
+   */
+  async #fireAll(entry: Entry, ticks: readonly number[]): Promise<void> {
+    if (ticks.length === 0) return;
+    let last: number | undefined;
+    try {
+      last = await storeOf(this.#engine).lastTick(entry.name);
+    } catch {
+      // The store is unreachable: each tick's start reports it, or its key stops a second run.
+    }
+    for (const tick of ticks) if (last === undefined || tick > last) await this.#fire(entry, tick);
   }
 
   /** One timer for the earliest next tick across schedules; none while stopped or empty. */
@@ -158,11 +175,7 @@ export class WorkflowScheduler {
       // A timer may fire a little early; such a schedule simply waits on the next arming.
       if (due === undefined || due > now) continue;
       const ticks = dueTicks(entry, now);
-      this.#track(
-        (async () => {
-          for (const tick of ticks) await this.#fire(entry, tick);
-        })(),
-      );
+      this.#track(this.#fireAll(entry, ticks));
     }
     this.#arm();
   }
@@ -173,11 +186,13 @@ export class WorkflowScheduler {
       const input =
         typeof entry.input === 'function' ? (entry.input as (tick: Date) => unknown)(at) : entry.input;
       // Every worker enqueues every tick under the same key: the store keeps the first, and
-      // the others get `created: false`.
-      await this.#engine.start(entry.workflow, input ?? null, {
+      // the others get `created: false`. The store records the tick with the run.
+      const options: TickStartOptions = {
         priority: entry.priority,
         idempotencyKey: `schedule:${entry.name}:${at.toISOString()}`,
-      });
+        scheduleTick: { schedule: entry.name, at: tick },
+      };
+      await this.#engine.start(entry.workflow, input ?? null, options);
     } catch (error) {
       process.emitWarning(
         `Bulwark workflow scheduler: schedule '${entry.name}' could not start its tick ${at.toISOString()}: ${(error as Error)?.message ?? String(error)}`,

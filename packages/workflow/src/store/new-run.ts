@@ -5,6 +5,9 @@ import type { Json, NewRun, RunRecord, RunStatus, StoredError } from './types.ts
 
 export function checkNewRun(run: NewRun, now: number): void {
   if (run.audit !== undefined) checkAuditEntry({ ...run.audit, target: run.id });
+  const tick = run.scheduleTick;
+  if (tick !== undefined && (typeof tick.schedule !== 'string' || !Number.isSafeInteger(tick.at)))
+    throw new TypeError(`run ${run.id}: scheduleTick needs a schedule (string) and at (ms, an integer)`);
   const lease = run.leasedTo;
   if (lease === undefined) return;
   if (typeof lease.workerId !== 'string' || typeof lease.until !== 'number')

@@ -78,6 +78,11 @@ export interface NewRun {
    * `dependsOn` (a `TypeError`), nor `availableAt` in the future.
    */
   leasedTo?: { workerId: string; until: number };
+  /**
+   * The schedule tick this run was started for (`WorkflowScheduler`): recorded with the run as
+   * the schedule's latest tick, unless a later one is recorded already (see `lastTick`).
+   */
+  scheduleTick?: { schedule: string; at: number };
 }
 
 export interface RunRecord {
@@ -341,6 +346,12 @@ export interface WorkflowStore {
    * workers (`runs`) unless every new run is leased (`leasedTo`).
    */
   enqueue(runs: readonly NewRun[], now: number): Promise<EnqueueResult[]>;
+  /**
+   * The latest tick of a schedule that a created run was started for (`NewRun.scheduleTick`),
+   * or undefined if none. Kept when that run is pruned: a scheduler's catch-up starts only
+   * later ticks, where the pruned run's idempotency key no longer stops a second run.
+   */
+  lastTick(schedule: string): Promise<number | undefined>;
   getRun(id: string): Promise<RunRecord | undefined>;
   listRuns(filter?: ListRunsFilter): Promise<RunRecord[]>;
 

@@ -135,6 +135,12 @@ export async function applyEnqueues(
       }
     }
     if (parents.length > 0) await session.run(sql.insertDeps, [parents, children]);
+    const ticks = planned.flatMap(({ run }) =>
+      run.scheduleTick === undefined
+        ? []
+        : [{ schedule: run.scheduleTick.schedule, tick: run.scheduleTick.at, run_id: run.id }],
+    );
+    if (ticks.length > 0) await session.run(sql.recordTicks, [JSON.stringify(ticks)]);
 
     await session.run(sql.insertEvents, [JSON.stringify(planned.map(firstEvent))]);
     const audits = auditRows(planned.map((p) => p.run));
@@ -149,13 +155,13 @@ export async function applyEnqueues(
 }
 
 /**
- * The short way for what most enqueues are (runs without parents, and at most one run in all if
- * any has an idempotency key): one statement in its own transaction, for every caller of the
- * group at once, instead of four round trips. Planned before any connection is taken: returns
- * the statement's values and how to read its answer, or `undefined` if the batches do not
- * qualify or cannot be serialised (the long way then fails only the bad one). `finish` gives
- * each batch's results and the topics the commit told, or `undefined` if the key was taken: the
- * caller then goes the long way, which finds the key's run.
+ * The short way for what most enqueues are (runs without parents or a schedule tick, and at
+ * most one run in all if any has an idempotency key): one statement in its own transaction, for
+ * every caller of the group at once, instead of four round trips. Planned before any connection
+ * is taken: returns the statement's values and how to read its answer, or `undefined` if the
+ * batches do not qualify or cannot be serialised (the long way then fails only the bad one).
+ * `finish` gives each batch's results and the topics the commit told, or `undefined` if the key
+ * was taken: the caller then goes the long way, which finds the key's run.
  */
 export function planEnqueueAlone(
   batches: readonly EnqueueBatch[],
@@ -171,7 +177,9 @@ export function planEnqueueAlone(
   let count = 0;
   for (const { runs } of batches) {
     for (const run of runs) {
-      if (run.dependsOn !== undefined && run.dependsOn.length > 0) return undefined;
+      // A schedule's tick is recorded by its own statement: the long way has it.
+      if ((run.dependsOn !== undefined && run.dependsOn.length > 0) || run.scheduleTick !== undefined)
+        return undefined;
       if (run.idempotencyKey !== undefined) keys++;
       count++;
     }

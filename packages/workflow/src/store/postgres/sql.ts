@@ -442,6 +442,22 @@ export function statements(schema: string, tag: string) {
       ON CONFLICT DO NOTHING`,
     ),
 
+    /**
+     * Each schedule's latest tick that has a run ($1: a JSON array of {schedule, tick, run_id});
+     * a later tick recorded already stays. One row a schedule, as ON CONFLICT needs.
+     */
+    recordTicks: make(
+      'record_ticks',
+      `
+      INSERT INTO %s.schedule_ticks AS t (schedule, tick, run_id)
+      SELECT DISTINCT ON (schedule) schedule, tick, run_id
+      FROM json_to_recordset($1::json) AS r (schedule text, tick bigint, run_id text)
+      ORDER BY schedule, tick DESC
+      ON CONFLICT (schedule) DO UPDATE SET tick = excluded.tick, run_id = excluded.run_id
+      WHERE excluded.tick > t.tick`,
+    ),
+    lastTick: make('last_tick', `SELECT tick FROM %s.schedule_ticks WHERE schedule = $1`),
+
     // -- Claims and leases --------------------------------------------------------------------
 
     /** Without concurrency limits: the best `$4` claimable runs that no one else is locking ($6 versions). */

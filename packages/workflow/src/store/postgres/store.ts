@@ -224,6 +224,11 @@ export class PostgresStore implements WorkflowStore {
     return this.#group.enqueue({ runs, now });
   }
 
+  async lastTick(schedule: string): Promise<number | undefined> {
+    const [row] = await this.#query(this.#sql.lastTick, [schedule]);
+    return row === undefined ? undefined : Number(row.tick);
+  }
+
   async getRun(id: string): Promise<RunRecord | undefined> {
     const [row] = await this.#query(this.#sql.getRun, [id]);
     return row === undefined ? undefined : toRun(row);

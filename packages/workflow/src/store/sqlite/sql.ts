@@ -28,6 +28,7 @@ export function sqliteSql(prefix: string) {
   const signals = ident(`${prefix}signals`);
   const audit = ident(`${prefix}audit`);
   const workers = ident(`${prefix}workers`);
+  const ticks = ident(`${prefix}schedule_ticks`);
   const migrations = ident(`${prefix}migrations`);
   const sequences = 'sqlite_sequence';
   const readyIndex = ident(`${prefix}runs_ready`);
@@ -84,6 +85,11 @@ export function sqliteSql(prefix: string) {
         @id, @workflow, @version, @status, @priority, @input, @error, @idempotencyKey, @parentRunId,
         @concurrencyKey, @pendingParents, @availableAt, @deadlineAt, @correlationId, @traceparent,
         @leaseOwner, @leaseExpiresAt, @now, @now, @finishedAt)`,
+    // A tick recorded later than this one (a catch-up behind a live tick) stays.
+    recordTick: `INSERT INTO ${ticks} (schedule, tick, run_id) VALUES (?, ?, ?)
+      ON CONFLICT (schedule) DO UPDATE SET tick = excluded.tick, run_id = excluded.run_id
+      WHERE excluded.tick > tick`,
+    lastTick: `SELECT tick FROM ${ticks} WHERE schedule = ?`,
     insertDep: `INSERT OR IGNORE INTO ${deps} (parent_id, child_id) VALUES (?, ?)`,
 
     // Newest first; `before` pages by (created_at, id) of the run named, `offset` by position

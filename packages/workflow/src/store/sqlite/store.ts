@@ -301,6 +301,8 @@ export class SqliteStore implements WorkflowStore {
       finishedAt: failedParent ? now : null,
     });
     for (const parent of parents) s.insertDep.run(parent, run.id);
+    if (run.scheduleTick !== undefined)
+      s.recordTick.run(run.scheduleTick.schedule, run.scheduleTick.at, run.id);
     // A new run's events carry its progress: 0.
     const created = { step: undefined, progress: 0 };
     if (failedParent) {
@@ -326,6 +328,11 @@ export class SqliteStore implements WorkflowStore {
       error,
     });
     return { id: run.id, created: true, status, run: record };
+  }
+
+  async lastTick(schedule: string): Promise<number | undefined> {
+    this.#open();
+    return (this.#sql.lastTick.get(schedule) as { tick: number } | undefined)?.tick;
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
