@@ -2,8 +2,10 @@
 // threads included), PostgreSQL's CPU (every `postgres` process, read from /proc), event-loop
 // delay, the statements sent to PostgreSQL by kind and how its tables were read. One engine, one
 // store, a warm-up first.
-// Run: npm run bench:workflow-cpu -- [sqlite|sqlite-thread-pool|postgres] [one|three] [runs] [burst|loop]
-// (`loop`: the closed loop, `CONCURRENCY` clients each awaiting its run's result before the next.)
+// Run: npm run bench:workflow-cpu -- [sqlite|sqlite-thread-pool|sqlite-normal|sqlite-memory|postgres] [one|three] [runs] [burst|loop]
+// (`loop`: the closed loop, `CONCURRENCY` clients each awaiting its run's result before the next.
+// `sqlite-normal` and `sqlite-memory` are ceilings, not products of the target: no fsync a commit,
+// and no file at all.)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,7 +76,8 @@ if (kind === 'postgres') {
   store = await openPostgresStore({ connectionString: PG_URL, schema, max: 8 });
 } else {
   store = await openSqliteStore({
-    path: join(dir, 'runs.db'),
+    path: kind === 'sqlite-memory' ? ':memory:' : join(dir, 'runs.db'),
+    durability: kind === 'sqlite-normal' ? 'normal' : 'full',
     syncInThreadPool: kind === 'sqlite-thread-pool',
   });
 }
