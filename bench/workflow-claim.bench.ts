@@ -1,7 +1,8 @@
 // What a claim costs while many runs wait (for an event, or a later time): 10,000 runs parked in
 // `waiting` ahead of one queued run, then the p50 and p90 of 50 claims of one run each, on SQLite
 // and on PostgreSQL, against the same with nothing waiting. Then a rolling deploy: 10,000 queued
-// runs of version 1 (its worker alive) ahead of a run of version 2, claimed by a version-2 worker.
+// runs of version 1 (its worker alive) ahead of a run of version 2, claimed by a version-2 worker;
+// and 10,000 queued runs of a workflow that only another worker runs, ahead of one of this one's.
 // Run: npm run bench:workflow-claim [-- waiting]
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -53,6 +54,17 @@ async function deployClaims(store: WorkflowStore, queued: number, version: '1' |
     await store.enqueue(Array.from({ length: Math.min(1_000, queued - i) }, newRun), T0);
   await store.announce('old', { w: ['1'] }, T0, 1e12);
   return timedClaims(store, version, { w: [version] });
+}
+
+/** `queued` runs of workflow `x`, which only another (live) worker runs, then 50 claims by a worker of `w`. */
+async function otherWorkflowClaims(store: WorkflowStore, queued: number): Promise<number[]> {
+  for (let i = 0; i < queued; i += 1_000)
+    await store.enqueue(
+      Array.from({ length: Math.min(1_000, queued - i) }, () => ({ ...newRun(), workflow: 'x' })),
+      T0,
+    );
+  await store.announce('other', { x: ['1'] }, T0, 1e12);
+  return timedClaims(store, '1', { w: ['1'] });
 }
 
 /**
@@ -128,6 +140,9 @@ try {
     const what = version === '1' ? 'version 1 (its runs first)' : 'version 2 (behind them)';
     await onBothStores(`deploy-${version}`, what, (store) => deployClaims(store, WAITING, version));
   }
+  await onBothStores('other-workflow', 'version 1 of `w`, behind runs of `x` only another runs', (store) =>
+    otherWorkflowClaims(store, WAITING),
+  );
 } finally {
   await admin.end();
   rmSync(dir, { recursive: true, force: true });

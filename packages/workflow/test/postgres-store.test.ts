@@ -595,7 +595,8 @@ function suites(): void {
           const { rows } = await admin.query(
             `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE pid <> pg_backend_pid() AND query LIKE $1`,
-            [`%"${schema}".runs%SKIP LOCKED%`],
+            // The claim's text as pg_stat_activity keeps it: its first 1,024 bytes.
+            [`%queued_versions%"${schema}".runs%`],
           );
           assert.equal(rows.length, 1, 'the claim connection');
           // A claim sent before the client hears of the drop fails; the next one reconnects.
@@ -610,7 +611,7 @@ function suites(): void {
         });
       });
 
-      test('a claim reads waiting runs and expired leases only as far as those due, through their indexes', async () => {
+      test('a claim reads each version queued by a seek, its runs in claim order, and waiting runs and expired leases only as far as those due, through their indexes', async () => {
         await withSchema(async (store, schema) => {
           await store.enqueue([newRun()], T0);
           const sql = statements(`"${schema}"`, 'x');
@@ -632,7 +633,13 @@ function suites(): void {
               const { rows } = await client.query(`EXPLAIN (COSTS OFF) EXECUTE p(${args})`);
               await client.query('ROLLBACK; DEALLOCATE p');
               const plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
-              assert.match(plan, /Index Scan using runs_ready on runs/, statement.name);
+              // The versions queued, from the index alone; then each version's runs, in claim order.
+              assert.match(plan, /Index Only Scan using runs_ready_by on runs/, plan);
+              assert.match(
+                plan,
+                /Index Scan using runs_ready_by on runs r_\d+\s+Index Cond: \(\(workflow = q\.workflow\) AND \(version = v\.version\)\)/,
+                plan,
+              );
               assert.doesNotMatch(plan, /Seq Scan on runs/, plan);
               // A disabled sequential scan (the claim sessions disable them) would cost so much
               // that PostgreSQL JIT-compiles the claim: the live workers are read by their index.

@@ -489,7 +489,7 @@ describe('sqlite store: enqueue', () => {
 });
 
 describe('sqlite store: claims', () => {
-  test('a claim reads queued runs in claim order, and only the waiting runs now due, through their indexes', async () => {
+  test('a claim reads each version queued by a seek, its runs in claim order, and only the waiting runs now due, through their indexes', async () => {
     const path = freshPath();
     const store = await openSqliteStore({ path });
     await store.close();
@@ -502,13 +502,25 @@ describe('sqlite store: claims', () => {
           (
             db
               .prepare(`EXPLAIN QUERY PLAN ${text}`)
-              .all({ now: 1, workflows: '[]', limit: 1, versions, liveAfter: 0 }) as {
+              .all({ now: 1, workflows: '[]', limit: 1, versions, workflow: 'w', version: '1' }) as {
               detail: string;
             }[]
           )
             .map((row) => row.detail)
             .join('\n');
-        assert.match(plan(texts.claimCandidates), /SCAN bulwark_runs USING INDEX bulwark_runs_ready/);
+        // One version's runs, already in claim order: no sort, and no other version's read.
+        assert.equal(
+          plan(texts.claimCandidates),
+          'SEARCH bulwark_runs USING INDEX bulwark_runs_ready_by (workflow=? AND version=?)',
+        );
+        // The versions queued: a seek for the first, then one past each.
+        const versionsPlan = plan(texts.queuedVersions);
+        assert.match(versionsPlan, /SEARCH bulwark_runs USING INDEX bulwark_runs_ready_by \(workflow=\?\)/);
+        assert.match(
+          versionsPlan,
+          /SEARCH bulwark_runs USING INDEX bulwark_runs_ready_by \(workflow=\? AND version>\?\)/,
+        );
+        assert.doesNotMatch(versionsPlan, /SCAN bulwark_runs/);
         assert.match(
           plan(texts.dueCandidates),
           /SEARCH bulwark_runs USING INDEX bulwark_runs_due \(available_at<\?\)/,

@@ -110,6 +110,16 @@ function recordTopics(store: WorkflowStore): {
   };
 }
 
+/** The ids of runs enqueued at `createdAt`, in claim order: priority (highest first), age, id. */
+function inClaimOrder(runs: readonly { run: NewRun; createdAt: number }[]): string[] {
+  return [...runs]
+    .sort(
+      (x, y) =>
+        y.run.priority - x.run.priority || x.createdAt - y.createdAt || (x.run.id < y.run.id ? -1 : 1),
+    )
+    .map((x) => x.run.id);
+}
+
 /** Enqueues one run and claims it for `workerId` (lease 1 s from `now`). */
 async function startOne(
   store: WorkflowStore,
@@ -697,14 +707,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
                 createdAt: T0 - s.age,
               }));
               for (const { run, createdAt } of runs) await store.enqueue([run], createdAt);
-              const expected = [...runs]
-                .sort(
-                  (x, y) =>
-                    y.run.priority - x.run.priority ||
-                    x.createdAt - y.createdAt ||
-                    (x.run.id < y.run.id ? -1 : 1),
-                )
-                .map((x) => x.run.id);
+              const expected = inClaimOrder(runs);
               const claimed: string[] = [];
               for (;;) {
                 const batch = await store.claim(claimRequest({ workflows: [workflow], limit }));
@@ -712,6 +715,55 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
                 claimed.push(...batch.map((r) => r.id));
               }
               assert.deepEqual(claimed, expected);
+            },
+          ),
+          { numRuns: 15 },
+        );
+      });
+
+      it('claims in that order across workflows and versions, taking only its own and orphaned versions (property)', async (store) => {
+        let round = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                workflow: fc.integer({ min: 0, max: 1 }),
+                version: fc.constantFrom('1', '2', '3'),
+                priority: fc.integer({ min: 0, max: 4 }),
+                age: fc.integer({ min: 0, max: 3 }),
+              }),
+              { minLength: 1, maxLength: 14 },
+            ),
+            fc.integer({ min: 1, max: 5 }),
+            async (shapes, limit) => {
+              const names = [`mix-a-${round}`, `mix-b-${round}`] as const;
+              round++;
+              // This worker runs a@1, a@2 and b@1; a live worker runs a@3 and b@3; b@2 is nobody's.
+              const versions = { [names[0]]: ['1', '2'], [names[1]]: ['1'] };
+              await store.announce(`other-${round}`, { [names[0]]: ['3'], [names[1]]: ['3'] }, T0, 60_000);
+              const runs = shapes.map((s, i) => ({
+                run: newRun({
+                  id: orderedId(round * 100 + i),
+                  workflow: names[s.workflow]!,
+                  version: s.version,
+                  priority: s.priority,
+                }),
+                createdAt: T0 - s.age,
+              }));
+              for (const { run, createdAt } of runs) await store.enqueue([run], createdAt);
+              const taken = runs.filter(({ run }) => run.version !== '3');
+              const expected = inClaimOrder(taken);
+              const claimed: string[] = [];
+              for (;;) {
+                const batch = await store.claim(
+                  claimRequest({ workerId: `mine-${round}`, workflows: names, versions, limit }),
+                );
+                if (batch.length === 0) break;
+                claimed.push(...batch.map((r) => r.id));
+              }
+              assert.deepEqual(claimed, expected);
+              for (const { run } of runs.filter(({ run }) => run.version === '3'))
+                assert.equal((await mustGet(store, run.id)).status, 'queued');
             },
           ),
           { numRuns: 15 },

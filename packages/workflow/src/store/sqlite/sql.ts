@@ -31,7 +31,7 @@ export function sqliteSql(prefix: string) {
   const ticks = ident(`${prefix}schedule_ticks`);
   const migrations = ident(`${prefix}migrations`);
   const sequences = 'sqlite_sequence';
-  const readyIndex = ident(`${prefix}runs_ready`);
+  const readyIndex = ident(`${prefix}runs_ready_by`);
   const dueIndex = ident(`${prefix}runs_due`);
   const leasedIndex = ident(`${prefix}runs_leased`);
   const feedIndex = ident(`${prefix}events_run_feed`);
@@ -121,11 +121,25 @@ export function sqliteSql(prefix: string) {
       WHERE parked_on = @dependency AND status = 'waiting' AND available_at > @now`,
 
     // -- claim -----------------------------------------------------------------------------
-    // Queued runs, read in claim order through their index; the caller stops at its limit.
+    // The versions of a workflow that have queued runs, one seek of the index each (a loose
+    // scan), however many runs each has.
+    queuedVersions: `WITH RECURSIVE found (version) AS (
+        SELECT (SELECT min(version) FROM ${runs} INDEXED BY ${readyIndex}
+          WHERE workflow = @workflow AND status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL)
+        UNION ALL
+        SELECT (SELECT min(version) FROM ${runs} INDEXED BY ${readyIndex}
+          WHERE workflow = @workflow AND status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL
+            AND version > found.version)
+        FROM found WHERE found.version IS NOT NULL)
+      SELECT version FROM found WHERE version IS NOT NULL`,
+    // The workflow versions the live workers run, for a claim that meets a version not its own.
+    liveVersions: `SELECT versions FROM ${workers} WHERE live_until > ?`,
+    // One workflow version's queued runs, in claim order; the caller merges the versions it
+    // takes and stops at its limit.
     claimCandidates: `SELECT ${RUN_COLUMNS} FROM ${runs} INDEXED BY ${readyIndex}
-      WHERE status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL
+      WHERE workflow = @workflow AND version = @version
+        AND status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL
         AND available_at <= @now
-        AND workflow IN (SELECT value FROM json_each(@workflows)) AND ${versionMatch}
       ORDER BY priority DESC, created_at, id`,
     // Waiting runs now due (a timer ended, an event came), soonest first, at most @limit: only
     // those due are read, however many wait for later. Merged into the claim order by the caller.

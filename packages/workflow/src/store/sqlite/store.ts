@@ -35,7 +35,7 @@ import {
   type WakeTopic,
   type WorkflowStore,
 } from '../types.ts';
-import { FORGET_WORKERS_MS, versionsEncoder } from '../workers.ts';
+import { FORGET_WORKERS_MS, type Versions, versionsEncoder } from '../workers.ts';
 import { WalCheckpointer } from './checkpoint.ts';
 import { GroupCommit, type GroupCommitStats } from './group-commit.ts';
 import { type NormalizedSqliteOptions, normalizeSqliteOptions, type SqliteStoreOptions } from './options.ts';
@@ -198,6 +198,7 @@ export class SqliteStore implements WorkflowStore {
   readonly #walSync: WalSync | undefined;
   readonly #checkpointer: WalCheckpointer | undefined;
   readonly #listeners = new Set<(topic: WakeTopic) => void>();
+  readonly #candidateStatements: Database.Statement[] = [];
   #closed = false;
 
   /** Use `openSqliteStore`: it migrates before the statements are prepared. */
@@ -425,17 +426,30 @@ export class SqliteStore implements WorkflowStore {
       if (byKey && key !== null) byKey.set(key, (byKey.get(key) ?? 0) + 1);
       return chosen.length >= limit;
     };
-    // Merges `others` into the queued runs' order. The iterator must close before the updates
-    // below (one connection), which `break` does.
-    let next = 0;
-    let full = false;
-    for (const row of s.claimCandidates.iterate(params) as Iterable<Row>) {
-      while (!full && next < others.length && claimsBefore(others[next] as Row, row)) {
-        full = consider(others[next++] as Row);
+    // Each version's queued runs in claim order, and `others`, merged: the best head each time.
+    // The iterators read lazily (a claim of 1 reads a row or two of each) and must all close
+    // before the updates below (one connection).
+    const sources: Iterator<Row>[] = this.#claimedVersions(workflows, versions, now).map(
+      ([workflow, version], i) =>
+        this.#candidates(i).iterate({ workflow, version, now }) as IterableIterator<Row>,
+    );
+    sources.push(others[Symbol.iterator]());
+    try {
+      const heads = sources.map((source) => source.next().value as Row | undefined);
+      for (;;) {
+        let best = -1;
+        for (let i = 0; i < heads.length; i++) {
+          const row = heads[i];
+          if (row !== undefined && (best < 0 || claimsBefore(row, heads[best]!))) best = i;
+        }
+        if (best < 0) break;
+        const row = heads[best]!;
+        heads[best] = sources[best]!.next().value as Row | undefined;
+        if (consider(row)) break;
       }
-      if (full || consider(row)) break;
+    } finally {
+      for (const source of sources) source.return?.();
     }
-    while (!full && chosen.length < limit && next < others.length) full = consider(others[next++] as Row);
     const expiresAt = now + leaseMs;
     return chosen.map((row) => {
       s.leaseRun.run({ id: row.id, workerId, expiresAt, now });
@@ -454,6 +468,54 @@ export class SqliteStore implements WorkflowStore {
         hasSteps,
       };
     });
+  }
+
+  /**
+   * The workflow versions whose queued runs a claim takes: each queued version of the workflows
+   * asked for (one index seek a version) that the worker runs, or that no live worker runs (the
+   * claiming engine fails its runs); every queued version without `versions`.
+   */
+  #claimedVersions(
+    workflows: readonly string[],
+    versions: Versions | undefined,
+    now: number,
+  ): [string, string][] {
+    const s = this.#sql;
+    const taken: [string, string][] = [];
+    let live: Set<string> | undefined;
+    for (const workflow of workflows) {
+      for (const { version } of s.queuedVersions.all({ workflow }) as { version: string }[]) {
+        if (versions !== undefined && versions[workflow]?.includes(version) !== true) {
+          live ??= this.#liveVersions(now);
+          if (live.has(versionKey(workflow, version))) continue;
+        }
+        taken.push([workflow, version]);
+      }
+    }
+    return taken;
+  }
+
+  /** The versions the workers live at `now` run, as `versionKey`s. */
+  #liveVersions(now: number): Set<string> {
+    const live = new Set<string>();
+    for (const { versions } of this.#sql.liveVersions.all(now) as { versions: string }[]) {
+      for (const [workflow, version] of JSON.parse(versions) as [string, string][])
+        live.add(versionKey(workflow, version));
+    }
+    return live;
+  }
+
+  /**
+   * The i-th copy of the claim's candidates statement: a claim iterates one per version at once,
+   * and a statement has one iterator at a time. Prepared on first need, then kept.
+   */
+  #candidates(i: number): Database.Statement {
+    let statement = this.#candidateStatements[i];
+    if (statement === undefined) {
+      statement = i === 0 ? this.#sql.claimCandidates : this.#db.prepare(this.#sql.claimCandidates.source);
+      this.#candidateStatements[i] = statement;
+    }
+    return statement;
   }
 
   async announce(
@@ -820,6 +882,11 @@ const encodeVersions = versionsEncoder((versions) =>
     Object.entries(versions).flatMap(([workflow, list]) => list.map((v): [string, string] => [workflow, v])),
   ),
 );
+
+/** A workflow version as one string, for sets of them. */
+function versionKey(workflow: string, version: string): string {
+  return `${version.length}:${version}:${workflow}`;
+}
 
 /** Claim order: priority (highest first), then creation time, then id. */
 function claimsBefore(a: Row, b: Row): boolean {
