@@ -9,7 +9,7 @@ import { ErrorCodes, InvalidOptionsError } from '@bulwark/core';
 import pg from 'pg';
 import { WorkflowErrorCodes } from '../src/errors.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../src/store/postgres/index.ts';
-import { INDEX_PLANS, statements } from '../src/store/postgres/sql.ts';
+import { CLAIM_PLANS, INDEX_PLANS, statements } from '../src/store/postgres/sql.ts';
 import type { ClaimedRun, NewRun, WakeTopic } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
 import { PG_URL, postgresUnavailable } from './stores.ts';
@@ -628,13 +628,19 @@ function suites(): void {
               ],
             ] as const) {
               // As a group transaction plans it (a claim alone is planned afresh each time).
-              await client.query(`BEGIN; ${INDEX_PLANS}SET LOCAL plan_cache_mode = force_generic_plan`);
+              await client.query(`BEGIN; ${INDEX_PLANS}${CLAIM_PLANS}`);
               await client.query(`PREPARE p AS ${statement.text}`);
               const { rows } = await client.query(`EXPLAIN (COSTS OFF) EXECUTE p(${args})`);
               await client.query('ROLLBACK; DEALLOCATE p');
               const plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
-              // The versions queued, from the index alone; then each version's runs, in claim order.
-              assert.match(plan, /Index Only Scan using runs_ready_by on runs/, plan);
+              // The versions queued, a seek each (never an index-only scan: CLAIM_PLANS); then
+              // each version's runs, in claim order.
+              assert.match(
+                plan,
+                /Index Scan using runs_ready_by on runs r_\d+\s+Index Cond: \(workflow = \$\d+\)/,
+                plan,
+              );
+              assert.doesNotMatch(plan, /Index Only Scan/, plan);
               assert.match(
                 plan,
                 /Index Scan using runs_ready_by on runs r_\d+\s+Index Cond: \(\(workflow = q\.workflow\) AND \(version = v\.version\)\)/,

@@ -6,7 +6,7 @@ import { applyCommits, type CommitBatch, type CommitCall, planCommitCall } from 
 import { applyEnqueues, type EnqueueBatch, planEnqueueAlone } from './enqueue.ts';
 import type { Row } from './rows.ts';
 import { isRetryable, type Session } from './session.ts';
-import type { Statements } from './sql.ts';
+import { CLAIM_PLANS, type Statements } from './sql.ts';
 
 type Job =
   | {
@@ -287,6 +287,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 /** Each worker's claim in turn (one worker's claim never takes what an earlier one took: SKIP LOCKED). */
 async function claimEach(session: Session, claims: unknown[][]): Promise<Row[][]> {
   const results: Row[][] = [];
+  if (claims.length > 0) await session.raw(CLAIM_PLANS);
   for (const values of claims) results.push(await session.run(session.sql.claim, values));
   return results;
 }

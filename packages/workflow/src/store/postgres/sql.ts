@@ -24,12 +24,16 @@ const INDEX_SETTINGS = ['enable_seqscan', 'enable_hashjoin', 'enable_mergejoin']
 export const INDEX_PLANS = INDEX_SETTINGS.map((name) => `SET LOCAL ${name} = off; `).join('');
 
 /**
- * For the claims, after `SET` or `SET LOCAL`: their one generic plan, which the settings above
- * keep on the indexes. Left to choose, PostgreSQL plans a claim afresh every time (0.7 ms, more
- * than the claim itself), since its estimate for the generic plan of the versions' lookup is
- * higher than for one planned with the workflows given.
+ * The claims' planner settings besides those above, for a transaction (`SET` for a session).
+ * One generic plan: left to choose, PostgreSQL plans a claim afresh every time (0.7 ms, more
+ * than the claim itself), since it estimates the generic plan of the versions' lookup higher
+ * than one planned with the workflows given. No index-only scans: the lookup would read the
+ * index alone, and while runs are claimed fast it stepped over the entries of runs claimed
+ * since, 3-6 ms a claim (a plain index scan marks them dead for the next: PostgreSQL's CPU per
+ * run in a burst doubled with it, `npm run bench:workflow-cpu -- postgres three 10000 burst`).
  */
-export const GENERIC_PLANS = 'plan_cache_mode = force_generic_plan';
+export const CLAIM_PLANS =
+  'SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_indexonlyscan = off; ';
 
 /**
  * A workflow version (`w`: the alias of a row with `workflow` and `version`) that this worker runs

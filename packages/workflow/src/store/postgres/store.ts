@@ -56,8 +56,8 @@ import {
 } from './rows.ts';
 import { Session } from './session.ts';
 import {
+  CLAIM_PLANS,
   commitFunctionStatements,
-  GENERIC_PLANS,
   INDEX_PLANS,
   migrationStatements,
   type Statements,
@@ -303,7 +303,7 @@ export class PostgresStore implements WorkflowStore {
       rows = await this.#withSession(async (session) => {
         try {
           await session.raw(
-            `BEGIN; ${INDEX_PLANS}SET LOCAL ${GENERIC_PLANS}; SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
+            `BEGIN; ${INDEX_PLANS}${CLAIM_PLANS}SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
           );
           const claimed = await session.run(this.#sql.claimWithinLimits, [
             ...base,
@@ -628,7 +628,7 @@ const INDEXED_CONNECTIONS = 2;
  * it is refused its next commit (its lease is not there): no step outcome depends on a claim
  * being durable, and any commit that follows it flushes it too, the log being written in order.
  */
-const CLAIM_SESSION = `${INDEX_PLANS.replaceAll('SET LOCAL', 'SET')}SET synchronous_commit = off; SET ${GENERIC_PLANS};`;
+const CLAIM_SESSION = `${(INDEX_PLANS + CLAIM_PLANS).replaceAll('SET LOCAL', 'SET')}SET synchronous_commit = off;`;
 
 const FINAL: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled', 'compensated']);
 /** The final statuses a run can be retried from. */
