@@ -65,6 +65,20 @@ function suites(): void {
   }
 
   /** Runs `body` on a fresh, migrated schema and always cleans up (peers included). */
+  /** A pool of `max` connections that records the text of every statement sent through it. */
+  function recordingPool(max: number): { pool: pg.Pool; sent: string[] } {
+    const pool = new pg.Pool({ connectionString: PG_URL, max });
+    const sent: string[] = [];
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+        sent.push(typeof config === 'string' ? config : String((config as { text: string }).text));
+        return query(config, ...rest);
+      };
+    });
+    return { pool, sent };
+  }
+
   async function withSchema(
     body: (
       store: PostgresStore,
@@ -323,6 +337,42 @@ function suites(): void {
           },
           { listen: false, pollMs: 20 },
         );
+      });
+
+      test("with listen: false, a claim takes the claims' planner settings for its own transaction only", async () => {
+        const { pool, sent } = recordingPool(1);
+        const schema = freshSchema();
+        const store = new PostgresStore({ pool, schema, listen: false, pollMs: 60_000 });
+        try {
+          await store.migrate();
+          const runs = [newRun({ priority: 1 }), newRun({ priority: 3 })];
+          await store.enqueue(runs, T0);
+          sent.length = 0;
+          const claimed = await store.claim({
+            workerId: 'w',
+            limit: 1,
+            leaseMs: 60_000,
+            now: T0,
+            workflows: ['pg'],
+          });
+          assert.deepEqual(
+            claimed.map((r) => r.id),
+            [runs[1]!.id],
+          );
+          assert.equal(sent.length, 3, sent.join(' | '));
+          assert.ok(sent[0]!.startsWith(`BEGIN; ${INDEX_PLANS}${CLAIM_PLANS}`), sent[0]);
+          assert.match(sent[1]!, /queued_versions/);
+          assert.equal(sent[2], 'COMMIT');
+          // The one connection, which a pooler would hand to other clients next, kept nothing.
+          const { rows } = await pool.query(
+            "SELECT current_setting('plan_cache_mode') AS mode, current_setting('enable_indexonlyscan') AS ios, current_setting('enable_seqscan') AS seq",
+          );
+          assert.deepEqual(rows, [{ mode: 'auto', ios: 'on', seq: 'on' }]);
+        } finally {
+          await store.close();
+          await pool.end();
+          await dropSchema(schema);
+        }
       });
 
       test('when the LISTEN connection drops, the store polls, then listens again', async () => {
@@ -1161,15 +1211,7 @@ function suites(): void {
       });
 
       test('a lone enqueue is one statement: its runs, first events, audit entries and wake-up', async () => {
-        const pool = new pg.Pool({ connectionString: PG_URL, max: 3 });
-        const sent: string[] = [];
-        pool.on('connect', (client) => {
-          const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-          (client as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
-            sent.push(typeof config === 'string' ? config : String((config as { text: string }).text));
-            return query(config, ...rest);
-          };
-        });
+        const { pool, sent } = recordingPool(3);
         const schema = freshSchema();
         const store = new PostgresStore({ pool, schema, pollMs: 60_000 });
         try {

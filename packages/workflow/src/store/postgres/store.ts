@@ -300,25 +300,17 @@ export class PostgresStore implements WorkflowStore {
       const values = [...base, versionsJson];
       rows = await this.#group.claim(values, () => this.#claimAlone(values));
     } else {
-      rows = await this.#withSession(async (session) => {
-        try {
-          await session.raw(
-            `BEGIN; ${INDEX_PLANS}${CLAIM_PLANS}SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
-          );
-          const claimed = await session.run(this.#sql.claimWithinLimits, [
+      rows = await this.#claimTransaction(
+        `SELECT pg_advisory_xact_lock(hashtextextended(${literal(this.#claimLock)}, 0))`,
+        (session) =>
+          session.run(this.#sql.claimWithinLimits, [
             ...base,
             JSON.stringify(perWorkflow ?? {}),
             perKey ?? null,
             Math.max(limit * LIMITED_SCAN_FACTOR, LIMITED_SCAN_MIN),
             versionsJson,
-          ]);
-          await session.raw('COMMIT');
-          return claimed;
-        } catch (error) {
-          await session.raw('ROLLBACK').catch(() => {});
-          throw error;
-        }
-      });
+          ]),
+      );
     }
     return rows.map(toClaimed).sort(claimOrder);
   }
@@ -561,9 +553,29 @@ export class PostgresStore implements WorkflowStore {
   /** A claim outside any transaction, in one round trip, on the indexed pool (see `#indexedPool`). */
   #claimAlone(values: unknown[]): Promise<Record<string, unknown>[]> {
     // Behind a pooler in transaction mode (`listen: false`), a session's settings would stay on a
-    // server connection other clients get next: the claim uses the pool there, as it used to.
-    if (!this.#options.listen) return this.#query(this.#sql.claim, values);
+    // server connection other clients get next: there the claim takes them for its own
+    // transaction, on the pool, for two round trips more.
+    if (!this.#options.listen) {
+      return this.#claimTransaction('SET LOCAL synchronous_commit = off', (session) =>
+        session.run(this.#sql.claim, values),
+      );
+    }
     return this.#withIndexedSession((session) => session.run(this.#sql.claim, values));
+  }
+
+  /** `work` in a transaction of its own, on the pool, with the claims' planner settings, then `first`. */
+  #claimTransaction<T>(first: string, work: (session: Session) => Promise<T>): Promise<T> {
+    return this.#withSession(async (session) => {
+      try {
+        await session.raw(`BEGIN; ${INDEX_PLANS}${CLAIM_PLANS}${first}`);
+        const result = await work(session);
+        await session.raw('COMMIT');
+        return result;
+      } catch (error) {
+        await session.raw('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
   }
 
   /** A session on the indexed pool, released after `work` settles. */
