@@ -121,17 +121,18 @@ export function sqliteSql(prefix: string) {
       WHERE parked_on = @dependency AND status = 'waiting' AND available_at > @now`,
 
     // -- claim -----------------------------------------------------------------------------
-    // The versions of a workflow that have queued runs, one seek of the index each (a loose
-    // scan), however many runs each has.
-    queuedVersions: `WITH RECURSIVE found (version) AS (
-        SELECT (SELECT min(version) FROM ${runs} INDEXED BY ${readyIndex}
-          WHERE workflow = @workflow AND status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL)
+    // The versions of the workflows asked for (@workflows) that have queued runs, one seek of
+    // the index each (a loose scan), however many runs each has; in one statement for them all.
+    queuedVersions: `WITH RECURSIVE found (workflow, version) AS (
+        SELECT w.value, (SELECT min(version) FROM ${runs} INDEXED BY ${readyIndex}
+          WHERE workflow = w.value AND status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL)
+        FROM json_each(@workflows) AS w
         UNION ALL
-        SELECT (SELECT min(version) FROM ${runs} INDEXED BY ${readyIndex}
-          WHERE workflow = @workflow AND status = 'queued' AND pending_parents = 0 AND lease_owner IS NULL
-            AND version > found.version)
+        SELECT found.workflow, (SELECT min(version) FROM ${runs} INDEXED BY ${readyIndex}
+          WHERE workflow = found.workflow AND status = 'queued' AND pending_parents = 0
+            AND lease_owner IS NULL AND version > found.version)
         FROM found WHERE found.version IS NOT NULL)
-      SELECT version FROM found WHERE version IS NOT NULL`,
+      SELECT workflow, version FROM found WHERE version IS NOT NULL`,
     // The workflow versions the live workers run, for a claim that meets a version not its own.
     liveVersions: `SELECT versions FROM ${workers} WHERE live_until > ?`,
     // One workflow version's queued runs, in claim order; the caller merges the versions it

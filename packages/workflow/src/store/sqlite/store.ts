@@ -429,7 +429,7 @@ export class SqliteStore implements WorkflowStore {
     // Each version's queued runs in claim order, and `others`, merged: the best head each time.
     // The iterators read lazily (a claim of 1 reads a row or two of each) and must all close
     // before the updates below (one connection).
-    const sources: Iterator<Row>[] = this.#claimedVersions(workflows, versions, now).map(
+    const sources: Iterator<Row>[] = this.#claimedVersions(params.workflows, versions, now).map(
       ([workflow, version], i) =>
         this.#candidates(i).iterate({ workflow, version, now }) as IterableIterator<Row>,
     );
@@ -472,25 +472,22 @@ export class SqliteStore implements WorkflowStore {
 
   /**
    * The workflow versions whose queued runs a claim takes: each queued version of the workflows
-   * asked for (one index seek a version) that the worker runs, or that no live worker runs (the
+   * asked for (`workflows`, as JSON; one index seek a version) that the worker runs, or that no live worker runs (the
    * claiming engine fails its runs); every queued version without `versions`.
    */
-  #claimedVersions(
-    workflows: readonly string[],
-    versions: Versions | undefined,
-    now: number,
-  ): [string, string][] {
-    const s = this.#sql;
+  #claimedVersions(workflows: string, versions: Versions | undefined, now: number): [string, string][] {
     const taken: [string, string][] = [];
     let live: Set<string> | undefined;
-    for (const workflow of workflows) {
-      for (const { version } of s.queuedVersions.all({ workflow }) as { version: string }[]) {
-        if (versions !== undefined && versions[workflow]?.includes(version) !== true) {
-          live ??= this.#liveVersions(now);
-          if (live.has(versionKey(workflow, version))) continue;
-        }
-        taken.push([workflow, version]);
+    const queued = this.#sql.queuedVersions.all({ workflows }) as {
+      workflow: string;
+      version: string;
+    }[];
+    for (const { workflow, version } of queued) {
+      if (versions !== undefined && versions[workflow]?.includes(version) !== true) {
+        live ??= this.#liveVersions(now);
+        if (live.has(versionKey(workflow, version))) continue;
       }
+      taken.push([workflow, version]);
     }
     return taken;
   }
