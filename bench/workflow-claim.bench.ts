@@ -2,7 +2,8 @@
 // `waiting` ahead of one queued run, then the p50 and p90 of 50 claims of one run each, on SQLite
 // and on PostgreSQL, against the same with nothing waiting. Then a rolling deploy: 10,000 queued
 // runs of version 1 (its worker alive) ahead of a run of version 2, claimed by a version-2 worker;
-// and 10,000 queued runs of a workflow that only another worker runs, ahead of one of this one's.
+// and 10,000 queued runs of a workflow that only another worker runs, ahead of one of this one's;
+// and a worker of 200 workflows.
 // Run: npm run bench:workflow-claim [-- waiting]
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -67,6 +68,12 @@ async function otherWorkflowClaims(store: WorkflowStore, queued: number): Promis
   return timedClaims(store, '1', { w: ['1'] });
 }
 
+/** A worker of 200 workflows (version 1 of each), nothing else queued: 50 claims of one run. */
+async function manyWorkflowsClaims(store: WorkflowStore): Promise<number[]> {
+  const workflows = ['w', ...Array.from({ length: 199 }, (_, i) => `w-${i}`)];
+  return timedClaims(store, '1', Object.fromEntries(workflows.map((w) => [w, ['1']])));
+}
+
 /**
  * 50 times: one run of `version` queued, then claimed alone by a worker (of these versions, if
  * given), which must take it; the claims' times in ms, sorted.
@@ -85,7 +92,7 @@ async function timedClaims(
       limit: 1,
       leaseMs: 60_000,
       now: T0 + 10,
-      workflows: ['w'],
+      workflows: versions === undefined ? ['w'] : Object.keys(versions),
       ...(versions === undefined ? {} : { versions }),
     });
     times.push(performance.now() - at);
@@ -142,6 +149,11 @@ try {
   }
   await onBothStores('other-workflow', 'version 1 of `w`, behind runs of `x` only another runs', (store) =>
     otherWorkflowClaims(store, WAITING),
+  );
+  await onBothStores(
+    'many-workflows',
+    'version 1 of 200 workflows, nothing else queued',
+    manyWorkflowsClaims,
   );
 } finally {
   await admin.end();
