@@ -7,6 +7,7 @@ export {
   loadConfig,
   type ParseOptions,
   parseConfig,
+  type ScheduleDeclaration,
 } from './config/load.ts';
 export { type ConfigWatcher, type WatchConfigOptions, watchConfig } from './config/watch.ts';
 export type {

@@ -5,16 +5,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { DependencyRegistry, type ReloadResult } from '@bulwark/core';
+import { DependencyRegistry, InvalidOptionsError, type ReloadResult } from '@bulwark/core';
 import {
   openPostgresStore,
   openSqliteStore,
   type WorkflowDefinition,
   WorkflowEngine,
+  WorkflowScheduler,
   type WorkflowStore,
 } from '@bulwark/workflow';
 import type { Env } from './config/env.ts';
-import { type BulwarkConfig, parseConfig } from './config/load.ts';
+import { type BulwarkConfig, parseConfig, type ScheduleDeclaration } from './config/load.ts';
 import { compileWorkflow, compileWorkflows } from './declarative/compile.ts';
 import type { WorkflowDeclaration } from './declarative/types.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
@@ -142,7 +143,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       storageDir: storageDir(applied),
     });
     engine.register(...sources.workflows, ...declared, ...(options.workflows ?? []));
+    const schedules = new Schedules(engine);
+    cleanups.push(() => schedules.stop());
     sources.onConfig((config) => {
+      // The worker is running by the time a reload comes: the new set replaces the old at once.
+      void schedules
+        .apply(config.schedules ?? {})
+        .catch((error: unknown) => log('schedules not applied', { error: (error as Error).message }));
       const next = config.workflows ?? {};
       // A new storage directory changes what every file step of every workflow does.
       const changes = workflowChanges(
@@ -182,6 +189,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
     const { port } = server.app.server.address() as AddressInfo;
     const url = `http://${hostForUrl(effective.host)}:${port}`;
     engine.startWorker();
+    await schedules.apply(applied.schedules ?? {});
 
     const workflowCount = sources.workflows.length + declared.length + (options.workflows?.length ?? 0);
     const lines = [
@@ -207,6 +215,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
           server.app.log.info({ shutdown: name, ...data }, `shutdown: ${name}`);
         server.drain();
         phase('draining', { graceMs: effective.shutdownGraceMs });
+        await schedules.stop();
         const stopped = await engine.stop({ drain: 'step', graceMs: effective.shutdownGraceMs });
         phase('engine stopped', { ...stopped });
         await server.app.close();
@@ -409,4 +418,59 @@ export function withoutPassword(text: string): string {
 function hostForUrl(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * The file's cron schedules on one scheduler. Each `apply` replaces the whole set: the old
+ * scheduler stops, a new one starts and catches up, which starts no tick twice (the store keeps
+ * each schedule's last tick). A schedule naming a workflow the engine does not have is refused
+ * here, naming its path, since code and built-in workflows are known only at start.
+ */
+class Schedules {
+  readonly #engine: WorkflowEngine;
+  #scheduler: WorkflowScheduler | undefined;
+  /** Applies one set at a time, in the order asked. */
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(engine: WorkflowEngine) {
+    this.#engine = engine;
+  }
+
+  /** Rejects, leaving the running set as it is, if a schedule names a workflow not registered. */
+  apply(schedules: Readonly<Record<string, ScheduleDeclaration>>): Promise<void> {
+    let next: WorkflowScheduler;
+    try {
+      next = this.#build(schedules);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const applied = this.#chain.then(async () => {
+      await this.#scheduler?.stop();
+      this.#scheduler = next;
+      await next.start();
+    });
+    this.#chain = applied.catch(() => {});
+    return applied;
+  }
+
+  #build(schedules: Readonly<Record<string, ScheduleDeclaration>>): WorkflowScheduler {
+    const next = new WorkflowScheduler(this.#engine);
+    const known = new Set(this.#engine.definitions().map((d) => d.name));
+    for (const [name, schedule] of Object.entries(schedules)) {
+      if (!known.has(schedule.workflow)) {
+        throw new InvalidOptionsError(
+          `schedules.${name}.workflow`,
+          `no workflow '${schedule.workflow}' is registered (registered: ${[...known].sort().join(', ') || 'none'})`,
+        );
+      }
+      next.add({ ...schedule, name });
+    }
+    return next;
+  }
+
+  stop(): Promise<void> {
+    const stopped = this.#chain.then(() => this.#scheduler?.stop());
+    this.#chain = stopped.catch(() => {});
+    return stopped;
+  }
 }

@@ -308,6 +308,53 @@ describe('loadConfig: the corpus of broken files', () => {
     );
   });
 
+  test('schedules: each wrong field is an issue at its line, named by its path; a good one parses', () => {
+    const text = [
+      'schedules:',
+      '  nightly: { cron: "0 2 * * *", timezone: Europe/Paris, workflow: report, input: { full: true } }',
+      '  broken:',
+      '    cron: every night',
+      '    workflow: report',
+      '  lost: { cron: "0 * * * *", timezone: Mars/Olympus, workflow: report }',
+      '  eager: { cron: "*/5 * * * *", workflow: report, catchUp: { maxTicks: 5000 } }',
+      '  loud: { cron: "@daily", workflow: report, priority: mega }',
+      '  "bad name": { cron: "@daily", workflow: report }',
+      '  typo: { cron: "@daily", workflow: report, catchup: none }',
+    ].join('\n');
+    const issues = issuesOf(() => parseConfig(text, { env: {} }));
+    assert.deepEqual(
+      issues.map((i) => [i.path, i.line]),
+      [
+        ['schedules.broken.cron', 4],
+        ['schedules.lost.timezone', 6],
+        ['schedules.eager.catchUp.maxTicks', 7],
+        ['schedules.loud.priority', 8],
+        ['schedules.bad name', 9],
+        ['schedules.typo.catchup', 10],
+      ],
+    );
+    assert.match(issues[0]!.message, /"every night" is not a usable cron expression/);
+    assert.match(issues[1]!.message, /expected an IANA time zone/);
+    assert.match(issues[2]!.message, /must be at most 1000, got 5000/);
+    assert.match(issues[5]!.message, /did you mean 'catchUp'/);
+
+    const config = parseConfig(
+      text
+        .split('\n')
+        .slice(0, 3)
+        .join('\n')
+        .replace(/\n {2}broken:$/, ''),
+      {
+        env: {},
+      },
+    );
+    assert.deepEqual(config.schedules, {
+      nightly: { cron: '0 2 * * *', timezone: 'Europe/Paris', workflow: 'report', input: { full: true } },
+    });
+    // Not a key of the registry's configuration: `new DependencyRegistry(config)` still takes it.
+    assert.equal(Object.keys(config).includes('schedules'), false);
+  });
+
   test('a missing file is a ConfigError naming the file', async () => {
     const file = join(fixtures, 'no-such-file.yaml');
     const issues = await fileIssues(file);

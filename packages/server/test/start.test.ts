@@ -206,6 +206,63 @@ describe('startServer with a configuration file', () => {
     assert.deepEqual(server.server.context.registry.names.sort(), ['cache', 'db']);
   });
 
+  test('the file’s schedules start their workflow on each tick; a reload replaces them; an unknown workflow is refused by path', async (t) => {
+    const dir = tempDir(t);
+    const file = join(dir, 'bulwark.yaml');
+    // Every second: a real clock, so the test waits for ticks (a few seconds at most).
+    const text = (schedules: string) =>
+      `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\ndependencies: {}\nworkflows:\n  ping:\n    steps:\n      say: { uses: transform, value: "pong" }\n    output: "{{ steps.say }}"\n${schedules}`;
+    writeFileSync(
+      file,
+      text('schedules:\n  pinger: { cron: "* * * * * *", workflow: ping, catchUp: none, priority: high }\n'),
+    );
+    const server = await startServer({ config: file, watch: false, env: QUIET_LAG, stdout: capture() });
+    t.after(() => server.close());
+    const key = server.settings.apiKeys[0]?.secret ?? '';
+    const scheduled = async (name: string) => {
+      const { body } = await getJson<{
+        items: { idempotencyKey?: string; status: string; priority: string }[];
+      }>(server, '/api/runs?workflow=ping&limit=100', key);
+      return body.items.filter((r) => r.idempotencyKey?.startsWith(`schedule:${name}:`));
+    };
+    const until = async (check: () => Promise<boolean>, what: string) => {
+      for (let i = 0; i < 100; i++) {
+        if (await check()) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.fail(`timed out waiting for ${what}`);
+    };
+    await until(async () => (await scheduled('pinger')).some((r) => r.status === 'completed'), 'a tick');
+    assert.equal((await scheduled('pinger'))[0]?.priority, 'high');
+
+    // Replaced by another schedule on reload: the first starts no more runs.
+    writeFileSync(
+      file,
+      text('schedules:\n  other: { cron: "* * * * * *", workflow: ping, catchUp: none }\n'),
+    );
+    const reload = server.server.context.reload;
+    assert.ok(reload !== undefined);
+    await reload();
+    await until(async () => (await scheduled('other')).length > 0, 'a tick of the new schedule');
+    const before = (await scheduled('pinger')).length;
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    assert.equal((await scheduled('pinger')).length, before, 'the removed schedule started no more runs');
+
+    // A workflow the server does not have: the start fails, naming the schedule's field.
+    const wrong = join(dir, 'wrong.yaml');
+    writeFileSync(
+      wrong,
+      text('schedules:\n  lost: { cron: "@daily", workflow: pnig }\n').replace(
+        'dataDir: state',
+        'dataDir: wrong',
+      ),
+    );
+    await assert.rejects(
+      startServer({ config: wrong, watch: false, env: QUIET_LAG, stdout: capture() }),
+      /schedules\.lost\.workflow: no workflow 'pnig' is registered \(registered: .*ping/,
+    );
+  });
+
   test('a reload registers the file’s workflows: added ones start at once, changed ones run their new steps, removed ones stay', async (t) => {
     const dir = tempDir(t);
     const file = join(dir, 'bulwark.yaml');

@@ -11,6 +11,7 @@ export {
 export type { EngineEvent, EngineListener } from './engine/events.ts';
 export {
   type CatchUpPolicy,
+  checkSchedule,
   type Schedule,
   WorkflowScheduler,
   type WorkflowSchedulerOptions,

@@ -8,6 +8,7 @@ import { describe, type TestContext, test } from 'node:test';
 import { type Clock, ErrorCodes, InvalidOptionsError, VirtualClock } from '@bulwark/core';
 import {
   type CatchUpPolicy,
+  checkSchedule,
   defineWorkflow,
   type RunRecord,
   WorkflowEngine,
@@ -508,14 +509,14 @@ describe('workflow schedules', () => {
   test('invalid schedules are refused at add() with the path of the field', async (t) => {
     const [{ scheduler }] = (await workers(t, new VirtualClock(at('2026-05-01T10:00:00Z')))) as [Worker];
     const invalid = (schedule: object, path: string) => {
-      assert.throws(
-        () => scheduler.add(schedule as never),
-        (error: unknown) =>
-          error instanceof InvalidOptionsError &&
-          error.code === ErrorCodes.INVALID_OPTIONS &&
-          error.path === path,
-        path,
-      );
+      const refused = (error: unknown) =>
+        error instanceof InvalidOptionsError &&
+        error.code === ErrorCodes.INVALID_OPTIONS &&
+        error.path === path;
+      assert.throws(() => scheduler.add(schedule as never), refused, path);
+      // checkSchedule (for configuration tools) refuses the same, without a scheduler; a name
+      // taken is the scheduler's own refusal.
+      if (path !== 'schedules.nightly') assert.throws(() => checkSchedule(schedule as never), refused, path);
     };
     const ok = { name: 'nightly', cron: '0 2 * * *', workflow: report };
     invalid({ ...ok, cron: 'every night' }, 'schedules.nightly.cron');
@@ -530,6 +531,8 @@ describe('workflow schedules', () => {
     invalid({ ...ok, workflow: 42 }, 'schedules.nightly.workflow');
     invalid({ ...ok, timeZone: 'UTC' }, 'schedules.nightly.timeZone');
     invalid({ ...ok, name: '' }, 'schedules.name');
+    checkSchedule(ok);
+    checkSchedule({ ...ok, workflow: 'by-name', catchUp: { maxTicks: 3 }, timezone: 'Asia/Tokyo' });
     scheduler.add(ok);
     invalid(ok, 'schedules.nightly');
     assert.equal(scheduler.next('nightly')?.toISOString(), '2026-05-02T02:00:00.000Z');

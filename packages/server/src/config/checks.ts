@@ -1,7 +1,8 @@
 // Checks that span fields, run on the file's data as written (so they report even when other
 // parts are invalid): group providers name real dependencies, sections suit the kind, and
 // settings that contradict each other.
-import { type DependencyKind, DEPENDENCY_KINDS as KINDS } from '@bulwark/core';
+import { type DependencyKind, InvalidOptionsError, DEPENDENCY_KINDS as KINDS } from '@bulwark/core';
+import { checkSchedule } from '@bulwark/workflow';
 import { checkWorkflows } from '../declarative/check.ts';
 import { parseDuration } from './duration.ts';
 import type { RawIssue } from './issues.ts';
@@ -88,7 +89,36 @@ export function crossCheck(data: unknown): RawIssue[] {
     });
   }
   issues.push(...checkWorkflows(data));
+  checkSchedules(data.schedules, issues);
   return issues;
+}
+
+/**
+ * Each schedule's cron expression parses and its time zone exists, as the scheduler will judge
+ * them (the types, the priority and `catchUp` are the schema's). Which workflows exist is
+ * known only at start, where code and built-in ones are registered too.
+ */
+function checkSchedules(schedules: unknown, issues: RawIssue[]): void {
+  if (!isRecord(schedules)) return;
+  for (const [name, schedule] of Object.entries(schedules)) {
+    checkName(['schedules', name], name, issues);
+    if (!isRecord(schedule) || typeof schedule.cron !== 'string' || typeof schedule.workflow !== 'string')
+      continue;
+    const { cron, workflow, timezone } = schedule;
+    // The expression and the zone only: the schema reports the rest, once.
+    if (timezone !== undefined && typeof timezone !== 'string') continue;
+    try {
+      checkSchedule({ name, cron, workflow, ...(timezone === undefined ? {} : { timezone }) });
+    } catch (error) {
+      if (!(error instanceof InvalidOptionsError)) throw error;
+      // The field it names, under this schedule (`schedules.<name>.cron` → ['schedules', name, 'cron']).
+      const field = error.path.slice(`schedules.${name}`.length).split('.').filter(Boolean);
+      issues.push({
+        path: ['schedules', name, ...field],
+        message: error.message.slice(error.path.length + 2),
+      });
+    }
+  }
 }
 
 function checkName(path: Segment[], name: string, issues: RawIssue[]): void {

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { DependencyOptions, FailoverGroupOptions } from '@bulwark/core';
+import type { Schedule } from '@bulwark/workflow';
 import {
   type Document,
   isAlias,
@@ -45,7 +46,12 @@ export interface BulwarkConfig {
   readonly workflows?: Record<string, WorkflowDeclaration>;
   /** The `storage` section, `dir` made absolute against the file's directory. Not enumerable. */
   readonly storage?: StorageSettings;
+  /** The cron schedules (`schedules:`), by name, for a `WorkflowScheduler`. Not enumerable. */
+  readonly schedules?: Record<string, ScheduleDeclaration>;
 }
+
+/** A schedule as the file declares it; its name is its key under `schedules:`. */
+export type ScheduleDeclaration = Omit<Schedule<unknown>, 'name' | 'workflow'> & { workflow: string };
 
 export interface ParseOptions {
   /** Names the file in issues. @default 'bulwark.yaml' */
@@ -142,10 +148,11 @@ export function parseConfig(text: string, options: ParseOptions = {}): BulwarkCo
     ];
     throw new ConfigError(sortIssues(issues), file);
   }
-  const { server, workflows, storage, ...registryOptions } = parsed.data as BulwarkConfig & {
+  const { server, workflows, storage, schedules, ...registryOptions } = parsed.data as BulwarkConfig & {
     server: ServerSettingsInput;
     workflows: Record<string, WorkflowDeclaration>;
     storage: StorageSettings;
+    schedules: Record<string, ScheduleDeclaration>;
   };
   const config = withModulePaths(registryOptions, baseDir);
   if (server.dataDir !== undefined) server.dataDir = resolve(baseDir, server.dataDir);
@@ -153,6 +160,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): BulwarkCo
   Object.defineProperty(config, 'server', { value: server, enumerable: false });
   Object.defineProperty(config, 'workflows', { value: workflows, enumerable: false });
   Object.defineProperty(config, 'storage', { value: storage, enumerable: false });
+  Object.defineProperty(config, 'schedules', { value: schedules, enumerable: false });
   return config;
 }
 

@@ -348,6 +348,46 @@ const group = z.strictObject({
   ),
 });
 
+// ---------------------------------------------------------------------------------------------
+// Schedules (checked further by the workflow package's own `checkSchedule`, in checks.ts)
+
+const schedule = z.strictObject({
+  cron: doc(
+    z.string(),
+    'Five fields (minute hour day-of-month month day-of-week), six with seconds first, or a macro such as `@daily`.',
+  ),
+  timezone: doc(
+    z.string().optional(),
+    'The IANA time zone the expression is read in, daylight saving included (`Europe/Paris`).',
+    'UTC',
+  ),
+  workflow: doc(
+    z.string(),
+    'The workflow each tick starts, its latest version: one declared under `workflows:`, or registered in code.',
+  ),
+  input: doc(z.unknown().optional(), "Each run's input: any YAML value.", 'null'),
+  priority: doc(
+    z.enum(['low', 'normal', 'high', 'urgent', 'critical']).optional(),
+    'The priority of each run.',
+    'normal',
+  ),
+  catchUp: doc(
+    z
+      .union([
+        z.enum(['none', 'latest']),
+        z.strictObject({
+          maxTicks: doc(
+            z.number().int().min(1).max(1_000),
+            'How many of the missed ticks to start, the most recent ones, oldest first.',
+          ),
+        }),
+      ])
+      .optional(),
+    'Ticks missed while no server ran, started at start: `none`, `latest`, or `{ maxTicks: n }` (the n most recent since the last tick that ran, up to 1,000).',
+    'latest',
+  ),
+});
+
 export const configSchema = z
   .strictObject({
     version: doc(z.literal(1).optional(), 'The version of this file format.', '1'),
@@ -368,11 +408,17 @@ export const configSchema = z
       'Where declarative workflows read and write files.',
       '{ dir: <server.dataDir>/files }',
     ),
+    schedules: doc(
+      z.record(z.string(), schedule).optional(),
+      'Cron schedules, by name: each tick starts one run of a workflow, however many servers run the file. See docs/workflows.md#schedules.',
+      '{}',
+    ),
   })
-  .transform(({ dependencies, groups, server, workflows, storage }) => ({
+  .transform(({ dependencies, groups, server, workflows, storage, schedules }) => ({
     dependencies: dependencies ?? {},
     groups: groups ?? {},
     server: server ?? {},
     workflows: workflows ?? {},
     storage: storage ?? {},
+    schedules: schedules ?? {},
   }));

@@ -208,61 +208,76 @@ export class WorkflowScheduler {
   }
 
   #validate(schedule: Schedule<unknown>): Entry {
-    if (typeof schedule !== 'object' || schedule === null) invalid('schedules', 'expected a schedule object');
-    const name = schedule.name as unknown;
-    if (typeof name !== 'string' || name.length === 0)
-      invalid('schedules.name', 'expected a non-empty string');
-    const path = `schedules.${name}`;
-    if (this.#schedules.has(name)) invalid(path, 'a schedule with this name was added already');
-    for (const key of Object.keys(schedule)) {
-      if (!SCHEDULE_KEYS.includes(key)) invalid(`${path}.${key}`, 'unknown option');
-    }
-    const timezone = schedule.timezone ?? 'UTC';
-    let zone: Intl.DateTimeFormat;
-    try {
-      if (typeof timezone !== 'string') throw new TypeError();
-      zone = new Intl.DateTimeFormat('en-US', { timeZone: timezone, timeZoneName: 'longOffset' });
-    } catch {
-      invalid(`${path}.timezone`, `expected an IANA time zone such as 'Europe/Paris', got ${show(timezone)}`);
-    }
-    const cron = schedule.cron as unknown;
-    if (typeof cron !== 'string' || cron.trim().length === 0) {
-      invalid(`${path}.cron`, `expected a cron expression, got ${show(cron)}`);
-    }
-    try {
-      CronExpressionParser.parse(cron, { tz: timezone, currentDate: this.#clock.now() }).next();
-    } catch (error) {
-      // Also an expression that never matches (`0 0 30 2 *`): the parser finds no next tick.
-      invalid(`${path}.cron`, `${show(cron)} is not a usable cron expression (${(error as Error).message})`);
-    }
-    const workflow = schedule.workflow as unknown;
-    const isDefinition =
-      typeof workflow === 'object' &&
-      workflow !== null &&
-      typeof (workflow as WorkflowDefinition).name === 'string' &&
-      typeof (workflow as WorkflowDefinition).run === 'function';
-    if (!isDefinition && (typeof workflow !== 'string' || workflow.length === 0)) {
-      invalid(`${path}.workflow`, `expected a workflow definition or a workflow name, got ${show(workflow)}`);
-    }
-    const priority = schedule.priority ?? 'normal';
-    if (!Object.hasOwn(PRIORITIES, priority)) {
-      invalid(
-        `${path}.priority`,
-        `expected one of ${Object.keys(PRIORITIES).join(', ')}, got ${show(priority)}`,
-      );
-    }
-    return {
-      name,
-      cron,
-      timezone,
-      zone,
-      workflow: workflow as Entry['workflow'],
-      input: schedule.input,
-      priority,
-      catchUpTicks: catchUpTicks(path, schedule.catchUp),
-      ticks: undefined,
-    };
+    const entry = scheduleEntry(schedule, this.#clock.now());
+    if (this.#schedules.has(entry.name))
+      invalid(`schedules.${entry.name}`, 'a schedule with this name was added already');
+    return entry;
   }
+}
+
+/**
+ * Checks a schedule as `WorkflowScheduler.add` does, without a scheduler: throws
+ * `InvalidOptionsError` naming the field (`schedules.<name>.cron`). For configuration tools, which
+ * can then say which line of a file is wrong before anything starts.
+ */
+export function checkSchedule<I>(schedule: Schedule<I>): void {
+  scheduleEntry(schedule as Schedule<unknown>, Date.now());
+}
+
+/** A schedule, validated (the cron expression parsed at `now`) and normalised once. */
+function scheduleEntry(schedule: Schedule<unknown>, now: number): Entry {
+  if (typeof schedule !== 'object' || schedule === null) invalid('schedules', 'expected a schedule object');
+  const name = schedule.name as unknown;
+  if (typeof name !== 'string' || name.length === 0) invalid('schedules.name', 'expected a non-empty string');
+  const path = `schedules.${name}`;
+  for (const key of Object.keys(schedule)) {
+    if (!SCHEDULE_KEYS.includes(key)) invalid(`${path}.${key}`, 'unknown option');
+  }
+  const timezone = schedule.timezone ?? 'UTC';
+  let zone: Intl.DateTimeFormat;
+  try {
+    if (typeof timezone !== 'string') throw new TypeError();
+    zone = new Intl.DateTimeFormat('en-US', { timeZone: timezone, timeZoneName: 'longOffset' });
+  } catch {
+    invalid(`${path}.timezone`, `expected an IANA time zone such as 'Europe/Paris', got ${show(timezone)}`);
+  }
+  const cron = schedule.cron as unknown;
+  if (typeof cron !== 'string' || cron.trim().length === 0) {
+    invalid(`${path}.cron`, `expected a cron expression, got ${show(cron)}`);
+  }
+  try {
+    CronExpressionParser.parse(cron, { tz: timezone, currentDate: now }).next();
+  } catch (error) {
+    // Also an expression that never matches (`0 0 30 2 *`): the parser finds no next tick.
+    invalid(`${path}.cron`, `${show(cron)} is not a usable cron expression (${(error as Error).message})`);
+  }
+  const workflow = schedule.workflow as unknown;
+  const isDefinition =
+    typeof workflow === 'object' &&
+    workflow !== null &&
+    typeof (workflow as WorkflowDefinition).name === 'string' &&
+    typeof (workflow as WorkflowDefinition).run === 'function';
+  if (!isDefinition && (typeof workflow !== 'string' || workflow.length === 0)) {
+    invalid(`${path}.workflow`, `expected a workflow definition or a workflow name, got ${show(workflow)}`);
+  }
+  const priority = schedule.priority ?? 'normal';
+  if (!Object.hasOwn(PRIORITIES, priority)) {
+    invalid(
+      `${path}.priority`,
+      `expected one of ${Object.keys(PRIORITIES).join(', ')}, got ${show(priority)}`,
+    );
+  }
+  return {
+    name,
+    cron,
+    timezone,
+    zone,
+    workflow: workflow as Entry['workflow'],
+    input: schedule.input,
+    priority,
+    catchUpTicks: catchUpTicks(path, schedule.catchUp),
+    ticks: undefined,
+  };
 }
 
 function catchUpTicks(path: string, policy: unknown): number {
