@@ -146,10 +146,6 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
     const schedules = new Schedules(engine);
     cleanups.push(() => schedules.stop());
     sources.onConfig((config) => {
-      // The worker is running by the time a reload comes: the new set replaces the old at once.
-      void schedules
-        .apply(config.schedules ?? {})
-        .catch((error: unknown) => log('schedules not applied', { error: (error as Error).message }));
       const next = config.workflows ?? {};
       // A new storage directory changes what every file step of every workflow does.
       const changes = workflowChanges(
@@ -163,6 +159,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
           compileWorkflow(name, next[name]!, compiling),
         ),
       );
+      // After the workflows, which a new schedule may name; the new set replaces the old at once.
+      void schedules
+        .apply(config.schedules ?? {})
+        .catch((error: unknown) => log('schedules not applied', { error: (error as Error).message }));
       applied = config;
       return changes;
     });

@@ -210,8 +210,10 @@ describe('startServer with a configuration file', () => {
     const dir = tempDir(t);
     const file = join(dir, 'bulwark.yaml');
     // Every second: a real clock, so the test waits for ticks (a few seconds at most).
-    const text = (schedules: string) =>
-      `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\ndependencies: {}\nworkflows:\n  ping:\n    steps:\n      say: { uses: transform, value: "pong" }\n    output: "{{ steps.say }}"\n${schedules}`;
+    const workflow = (name: string) =>
+      `  ${name}:\n    steps:\n      say: { uses: transform, value: "pong" }\n    output: "{{ steps.say }}"\n`;
+    const text = (schedules: string, workflows = workflow('ping')) =>
+      `server:\n  port: 0\n  dataDir: state\n  logLevel: silent\ndependencies: {}\nworkflows:\n${workflows}${schedules}`;
     writeFileSync(
       file,
       text('schedules:\n  pinger: { cron: "* * * * * *", workflow: ping, catchUp: none, priority: high }\n'),
@@ -222,7 +224,7 @@ describe('startServer with a configuration file', () => {
     const scheduled = async (name: string) => {
       const { body } = await getJson<{
         items: { idempotencyKey?: string; status: string; priority: string }[];
-      }>(server, '/api/runs?workflow=ping&limit=100', key);
+      }>(server, '/api/runs?limit=100', key);
       return body.items.filter((r) => r.idempotencyKey?.startsWith(`schedule:${name}:`));
     };
     const until = async (check: () => Promise<boolean>, what: string) => {
@@ -235,10 +237,14 @@ describe('startServer with a configuration file', () => {
     await until(async () => (await scheduled('pinger')).some((r) => r.status === 'completed'), 'a tick');
     assert.equal((await scheduled('pinger'))[0]?.priority, 'high');
 
-    // Replaced by another schedule on reload: the first starts no more runs.
+    // Replaced on reload by a schedule of a workflow the same reload adds: the first starts no
+    // more runs.
     writeFileSync(
       file,
-      text('schedules:\n  other: { cron: "* * * * * *", workflow: ping, catchUp: none }\n'),
+      text(
+        'schedules:\n  other: { cron: "* * * * * *", workflow: ping2, catchUp: none }\n',
+        workflow('ping') + workflow('ping2'),
+      ),
     );
     const reload = server.server.context.reload;
     assert.ok(reload !== undefined);
