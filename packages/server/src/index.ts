@@ -15,6 +15,7 @@ export type {
   Principal,
   ReloadSummary,
   Role,
+  ScheduleView,
   ServerContext,
   WorkflowChanges,
 } from './http/context.ts';

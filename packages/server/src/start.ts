@@ -21,7 +21,7 @@ import type { WorkflowDeclaration } from './declarative/types.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
 import { startExampleUpstream } from './examples/upstream.ts';
 import { exampleWorkflows } from './examples/workflows.ts';
-import type { ReloadSummary, WorkflowChanges } from './http/context.ts';
+import type { ReloadSummary, ScheduleView, WorkflowChanges } from './http/context.ts';
 import { checkListenAddress, ensureAdminKey, loginUrl } from './http/keys.ts';
 import { buildDashboard } from './http/plugins/dashboard.ts';
 import { type BulwarkServer, createServer } from './http/server.ts';
@@ -143,7 +143,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       storageDir: storageDir(applied),
     });
     engine.register(...sources.workflows, ...declared, ...(options.workflows ?? []));
-    const schedules = new Schedules(engine);
+    const schedules = new Schedules(engine, store);
     cleanups.push(() => schedules.stop());
     sources.onConfig((config) => {
       const next = config.workflows ?? {};
@@ -178,6 +178,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
       store,
       settings: effective,
       reload: sources.reload,
+      schedules: () => schedules.list(),
       ...(options.stdout === undefined
         ? {}
         : { logStream: { write: (line: string) => void stdout.write(line) } }),
@@ -428,12 +429,34 @@ function hostForUrl(host: string): string {
  */
 class Schedules {
   readonly #engine: WorkflowEngine;
+  readonly #store: WorkflowStore;
   #scheduler: WorkflowScheduler | undefined;
+  /** The set the running scheduler has, as declared. */
+  #declared: Readonly<Record<string, ScheduleDeclaration>> = {};
   /** Applies one set at a time, in the order asked. */
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(engine: WorkflowEngine) {
+  constructor(engine: WorkflowEngine, store: WorkflowStore) {
     this.#engine = engine;
+    this.#store = store;
+  }
+
+  /** The running set, with each schedule's next tick here and its last tick in the store. */
+  async list(): Promise<ScheduleView[]> {
+    const scheduler = this.#scheduler;
+    const declared = this.#declared;
+    return Promise.all(
+      Object.entries(declared).map(async ([name, schedule]) => ({
+        name,
+        cron: schedule.cron,
+        timezone: schedule.timezone ?? 'UTC',
+        workflow: schedule.workflow,
+        priority: schedule.priority ?? 'normal',
+        catchUp: schedule.catchUp ?? 'latest',
+        next: scheduler?.next(name)?.getTime() ?? null,
+        lastTick: (await this.#store.lastTick(name)) ?? null,
+      })),
+    );
   }
 
   /** Rejects, leaving the running set as it is, if a schedule names a workflow not registered. */
@@ -447,6 +470,7 @@ class Schedules {
     const applied = this.#chain.then(async () => {
       await this.#scheduler?.stop();
       this.#scheduler = next;
+      this.#declared = schedules;
       await next.start();
     });
     this.#chain = applied.catch(() => {});

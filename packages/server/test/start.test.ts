@@ -236,6 +236,36 @@ describe('startServer with a configuration file', () => {
     };
     await until(async () => (await scheduled('pinger')).some((r) => r.status === 'completed'), 'a tick');
     assert.equal((await scheduled('pinger'))[0]?.priority, 'high');
+    const { status, body } = await getJson<{ items: Record<string, unknown>[] }>(
+      server,
+      '/api/schedules',
+      key,
+    );
+    assert.equal(status, 200);
+    const [view] = body.items;
+    assert.deepEqual(
+      { ...view, next: undefined, lastTick: undefined },
+      {
+        name: 'pinger',
+        cron: '* * * * * *',
+        timezone: 'UTC',
+        workflow: 'ping',
+        priority: 'high',
+        catchUp: 'none',
+        next: undefined,
+        lastTick: undefined,
+      },
+    );
+    // The next tick within the next second; the last one a whole second, not in the future.
+    const now = Date.now();
+    assert.ok(
+      (view!.next as number) > now - 1_000 && (view!.next as number) <= now + 1_000,
+      String(view!.next),
+    );
+    assert.ok(
+      (view!.lastTick as number) % 1_000 === 0 && (view!.lastTick as number) <= now,
+      String(view!.lastTick),
+    );
 
     // Replaced on reload by a schedule of a workflow the same reload adds: the first starts no
     // more runs.

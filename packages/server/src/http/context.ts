@@ -30,6 +30,22 @@ export interface ServerContext {
   readonly draining: () => boolean;
   /** Reloads the configuration file (admin); undefined when the server was not started from a file. */
   readonly reload: (() => Promise<ReloadSummary>) | undefined;
+  /** The schedules the server runs (`schedules:` of its file); undefined when it runs none. */
+  readonly schedules: (() => Promise<ScheduleView[]>) | undefined;
+}
+
+/** A schedule as `GET /api/schedules` shows it: its declaration, its next tick, its last one. */
+export interface ScheduleView {
+  readonly name: string;
+  readonly cron: string;
+  readonly timezone: string;
+  readonly workflow: string;
+  readonly priority: string;
+  readonly catchUp: 'none' | 'latest' | { readonly maxTicks: number };
+  /** Epoch ms of the next tick this server will start, or null if there is none. */
+  readonly next: number | null;
+  /** Epoch ms of the latest tick that has had a run (any server's), or null if none has. */
+  readonly lastTick: number | null;
 }
 
 /** What a reload changed: dependencies by name, and the declarative workflows (`workflows`). */

@@ -12,7 +12,7 @@ import { dependenciesApi, dependencySchema } from './api/dependencies.ts';
 import { runsApi } from './api/runs.ts';
 import { eventSchema, runSchema, stepSchema } from './api/views.ts';
 import { workflowSchema, workflowsApi } from './api/workflows.ts';
-import type { ReloadSummary, ServerContext } from './context.ts';
+import type { ReloadSummary, ScheduleView, ServerContext } from './context.ts';
 import { answerClientError, installProblemHandlers, sendProblem } from './errors.ts';
 import { livePlugin } from './live/index.ts';
 import { DependencyMonitor } from './monitor/monitor.ts';
@@ -39,6 +39,8 @@ export interface CreateServerOptions {
   clock?: Clock;
   /** Reloads the configuration file; enables `POST /api/config/reload`. */
   reload?: () => Promise<ReloadSummary>;
+  /** The schedules the server runs, for `GET /api/schedules`. @default none */
+  schedules?: () => Promise<ScheduleView[]>;
   /** Where the JSON log goes. @default stdout */
   logStream?: DestinationStream;
 }
@@ -82,6 +84,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bulwar
     monitor: new DependencyMonitor(options.registry, clock),
     draining: () => draining,
     reload: options.reload,
+    schedules: options.schedules,
   };
   const app = Fastify({
     logger: {

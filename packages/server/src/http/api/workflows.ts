@@ -119,6 +119,71 @@ export const workflowsApi: FastifyPluginAsync<{ context: ServerContext }> = asyn
     async () => ({ items: engine.definitions().map(workflowView) }),
   );
 
+  app.get(
+    '/schedules',
+    {
+      config: { access: 'viewer' },
+      schema: {
+        tags: ['workflows'],
+        summary:
+          'The cron schedules this server runs (`schedules:` of its file), with their next and last ticks',
+        response: {
+          200: {
+            type: 'object',
+            required: ['items'],
+            properties: {
+              items: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: [
+                    'name',
+                    'cron',
+                    'timezone',
+                    'workflow',
+                    'priority',
+                    'catchUp',
+                    'next',
+                    'lastTick',
+                  ],
+                  properties: {
+                    name: { type: 'string' },
+                    cron: { type: 'string' },
+                    timezone: { type: 'string' },
+                    workflow: { type: 'string' },
+                    priority: { type: 'string', enum: Object.keys(PRIORITIES) },
+                    catchUp: {
+                      description: "`'none'`, `'latest'` or `{ maxTicks }`.",
+                      anyOf: [
+                        { type: 'string', enum: ['none', 'latest'] },
+                        {
+                          type: 'object',
+                          required: ['maxTicks'],
+                          properties: { maxTicks: { type: 'integer' } },
+                        },
+                      ],
+                    },
+                    next: {
+                      type: ['integer', 'null'],
+                      description: 'Epoch ms of the next tick this server starts.',
+                    },
+                    lastTick: {
+                      type: ['integer', 'null'],
+                      description:
+                        'Epoch ms of the latest tick that had a run, on any server; null if none has.',
+                    },
+                  },
+                },
+              },
+            },
+          },
+          ...problemResponses,
+        },
+      },
+    },
+    async () => ({ items: (await context.schedules?.()) ?? [] }),
+  );
+
   app.get<{ Params: { name: string } }>(
     '/workflows/:name',
     {
