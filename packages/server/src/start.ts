@@ -435,6 +435,8 @@ class Schedules {
   #declared: Readonly<Record<string, ScheduleDeclaration>> = {};
   /** Applies one set at a time, in the order asked. */
   #chain: Promise<void> = Promise.resolve();
+  /** Shutdown has begun: a reload that lands now starts no scheduler. */
+  #stopped = false;
 
   constructor(engine: WorkflowEngine, store: WorkflowStore) {
     this.#engine = engine;
@@ -461,6 +463,7 @@ class Schedules {
 
   /** Rejects, leaving the running set as it is, if a schedule names a workflow not registered. */
   apply(schedules: Readonly<Record<string, ScheduleDeclaration>>): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     let next: WorkflowScheduler;
     try {
       next = this.#build(schedules);
@@ -468,6 +471,7 @@ class Schedules {
       return Promise.reject(error);
     }
     const applied = this.#chain.then(async () => {
+      if (this.#stopped) return;
       await this.#scheduler?.stop();
       this.#scheduler = next;
       this.#declared = schedules;
@@ -493,6 +497,7 @@ class Schedules {
   }
 
   stop(): Promise<void> {
+    this.#stopped = true;
     const stopped = this.#chain.then(() => this.#scheduler?.stop());
     this.#chain = stopped.catch(() => {});
     return stopped;
