@@ -14,6 +14,9 @@ import type { ClaimedRun, NewRun, WakeTopic } from '../src/store/types.ts';
 import { storeConformance } from './store-conformance.ts';
 import { PG_URL, postgresUnavailable } from './stores.ts';
 
+/** The application name of the tests' own admin connections. */
+const ADMIN = 'bulwark-test-admin';
+
 const T0 = 1_700_000_000_000;
 const late = { type: 'run:late', step: undefined, data: undefined, progress: 0, at: T0 + 1 };
 
@@ -30,8 +33,11 @@ if (unreachable !== undefined) {
 }
 
 function suites(): void {
-  /** For creating and dropping the tests' schemas. */
-  const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
+  /** For creating and dropping the tests' schemas; named, so that no test's termination picks it. */
+  const admin = new pg.Pool({ connectionString: PG_URL, max: 2, application_name: ADMIN });
+  // An idle connection dropped from under the pool (a server restart) is an 'error' event on the
+  // pool: unhandled, it would end the whole file. The pool replaces the connection by itself.
+  admin.on('error', () => {});
   after(() => admin.end());
 
   function freshSchema(): string {
@@ -644,9 +650,9 @@ function suites(): void {
           assert.equal((await store.claim(request)).length, 1);
           const { rows } = await admin.query(
             `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE pid <> pg_backend_pid() AND query LIKE $1`,
+            WHERE pid <> pg_backend_pid() AND application_name <> $2 AND query LIKE $1`,
             // The claim's text as pg_stat_activity keeps it: its first 1,024 bytes.
-            [`%queued_versions%"${schema}".runs%`],
+            [`%queued_versions%"${schema}".runs%`, ADMIN],
           );
           assert.equal(rows.length, 1, 'the claim connection');
           // A claim sent before the client hears of the drop fails; the next one reconnects.
