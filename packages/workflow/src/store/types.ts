@@ -45,6 +45,9 @@ export interface StoredError {
   data?: { [key: string]: Json };
 }
 
+/** The workflow versions a worker runs, by workflow name (`ClaimRequest.versions`, `announce`). */
+export type Versions = Readonly<Record<string, readonly string[]>>;
+
 /** What is needed to create a run. The engine makes the id (a UUID). */
 export interface NewRun {
   id: string;
@@ -186,7 +189,7 @@ export interface ClaimRequest {
    * them, or when no worker live at `now` (see `announce`) runs its version: the version is
    * gone, and the claiming engine says so. Without it, any version.
    */
-  versions?: Readonly<Record<string, readonly string[]>>;
+  versions?: Versions;
   /** At most this many leased runs per workflow, across all workers. */
   perWorkflow?: Readonly<Record<string, number>>;
   /** At most this many leased runs per concurrency key, across all workers. */
@@ -366,12 +369,7 @@ export interface WorkflowStore {
    * own lease: it announces again before then), for `ClaimRequest.versions`. An announcement
    * older than the one recorded changes nothing. Forgets workers gone for a day.
    */
-  announce(
-    workerId: string,
-    versions: Readonly<Record<string, readonly string[]>>,
-    now: number,
-    leaseMs: number,
-  ): Promise<void>;
+  announce(workerId: string, versions: Versions, now: number, leaseMs: number): Promise<void>;
   /** Forgets a worker that stopped: the versions only it ran are gone at once. */
   retire(workerId: string): Promise<void>;
   /**

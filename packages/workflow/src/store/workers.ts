@@ -1,9 +1,8 @@
 // The workers a store knows of, for claims by version (see `WorkflowStore.announce`).
+import type { Versions } from './types.ts';
 
 /** A worker not heard of for this long is forgotten: a crashed one leaves its row behind. */
 export const FORGET_WORKERS_MS = 86_400_000;
-
-export type Versions = Readonly<Record<string, readonly string[]>>;
 
 /**
  * `encode`, once per versions object: an engine passes the same one with every claim and

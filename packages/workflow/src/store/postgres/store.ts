@@ -28,6 +28,7 @@ import type {
   Signal,
   StepRecord,
   TimelineEvent,
+  Versions,
   WakeTopic,
   WorkflowStore,
 } from '../types.ts';
@@ -315,12 +316,7 @@ export class PostgresStore implements WorkflowStore {
     return rows.map(toClaimed).sort(claimOrder);
   }
 
-  async announce(
-    workerId: string,
-    versions: Readonly<Record<string, readonly string[]>>,
-    now: number,
-    leaseMs: number,
-  ): Promise<void> {
+  async announce(workerId: string, versions: Versions, now: number, leaseMs: number): Promise<void> {
     await this.#query(this.#sql.announceWorker, [
       workerId,
       encodeVersions(versions),

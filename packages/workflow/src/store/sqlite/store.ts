@@ -32,10 +32,11 @@ import {
   type StepRecord,
   type StoredError,
   type TimelineEvent,
+  type Versions,
   type WakeTopic,
   type WorkflowStore,
 } from '../types.ts';
-import { FORGET_WORKERS_MS, type Versions, versionsEncoder } from '../workers.ts';
+import { FORGET_WORKERS_MS, versionsEncoder } from '../workers.ts';
 import { WalCheckpointer } from './checkpoint.ts';
 import { GroupCommit, type GroupCommitStats } from './group-commit.ts';
 import { type NormalizedSqliteOptions, normalizeSqliteOptions, type SqliteStoreOptions } from './options.ts';
@@ -515,12 +516,7 @@ export class SqliteStore implements WorkflowStore {
     return statement;
   }
 
-  async announce(
-    workerId: string,
-    versions: Readonly<Record<string, readonly string[]>>,
-    now: number,
-    leaseMs: number,
-  ): Promise<void> {
+  async announce(workerId: string, versions: Versions, now: number, leaseMs: number): Promise<void> {
     this.#open();
     const row = {
       id: workerId,
