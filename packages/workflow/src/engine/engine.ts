@@ -909,7 +909,7 @@ export class WorkflowEngine {
     if (definition === undefined) {
       // The run started on a version this deploy no longer has: replaying its history against
       // other code could do anything, so it stops with a clear error instead.
-      const versions = [...(this.#workflows.get(run.workflow)?.keys() ?? [])];
+      const versions = this.#versions[run.workflow] ?? [];
       const error = new WorkflowError(
         WorkflowErrorCodes.VERSION_GONE,
         `Run ${run.id} started on ${run.workflow} version ${run.version}, which no running worker has registered (registered here: ${versions.join(', ') || 'none'})`,
