@@ -2,6 +2,7 @@
 // docs/configuration.md is generated from the descriptions here) and the conversion of each
 // section to the code's shape (durations to ms, `timeout` to `timeoutMs`).
 import { DEPENDENCY_KINDS } from '@bulwark/core';
+import { PRIORITIES, type Priority } from '@bulwark/workflow';
 import { z } from 'zod';
 import { bound, count, doc, duration, offable, rate, renamed } from './fields.ts';
 import { httpSchema } from './schema-http.ts';
@@ -367,7 +368,7 @@ const schedule = z.strictObject({
   ),
   input: doc(z.unknown().optional(), "Each run's input: any YAML value.", 'null'),
   priority: doc(
-    z.enum(['low', 'normal', 'high', 'urgent', 'critical']).optional(),
+    z.enum(Object.keys(PRIORITIES) as [Priority, ...Priority[]]).optional(),
     'The priority of each run.',
     'normal',
   ),

@@ -1,7 +1,7 @@
 // What every plugin of the server is given: the parts it serves (registry, engine, store), the
 // normalised settings, and the process state that shutdown changes. Passed as plugin options.
 import type { Clock, DependencyRegistry } from '@bulwark/core';
-import type { WorkflowEngine, WorkflowStore } from '@bulwark/workflow';
+import type { CatchUpPolicy, Priority, WorkflowEngine, WorkflowStore } from '@bulwark/workflow';
 import type { DependencyMonitor } from './monitor/monitor.ts';
 import type { ServerSettings } from './settings.ts';
 
@@ -40,8 +40,8 @@ export interface ScheduleView {
   readonly cron: string;
   readonly timezone: string;
   readonly workflow: string;
-  readonly priority: string;
-  readonly catchUp: 'none' | 'latest' | { readonly maxTicks: number };
+  readonly priority: Priority;
+  readonly catchUp: CatchUpPolicy;
   /** Epoch ms of the next tick this server will start, or null if there is none. */
   readonly next: number | null;
   /** Epoch ms of the latest tick that has had a run (any server's), or null if none has. */
