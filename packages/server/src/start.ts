@@ -5,23 +5,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { DependencyRegistry, InvalidOptionsError, type ReloadResult } from '@bulwark/core';
+import { DependencyRegistry, type ReloadResult } from '@bulwark/core';
 import {
   openPostgresStore,
   openSqliteStore,
   type WorkflowDefinition,
   WorkflowEngine,
-  WorkflowScheduler,
   type WorkflowStore,
 } from '@bulwark/workflow';
 import type { Env } from './config/env.ts';
-import { type BulwarkConfig, parseConfig, type ScheduleDeclaration } from './config/load.ts';
+import { type BulwarkConfig, parseConfig } from './config/load.ts';
 import { compileWorkflow, compileWorkflows } from './declarative/compile.ts';
 import type { WorkflowDeclaration } from './declarative/types.ts';
 import { EXAMPLES_CONFIG, EXAMPLES_URL_VARIABLE } from './examples/config.ts';
 import { startExampleUpstream } from './examples/upstream.ts';
 import { exampleWorkflows } from './examples/workflows.ts';
-import type { ReloadSummary, ScheduleView, WorkflowChanges } from './http/context.ts';
+import type { ReloadSummary, WorkflowChanges } from './http/context.ts';
 import { checkListenAddress, ensureAdminKey, loginUrl } from './http/keys.ts';
 import { buildDashboard } from './http/plugins/dashboard.ts';
 import { type BulwarkServer, createServer } from './http/server.ts';
@@ -32,6 +31,7 @@ import {
   type ServerSettingsInput,
 } from './http/settings.ts';
 import { openRegistry } from './registry.ts';
+import { Schedules } from './schedules.ts';
 
 /** Where the banner goes; also the JSON log's destination when given. */
 export interface Output {
@@ -419,87 +419,4 @@ export function withoutPassword(text: string): string {
 function hostForUrl(host: string): string {
   if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
-}
-
-/**
- * The file's cron schedules on one scheduler. Each `apply` replaces the whole set: the old
- * scheduler stops, a new one starts and catches up, which starts no tick twice (the store keeps
- * each schedule's last tick). A schedule naming a workflow the engine does not have is refused
- * here, naming its path, since code and built-in workflows are known only at start.
- */
-class Schedules {
-  readonly #engine: WorkflowEngine;
-  readonly #store: WorkflowStore;
-  #scheduler: WorkflowScheduler | undefined;
-  /** The set the running scheduler has, as declared. */
-  #declared: Readonly<Record<string, ScheduleDeclaration>> = {};
-  /** Applies one set at a time, in the order asked. */
-  #chain: Promise<void> = Promise.resolve();
-  /** Shutdown has begun: a reload that lands now starts no scheduler. */
-  #stopped = false;
-
-  constructor(engine: WorkflowEngine, store: WorkflowStore) {
-    this.#engine = engine;
-    this.#store = store;
-  }
-
-  /** The running set, with each schedule's next tick here and its last tick in the store. */
-  async list(): Promise<ScheduleView[]> {
-    const scheduler = this.#scheduler;
-    const declared = this.#declared;
-    return Promise.all(
-      Object.entries(declared).map(async ([name, schedule]) => ({
-        name,
-        cron: schedule.cron,
-        timezone: schedule.timezone ?? 'UTC',
-        workflow: schedule.workflow,
-        priority: schedule.priority ?? 'normal',
-        catchUp: schedule.catchUp ?? 'latest',
-        next: scheduler?.next(name)?.getTime() ?? null,
-        lastTick: (await this.#store.lastTick(name)) ?? null,
-      })),
-    );
-  }
-
-  /** Rejects, leaving the running set as it is, if a schedule names a workflow not registered. */
-  apply(schedules: Readonly<Record<string, ScheduleDeclaration>>): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    let next: WorkflowScheduler;
-    try {
-      next = this.#build(schedules);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const applied = this.#chain.then(async () => {
-      if (this.#stopped) return;
-      await this.#scheduler?.stop();
-      this.#scheduler = next;
-      this.#declared = schedules;
-      await next.start();
-    });
-    this.#chain = applied.catch(() => {});
-    return applied;
-  }
-
-  #build(schedules: Readonly<Record<string, ScheduleDeclaration>>): WorkflowScheduler {
-    const next = new WorkflowScheduler(this.#engine);
-    const known = new Set(this.#engine.definitions().map((d) => d.name));
-    for (const [name, schedule] of Object.entries(schedules)) {
-      if (!known.has(schedule.workflow)) {
-        throw new InvalidOptionsError(
-          `schedules.${name}.workflow`,
-          `no workflow '${schedule.workflow}' is registered (registered: ${[...known].sort().join(', ') || 'none'})`,
-        );
-      }
-      next.add({ ...schedule, name });
-    }
-    return next;
-  }
-
-  stop(): Promise<void> {
-    this.#stopped = true;
-    const stopped = this.#chain.then(() => this.#scheduler?.stop());
-    this.#chain = stopped.catch(() => {});
-    return stopped;
-  }
 }
