@@ -559,7 +559,7 @@ export class PostgresStore implements WorkflowStore {
     return this.#withIndexedSession((session) => session.run(this.#sql.claim, values));
   }
 
-  /** `work` in a transaction of its own, on the pool, with the claims' planner settings, then `first`. */
+  /** `work` in a transaction of its own, on the pool, begun with the claims' planner settings and `first` (SQL). */
   #claimTransaction<T>(first: string, work: (session: Session) => Promise<T>): Promise<T> {
     return this.#withSession(async (session) => {
       try {
