@@ -252,6 +252,20 @@ export interface Workflow {
   example?: unknown;
 }
 
+/** A cron schedule of the server's file, as `GET /api/schedules` lists it. */
+export interface Schedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  workflow: string;
+  priority: string;
+  catchUp: 'none' | 'latest' | { maxTicks: number };
+  /** Epoch ms of the next tick this server starts, or null if there is none. */
+  next: number | null;
+  /** Epoch ms of the latest tick that has had a run, or null if none has. */
+  lastTick: number | null;
+}
+
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;

@@ -319,18 +319,20 @@ export function estimateRemainingMs(progress: number, startedAt: number, now: nu
   return Math.round(((now - startedAt) * (100 - progress)) / progress);
 }
 
-/** `850 ms`, `12.5 s`, `3 min 20 s`, `2 h 5 min`. */
+/** `850 ms`, `12.5 s`, `3 min 20 s`, `2 h 5 min`, `40 d 3 h` (days from two on). */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return '—';
   const abs = Math.abs(ms);
   if (abs < 1_000) return `${Math.round(ms)} ms`;
   if (abs < 60_000) return `${(ms / 1_000).toFixed(abs < 10_000 ? 1 : 0)} s`;
-  if (abs < 3_600_000) {
-    const m = Math.floor(abs / 60_000);
-    const s = Math.round((abs % 60_000) / 1_000);
-    return `${m} min${s === 0 ? '' : ` ${s} s`}`;
-  }
-  const h = Math.floor(abs / 3_600_000);
-  const m = Math.round((abs % 3_600_000) / 60_000);
-  return `${h} h${m === 0 ? '' : ` ${m} min`}`;
+  // Rounded in the smaller unit before splitting, so 59.6 s over a minute reads `2 min`, not `1 min 60 s`.
+  const pair = (unit: number, small: number, big: string, smallName: string) => {
+    const total = Math.round(abs / small);
+    const per = unit / small;
+    const rest = total % per;
+    return `${Math.floor(total / per)} ${big}${rest === 0 ? '' : ` ${rest} ${smallName}`}`;
+  };
+  if (abs < 3_600_000) return pair(60_000, 1_000, 'min', 's');
+  if (abs < 2 * 86_400_000) return pair(3_600_000, 60_000, 'h', 'min');
+  return pair(86_400_000, 3_600_000, 'd', 'h');
 }

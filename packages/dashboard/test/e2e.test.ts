@@ -36,6 +36,19 @@ const CONFIG = `dependencies:
     timeout: 2s
     retry: false
     breaker: { window: { kind: consecutive, failures: 2 }, open: ${OPEN_S}s }
+schedules:
+  # On the last tick (1 January) at start: one run, its tick shown as the last.
+  new-year-tidy-up:
+    cron: '0 0 1 1 *'
+    timezone: UTC
+    workflow: tidy-up
+  # Never due during a test: 29 February, Paris time; no catch-up.
+  leap-day-import:
+    cron: '30 2 29 2 *'
+    timezone: Europe/Paris
+    workflow: import-item
+    priority: high
+    catchUp: none
 server:
   logLevel: warn
   # A machine shared with Vite and Chromium stalls its event loop now and then: no shedding.
@@ -76,6 +89,12 @@ const importItem = defineWorkflow(
   },
 );
 
+/** What the yearly schedule starts. */
+const tidyUp = defineWorkflow(
+  { name: 'tidy-up', version: '1', description: 'Sweeps nothing, once a year', steps: ['sweep'] },
+  async (ctx) => ctx.step('sweep', () => ({ swept: 0 })),
+);
+
 let server: StartedServer | undefined;
 let browser: Browser | undefined;
 let dir = '';
@@ -101,7 +120,7 @@ before(async () => {
     host: '127.0.0.1',
     port: 0,
     dataDir: join(dir, 'data'),
-    workflows: [importItem],
+    workflows: [importItem, tidyUp],
     env: { BULWARK_API_KEYS: `ada:admin:${ADMIN_KEY},vera:viewer:${VIEWER_KEY}` },
     stdout: { write: (text: string) => (output += text) },
   });
@@ -196,6 +215,22 @@ test('a viewer signs in with the form and gets a read-only dashboard', {
   );
 });
 
+/** An instant as the page writes it (local time, `YYYY-MM-DD HH:MM:SS`). */
+function shownAt(page: Page, at: number): Promise<string> {
+  // No named function inside: the test's transform would wrap it in a helper the page lacks.
+  return page.evaluate((t) => {
+    const d = new Date(t);
+    const [mo, da, h, mi, se] = [
+      d.getMonth() + 1,
+      d.getDate(),
+      d.getHours(),
+      d.getMinutes(),
+      d.getSeconds(),
+    ].map((n) => String(n).padStart(2, '0'));
+    return `${d.getFullYear()}-${mo}-${da} ${h}:${mi}:${se}`;
+  }, at);
+}
+
 async function journey(page: Page, context: BrowserContext, violations: string[]): Promise<void> {
   const base = server!.url;
 
@@ -211,8 +246,33 @@ async function journey(page: Page, context: BrowserContext, violations: string[]
   await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
   violations.push(...(await seriousViolations(page, 'overview')));
 
-  // A run started from the page: its waterfall fills in live, with no reload.
+  // Each workflow lists the schedules that start it, with the next and last ticks the API gives.
   await page.goto(`${base}/#/workflows`);
+  const { items: schedules } = await api('schedules');
+  const leap = schedules.find((s: { name: string }) => s.name === 'leap-day-import');
+  const leapRow = page.locator('[data-testid="schedules-import-item"] tr[data-schedule="leap-day-import"]');
+  await leapRow.waitFor();
+  const leapCells = await leapRow.locator('td').allInnerTexts();
+  assert.match(leapCells[0]!, /30 2 29 2 \*\s+Europe\/Paris/);
+  assert.ok(leapCells[1]!.startsWith(await shownAt(page, leap.next)), `next tick: ${leapCells[1]}`);
+  assert.deepEqual(leapCells.slice(2), ['none yet', 'high', 'none']);
+  // The start caught up the tick of 1 January: once its run is stored, that is the last tick.
+  const newYear = Date.UTC(new Date().getUTCFullYear(), 0, 1);
+  const waitedFrom = Date.now();
+  const lastTick = async () =>
+    (await api('schedules')).items.find((s: { name: string }) => s.name === 'new-year-tidy-up').lastTick;
+  while ((await lastTick()) !== newYear) {
+    assert.ok(Date.now() - waitedFrom < 5_000, 'the catch-up run was stored within 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await page.reload();
+  const tidyRow = page.locator('[data-testid="schedules-tidy-up"] tr[data-schedule="new-year-tidy-up"]');
+  await tidyRow.waitFor();
+  const tidyCells = await tidyRow.locator('td').allInnerTexts();
+  assert.equal(tidyCells[2], await shownAt(page, newYear));
+  violations.push(...(await seriousViolations(page, 'workflows page')));
+
+  // A run started from the page: its waterfall fills in live, with no reload.
   const form = page.locator('[data-workflow="import-item"] form');
   await form.getByLabel('Input (JSON)').fill('{ "settleMs": 2500 }');
   await form.getByRole('button', { name: 'Start run' }).click();

@@ -14,13 +14,15 @@ export function Empty({ children }: { children: ComponentChildren }) {
   return <div class="state state-empty">{children}</div>;
 }
 
-export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void }) {
+/** `what` names what failed to load, where the page shows more than one thing. */
+export function ErrorBox({ error, retry, what }: { error: unknown; retry?: () => void; what?: string }) {
   const requestId = error instanceof ApiProblem ? error.requestId : undefined;
   return (
     <div class="state state-error" role="alert">
       <p>
         <strong>
-          {error instanceof ApiProblem && error.status > 0 ? `Error ${error.status}: ` : 'Error: '}
+          {error instanceof ApiProblem && error.status > 0 ? `Error ${error.status}` : 'Error'}
+          {what === undefined ? ': ' : ` loading ${what}: `}
         </strong>
         {describeError(error)}
       </p>

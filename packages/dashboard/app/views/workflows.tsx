@@ -1,9 +1,11 @@
-// The registered workflows, each with a form to start a run (JSON input, priority, optional
-// idempotency key) for operators; the new run's page opens once the server has stored it.
-import { useState } from 'preact/hooks';
-import { api, canOperate, describeError, type Run, type Workflow } from '../api.ts';
+// The registered workflows, each with the cron schedules that start it and a form to start a run
+// (JSON input, priority, optional idempotency key) for operators; the new run's page opens once
+// the server has stored it.
+import { useEffect, useState } from 'preact/hooks';
+import { api, canOperate, describeError, type Run, type Schedule, type Workflow } from '../api.ts';
 import { useApp } from '../context.ts';
-import { useLoad } from '../parts/hooks.ts';
+import { dateTime, formatDuration } from '../parts/format.ts';
+import { type Loaded, useLoad } from '../parts/hooks.ts';
 import { Empty, ErrorBox, Loading } from '../parts/states.tsx';
 
 const PRIORITIES = ['low', 'normal', 'high', 'urgent', 'critical'];
@@ -82,15 +84,85 @@ function StartForm({ workflow }: { workflow: Workflow }) {
   );
 }
 
+/** Longest wait a browser timer takes (about 24.8 days); a later tick is waited for in turns. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The schedules, loaded again once the earliest next tick has passed, so `next` stays ahead. */
+function useSchedules(): Loaded<{ items: Schedule[] }> {
+  const schedules = useLoad((signal) => api<{ items: Schedule[] }>('schedules', { signal }), []);
+  const ticks = (schedules.data?.items ?? []).flatMap((s) => (s.next === null ? [] : [s.next]));
+  const earliest = ticks.length === 0 ? undefined : Math.min(...ticks);
+  useEffect(() => {
+    if (earliest === undefined) return;
+    // A second after the tick: the server has moved `next` on by then.
+    const timer = setTimeout(
+      schedules.reload,
+      Math.min(Math.max(earliest - Date.now(), 0) + 1_000, MAX_TIMER_MS),
+    );
+    return () => clearTimeout(timer);
+  }, [earliest]);
+  return schedules;
+}
+
+/** A workflow's schedules; nothing when it has none. */
+function SchedulesTable({ workflow, schedules }: { workflow: string; schedules: Schedule[] }) {
+  if (schedules.length === 0) return null;
+  const now = Date.now();
+  return (
+    <table class="table schedules" data-testid={`schedules-${workflow}`}>
+      <caption>Schedules</caption>
+      <thead>
+        <tr>
+          <th scope="col">Schedule</th>
+          <th scope="col">Cron</th>
+          <th scope="col">Next tick</th>
+          <th scope="col">Last tick with a run</th>
+          <th scope="col">Priority</th>
+          <th scope="col">Catch-up</th>
+        </tr>
+      </thead>
+      <tbody>
+        {schedules.map((s) => (
+          <tr key={s.name} data-schedule={s.name}>
+            <th scope="row">{s.name}</th>
+            <td>
+              <span class="mono">{s.cron}</span> <span class="muted small">{s.timezone}</span>
+            </td>
+            <td>
+              {s.next === null ? (
+                '—'
+              ) : (
+                <>
+                  {dateTime(s.next)}{' '}
+                  <span class="muted small">in {formatDuration(Math.max(s.next - now, 0))}</span>
+                </>
+              )}
+            </td>
+            <td>{s.lastTick === null ? 'none yet' : dateTime(s.lastTick)}</td>
+            <td>{s.priority}</td>
+            <td>{typeof s.catchUp === 'string' ? s.catchUp : `up to ${s.catchUp.maxTicks} ticks`}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 export function WorkflowsPage() {
   const { session } = useApp();
   const workflows = useLoad((signal) => api<{ items: Workflow[] }>('workflows', { signal }), []);
+  const schedules = useSchedules();
+  const schedulesOf = (workflow: string) =>
+    schedules.data?.items.filter((s) => s.workflow === workflow) ?? [];
   return (
     <>
       <h1>Workflows</h1>
       {canOperate(session) ? null : (
         <p class="muted note">Starting runs needs an operator key; {session.name} is a viewer.</p>
       )}
+      {schedules.error !== undefined && schedules.data === undefined ? (
+        <ErrorBox error={schedules.error} retry={schedules.reload} what="the schedules" />
+      ) : null}
       {workflows.error !== undefined ? (
         <ErrorBox error={workflows.error} retry={workflows.reload} />
       ) : workflows.data === undefined ? (
@@ -113,6 +185,7 @@ export function WorkflowsPage() {
                   <a href={`#/runs?workflow=${encodeURIComponent(w.name)}`}>its runs</a>
                 </p>
               )}
+              <SchedulesTable workflow={w.name} schedules={schedulesOf(w.name)} />
               {canOperate(session) ? <StartForm workflow={w} /> : null}
             </li>
           ))}
