@@ -319,20 +319,21 @@ export function estimateRemainingMs(progress: number, startedAt: number, now: nu
   return Math.round(((now - startedAt) * (100 - progress)) / progress);
 }
 
-/** `850 ms`, `12.5 s`, `3 min 20 s`, `2 h 5 min`, `40 d 3 h` (days from two on). */
+/** `850 ms`, `2.5 s`, `13 s`, `3 min 20 s`, `2 h 5 min`, `40 d 3 h` (days from two on); negatives keep their sign. */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return '—';
+  const sign = ms < 0 ? '-' : '';
   const abs = Math.abs(ms);
-  if (abs < 1_000) return `${Math.round(ms)} ms`;
-  if (abs < 60_000) return `${(ms / 1_000).toFixed(abs < 10_000 ? 1 : 0)} s`;
-  // Rounded in the smaller unit before splitting, so 59.6 s over a minute reads `2 min`, not `1 min 60 s`.
-  const pair = (unit: number, small: number, big: string, smallName: string) => {
-    const total = Math.round(abs / small);
-    const per = unit / small;
-    const rest = total % per;
-    return `${Math.floor(total / per)} ${big}${rest === 0 ? '' : ` ${rest} ${smallName}`}`;
-  };
-  if (abs < 3_600_000) return pair(60_000, 1_000, 'min', 's');
-  if (abs < 2 * 86_400_000) return pair(3_600_000, 60_000, 'h', 'min');
-  return pair(86_400_000, 3_600_000, 'd', 'h');
+  // Each form is chosen by the value rounded to its own smaller unit, so a value just under a
+  // unit reads as the unit (59.6 s is `1 min`, not `60 s`), and no part reaches its unit's size.
+  if (Math.round(abs) < 1_000) return `${sign}${Math.round(abs)} ms`;
+  if (abs < 9_950) return `${sign}${(abs / 1_000).toFixed(1)} s`;
+  const seconds = Math.round(abs / 1_000);
+  if (seconds < 60) return `${sign}${seconds} s`;
+  const minutes = Math.round(abs / 60_000);
+  const split = (total: number, per: number, big: string, small: string) =>
+    `${sign}${Math.floor(total / per)} ${big}${total % per === 0 ? '' : ` ${total % per} ${small}`}`;
+  if (seconds < 3_600) return split(seconds, 60, 'min', 's');
+  if (minutes < 48 * 60) return split(minutes, 60, 'h', 'min');
+  return split(Math.round(abs / 3_600_000), 24, 'd', 'h');
 }

@@ -215,6 +215,53 @@ test('a viewer signs in with the form and gets a read-only dashboard', {
   );
 });
 
+test('the Workflows page asks for the schedules again once the earliest next tick has passed', {
+  skip,
+  timeout: 30_000,
+}, async () => {
+  const { items } = await api('schedules');
+  const earliest = Math.min(...items.map((s: { next: number }) => s.next));
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const errors = watchConsole(page);
+  // The page's own clock, moved by the test; the server keeps the real one, so its `next` stays.
+  await page.clock.install();
+  let asked = 0;
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/schedules') asked++;
+  });
+  const askedAgain = async (count: number) => {
+    const from = Date.now();
+    while (asked < count) {
+      assert.ok(Date.now() - from < 5_000, `request ${count} for the schedules`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  try {
+    await page.goto(`${server!.url}/#key=${encodeURIComponent(ADMIN_KEY)}`);
+    await page.locator('[data-dependency="inventory"]').waitFor();
+    await page.goto(`${server!.url}/#/workflows`);
+    const row = page.locator('tr[data-schedule="new-year-tidy-up"]');
+    await row.waitFor();
+    await askedAgain(1);
+    // Before the tick, the clock turns and the page only updates its "in …".
+    await page.clock.runFor(60_000);
+    assert.equal(asked, 1);
+    // Past it: asked again at the clock's next turn, and at each one after while the server
+    // still gives the tick that has passed (here, for good: its clock is behind the page's).
+    await page.clock.setSystemTime(earliest + 1);
+    await page.clock.runFor(15_000);
+    await askedAgain(2);
+    await row.locator('td', { hasText: 'due now' }).first().waitFor();
+    await page.clock.runFor(15_000);
+    await askedAgain(3);
+  } finally {
+    await context.close();
+  }
+  assert.deepEqual(errors, [], 'the page logged errors');
+});
+
 /** An instant as the page writes it (local time, `YYYY-MM-DD HH:MM:SS`). */
 function shownAt(page: Page, at: number): Promise<string> {
   // No named function inside: the test's transform would wrap it in a helper the page lacks.
@@ -250,11 +297,17 @@ async function journey(page: Page, context: BrowserContext, violations: string[]
   await page.goto(`${base}/#/workflows`);
   const { items: schedules } = await api('schedules');
   const leap = schedules.find((s: { name: string }) => s.name === 'leap-day-import');
+  assert.ok(leap !== undefined, 'the API lists leap-day-import');
   const leapRow = page.locator('[data-testid="schedules-import-item"] tr[data-schedule="leap-day-import"]');
   await leapRow.waitFor();
+  // Each card lists its own workflow's schedules, and only those.
+  assert.equal(await page.locator('[data-testid="schedules-import-item"] tbody tr').count(), 1);
+  assert.equal(await page.locator('[data-testid="schedules-tidy-up"] tbody tr').count(), 1);
+  assert.equal(await leapRow.locator('th').innerText(), 'leap-day-import');
   const leapCells = await leapRow.locator('td').allInnerTexts();
   assert.match(leapCells[0]!, /30 2 29 2 \*\s+Europe\/Paris/);
   assert.ok(leapCells[1]!.startsWith(await shownAt(page, leap.next)), `next tick: ${leapCells[1]}`);
+  assert.match(leapCells[1]!, /in \d+ d( \d+ h)?$/);
   assert.deepEqual(leapCells.slice(2), ['none yet', 'high', 'none']);
   // The start caught up the tick of 1 January: once its run is stored, that is the last tick.
   const newYear = Date.UTC(new Date().getUTCFullYear(), 0, 1);

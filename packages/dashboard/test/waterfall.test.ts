@@ -161,9 +161,17 @@ test('durations read in the largest sensible unit', () => {
   assert.equal(formatDuration(2_500), '2.5 s');
   assert.equal(formatDuration(200_000), '3 min 20 s');
   assert.equal(formatDuration(7_500_000), '2 h 5 min');
-  // Rounded before splitting: never `1 min 60 s` nor `2 h 60 min`.
+  // Rounded before splitting, and the form chosen on the rounded value: no part reaches its
+  // unit's size, at a unit's edge or inside it.
   assert.equal(formatDuration(119_600), '2 min');
   assert.equal(formatDuration(3 * 3_600_000 - 20_000), '3 h');
+  assert.equal(formatDuration(999.6), '1.0 s');
+  assert.equal(formatDuration(9_960), '10 s');
+  assert.equal(formatDuration(59_500), '1 min');
+  assert.equal(formatDuration(60_000), '1 min');
+  assert.equal(formatDuration(3_599_600), '1 h');
+  assert.equal(formatDuration(48 * 3_600_000 - 20_000), '2 d');
+  assert.equal(formatDuration(-90_000), '-1 min 30 s');
   // From two days, days and hours: a schedule's next tick can be far off.
   assert.equal(formatDuration(30 * 3_600_000), '30 h');
   assert.equal(formatDuration(40 * 86_400_000 + 3 * 3_600_000 + 20 * 60_000), '40 d 3 h');

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, canOperate, describeError, type Run, type Schedule, type Workflow } from '../api.ts';
 import { useApp } from '../context.ts';
 import { dateTime, formatDuration } from '../parts/format.ts';
-import { type Loaded, useLoad } from '../parts/hooks.ts';
+import { type Loaded, useLoad, useNow } from '../parts/hooks.ts';
 import { Empty, ErrorBox, Loading } from '../parts/states.tsx';
 
 const PRIORITIES = ['low', 'normal', 'high', 'urgent', 'critical'];
@@ -84,33 +84,43 @@ function StartForm({ workflow }: { workflow: Workflow }) {
   );
 }
 
-/** Longest wait a browser timer takes (about 24.8 days); a later tick is waited for in turns. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How often the page looks at the time: the "in 5 min" texts, and whether a tick has passed. */
+const CLOCK_MS = 15_000;
 
-/** The schedules, loaded again once the earliest next tick has passed, so `next` stays ahead. */
-function useSchedules(): Loaded<{ items: Schedule[] }> {
+/**
+ * The schedules, and the time they are shown at. Once the earliest next tick has passed, they are
+ * loaded again at each turn of the clock until the server has moved it on, so a browser clock
+ * ahead of the server's, or a failed load, only delays the refresh.
+ */
+function useSchedules(): { schedules: Loaded<{ items: Schedule[] }>; now: number } {
   const schedules = useLoad((signal) => api<{ items: Schedule[] }>('schedules', { signal }), []);
   const ticks = (schedules.data?.items ?? []).flatMap((s) => (s.next === null ? [] : [s.next]));
   const earliest = ticks.length === 0 ? undefined : Math.min(...ticks);
+  // No clock while no schedule has a next tick: nothing on the page would change.
+  const now = useNow(CLOCK_MS, earliest !== undefined);
+  const passed = earliest !== undefined && now >= earliest;
   useEffect(() => {
-    if (earliest === undefined) return;
-    // A second after the tick: the server has moved `next` on by then.
-    const timer = setTimeout(
-      schedules.reload,
-      Math.min(Math.max(earliest - Date.now(), 0) + 1_000, MAX_TIMER_MS),
-    );
-    return () => clearTimeout(timer);
-  }, [earliest]);
-  return schedules;
+    if (passed) schedules.reload();
+  }, [passed, now]);
+  return { schedules, now };
 }
 
 /** A workflow's schedules; nothing when it has none. */
-function SchedulesTable({ workflow, schedules }: { workflow: string; schedules: Schedule[] }) {
+function SchedulesTable({
+  workflow,
+  schedules,
+  now,
+}: {
+  workflow: string;
+  schedules: Schedule[];
+  now: number;
+}) {
   if (schedules.length === 0) return null;
-  const now = Date.now();
   return (
     <table class="table schedules" data-testid={`schedules-${workflow}`}>
-      <caption>Schedules</caption>
+      <caption>
+        Schedules<span class="visually-hidden"> of {workflow}</span>
+      </caption>
       <thead>
         <tr>
           <th scope="col">Schedule</th>
@@ -134,7 +144,9 @@ function SchedulesTable({ workflow, schedules }: { workflow: string; schedules: 
               ) : (
                 <>
                   {dateTime(s.next)}{' '}
-                  <span class="muted small">in {formatDuration(Math.max(s.next - now, 0))}</span>
+                  <span class="muted small">
+                    {s.next > now ? `in ${formatDuration(s.next - now)}` : 'due now'}
+                  </span>
                 </>
               )}
             </td>
@@ -151,7 +163,7 @@ function SchedulesTable({ workflow, schedules }: { workflow: string; schedules: 
 export function WorkflowsPage() {
   const { session } = useApp();
   const workflows = useLoad((signal) => api<{ items: Workflow[] }>('workflows', { signal }), []);
-  const schedules = useSchedules();
+  const { schedules, now } = useSchedules();
   const schedulesOf = (workflow: string) =>
     schedules.data?.items.filter((s) => s.workflow === workflow) ?? [];
   return (
@@ -185,7 +197,7 @@ export function WorkflowsPage() {
                   <a href={`#/runs?workflow=${encodeURIComponent(w.name)}`}>its runs</a>
                 </p>
               )}
-              <SchedulesTable workflow={w.name} schedules={schedulesOf(w.name)} />
+              <SchedulesTable workflow={w.name} schedules={schedulesOf(w.name)} now={now} />
               {canOperate(session) ? <StartForm workflow={w} /> : null}
             </li>
           ))}
