@@ -17,6 +17,7 @@ export {
   type WorkflowSchedulerOptions,
 } from './engine/schedules.ts';
 export {
+  type ChildOptions,
   defineWorkflow,
   PRIORITIES,
   type Priority,

@@ -488,7 +488,8 @@ export class WorkflowEngine {
   /**
    * Cancels a run: a run this engine is executing has its steps' signals aborted at once and is
    * compensated; one held elsewhere is cancelled by its worker at its next heartbeat; one no
-   * worker holds (queued, asleep, waiting) is cancelled by the store at once, uncompensated.
+   * worker holds that has run (asleep, waiting) is made due, so that a worker replays and
+   * compensates it; one that has not run yet is cancelled by the store at once.
    */
   async cancel(runId: string, reason = 'cancelled'): Promise<boolean> {
     const now = this.#clock.now();
