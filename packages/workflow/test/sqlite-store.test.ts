@@ -336,6 +336,54 @@ describe('sqlite store: group commit', () => {
     }
   });
 
+  test('a transaction that changed nothing is not synced: its writes settle at once, or with the last commit not yet durable', async () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE t (n INTEGER)');
+    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+    const count = db.prepare('SELECT count(*) FROM t').pluck();
+    const pending: ((error: Error | null) => void)[] = [];
+    const writes = new GroupCommit(
+      db,
+      () => {},
+      (done) => pending.push(done),
+    );
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    // A read in a write transaction, as a claim that finds no run is.
+    const look = () => writes.run(() => count.get() as number);
+    try {
+      // Nothing waits to be durable: it settles in its own turn, and no sync starts.
+      assert.equal(await look(), 0);
+      assert.equal(pending.length, 0);
+      assert.equal(writes.stats.syncs, 0);
+      assert.equal(writes.stats.transactions, 1);
+      // It read a commit not yet durable: it settles with that commit's sync, and starts none.
+      const written = writes.run(() => insert.run(1));
+      await turn();
+      assert.equal(pending.length, 1);
+      let seen: number | undefined;
+      const read = look().then((n) => {
+        seen = n;
+      });
+      await turn();
+      await turn();
+      assert.equal(pending.length, 1, 'no sync of its own');
+      assert.equal(seen, undefined, 'not settled before what it read is durable');
+      pending.shift()!(null);
+      await Promise.all([written, read]);
+      assert.equal(seen, 1);
+      assert.equal(writes.stats.syncs, 1);
+      // A write that changes a row is synced as before.
+      const update = writes.run(() => db.prepare('UPDATE t SET n = 2').run());
+      await turn();
+      assert.equal(pending.length, 1);
+      pending.shift()!(null);
+      await update;
+      await writes.drained();
+    } finally {
+      db.close();
+    }
+  });
+
   test('a sync that fails while another is in flight: every write not yet settled is rejected, and the store drains', async () => {
     const db = new Database(':memory:');
     db.exec('CREATE TABLE t (n INTEGER)');

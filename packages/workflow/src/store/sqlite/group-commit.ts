@@ -1,7 +1,8 @@
 // Group commit: every write made in the same turn of the event loop shares one transaction (one
 // fsync), each in its own savepoint so one failing write does not undo the others. With a `sync`,
 // the fsync runs off the event loop and the writes settle once it is done; transactions go on
-// committing meanwhile, each synced at once (two syncs at most in flight).
+// committing meanwhile, each synced at once (two syncs at most in flight). A transaction that
+// changed nothing (an idle worker's poll) is not synced.
 import type { Database } from 'better-sqlite3';
 import type { WakeTopic } from '../types.ts';
 
@@ -76,6 +77,8 @@ export class GroupCommit {
   readonly #savepoint: () => void;
   readonly #release: () => void;
   readonly #rollbackTo: () => void;
+  /** Rows changed on the connection so far (`total_changes()`): a transaction that moved it wrote. */
+  readonly #changes: () => number;
 
   /** Without `sync`, COMMIT itself is durable (or as durable as the connection's `synchronous`). */
   constructor(db: Database, emit: (topic: WakeTopic) => void, sync?: Sync, maintain?: Maintain) {
@@ -97,6 +100,8 @@ export class GroupCommit {
     this.#savepoint = run('SAVEPOINT write');
     this.#release = run('RELEASE write');
     this.#rollbackTo = run('ROLLBACK TO write');
+    const changes = db.prepare('SELECT total_changes()').pluck();
+    this.#changes = () => changes.get() as number;
   }
 
   /** Queues a write; it settles once the transaction holding it has committed (durable) or failed. */
@@ -177,6 +182,7 @@ export class GroupCommit {
     // batch first runs without them, and only when a write throws is it rolled back and run
     // again with one savepoint each. Writes touch nothing but the database and their own
     // job, so running one twice is safe.
+    const changesBefore = this.#sync === undefined ? 0 : this.#changes();
     let failure = this.#attempt(jobs, false);
     if (failure === retryWithSavepoints) failure = this.#attempt(jobs, true);
     if (failure !== undefined) {
@@ -190,6 +196,20 @@ export class GroupCommit {
     if (this.#sync === undefined) {
       this.#settle(jobs, topics);
       this.#checkIdle();
+      return;
+    }
+    // Nothing written (a claim that found no run): nothing of its own to sync. Its writes may
+    // have read commits not yet durable, so they settle with the last of those, or now if none.
+    // A write rolled back by a savepoint still counts as a change: that errs towards a sync.
+    if (this.#changes() === changesBefore) {
+      const last = this.#unsynced.at(-1);
+      if (last === undefined) {
+        this.#settle(jobs, topics);
+        this.#checkIdle();
+      } else {
+        last.jobs.push(...jobs);
+        for (const topic of topics) last.topics.add(topic);
+      }
       return;
     }
     // Committed, not yet durable: it settles after a sync that begins after this commit. SQLite
