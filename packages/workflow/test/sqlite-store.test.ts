@@ -336,51 +336,138 @@ describe('sqlite store: group commit', () => {
     }
   });
 
-  test('a transaction that changed nothing is not synced: its writes settle at once, or with the last commit not yet durable', async () => {
-    const db = new Database(':memory:');
+  test('a transaction that changed nothing is not synced once a sync has covered what it may have read', async () => {
+    // A file in WAL mode, two connections as two processes would have: syncs are the test's to end.
+    const path = join(dir, `unchanged-${randomUUID()}.db`);
+    const open = () => {
+      const db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      return db;
+    };
+    const db = open();
     db.exec('CREATE TABLE t (n INTEGER)');
-    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
-    const count = db.prepare('SELECT count(*) FROM t').pluck();
+    const other = open();
     const pending: ((error: Error | null) => void)[] = [];
+    const otherPending: ((error: Error | null) => void)[] = [];
     const writes = new GroupCommit(
       db,
       () => {},
       (done) => pending.push(done),
     );
-    const turn = () => new Promise((resolve) => setImmediate(resolve));
-    // A read in a write transaction, as a claim that finds no run is.
-    const look = () => writes.run(() => count.get() as number);
+    const otherWrites = new GroupCommit(
+      other,
+      () => {},
+      (done) => otherPending.push(done),
+    );
+    const insert = db.prepare('INSERT INTO t (n) VALUES (?)');
+    const count = db.prepare('SELECT count(*) FROM t').pluck();
+    const otherInsert = other.prepare('INSERT INTO t (n) VALUES (?)');
+    const turn = async () => {
+      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    // A read in a write transaction, as a claim that finds no run is; `settled` tells when it ends.
+    const look = () => {
+      const state: { value?: number; error?: unknown } = {};
+      const done = writes
+        .run(() => count.get() as number)
+        .then(
+          (value) => {
+            state.value = value;
+          },
+          (error: unknown) => {
+            state.error = error;
+          },
+        );
+      return { state, done };
+    };
     try {
-      // Nothing waits to be durable: it settles in its own turn, and no sync starts.
-      assert.equal(await look(), 0);
+      // The first one is synced: the table's creation, outside any write, is covered by it.
+      const first = look();
+      await turn();
+      assert.equal(pending.length, 1, 'the first transaction is synced, changed or not');
+      pending.shift()!(null);
+      await first.done;
+      // From then on, one that changed nothing settles in its own turn, and no sync starts.
+      const idle = look();
+      await turn();
+      assert.equal(idle.state.value, 0);
       assert.equal(pending.length, 0);
-      assert.equal(writes.stats.syncs, 0);
-      assert.equal(writes.stats.transactions, 1);
-      // It read a commit not yet durable: it settles with that commit's sync, and starts none.
-      const written = writes.run(() => insert.run(1));
-      await turn();
-      assert.equal(pending.length, 1);
-      let seen: number | undefined;
-      const read = look().then((n) => {
-        seen = n;
-      });
-      await turn();
-      await turn();
-      assert.equal(pending.length, 1, 'no sync of its own');
-      assert.equal(seen, undefined, 'not settled before what it read is durable');
-      pending.shift()!(null);
-      await Promise.all([written, read]);
-      assert.equal(seen, 1);
       assert.equal(writes.stats.syncs, 1);
-      // A write that changes a row is synced as before.
-      const update = writes.run(() => db.prepare('UPDATE t SET n = 2').run());
+
+      // It read this connection's commits not yet durable: it settles with the last one's sync,
+      // and starts none of its own. Three commits: two synced at once, the third waiting.
+      const written: Promise<unknown>[] = [];
+      for (const n of [1, 2, 3]) {
+        written.push(writes.run(() => insert.run(n)));
+        await turn();
+      }
+      assert.equal(pending.length, 2, 'two syncs at most');
+      const read = look();
       await turn();
-      assert.equal(pending.length, 1);
+      assert.equal(pending.length, 2, 'no sync of its own');
       pending.shift()!(null);
-      await update;
-      await writes.drained();
+      await turn();
+      assert.equal(pending.length, 2, 'the third commit has its sync now');
+      pending.shift()!(null);
+      await turn();
+      assert.equal(read.state.value, undefined, 'not settled before the last commit it read is durable');
+      pending.shift()!(null);
+      await Promise.all([...written, read.done]);
+      assert.equal(read.state.value, 3);
+
+      // A failed sync rejects the unchanged transaction that waited for it, as it does the rest.
+      const doomed = writes.run(() => insert.run(5));
+      doomed.catch(() => {});
+      await turn();
+      const blind = look();
+      await turn();
+      pending.shift()!(Object.assign(new Error('EIO'), { code: 'EIO' }));
+      await blind.done;
+      assert.equal((blind.state.error as { code?: string } | undefined)?.code, 'EIO');
     } finally {
       db.close();
+    }
+
+    // Another connection's commit that it may have read: synced, as a change would be.
+    const db2 = open();
+    const mine = new GroupCommit(
+      db2,
+      () => {},
+      (done) => pending.push(done),
+    );
+    const count2 = db2.prepare('SELECT count(*) FROM t').pluck();
+    try {
+      pending.length = 0;
+      const warm = mine.run(() => count2.get());
+      await turn();
+      pending.shift()!(null);
+      await warm;
+      const theirs = otherWrites.run(() => otherInsert.run(6));
+      await turn();
+      assert.equal(otherPending.length, 1, 'the other connection committed; its sync has not ended');
+      let seen: unknown;
+      const read = mine
+        .run(() => count2.get())
+        .then((n) => {
+          seen = n;
+        });
+      await turn();
+      assert.equal(pending.length, 1, 'a sync of its own covers what the other connection committed');
+      assert.equal(seen, undefined);
+      pending.shift()!(null);
+      await read;
+      assert.equal(seen, 5, 'it read the other connection’s row');
+      otherPending.shift()!(null);
+      await theirs;
+      // Nobody else has committed since: the next one settles without a sync.
+      const again = mine.run(() => count2.get());
+      await turn();
+      assert.equal(pending.length, 0);
+      await again;
+    } finally {
+      db2.close();
+      other.close();
     }
   });
 

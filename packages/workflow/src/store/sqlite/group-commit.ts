@@ -2,7 +2,7 @@
 // fsync), each in its own savepoint so one failing write does not undo the others. With a `sync`,
 // the fsync runs off the event loop and the writes settle once it is done; transactions go on
 // committing meanwhile, each synced at once (two syncs at most in flight). A transaction that
-// changed nothing (an idle worker's poll) is not synced.
+// changed nothing (an idle worker's poll) is not synced, unless what it read may not be durable.
 import type { Database } from 'better-sqlite3';
 import type { WakeTopic } from '../types.ts';
 
@@ -79,6 +79,14 @@ export class GroupCommit {
   readonly #rollbackTo: () => void;
   /** Rows changed on the connection so far (`total_changes()`): a transaction that moved it wrote. */
   readonly #changes: () => number;
+  /** `PRAGMA data_version`: it moves when another connection (process, store) commits to the file. */
+  readonly #dataVersion: () => number;
+  /**
+   * `data_version` when the latest sync that ended had begun: while it has not moved, every commit
+   * of other connections is in the log that sync made durable. Unset until a sync has ended, so
+   * that the first unchanged transaction is synced, and covers the migrations' commits too.
+   */
+  #syncedVersion: number | undefined;
 
   /** Without `sync`, COMMIT itself is durable (or as durable as the connection's `synchronous`). */
   constructor(db: Database, emit: (topic: WakeTopic) => void, sync?: Sync, maintain?: Maintain) {
@@ -102,6 +110,8 @@ export class GroupCommit {
     this.#rollbackTo = run('ROLLBACK TO write');
     const changes = db.prepare('SELECT total_changes()').pluck();
     this.#changes = () => changes.get() as number;
+    const dataVersion = db.prepare('PRAGMA data_version').pluck();
+    this.#dataVersion = () => dataVersion.get() as number;
   }
 
   /** Queues a write; it settles once the transaction holding it has committed (durable) or failed. */
@@ -199,9 +209,12 @@ export class GroupCommit {
       return;
     }
     // Nothing written (a claim that found no run): nothing of its own to sync. Its writes may
-    // have read commits not yet durable, so they settle with the last of those, or now if none.
-    // A write rolled back by a savepoint still counts as a change: that errs towards a sync.
-    if (this.#changes() === changesBefore) {
+    // have read commits not yet durable, so they settle with the last of this connection's, or
+    // now if none; after another connection's commit since the last sync began, they are synced
+    // as a change would be. A change that a savepoint rolled back still counts (errs towards a
+    // sync). Beware INSERT OR IGNORE into an AUTOINCREMENT table: it may write sqlite_sequence
+    // without counting a change.
+    if (this.#changes() === changesBefore && this.#dataVersion() === this.#syncedVersion) {
       const last = this.#unsynced.at(-1);
       if (last === undefined) {
         this.#settle(jobs, topics);
@@ -227,6 +240,7 @@ export class GroupCommit {
   #startSync(): void {
     if (this.#syncing >= MAX_SYNCS || this.#coveredSeq === this.#committedSeq) return;
     const covers = this.#committedSeq;
+    const version = this.#dataVersion();
     this.#coveredSeq = covers;
     this.#syncing++;
     this.stats.syncs++;
@@ -240,6 +254,8 @@ export class GroupCommit {
         this.#fail(error);
         return;
       }
+      // Syncs may end out of order; the version only grows.
+      if (this.#syncedVersion === undefined || version > this.#syncedVersion) this.#syncedVersion = version;
       let settled = 0;
       while (settled < this.#unsynced.length && this.#unsynced[settled]!.seq <= covers) settled++;
       for (const batch of this.#unsynced.splice(0, settled)) this.#settle(batch.jobs, batch.topics);
