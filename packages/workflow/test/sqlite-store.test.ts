@@ -10,6 +10,8 @@ import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ErrorCodes, InvalidOptionsError } from '@bulwark/core';
 import Database from 'better-sqlite3';
+import { WorkflowEngine } from '../src/engine/engine.ts';
+import { defineWorkflow } from '../src/engine/workflow.ts';
 import { WorkflowErrorCodes } from '../src/errors.ts';
 import { GroupCommit } from '../src/store/sqlite/group-commit.ts';
 import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite/index.ts';
@@ -226,6 +228,31 @@ describe('sqlite store: group commit', () => {
       },
       { syncInThreadPool: true },
     );
+  });
+
+  test('syncInThreadPool: an idle worker syncs for its announcements, not for each poll that finds nothing', async (t) => {
+    const store = await openSqliteStore({
+      path: join(dir, `idle-${randomUUID()}.db`),
+      syncInThreadPool: true,
+    });
+    const probe = defineWorkflow({ name: 'idle' }, async (ctx) => ctx.step('one', () => 1));
+    // A poll every 20 ms, an announcement every second (leaseMs / 3).
+    const engine = new WorkflowEngine({ store, pollMs: 20, leaseMs: 3_000 });
+    engine.register(probe).startWorker();
+    try {
+      await engine.result((await engine.start(probe, null)).id);
+      const before = store.stats();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const after = store.stats();
+      const transactions = after.transactions - before.transactions;
+      const syncs = after.syncs - before.syncs;
+      t.diagnostic(`idle for 1.5 s: ${transactions} transactions, ${syncs} syncs`);
+      assert.ok(transactions >= 20, `the worker polled: ${transactions} transactions`);
+      assert.ok(syncs <= 3, `${syncs} syncs: the announcements' alone (one a second)`);
+    } finally {
+      await engine.stop();
+      await store.close();
+    }
   });
 
   test('syncInThreadPool: the log is checkpointed in a worker thread, not in a commit, and stays bounded', async () => {
