@@ -667,6 +667,31 @@ function suites(): void {
         });
       });
 
+      test('a connection that drops while the store has it checked out fails its call, not the process', async () => {
+        await withSchema(async (store, schema) => {
+          const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
+          // A socket error on a client out of the pool has no listener of the pool's: unhandled,
+          // it is an uncaught exception, which ends the process (and fails this test).
+          for (let i = 0; i < 20; i++) {
+            await store.claim(request).catch(() => {});
+            await admin.query(
+              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND application_name <> $2 AND query LIKE $1`,
+              [`%queued_versions%"${schema}".runs%`, ADMIN],
+            );
+            // At once: the claim takes the connection before it hears of the drop, most times.
+            await store.claim(request).catch(() => {});
+          }
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          // The dropped connections were discarded: the store answers again.
+          let answer: ClaimedRun[] | undefined;
+          for (let i = 0; i < 50 && answer === undefined; i++) {
+            answer = await store.claim(request).catch(() => undefined);
+          }
+          assert.deepEqual(answer, []);
+        });
+      });
+
       test('a claim reads each version queued by a seek, its runs in claim order, and waiting runs and expired leases only as far as those due, through their indexes', async () => {
         await withSchema(async (store, schema) => {
           await store.enqueue([newRun()], T0);

@@ -112,6 +112,8 @@ export class PostgresStore implements WorkflowStore {
   #indexed: Promise<Pool> | undefined;
   /** The indexed pool's connections whose session settings are made. */
   readonly #planned = new WeakSet<PoolClient>();
+  /** Clients that have this store's own 'error' listener (see `#guard`). */
+  readonly #guarded = new WeakSet<PoolClient>();
   #closed = false;
 
   constructor(options: PostgresStoreOptions = {}) {
@@ -176,7 +178,7 @@ export class PostgresStore implements WorkflowStore {
     const files = (await readdir(MIGRATIONS)).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
     const m = migrationStatements(this.#quotedSchema);
     const pool = await this.#getPool();
-    const client = await pool.connect();
+    const client = this.#guard(await pool.connect());
     try {
       await client.query('BEGIN');
       await client.query(m.lock, [`bulwark:migrate:${this.schema}`]);
@@ -533,7 +535,7 @@ export class PostgresStore implements WorkflowStore {
     acquire: () => Promise<PoolClient> = async () => (await this.#getPool()).connect(),
   ): Promise<T> {
     await loadPg();
-    const client = await acquire();
+    const client = this.#guard(await acquire());
     let broken: Error | undefined;
     try {
       return await work(new Session(client, this.#sql));
@@ -544,6 +546,21 @@ export class PostgresStore implements WorkflowStore {
     } finally {
       client.release(broken);
     }
+  }
+
+  /**
+   * Gives a client out of the pool a listener for its 'error' events, once. The pool listens only
+   * to its idle clients: a connection that drops while the store has it (the server restarted, a
+   * claim sent before the client heard its backend was terminated) would otherwise be an uncaught
+   * exception that ends the process. The statement in flight still rejects, and the session gives
+   * the client back broken, so the pool discards it.
+   */
+  #guard(client: PoolClient): PoolClient {
+    if (!this.#guarded.has(client)) {
+      client.on('error', () => {});
+      this.#guarded.add(client);
+    }
+    return client;
   }
 
   /** A claim outside any transaction, in one round trip, on the indexed pool (see `#indexedPool`). */
