@@ -70,7 +70,17 @@ function suites(): void {
     );
   }
 
-  /** Runs `body` on a fresh, migrated schema and always cleans up (peers included). */
+  /** Terminates the backends whose last statement was a claim on `schema`'s runs; how many. */
+  async function terminateClaimConnections(schema: string): Promise<number> {
+    const { rows } = await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE pid <> pg_backend_pid() AND application_name <> $2 AND query LIKE $1`,
+      // The claim's text as pg_stat_activity keeps it: its first 1,024 bytes.
+      [`%queued_versions%"${schema}".runs%`, ADMIN],
+    );
+    return rows.length;
+  }
+
   /** A pool of `max` connections that records the text of every statement sent through it. */
   function recordingPool(max: number): { pool: pg.Pool; sent: string[] } {
     const pool = new pg.Pool({ connectionString: PG_URL, max });
@@ -85,6 +95,7 @@ function suites(): void {
     return { pool, sent };
   }
 
+  /** Runs `body` on a fresh, migrated schema and always cleans up (peers included). */
   async function withSchema(
     body: (
       store: PostgresStore,
@@ -648,13 +659,7 @@ function suites(): void {
           await store.enqueue([newRun(), newRun()], T0);
           const request = { workerId: 'w', limit: 1, leaseMs: 60_000, now: T0, workflows: ['pg'] };
           assert.equal((await store.claim(request)).length, 1);
-          const { rows } = await admin.query(
-            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE pid <> pg_backend_pid() AND application_name <> $2 AND query LIKE $1`,
-            // The claim's text as pg_stat_activity keeps it: its first 1,024 bytes.
-            [`%queued_versions%"${schema}".runs%`, ADMIN],
-          );
-          assert.equal(rows.length, 1, 'the claim connection');
+          assert.equal(await terminateClaimConnections(schema), 1, 'the claim connection');
           // A claim sent before the client hears of the drop fails; the next one reconnects.
           let claimed: ClaimedRun[] | undefined;
           for (let i = 0; i < 50 && claimed === undefined; i++) {
@@ -674,11 +679,7 @@ function suites(): void {
           // it is an uncaught exception, which ends the process (and fails this test).
           for (let i = 0; i < 20; i++) {
             await store.claim(request).catch(() => {});
-            await admin.query(
-              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-              WHERE pid <> pg_backend_pid() AND application_name <> $2 AND query LIKE $1`,
-              [`%queued_versions%"${schema}".runs%`, ADMIN],
-            );
+            await terminateClaimConnections(schema);
             // At once: the claim takes the connection before it hears of the drop, most times.
             await store.claim(request).catch(() => {});
           }
