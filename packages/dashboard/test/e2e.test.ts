@@ -17,8 +17,10 @@ import { after, before, test } from 'node:test';
 import { type StartedServer, startServer } from '@bulwark/server';
 import { defineWorkflow } from '@bulwark/workflow';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { dateTime } from '../app/parts/format.ts';
 import {
   ensureDashboardBuilt,
+  eventually,
   launchBrowser,
   seriousViolations,
   shots,
@@ -231,13 +233,8 @@ test('the Workflows page asks for the schedules again once the earliest next tic
   page.on('request', (request) => {
     if (new URL(request.url()).pathname === '/api/schedules') asked++;
   });
-  const askedAgain = async (count: number) => {
-    const from = Date.now();
-    while (asked < count) {
-      assert.ok(Date.now() - from < 5_000, `request ${count} for the schedules`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
+  const askedAgain = (count: number) =>
+    eventually(() => asked >= count, `request ${count} for the schedules`);
   try {
     await page.goto(`${server!.url}/#key=${encodeURIComponent(ADMIN_KEY)}`);
     await page.locator('[data-dependency="inventory"]').waitFor();
@@ -261,22 +258,6 @@ test('the Workflows page asks for the schedules again once the earliest next tic
   }
   assert.deepEqual(errors, [], 'the page logged errors');
 });
-
-/** An instant as the page writes it (local time, `YYYY-MM-DD HH:MM:SS`). */
-function shownAt(page: Page, at: number): Promise<string> {
-  // No named function inside: the test's transform would wrap it in a helper the page lacks.
-  return page.evaluate((t) => {
-    const d = new Date(t);
-    const [mo, da, h, mi, se] = [
-      d.getMonth() + 1,
-      d.getDate(),
-      d.getHours(),
-      d.getMinutes(),
-      d.getSeconds(),
-    ].map((n) => String(n).padStart(2, '0'));
-    return `${d.getFullYear()}-${mo}-${da} ${h}:${mi}:${se}`;
-  }, at);
-}
 
 async function journey(page: Page, context: BrowserContext, violations: string[]): Promise<void> {
   const base = server!.url;
@@ -306,23 +287,23 @@ async function journey(page: Page, context: BrowserContext, violations: string[]
   assert.equal(await leapRow.locator('th').innerText(), 'leap-day-import');
   const leapCells = await leapRow.locator('td').allInnerTexts();
   assert.match(leapCells[0]!, /30 2 29 2 \*\s+Europe\/Paris/);
-  assert.ok(leapCells[1]!.startsWith(await shownAt(page, leap.next)), `next tick: ${leapCells[1]}`);
+  // The app's own format, here: the browser and this process share the machine's time zone.
+  assert.ok(leapCells[1]!.startsWith(dateTime(leap.next)), `next tick: ${leapCells[1]}`);
   assert.match(leapCells[1]!, /in \d+ d( \d+ h)?$/);
   assert.deepEqual(leapCells.slice(2), ['none yet', 'high', 'none']);
   // The start caught up the tick of 1 January: once its run is stored, that is the last tick.
   const newYear = Date.UTC(new Date().getUTCFullYear(), 0, 1);
-  const waitedFrom = Date.now();
-  const lastTick = async () =>
-    (await api('schedules')).items.find((s: { name: string }) => s.name === 'new-year-tidy-up').lastTick;
-  while ((await lastTick()) !== newYear) {
-    assert.ok(Date.now() - waitedFrom < 5_000, 'the catch-up run was stored within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await eventually(
+    async () =>
+      (await api('schedules')).items.find((s: { name: string }) => s.name === 'new-year-tidy-up').lastTick ===
+      newYear,
+    'the catch-up run was stored within 5 s',
+  );
   await page.reload();
   const tidyRow = page.locator('[data-testid="schedules-tidy-up"] tr[data-schedule="new-year-tidy-up"]');
   await tidyRow.waitFor();
   const tidyCells = await tidyRow.locator('td').allInnerTexts();
-  assert.equal(tidyCells[2], await shownAt(page, newYear));
+  assert.equal(tidyCells[2], dateTime(newYear));
   violations.push(...(await seriousViolations(page, 'workflows page')));
 
   // A run started from the page: its waterfall fills in live, with no reload.
@@ -363,10 +344,11 @@ async function journey(page: Page, context: BrowserContext, violations: string[]
   // The reset wakes it: it goes on at once, not at the isolation's end.
   const resetAt = Date.now();
   await page.getByText('No run is parked on inventory.').waitFor({ timeout: 5_000 });
-  while ((await api(`runs/${held.id}`)).status !== 'completed') {
-    assert.ok(Date.now() - resetAt < 5_000, 'the run went on within 5 s of the reset');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await eventually(
+    async () => (await api(`runs/${held.id}`)).status === 'completed',
+    'the run went on within 5 s of the reset',
+    5_000 - (Date.now() - resetAt),
+  );
 
   // The upstream fails: a run's step fails twice, the circuit opens, and the run parks on it.
   failing = true;

@@ -1,6 +1,8 @@
 // What the dashboard's browser tests share: where Chromium is (and whether to skip without it),
 // building the app when its build is missing or older than its sources, launching the browser,
-// and the two checks every page gets: no console error, no serious or critical axe violation.
+// the two checks every page gets (no console error, no serious or critical axe violation), and
+// waiting on the server's side for what the page does not show.
+import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,4 +75,17 @@ export async function seriousViolations(page: Page, where: string): Promise<stri
       (v) =>
         `${where}: ${v.id} (${v.impact}) ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
     );
+}
+
+/** Waits until `check` holds, asking every 20 ms; fails naming `what` after `ms`. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 5_000,
+): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < until, what);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
