@@ -331,9 +331,13 @@ export function formatDuration(ms: number): string {
   const seconds = Math.round(abs / 1_000);
   if (seconds < 60) return `${sign}${seconds} s`;
   const minutes = Math.round(abs / 60_000);
-  const split = (total: number, per: number, big: string, small: string) =>
-    `${sign}${Math.floor(total / per)} ${big}${total % per === 0 ? '' : ` ${total % per} ${small}`}`;
-  if (seconds < 3_600) return split(seconds, 60, 'min', 's');
-  if (minutes < 48 * 60) return split(minutes, 60, 'h', 'min');
-  return split(Math.round(abs / 3_600_000), 24, 'd', 'h');
+  if (seconds < 3_600) return sign + inUnits(seconds, 60, 'min', 's');
+  if (minutes < 48 * 60) return sign + inUnits(minutes, 60, 'h', 'min');
+  return sign + inUnits(Math.round(abs / 3_600_000), 24, 'd', 'h');
+}
+
+/** `total` small units as big ones and the rest: `3 min 20 s`, or `3 min` with no rest. */
+function inUnits(total: number, per: number, big: string, small: string): string {
+  const rest = total % per;
+  return `${Math.floor(total / per)} ${big}${rest === 0 ? '' : ` ${rest} ${small}`}`;
 }

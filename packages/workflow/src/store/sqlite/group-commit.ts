@@ -203,18 +203,16 @@ export class GroupCommit {
     }
     const topics = new Set<WakeTopic>();
     for (const job of jobs) if (!job.failed) for (const topic of job.topics) topics.add(topic);
-    if (this.#sync === undefined) {
-      this.#settle(jobs, topics);
-      this.#checkIdle();
-      return;
-    }
-    // Nothing written (a claim that found no run): nothing of its own to sync. Its writes may
-    // have read commits not yet durable, so they settle with the last of this connection's, or
-    // now if none; after another connection's commit since the last sync began, they are synced
-    // as a change would be. A change that a savepoint rolled back still counts (errs towards a
-    // sync). Beware INSERT OR IGNORE into an AUTOINCREMENT table: it may write sqlite_sequence
-    // without counting a change.
-    if (this.#changes() === changesBefore && this.#dataVersion() === this.#syncedVersion) {
+    // Without `sync`, COMMIT was durable. With it, a transaction that wrote nothing (a claim that
+    // found no run) has nothing of its own to sync, but its writes may have read commits not yet
+    // durable: they settle with the last of this connection's, or now if none; after another
+    // connection's commit since the last sync began, they are synced as a change would be. A
+    // change that a savepoint rolled back still counts (errs towards a sync). Beware INSERT OR
+    // IGNORE into an AUTOINCREMENT table: it may write sqlite_sequence without counting a change.
+    if (
+      this.#sync === undefined ||
+      (this.#changes() === changesBefore && this.#dataVersion() === this.#syncedVersion)
+    ) {
       const last = this.#unsynced.at(-1);
       if (last === undefined) {
         this.#settle(jobs, topics);
